@@ -1,0 +1,103 @@
+"""One Airflow DAG per department YAML in ``dags/departments/`` (airflow DAG factory).
+
+Each DAG, per source table: ``extract_<table>`` lands the raw partition, ``stage_<table>``
+normalises it, quarantines rejected rows and merges the rest into the staged Delta table
+(emitting the table's Asset event); ``report`` writes the department's load report last,
+also when an earlier task failed. Nothing here touches a database at parse time; the
+heavy libraries are imported inside the tasks, and XCom carries only paths and counts.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, TriggerRule, task
+
+from datacloud.config import Department, load_departments
+
+START = datetime(2026, 1, 1)
+
+
+def staged_asset(code: str, table: str) -> Asset:
+    return Asset(name=f"staged.{code}.{table}", uri=f"datacloud://staged/{code}/{table}")
+
+
+def _business_date() -> Any:
+    from airflow.sdk import get_current_context
+
+    from datacloud.nightly import business_date
+
+    ctx = get_current_context()
+    return business_date(ctx["data_interval_end"], ctx["dag_run"].conf)
+
+
+@task
+def extract(code: str, table: str, connection_id: str) -> dict[str, Any]:
+    """Land one source table as raw Parquet for the business date."""
+    from datacloud.connections import airflow_connection_url
+    from datacloud.nightly import extract as run
+
+    return run(code, table, _business_date(), airflow_connection_url(connection_id))
+
+
+@task
+def stage(code: str, table: str, extracted: dict[str, Any]) -> dict[str, Any]:
+    """Normalise, quarantine and merge into staged/<dept>/<table>."""
+    from airflow.sdk import get_current_context
+
+    from datacloud.nightly import stage as run
+
+    return run(code, table, _business_date(), get_current_context()["run_id"])
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def report(code: str) -> dict[str, Any]:
+    """Write reports/<dept>/<date>/ whatever happened earlier in the night."""
+    from datacloud.nightly import report as run
+
+    return run(code, _business_date())
+
+
+def _retries(dept: Department) -> int:
+    # DATACLOUD_TASK_RETRIES overrides the YAML (the embedded demo and tests run without retries)
+    return int(os.environ.get("DATACLOUD_TASK_RETRIES", dept.retries))
+
+
+def build_dag(dept: Department) -> DAG:
+    """The nightly DAG of one department."""
+    with DAG(
+        dag_id=f"dept_{dept.code}",
+        description=f"{dept.name}: nightly extraction, normalisation and staging",
+        schedule=CronTriggerTimetable(dept.schedule, timezone=dept.timezone, interval=timedelta(days=1)),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["datacloud", "department", dept.code],
+        doc_md=__doc__,
+        default_args={
+            "owner": dept.owner,
+            "retries": _retries(dept),
+            "retry_delay": timedelta(minutes=dept.retry_delay_minutes),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(hours=1),
+            "execution_timeout": timedelta(minutes=dept.execution_timeout_minutes),
+        },
+    ) as dag:
+        staged = []
+        for table in dept.tables:
+            landed = extract.override(task_id=f"extract_{table.name}")(
+                dept.code, table.name, dept.connection_id
+            )
+            staged.append(
+                stage.override(
+                    task_id=f"stage_{table.name}", outlets=[staged_asset(dept.code, table.name)]
+                )(dept.code, table.name, landed)
+            )
+        staged >> report.override(task_id="report")(dept.code)
+    return dag
+
+
+for _dept in load_departments():
+    globals()[f"dept_{_dept.code}"] = build_dag(_dept)

@@ -1,0 +1,57 @@
+"""The canonical kinds of record the platform curates, and the columns each must provide.
+
+Pure Python (no pyarrow), so the DAG files can validate department YAML at parse time
+without importing anything heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# kind -> canonical columns a department table of that kind must map (the business key first)
+REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "person": ("id_number", "name"),
+    "enterprise": ("credit_code", "name"),
+    "enterprise_role": ("credit_code", "id_number", "role"),
+    "property_right": ("certificate_no", "owner_id_number"),
+    "housing_fund_account": ("account_no", "id_number"),
+    "marriage": ("registration_id", "husband_id_number", "wife_id_number"),
+}
+
+KINDS: Final[tuple[str, ...]] = tuple(REQUIRED_COLUMNS)
+
+# Names of the normalisers in transforms.registry.NORMALISERS (a unit test keeps them equal),
+# plus "keep": the value passes through with its source type (decimals stay exact).
+NORMALISER_NAMES: Final[frozenset[str]] = frozenset(
+    {
+        "id_number",
+        "credit_code",
+        "person_name",
+        "text",
+        "enterprise_name",
+        "sex",
+        "date",
+        "phone",
+        "capital",
+        "ethnicity",
+        "division",
+        "keep",
+    }
+)
+
+# Canonical fields a department can be authoritative for (一数一源).
+AUTHORITY_FIELDS: Final[frozenset[str]] = frozenset(
+    {
+        "name",
+        "sex",
+        "birth_date",
+        "ethnicity",
+        "registered_address",
+        "marital_status",
+        "enterprise_name",
+        "enterprise_status",
+        "legal_representative",
+        "property_ownership",
+        "housing_fund_account",
+    }
+)

@@ -1,0 +1,240 @@
+"""The ``datacloud`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="datacloud: nightly ETL for the provincial data-resource cloud (政务数据资源共享平台).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one clear message, exit code 2."""
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+    )
+
+
+@app.command()
+def sample(
+    persons: Annotated[int, typer.Option(min=10, help="number of persons in the household register")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same data")] = 20261120,
+    out: Annotated[Path | None, typer.Option(help="folder for the SQLite files <dept>.db")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of a PostgreSQL or MariaDB database to load instead; "
+                     "'{dept}' in it gives each department its own database"),
+    ] = None,
+    business_date: Annotated[str, typer.Option("--date", help="business date YYYY-MM-DD")] = "2026-11-20",
+    dirt: Annotated[list[str] | None, typer.Option(help="dirt rate override kind=rate, repeatable")] = None,
+) -> None:
+    """Write the five sample department databases (gongan, scjg, bdc, gjj, mz) and a ground truth."""
+    from datacloud.paths import StorageRoot
+    from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite, write_url
+
+    ds = _date(business_date)
+    try:
+        rates = DirtRates.parse(dirt or [])
+    except ValueError as e:
+        raise UserError(f"--dirt: {e}") from None
+    target = out or StorageRoot.from_env().samples()
+    with _progress() as p:
+        t = p.add_task(f"generating {persons:,} persons (seed {seed})", total=None)
+        data = generate(persons, seed, ds, rates)
+        p.update(t, description=f"generated {persons:,} persons (seed {seed})", total=1, completed=1)
+        if url:
+            t = p.add_task("loading into the database", total=None)
+            written = write_url(data, url)
+            p.update(t, description=f"loaded into {', '.join(written)}", total=1, completed=1)
+        else:
+            t = p.add_task(f"writing SQLite files to {target}", total=None)
+            write_sqlite(data, target)
+            p.update(t, total=1, completed=1)
+        gt = write_ground_truth(data, target)
+    table = Table(title="sample departments")
+    table.add_column("department")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for dept, tables in data.tables.items():
+        for name, rows in tables.items():
+            table.add_row(dept, name, f"{rows.num_rows:,}")
+    console.print(table)
+    console.print(f"ground truth: {gt}")
+
+
+@app.command()
+def validate(
+    folder: Annotated[Path | None, typer.Option(help="folder of department YAMLs")] = None,
+) -> None:
+    """Validate every department YAML and check that its extraction queries exist."""
+    from datacloud.config import check_sql, load_departments
+
+    depts = load_departments(folder)
+    problems = [p for d in depts for p in check_sql(d)]
+    if problems:
+        raise UserError("\n".join(problems))
+    for d in depts:
+        console.print(f"[green]ok[/] {d.code}: {d.name}, {len(d.tables)} table(s)")
+
+
+@app.command()
+def report(
+    dept: Annotated[str, typer.Option(help="department code, e.g. gongan")],
+    business_date: Annotated[str, typer.Option("--date", help="business date YYYY-MM-DD")],
+) -> None:
+    """Regenerate one department's load report from the night's recorded outcome."""
+    from datacloud.config import ConfigError
+    from datacloud.nightly import department
+    from datacloud.paths import StorageRoot
+    from datacloud.report import write_department_report
+
+    try:
+        d = department(dept)
+    except ConfigError as e:
+        if "cannot read" in str(e):
+            raise UserError(f"--dept: no department {dept!r} (no YAML for it)") from None
+        raise
+    out = write_department_report(StorageRoot.from_env(), d, _date(business_date))
+    console.print(f"{out.parent / 'report.json'} ({out.status})")
+
+
+@app.command()
+def docs() -> None:
+    """Regenerate docs/rules.md from the rules catalogue."""
+    from datacloud.paths import REPO_ROOT
+    from transforms.rules import rules_markdown
+
+    path = REPO_ROOT / "docs" / "rules.md"
+    path.write_text(rules_markdown(), encoding="utf-8")
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def demo(
+    persons: Annotated[int, typer.Option(min=10, help="persons in the sample register")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed of the sample")] = 20261120,
+    business_date: Annotated[str, typer.Option("--date", help="business date YYYY-MM-DD")] = "2026-11-20",
+) -> None:
+    """Generate the sample departments and run one night through Airflow (embedded, no server)."""
+    from datacloud import demo as d
+    from datacloud.paths import StorageRoot
+    from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite
+
+    ds = _date(business_date)
+    root = StorageRoot.from_env()
+    depts = d.departments()
+    samples = root.samples()
+    failed: list[str] = []
+    with _progress() as p:
+        t = p.add_task(f"sample departments: {persons:,} persons", total=None)
+        data = generate(persons, seed, ds, DirtRates())
+        write_sqlite(data, samples)
+        write_ground_truth(data, samples)
+        p.update(t, total=1, completed=1)
+        env = d.airflow_env(root, depts, samples)
+        t = p.add_task("airflow db migrate (SQLite metadata)", total=None)
+        ok, _, log = d.migrate(env, root)
+        p.update(t, total=1, completed=1)
+        if not ok:
+            raise UserError(f"airflow db migrate failed; see {log}")
+        for dag_id in [f"dept_{x.code}" for x in depts] + ["curation"]:
+            t = p.add_task(f"airflow dags test {dag_id} {d.logical_date_for(ds).isoformat()}", total=None)
+            outcome = d.run_dag(dag_id, ds, env, root)
+            mark = "[green]ok[/]" if outcome.ok else "[red]failed[/]"
+            p.update(t, description=f"{dag_id} {mark}", total=1, completed=1)
+            if not outcome.ok:
+                failed.append(f"{dag_id} (log: {outcome.log})")
+    _print_summary(root, depts, ds)
+    if failed:
+        raise UserError("these DAG runs failed: " + "; ".join(failed))
+
+
+def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-def]
+    from datacloud.delta import open_table
+
+    table = Table(title=f"night of {ds.isoformat()}")
+    for col in ("department", "status", "extracted", "accepted", "rejected", "deduplicated", "report"):
+        table.add_column(col, justify="right" if col in {"extracted", "accepted", "rejected", "deduplicated"} else "left")
+    for dept in depts:
+        path = root.report_dir(dept.code, ds) / "report.json"
+        if not path.is_file():
+            table.add_row(dept.code, "no report", "", "", "", "", "")
+            continue
+        r = json.loads(path.read_text(encoding="utf-8"))
+        tot = r["totals"]
+        table.add_row(
+            dept.code, f"{r['status_zh']} {r['status']}", f"{tot['rows_in']:,}", f"{tot['rows_accepted']:,}",
+            f"{tot['rows_rejected']:,}", f"{tot['rows_deduplicated']:,}", str(path.relative_to(root.root)),
+        )
+    console.print(table)
+    cur = Table(title="curated tables (Delta Lake)")
+    cur.add_column("table")
+    cur.add_column("rows", justify="right")
+    cur.add_column("version", justify="right")
+    cur.add_column("path")
+    for name in ("person", "enterprise", "property_right", "housing_fund_account", "marriage", "enterprise_role"):
+        dt = open_table(root.curated(name))
+        if dt is None:
+            cur.add_row(name, "-", "-", "not published")
+            continue
+        rows = sum(a["num_records"] for a in dt.get_add_actions(flatten=True).to_pylist())
+        cur.add_row(name, f"{rows:,}", str(dt.version()), str(root.curated(name)))
+    console.print(cur)
+    console.print(f"storage root: {root.root}   reports: {root.root / 'reports'}")
+
+
+def main() -> None:
+    """Entry point: user errors and config errors as one clear message, never a traceback."""
+    from pydantic import ValidationError
+
+    from datacloud.config import ConfigError
+
+    try:
+        app(standalone_mode=False)
+    except (UserError, ConfigError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except ValidationError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors and anything unexpected: one line, no traceback
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        err.print(f"[red]error:[/] {type(e).__name__}: {e}", highlight=False)
+        err.print("run with DATACLOUD_DEBUG=1 for the traceback", style="dim")
+        if __import__("os").environ.get("DATACLOUD_DEBUG"):
+            raise
+        sys.exit(1)

@@ -1,0 +1,216 @@
+"""Department configuration: one YAML per department, validated by a typed model.
+
+A department is data. ``dags/departments/<code>.yaml`` names the connection, the schedule,
+and per source table the extraction mode, keys and the mapping of source columns to the
+canonical schema, each column through a named normaliser from ``transforms.registry``.
+Errors name the file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from datacloud.canonical import AUTHORITY_FIELDS, NORMALISER_NAMES, REQUIRED_COLUMNS
+from datacloud.paths import departments_dir, sql_dir
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+CODE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+
+Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
+
+
+class ConfigError(ValueError):
+    """A department YAML is invalid; the message names file, field and expectation."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Model):
+    """How one canonical column is filled from the source table."""
+
+    source: Identifier | None = None
+    constant: str | None = None
+    normalise: str = "text"
+    required: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    extras: dict[str, Identifier] = Field(
+        default_factory=dict,
+        description="normaliser extra output -> canonical column name",
+    )
+
+    @field_validator("normalise")
+    @classmethod
+    def _known_normaliser(cls, v: str) -> str:
+        if v not in NORMALISER_NAMES:
+            raise ValueError(f"unknown normaliser {v!r}; expected one of {sorted(NORMALISER_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _source_or_constant(self) -> ColumnSpec:
+        if (self.source is None) == (self.constant is None):
+            raise ValueError("give exactly one of 'source' (a source column) or 'constant'")
+        return self
+
+
+class TableSpec(_Model):
+    """One source table of a department."""
+
+    name: Identifier
+    kind: Literal[
+        "person",
+        "enterprise",
+        "enterprise_role",
+        "property_right",
+        "housing_fund_account",
+        "marriage",
+    ]
+    description: str = ""
+    mode: Literal["full", "incremental"] = "full"
+    primary_key: list[Identifier] = Field(min_length=1)
+    cursor: Identifier | None = None
+    dedupe_on: list[Identifier] = Field(default_factory=list)
+    columns: dict[Identifier, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _check(self) -> TableSpec:
+        missing = [c for c in REQUIRED_COLUMNS[self.kind] if c not in self.columns]
+        if missing:
+            raise ValueError(
+                f"a {self.kind} table must map the canonical columns {list(REQUIRED_COLUMNS[self.kind])}; "
+                f"missing {missing}"
+            )
+        if self.mode == "incremental" and self.cursor is None:
+            raise ValueError("mode 'incremental' needs a 'cursor' column")
+        produced = set(self.columns) | {e for c in self.columns.values() for e in c.extras.values()}
+        unknown = [c for c in self.dedupe_on if c not in produced]
+        if unknown:
+            raise ValueError(f"dedupe_on names {unknown}, which are not canonical columns of this table")
+        return self
+
+    @property
+    def source_columns(self) -> list[str]:
+        """Source columns the extraction query must return (keys first, no duplicates)."""
+        cols: list[str] = list(self.primary_key)
+        for spec in self.columns.values():
+            if spec.source and spec.source not in cols:
+                cols.append(spec.source)
+        if self.cursor and self.cursor not in cols:
+            cols.append(self.cursor)
+        return cols
+
+    @property
+    def business_key(self) -> list[str]:
+        """Canonical columns that identify the same record across rows (for deduplication)."""
+        return self.dedupe_on or [REQUIRED_COLUMNS[self.kind][0]]
+
+
+class Department(_Model):
+    """A data-providing department (数据提供部门)."""
+
+    code: Annotated[str, Field(pattern=CODE.pattern)]
+    name: str = Field(min_length=1)
+    connection_id: Identifier
+    schedule: str = "0 2 * * *"
+    timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
+    retries: int = Field(default=3, ge=0, le=10)
+    retry_delay_minutes: int = Field(default=5, ge=1, le=120)
+    execution_timeout_minutes: int = Field(default=120, ge=1, le=24 * 60)
+    authority: list[str] = Field(default_factory=list)
+    owner: str = "datacloud"
+    tables: list[TableSpec] = Field(min_length=1)
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in AUTHORITY_FIELDS]
+        if bad:
+            raise ValueError(f"unknown authority fields {bad}; expected some of {sorted(AUTHORITY_FIELDS)}")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError("expected a five-field cron expression, e.g. '0 2 * * *'")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> Department:
+        names = [t.name for t in self.tables]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"table names must be unique; repeated: {dup}")
+        return self
+
+    def table(self, name: str) -> TableSpec:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(f"department {self.code} has no table {name!r}")
+
+    def sql_path(self, table: str) -> Path:
+        return sql_dir() / self.code / f"{table}.sql"
+
+
+def _loc(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic error location as a YAML path: tables[0] (czrk).columns.id_number."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = ""
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                label = f" ({node[part].get('name', '')})" if node[part].get("name") else ""
+            out += f"[{part}]{label}"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        else:
+            out += ("." if out else "") + str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def load_department(path: Path) -> Department:
+    """Load and validate one department YAML; raise ConfigError naming file and field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'code', 'name', 'tables', …")
+    try:
+        dept = Department.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            field = _loc(tuple(err["loc"]), data)
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: field {field}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+    if path.stem != dept.code:
+        raise ConfigError(f"{path}: field code: {dept.code!r} must equal the file name {path.stem!r}")
+    return dept
+
+
+def load_departments(folder: Path | None = None) -> list[Department]:
+    """All departments, in a stable order (by file name)."""
+    folder = folder or departments_dir()
+    return [load_department(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+def check_sql(dept: Department) -> list[str]:
+    """Problems with the department's extraction queries (missing files); empty when fine."""
+    problems = []
+    for t in dept.tables:
+        p = dept.sql_path(t.name)
+        if not p.is_file():
+            problems.append(f"{dept.code}.{t.name}: extraction query {p} is missing")
+    return problems

@@ -1,0 +1,106 @@
+"""Raw landing: a partition is complete or absent, never half-written and taken as complete.
+
+Batches are written into a hidden temporary folder beside the partition; a ``_SUCCESS``
+marker with the row count is written last; the folder then replaces the partition by
+rename. Readers only accept a partition that has the marker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUCCESS = "_SUCCESS"
+
+
+class IncompletePartition(RuntimeError):
+    """A raw partition is missing or has no _SUCCESS marker."""
+
+
+class PartitionWriter:
+    """Writes Arrow batches as Parquet parts into a staging folder."""
+
+    def __init__(self, folder: Path, rows_per_file: int = 1_000_000) -> None:
+        self.folder = folder
+        self.rows_per_file = rows_per_file
+        self.rows = 0
+        self._part = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_file = 0
+        self.schema: pa.Schema | None = None
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        if self.schema is None:
+            self.schema = batch.schema
+        elif batch.schema != self.schema:
+            batch = batch.cast(self.schema)
+        if self._writer is None or self._rows_in_file >= self.rows_per_file:
+            self._close_file()
+            path = self.folder / f"part-{self._part:05d}.parquet"
+            self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self._part += 1
+            self._rows_in_file = 0
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        self._writer.write_table(table)
+        self._rows_in_file += batch.num_rows
+        self.rows += batch.num_rows
+
+    def _close_file(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def close(self, empty_schema: pa.Schema | None = None) -> None:
+        self._close_file()
+        if self._part == 0 and empty_schema is not None:
+            pq.write_table(empty_schema.empty_table(), self.folder / "part-00000.parquet")
+            self.schema = empty_schema
+
+
+@contextmanager
+def replace_partition(partition: Path) -> Iterator[PartitionWriter]:
+    """Write a partition atomically: on success it replaces the old one, on error nothing changes."""
+    partition.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partition.parent / f".{partition.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    writer = PartitionWriter(tmp)
+    try:
+        yield writer
+        writer.close()
+        marker = {"rows": writer.rows, "files": sorted(p.name for p in tmp.glob("*.parquet"))}
+        (tmp / SUCCESS).write_text(json.dumps(marker), encoding="utf-8")
+        old = None
+        if partition.exists():
+            old = partition.parent / f".{partition.name}.old-{uuid.uuid4().hex[:8]}"
+            partition.rename(old)
+        tmp.rename(partition)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        writer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_partition(partition: Path) -> pa.Table:
+    """Read a complete partition; raise IncompletePartition otherwise."""
+    marker = partition / SUCCESS
+    if not marker.is_file():
+        raise IncompletePartition(f"{partition} is missing or incomplete (no {SUCCESS} marker)")
+    meta = json.loads(marker.read_text(encoding="utf-8"))
+    parts = [pq.read_table(partition / name) for name in meta["files"]]
+    table = pa.concat_tables(parts) if parts else pa.table({})
+    if table.num_rows != meta["rows"]:
+        raise IncompletePartition(
+            f"{partition}: marker says {meta['rows']} rows, files hold {table.num_rows}"
+        )
+    return table

@@ -1,0 +1,148 @@
+"""The steps of a department night, one function per Airflow task.
+
+Each function takes plain values (department code, table, business date, run id), does its
+work against the storage root and returns a small dict of paths and counts for XCom.
+Failures are recorded in the run state before they propagate, so the report can state them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from datacloud import runstate
+from datacloud.config import Department, load_department
+from datacloud.paths import StorageRoot, departments_dir
+
+log = logging.getLogger(__name__)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+LINEAGE = ["_source", "_ds", "_run_id", "_loaded_at"]
+
+
+def department(code: str) -> Department:
+    return load_department(departments_dir() / f"{code}.yaml")
+
+
+def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = None) -> date:
+    """The business date a run covers: the Shanghai day before the run's interval end.
+
+    A run scheduled at 02:00 on 21 November loads 20 November. ``business_date`` in the run
+    conf overrides it (backfills of a single day).
+    """
+    if conf and conf.get("business_date"):
+        return date.fromisoformat(str(conf["business_date"]))
+    return (data_interval_end.astimezone(SHANGHAI) - timedelta(days=1)).date()
+
+
+def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
+    """Extract one source table into its raw partition."""
+    from datacloud.extract import extract_table
+
+    root = StorageRoot.from_env()
+    dept = department(code)
+    table = dept.table(table_name)
+    runstate.reset(root, code, ds, table_name)
+    try:
+        out = extract_table(url, dept, table, root.raw_partition(code, table_name, ds))
+    except Exception as e:
+        runstate.update(root, code, ds, table_name, status="failed", stage="extract", error=str(e))
+        raise
+    runstate.update(root, code, ds, table_name, status="extracted", extracted_rows=out.rows)
+    return {"path": str(out.path), "rows": out.rows}
+
+
+def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
+    """Normalise the raw partition, quarantine rejects and merge accepted rows into staged."""
+    from datacloud.delta import merge_by_key, open_table
+    from datacloud.landing import read_partition
+    from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table
+
+    root = StorageRoot.from_env()
+    dept = department(code)
+    table = dept.table(table_name)
+    try:
+        raw = read_partition(root.raw_partition(code, table_name, ds))
+        out = normalise_table(raw, dept, table, ds)
+        if not out.reconciles():
+            raise RuntimeError(
+                f"department {code}, table {table_name}: counts do not reconcile: in {out.rows_in} "
+                f"!= accepted {out.rows_accepted} + rejected {out.rows_rejected} "
+                f"+ deduplicated {out.rows_deduplicated}"
+            )
+        qdir = root.quarantine(code, table_name, ds)
+        qdir.mkdir(parents=True, exist_ok=True)
+        pq.write_table(out.issues, qdir / "issues.parquet")
+
+        now = datetime.now(tz=SHANGHAI).replace(tzinfo=None)
+        n = out.rows_accepted
+        accepted = out.accepted
+        accepted = accepted.append_column("_source", pa.array([f"{code}.{table_name}"] * n, pa.string()))
+        accepted = accepted.append_column("_ds", pa.array([ds] * n, pa.date32()))
+        accepted = accepted.append_column("_run_id", pa.array([run_id] * n, pa.string()))
+        accepted = accepted.append_column("_loaded_at", pa.array([now] * n, pa.timestamp("us")))
+
+        path = root.staged(code, table_name)
+        deleted = None
+        if table.mode == "full":
+            current = open_table(path)
+            if current is not None:
+                staged_keys = current.to_pyarrow_table(columns=[SOURCE_PK])[SOURCE_PK]
+                from datacloud.normalise import source_pk
+
+                raw_keys = source_pk(raw, table)
+                gone = pc.invert(pc.is_in(pc.cast(staged_keys, pa.string()), value_set=raw_keys))
+                deleted = pc.cast(staged_keys, pa.string()).filter(gone).combine_chunks()
+        compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
+        merged = merge_by_key(path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat())
+        latest = pc.max(accepted[SOURCE_UPDATED_AT]).as_py() if SOURCE_UPDATED_AT in accepted.column_names and n else None
+    except Exception as e:
+        runstate.update(root, code, ds, table_name, status="failed", stage="stage", error=str(e))
+        raise
+    state = runstate.update(
+        root,
+        code,
+        ds,
+        table_name,
+        status="success",
+        rows_in=out.rows_in,
+        rows_accepted=out.rows_accepted,
+        rows_rejected=out.rows_rejected,
+        rows_deduplicated=out.rows_deduplicated,
+        rejections=dict(out.rejections),
+        warnings=dict(out.warnings),
+        staged_version=merged.version,
+        staged_inserted=merged.inserted,
+        staged_updated=merged.updated,
+        staged_deleted=merged.deleted,
+        latest_source_update=latest.isoformat() if latest else None,
+    )
+    log.info(
+        "%s.%s: in %d, accepted %d, rejected %d, deduplicated %d; staged v%d (+%d ~%d -%d)",
+        code, table_name, out.rows_in, out.rows_accepted, out.rows_rejected,
+        out.rows_deduplicated, merged.version, merged.inserted, merged.updated, merged.deleted,
+    )
+    return {k: state[k] for k in ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated", "staged_version")}
+
+
+def report(code: str, ds: date) -> dict[str, Any]:
+    """Write the department's report for the night; runs also when earlier tasks failed."""
+    from datacloud.report import write_department_report
+
+    root = StorageRoot.from_env()
+    out = write_department_report(root, department(code), ds)
+    return {"path": str(out.parent), "status": out.status}
+
+
+def curate(ds: date, run_id: str) -> dict[str, Any]:
+    """Build and publish the curated tables from every department's staged tables."""
+    from datacloud.config import load_departments
+    from datacloud.curate import curate_all
+
+    root = StorageRoot.from_env()
+    return curate_all(root, load_departments(), ds, run_id)

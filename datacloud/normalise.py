@@ -1,0 +1,183 @@
+"""Normalisation of one raw department table into canonical rows.
+
+Each canonical column is filled from its source column through the named normaliser of
+``transforms.registry``. A row is *rejected* when any of its columns has an issue of
+severity ``reject`` or a required column is empty; the remaining rows are deduplicated on
+the table's business key (the most recently updated row wins). Every row in is accepted,
+rejected or deduplicated: ``rows_in == rows_accepted + rows_rejected + rows_deduplicated``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datacloud.config import Department, TableSpec
+from transforms.registry import get_normaliser
+from transforms.result import NormaliseContext, Normalised
+from transforms.rules import rule
+
+SOURCE_PK = "_source_pk"
+SOURCE_UPDATED_AT = "_source_updated_at"
+ISSUE_COLUMNS = ["source_pk", "field", "source_column", "raw_value", "rule_code", "severity"]
+
+
+@dataclass
+class NormaliseOutcome:
+    """The result of normalising one raw table."""
+
+    accepted: pa.Table
+    issues: pa.Table  # one row per (row, field, rule): rejections and warnings
+    rows_in: int
+    rows_rejected: int
+    rows_deduplicated: int
+    warnings: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rows_accepted(self) -> int:
+        return self.accepted.num_rows
+
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_accepted + self.rows_rejected + self.rows_deduplicated
+
+
+def source_pk(raw: pa.Table, table: TableSpec) -> pa.Array:
+    """The source primary key as text (composite keys joined with '|')."""
+    parts = [pc.cast(raw[c], pa.string()) for c in table.primary_key]
+    if len(parts) == 1:
+        return pc.fill_null(parts[0], "").combine_chunks()
+    return pc.binary_join_element_wise(*parts, "|", null_handling="replace").combine_chunks()
+
+
+def _to_timestamp(col: pa.ChunkedArray) -> pa.Array:
+    if pa.types.is_timestamp(col.type):
+        return pc.cast(col, pa.timestamp("us")).combine_chunks()
+    text = pc.utf8_trim_whitespace(pc.cast(col, pa.string()))
+    text = pc.replace_substring(text, "T", " ")
+    parsed = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), "%Y-%m-%d %H:%M:%S", "us", error_is_null=True)
+    return parsed.combine_chunks() if isinstance(parsed, pa.ChunkedArray) else parsed
+
+
+def _keep(raw: pa.Array) -> Normalised:
+    return Normalised(values=raw, issues=pa.nulls(len(raw), pa.string()))
+
+
+def normalise_table(raw: pa.Table, dept: Department, table: TableSpec, ds: date) -> NormaliseOutcome:
+    """Apply the department's column mapping; split accepted, rejected and duplicate rows."""
+    n = raw.num_rows
+    pk = source_pk(raw, table)
+    columns: dict[str, pa.Array] = {}
+    reject = np.zeros(n, dtype=bool)
+    issue_parts: list[pa.Table] = []
+    warnings: Counter[str] = Counter()
+    rejections: Counter[str] = Counter()
+
+    for canonical, spec in table.columns.items():
+        if spec.constant is not None:
+            columns[canonical] = pa.array([spec.constant] * n, pa.string())
+            continue
+        assert spec.source is not None
+        src = raw[spec.source].combine_chunks()
+        ctx = NormaliseContext(business_date=ds, options=spec.options)
+        out = _keep(src) if spec.normalise == "keep" else get_normaliser(spec.normalise)(src, ctx)
+        columns[canonical] = out.values
+        for extra, target in spec.extras.items():
+            columns[target] = out.extras[extra]
+        codes = out.issues
+        if spec.required:
+            missing = pc.and_(pc.is_null(out.values), pc.is_null(codes))
+            codes = pc.if_else(missing, "REQUIRED_MISSING", codes)
+        has_issue = pc.is_valid(codes).to_numpy(zero_copy_only=False)
+        if not has_issue.any():
+            continue
+        idx = np.flatnonzero(has_issue)
+        found = codes.take(pa.array(idx))
+        sev = pa.array([rule(c).severity for c in found.to_pylist()], pa.string())
+        is_reject = pc.equal(sev, "reject").to_numpy(zero_copy_only=False)
+        reject[idx[is_reject]] = True
+        for code, sv in zip(found.to_pylist(), sev.to_pylist(), strict=True):
+            (rejections if sv == "reject" else warnings)[code] += 1
+        issue_parts.append(
+            pa.table(
+                {
+                    "source_pk": pk.take(pa.array(idx)),
+                    "field": pa.array([canonical] * len(idx), pa.string()),
+                    "source_column": pa.array([spec.source] * len(idx), pa.string()),
+                    "raw_value": pc.cast(src.take(pa.array(idx)), pa.string()),
+                    "rule_code": found,
+                    "severity": sev,
+                }
+            )
+        )
+
+    if table.cursor:
+        columns[SOURCE_UPDATED_AT] = _to_timestamp(raw[table.cursor])
+    columns[SOURCE_PK] = pk
+    canonical_table = pa.table(columns)
+
+    kept = canonical_table.filter(pa.array(~reject))
+    accepted, dup_pks = deduplicate(kept, table.business_key)
+    if dup_pks:
+        warnings["DUPLICATE_KEY"] += len(dup_pks)
+        issue_parts.append(
+            pa.table(
+                {
+                    "source_pk": pa.array(dup_pks, pa.string()),
+                    "field": pa.array(["*"] * len(dup_pks), pa.string()),
+                    "source_column": pa.array([",".join(table.primary_key)] * len(dup_pks)),
+                    "raw_value": pa.array(dup_pks, pa.string()),
+                    "rule_code": pa.array(["DUPLICATE_KEY"] * len(dup_pks), pa.string()),
+                    "severity": pa.array(["warn"] * len(dup_pks), pa.string()),
+                }
+            )
+        )
+    issues = (
+        pa.concat_tables(issue_parts)
+        if issue_parts
+        else pa.schema([(c, pa.string()) for c in ISSUE_COLUMNS]).empty_table()
+    )
+    return NormaliseOutcome(
+        accepted=accepted,
+        issues=issues,
+        rows_in=n,
+        rows_rejected=int(reject.sum()),
+        rows_deduplicated=len(dup_pks),
+        warnings=warnings,
+        rejections=rejections,
+    )
+
+
+def deduplicate(rows: pa.Table, key: list[str]) -> tuple[pa.Table, list[str]]:
+    """Keep one row per business key: the latest updated, then the highest source key.
+
+    Rows whose whole business key is empty are all kept (nothing to match them on).
+    Returns the kept rows, sorted by key, and the source keys of the dropped duplicates.
+    """
+    if rows.num_rows == 0:
+        return rows, []
+    order = [(k, "ascending") for k in key]
+    if SOURCE_UPDATED_AT in rows.column_names:
+        order.append((SOURCE_UPDATED_AT, "descending"))
+    order.append((SOURCE_PK, "descending"))
+    rows = rows.take(pc.sort_indices(rows, sort_keys=order, null_placement="at_end"))
+    all_null = np.ones(rows.num_rows, dtype=bool)
+    for k in key:
+        all_null &= pc.is_null(rows[k]).to_numpy(zero_copy_only=False)
+    first = np.ones(rows.num_rows, dtype=bool)
+    same_as_prev = np.ones(rows.num_rows - 1, dtype=bool)
+    for k in key:
+        col = rows[k].combine_chunks()
+        a, b = col.slice(1), col.slice(0, len(col) - 1)
+        eq = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
+        both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+        same_as_prev &= eq | both_null
+    first[1:] = ~same_as_prev
+    keep = first | all_null
+    dropped = rows[SOURCE_PK].filter(pa.array(~keep)).to_pylist()
+    return rows.filter(pa.array(keep)), [str(x) for x in dropped]
