@@ -175,21 +175,23 @@ def demo(
 
 
 def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
     from datacloud.delta import open_table
 
     table = Table(title=f"night of {ds.isoformat()}")
-    for col in ("department", "status", "extracted", "accepted", "rejected", "deduplicated", "report"):
-        table.add_column(col, justify="right" if col in {"extracted", "accepted", "rejected", "deduplicated"} else "left")
+    for col in ("department", "status", "extracted", "accepted", "rejected", "deduplicated"):
+        table.add_column(col, justify="left" if col in {"department", "status"} else "right")
     for dept in depts:
         path = root.report_dir(dept.code, ds) / "report.json"
         if not path.is_file():
-            table.add_row(dept.code, "no report", "", "", "", "", "")
+            table.add_row(dept.code, "no report", "", "", "", "")
             continue
         r = json.loads(path.read_text(encoding="utf-8"))
         tot = r["totals"]
         table.add_row(
-            dept.code, f"{r['status_zh']} {r['status']}", f"{tot['rows_in']:,}", f"{tot['rows_accepted']:,}",
-            f"{tot['rows_rejected']:,}", f"{tot['rows_deduplicated']:,}", str(path.relative_to(root.root)),
+            dept.code, r["status_zh"], f"{tot['rows_in']:,}", f"{tot['rows_accepted']:,}",
+            f"{tot['rows_rejected']:,}", f"{tot['rows_deduplicated']:,}",
         )
     console.print(table)
     cur = Table(title="curated tables (Delta Lake)")
@@ -202,10 +204,12 @@ def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-de
         if dt is None:
             cur.add_row(name, "-", "-", "not published")
             continue
-        rows = sum(a["num_records"] for a in dt.get_add_actions(flatten=True).to_pylist())
+        rows = sum(pa.table(dt.get_add_actions(flatten=True))["num_records"].to_pylist())
         cur.add_row(name, f"{rows:,}", str(dt.version()), str(root.curated(name)))
     console.print(cur)
-    console.print(f"storage root: {root.root}   reports: {root.root / 'reports'}")
+    console.print(f"storage root:  {root.root}")
+    console.print(f"reports:       {root.root / 'reports'}/<department>/{ds.isoformat()}/report.json, rejected.csv")
+    console.print(f"curated:       {root.root / 'curated'}/<table> (Delta Lake; open with deltalake or polars)")
 
 
 def main() -> None:

@@ -82,8 +82,11 @@ def _stack(
 
 def _first_per_key(rows: pa.Table, key: list[str]) -> pa.Table:
     """The best row per key: highest authority rank, then the latest as_of."""
-    order = [(k, "ascending") for k in key] + [("_rank", "descending"), ("as_of", "descending")]
-    rows = rows.take(pc.sort_indices(rows, sort_keys=order, null_placement="at_end"))
+    order = [(k, "ascending", "at_end") for k in key] + [
+        ("_rank", "descending", "at_end"),
+        ("as_of", "descending", "at_end"),
+    ]
+    rows = rows.take(pc.sort_indices(rows, sort_keys=order))
     idx = pa.array(range(rows.num_rows), pa.int64())
     firsts = (
         rows.select(key).append_column("_i", idx).group_by(key, use_threads=False).aggregate([("_i", "min")])

@@ -78,15 +78,16 @@ def migrate(env: dict[str, str], root: StorageRoot) -> tuple[bool, float, Path]:
     return ok, secs, log
 
 
-def _run_failed(log: Path) -> bool:
+def run_succeeded(log: Path) -> bool:
+    """True when Airflow logged the DAG run as finished in state success."""
     text = log.read_text(encoding="utf-8", errors="replace")
-    return "state=failed" in text or "DagRunState.FAILED" in text or "dagrun failed" in text.lower()
+    return any("DagRun Finished" in line and "state=success" in line for line in text.splitlines())
 
 
 def run_dag(dag_id: str, ds: date, env: dict[str, str], root: StorageRoot) -> DagOutcome:
     log = root.airflow_home() / "demo-logs" / f"{dag_id}.log"
     ok, secs = _airflow(["dags", "test", dag_id, logical_date_for(ds).isoformat()], env, log)
-    return DagOutcome(dag_id, ok and not _run_failed(log), secs, log)
+    return DagOutcome(dag_id, ok and run_succeeded(log), secs, log)
 
 
 def departments() -> list[Department]:

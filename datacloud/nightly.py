@@ -37,7 +37,9 @@ def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = Non
     """
     if conf and conf.get("business_date"):
         return date.fromisoformat(str(conf["business_date"]))
-    return (data_interval_end.astimezone(SHANGHAI) - timedelta(days=1)).date()
+    # through the POSIX timestamp: pendulum's astimezone() with a ZoneInfo gives the wrong day
+    local = datetime.fromtimestamp(data_interval_end.timestamp(), tz=SHANGHAI)
+    return (local - timedelta(days=1)).date()
 
 
 def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:

@@ -161,11 +161,11 @@ def deduplicate(rows: pa.Table, key: list[str]) -> tuple[pa.Table, list[str]]:
     """
     if rows.num_rows == 0:
         return rows, []
-    order = [(k, "ascending") for k in key]
+    order = [(k, "ascending", "at_end") for k in key]
     if SOURCE_UPDATED_AT in rows.column_names:
-        order.append((SOURCE_UPDATED_AT, "descending"))
-    order.append((SOURCE_PK, "descending"))
-    rows = rows.take(pc.sort_indices(rows, sort_keys=order, null_placement="at_end"))
+        order.append((SOURCE_UPDATED_AT, "descending", "at_end"))
+    order.append((SOURCE_PK, "descending", "at_end"))
+    rows = rows.take(pc.sort_indices(rows, sort_keys=order))
     all_null = np.ones(rows.num_rows, dtype=bool)
     for k in key:
         all_null &= pc.is_null(rows[k]).to_numpy(zero_copy_only=False)

@@ -168,14 +168,18 @@ def credit_codes(rng: np.random.Generator, kind: np.ndarray, division: np.ndarra
     """
     n = len(kind)
     credit36 = np.array([_ORG_VALUE[c] for c in CREDIT_ALPHABET], dtype=np.int64)
-    while True:
-        org = rng.integers(0, 10, size=(n, 8))
-        new_style = rng.random(n) < 0.4
-        org[new_style, 0] = _ORG_VALUE["M"]
-        org[new_style, 1] = _ORG_VALUE["A"]
-        org[new_style, 2:] = credit36[rng.integers(0, 31, size=(int(new_style.sum()), 6))]
-        if len(np.unique(org @ (36 ** np.arange(8, dtype=np.int64)))) == n:
-            break
+    org = np.zeros((n, 8), dtype=np.int64)
+    todo = np.arange(n)
+    while len(todo):  # organisation codes are unique nationally: redraw the collisions
+        m = len(todo)
+        draw = rng.integers(0, 10, size=(m, 8))
+        new_style = rng.random(m) < 0.4
+        draw[new_style, 0] = _ORG_VALUE["M"]
+        draw[new_style, 1] = _ORG_VALUE["A"]
+        draw[new_style, 2:] = credit36[rng.integers(0, 31, size=(int(new_style.sum()), 6))]
+        org[todo] = draw
+        _, first = np.unique(org @ (36 ** np.arange(8, dtype=np.int64)), return_index=True)
+        todo = np.setdiff1d(np.arange(n), first)
     c = 11 - (org @ np.array(ORG_WEIGHTS)) % 11
     org_check = np.where(c == 10, _ORG_VALUE["X"], np.where(c == 11, 0, c))
     to_credit = np.zeros(36, dtype=np.int64)

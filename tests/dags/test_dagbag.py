@@ -1,0 +1,95 @@
+"""The DAG folder: zero import errors, the expected structure, nothing heavy while parsing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPT_DAGS = ["dept_bdc", "dept_gjj", "dept_gongan", "dept_mz", "dept_scjg"]
+
+
+def parse(departments: Path | None = None) -> dict:
+    """Parse dags/ in a fresh interpreter with database and connection access denied."""
+    env = dict(os.environ)
+    if departments is not None:
+        env["DATACLOUD_DEPARTMENTS_DIR"] = str(departments)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("parse_guarded.py")), str(REPO / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict:
+    return parse()
+
+
+def test_zero_import_errors(parsed: dict) -> None:
+    assert parsed["import_errors"] == {}
+    assert parsed["dag_ids"] == sorted([*DEPT_DAGS, "curation"])
+
+
+def test_parsing_runs_no_query_and_no_connection_lookup(parsed: dict) -> None:
+    assert parsed["queries"] == []
+    assert parsed["lookups"] == []
+
+
+def test_department_dag_structure() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    dag = bag.dags["dept_scjg"]
+    assert dag.max_active_runs == 1
+    assert str(dag.timetable.timezone) == "Asia/Shanghai"
+    assert dag.timetable.expression == "0 2 * * *"
+    assert {t.task_id for t in dag.tasks} == {
+        "extract_qyjbxx", "stage_qyjbxx", "extract_qygd", "stage_qygd", "report",
+    }
+    rep = dag.get_task("report")
+    assert rep.trigger_rule == "all_done"
+    assert rep.upstream_task_ids == {"stage_qyjbxx", "stage_qygd"}
+    assert dag.get_task("stage_qygd").upstream_task_ids == {"extract_qygd"}
+    for t in dag.tasks:
+        assert t.retries >= 1 or os.environ.get("DATACLOUD_TASK_RETRIES") == "0"
+        assert t.retry_exponential_backoff
+        assert t.execution_timeout is not None
+    outlets = dag.get_task("stage_qygd").outlets
+    assert [a.uri for a in outlets] == ["datacloud://staged/scjg/qygd"]
+
+
+def test_a_sixth_department_is_a_yaml_copy(tmp_path: Path) -> None:
+    for p in (REPO / "dags" / "departments").glob("*.yaml"):
+        shutil.copy(p, tmp_path)
+    data = yaml.safe_load((tmp_path / "gongan.yaml").read_text(encoding="utf-8"))
+    data["code"] = "gongan_wz"
+    data["connection_id"] = "dept_gongan_wz"
+    (tmp_path / "gongan_wz.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    parsed = parse(tmp_path)
+    assert parsed["import_errors"] == {}
+    assert parsed["dag_ids"] == sorted([*DEPT_DAGS, "dept_gongan_wz", "curation"])
+
+
+def test_a_bad_yaml_is_an_import_error_naming_file_and_field(tmp_path: Path) -> None:
+    for p in (REPO / "dags" / "departments").glob("*.yaml"):
+        shutil.copy(p, tmp_path)
+    data = yaml.safe_load((tmp_path / "mz.yaml").read_text(encoding="utf-8"))
+    data["tables"][0]["mode"] = "sometimes"
+    (tmp_path / "mz.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    parsed = parse(tmp_path)
+    (err,) = parsed["import_errors"].values()
+    assert str(tmp_path / "mz.yaml") in err
+    assert "tables[0] (hydj).mode" in err
+    assert "'full' or 'incremental'" in err

@@ -1,0 +1,36 @@
+"""The business date of a run: the Shanghai day before the run's data-interval end."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pendulum
+import pytest
+
+from datacloud.demo import logical_date_for
+from datacloud.nightly import business_date
+
+
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [
+        (
+            pendulum.datetime(2026, 11, 20, 18, 0, tz="UTC"),
+            date(2026, 11, 20),
+        ),  # 02:00 Shanghai, 21 Nov
+        (datetime(2026, 11, 20, 18, 0, tzinfo=UTC), date(2026, 11, 20)),
+        (
+            pendulum.datetime(2026, 11, 20, 15, 59, tz="UTC"),
+            date(2026, 11, 19),
+        ),  # 23:59 Shanghai, 20 Nov
+        (pendulum.datetime(2026, 11, 21, 2, 0, tz="Asia/Shanghai"), date(2026, 11, 20)),
+    ],
+)
+def test_business_date(end: datetime, expected: date) -> None:
+    assert business_date(end) == expected
+
+
+def test_run_conf_overrides_and_demo_logical_date_round_trips() -> None:
+    assert business_date(pendulum.now("UTC"), {"business_date": "2026-01-05"}) == date(2026, 1, 5)
+    ds = date(2026, 11, 20)
+    assert business_date(logical_date_for(ds)) == ds

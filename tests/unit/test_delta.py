@@ -1,0 +1,68 @@
+"""Staged merges and curated publishes on real Delta tables (local files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from datacloud.delta import merge_by_key, overwrite, read_table
+
+
+def _rows(keys: list[str], names: list[str]) -> pa.Table:
+    return pa.table({"_source_pk": keys, "name": names, "_run_id": ["r"] * len(keys)})
+
+
+def test_merge_inserts_updates_deletes_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "staged"
+    first = merge_by_key(
+        path,
+        _rows(["1", "2", "3"], ["a", "b", "c"]),
+        "_source_pk",
+        ["name"],
+        None,
+        "r1",
+        "2026-11-19",
+    )
+    assert first.inserted == 3
+    second = merge_by_key(
+        path,
+        _rows(["1", "2", "4"], ["a", "B", "d"]),
+        "_source_pk",
+        ["name"],
+        pa.array(["3"]),
+        "r2",
+        "2026-11-20",
+    )
+    assert (second.inserted, second.updated, second.deleted) == (1, 1, 1)
+    got = read_table(path).sort_by("_source_pk")
+    assert got["_source_pk"].to_pylist() == ["1", "2", "4"]
+    assert got["name"].to_pylist() == ["a", "B", "d"]
+    # the same night again: no row changes
+    again = merge_by_key(
+        path,
+        _rows(["1", "2", "4"], ["a", "B", "d"]),
+        "_source_pk",
+        ["name"],
+        pa.array([], pa.string()),
+        "r3",
+        "2026-11-20",
+    )
+    assert (again.inserted, again.updated, again.deleted) == (0, 0, 0)
+    assert read_table(path).sort_by("_source_pk").equals(got)
+
+
+def test_overwrite_skips_unchanged_content_and_keeps_history(tmp_path: Path) -> None:
+    path = tmp_path / "curated"
+    t1 = pa.table({"id_number": ["2", "1"], "v": [2, 1]})
+    v0 = overwrite(path, t1, ["id_number"], "r1", "2026-11-19")
+    assert overwrite(path, t1, ["id_number"], "r2", "2026-11-19") == v0  # rerun: no new version
+    v1 = overwrite(
+        path, pa.table({"id_number": ["1"], "v": [5]}), ["id_number"], "r3", "2026-11-20"
+    )
+    assert v1 == v0 + 1
+    assert read_table(path)["v"].to_pylist() == [5]
+    assert read_table(path, version=v0)["id_number"].to_pylist() == ["1", "2"]  # sorted by key
+    meta = DeltaTable(str(path)).history(1)[0]
+    assert meta["datacloud.ds"] == "2026-11-20"

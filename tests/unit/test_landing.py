@@ -1,0 +1,51 @@
+"""Raw landing: a partition is complete or absent; a rerun replaces it, never adds to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from datacloud.landing import IncompletePartition, read_partition, replace_partition
+
+
+def test_rerun_replaces_the_partition(tmp_path: Path) -> None:
+    part = tmp_path / "raw" / "gongan" / "czrk" / "ds=2026-11-20"
+    for _ in range(2):
+        with replace_partition(part) as w:
+            w.write(pa.table({"a": [1, 2, 3]}))
+    assert read_partition(part)["a"].to_pylist() == [1, 2, 3]
+    assert [p.name for p in part.parent.iterdir()] == ["ds=2026-11-20"]  # no leftovers
+
+
+def test_crash_mid_write_keeps_the_last_good_partition(tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    with replace_partition(part) as w:
+        w.write(pa.table({"a": [1]}))
+    with pytest.raises(RuntimeError, match="connection dropped"), replace_partition(part) as w:
+        w.write(pa.table({"a": [7, 8]}))
+        raise RuntimeError("connection dropped")
+    assert read_partition(part)["a"].to_pylist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+def test_partition_without_marker_is_not_taken_as_complete(tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    with replace_partition(part) as w:
+        w.write(pa.table({"a": [1]}))
+    (part / "_SUCCESS").unlink()
+    with pytest.raises(IncompletePartition, match="no _SUCCESS"):
+        read_partition(part)
+    with pytest.raises(IncompletePartition):
+        read_partition(tmp_path / "absent")
+
+
+def test_batches_with_a_null_only_column_are_cast_to_the_first_schema(tmp_path: Path) -> None:
+    part = tmp_path / "p"
+    with replace_partition(part) as w:
+        w.write(pa.table({"a": pa.array(["x"]), "b": pa.array([1])}))
+        w.write(pa.table({"a": pa.nulls(1), "b": pa.array([2])}))
+    t = read_partition(part)
+    assert t.schema.field("a").type == pa.string()
+    assert t["a"].to_pylist() == ["x", None]
