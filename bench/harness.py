@@ -46,7 +46,9 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
 
 
 def timed_ratio(metric: str, ours: float, anchor: str, anchor_s: float, target: str) -> Metric:
-    return Metric(metric, round(ours, 6), anchor, round(anchor_s, 6), round(ours / anchor_s, 4), target)
+    return Metric(
+        metric, round(ours, 6), anchor, round(anchor_s, 6), round(ours / anchor_s, 4), target
+    )
 
 
 def write_result(name: str, rows: int, metrics: list[Metric], **extra: Any) -> Path:
@@ -55,7 +57,11 @@ def write_result(name: str, rows: int, metrics: list[Metric], **extra: Any) -> P
         "name": name,
         "rows": rows,
         "metrics": [asdict(m) for m in metrics],
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         **extra,
     }

@@ -41,7 +41,9 @@ def make_ids(rows: int, seed: int = 7) -> list[str]:
         elif r == 2:
             s = s[:-1] + ("0" if s[-1] != "0" else "1")  # wrong check character
         elif r == 3:
-            s = unicodedata.normalize("NFKC", s).translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+            s = unicodedata.normalize("NFKC", s).translate(
+                {ord(c): ord(c) + 0xFEE0 for c in "0123456789"}
+            )
         out.append(s)
     return out
 

@@ -37,7 +37,9 @@ def curate() -> dict[str, Any]:
 with DAG(
     dag_id="curation",
     description="golden person and enterprise records, relations (一人一档, 一企一档)",
-    schedule=CronTriggerTimetable("30 5 * * *", timezone="Asia/Shanghai", interval=timedelta(days=1)),
+    schedule=CronTriggerTimetable(
+        "30 5 * * *", timezone="Asia/Shanghai", interval=timedelta(days=1)
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

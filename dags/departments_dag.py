@@ -70,7 +70,9 @@ def build_dag(dept: Department) -> DAG:
     with DAG(
         dag_id=f"dept_{dept.code}",
         description=f"{dept.name}: nightly extraction, normalisation and staging",
-        schedule=CronTriggerTimetable(dept.schedule, timezone=dept.timezone, interval=timedelta(days=1)),
+        schedule=CronTriggerTimetable(
+            dept.schedule, timezone=dept.timezone, interval=timedelta(days=1)
+        ),
         start_date=START,
         catchup=False,
         max_active_runs=1,

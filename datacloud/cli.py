@@ -6,12 +6,16 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from datacloud.config import Department
+    from datacloud.paths import StorageRoot
 
 app = typer.Typer(
     help="datacloud: nightly ETL for the provincial data-resource cloud (政务数据资源共享平台).",
@@ -36,22 +40,36 @@ def _date(value: str) -> date:
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
 
 
 @app.command()
 def sample(
-    persons: Annotated[int, typer.Option(min=10, help="number of persons in the household register")] = 20_000,
-    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same data")] = 20261120,
+    persons: Annotated[
+        int, typer.Option(min=10, help="number of persons in the household register")
+    ] = 20_000,
+    seed: Annotated[
+        int, typer.Option(help="random seed; the same seed gives the same data")
+    ] = 20261120,
     out: Annotated[Path | None, typer.Option(help="folder for the SQLite files <dept>.db")] = None,
     url: Annotated[
         str | None,
-        typer.Option(help="SQLAlchemy URL of a PostgreSQL or MariaDB database to load instead; "
-                     "'{dept}' in it gives each department its own database"),
+        typer.Option(
+            help="SQLAlchemy URL of a PostgreSQL or MariaDB database to load instead; "
+            "'{dept}' in it gives each department its own database"
+        ),
     ] = None,
-    business_date: Annotated[str, typer.Option("--date", help="business date YYYY-MM-DD")] = "2026-11-20",
-    dirt: Annotated[list[str] | None, typer.Option(help="dirt rate override kind=rate, repeatable")] = None,
+    business_date: Annotated[
+        str, typer.Option("--date", help="business date YYYY-MM-DD")
+    ] = "2026-11-20",
+    dirt: Annotated[
+        list[str] | None, typer.Option(help="dirt rate override kind=rate, repeatable")
+    ] = None,
 ) -> None:
     """Write the five sample department databases (gongan, scjg, bdc, gjj, mz) and a ground truth."""
     from datacloud.paths import StorageRoot
@@ -66,7 +84,9 @@ def sample(
     with _progress() as p:
         t = p.add_task(f"generating {persons:,} persons (seed {seed})", total=None)
         data = generate(persons, seed, ds, rates)
-        p.update(t, description=f"generated {persons:,} persons (seed {seed})", total=1, completed=1)
+        p.update(
+            t, description=f"generated {persons:,} persons (seed {seed})", total=1, completed=1
+        )
         if url:
             t = p.add_task("loading into the database", total=None)
             written = write_url(data, url)
@@ -138,7 +158,9 @@ def docs() -> None:
 def demo(
     persons: Annotated[int, typer.Option(min=10, help="persons in the sample register")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed of the sample")] = 20261120,
-    business_date: Annotated[str, typer.Option("--date", help="business date YYYY-MM-DD")] = "2026-11-20",
+    business_date: Annotated[
+        str, typer.Option("--date", help="business date YYYY-MM-DD")
+    ] = "2026-11-20",
 ) -> None:
     """Generate the sample departments and run one night through Airflow (embedded, no server)."""
     from datacloud import demo as d
@@ -163,7 +185,9 @@ def demo(
         if not ok:
             raise UserError(f"airflow db migrate failed; see {log}")
         for dag_id in [f"dept_{x.code}" for x in depts] + ["curation"]:
-            t = p.add_task(f"airflow dags test {dag_id} {d.logical_date_for(ds).isoformat()}", total=None)
+            t = p.add_task(
+                f"airflow dags test {dag_id} {d.logical_date_for(ds).isoformat()}", total=None
+            )
             outcome = d.run_dag(dag_id, ds, env, root)
             mark = "[green]ok[/]" if outcome.ok else "[red]failed[/]"
             p.update(t, description=f"{dag_id} {mark}", total=1, completed=1)
@@ -174,7 +198,7 @@ def demo(
         raise UserError("these DAG runs failed: " + "; ".join(failed))
 
 
-def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None:
     import pyarrow as pa
 
     from datacloud.delta import open_table
@@ -190,8 +214,12 @@ def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-de
         r = json.loads(path.read_text(encoding="utf-8"))
         tot = r["totals"]
         table.add_row(
-            dept.code, r["status_zh"], f"{tot['rows_in']:,}", f"{tot['rows_accepted']:,}",
-            f"{tot['rows_rejected']:,}", f"{tot['rows_deduplicated']:,}",
+            dept.code,
+            r["status_zh"],
+            f"{tot['rows_in']:,}",
+            f"{tot['rows_accepted']:,}",
+            f"{tot['rows_rejected']:,}",
+            f"{tot['rows_deduplicated']:,}",
         )
     console.print(table)
     cur = Table(title="curated tables (Delta Lake)")
@@ -199,7 +227,14 @@ def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-de
     cur.add_column("rows", justify="right")
     cur.add_column("version", justify="right")
     cur.add_column("path")
-    for name in ("person", "enterprise", "property_right", "housing_fund_account", "marriage", "enterprise_role"):
+    for name in (
+        "person",
+        "enterprise",
+        "property_right",
+        "housing_fund_account",
+        "marriage",
+        "enterprise_role",
+    ):
         dt = open_table(root.curated(name))
         if dt is None:
             cur.add_row(name, "-", "-", "not published")
@@ -208,8 +243,12 @@ def _print_summary(root, depts, ds: date) -> None:  # type: ignore[no-untyped-de
         cur.add_row(name, f"{rows:,}", str(dt.version()), str(root.curated(name)))
     console.print(cur)
     console.print(f"storage root:  {root.root}")
-    console.print(f"reports:       {root.root / 'reports'}/<department>/{ds.isoformat()}/report.json, rejected.csv")
-    console.print(f"curated:       {root.root / 'curated'}/<table> (Delta Lake; open with deltalake or polars)")
+    console.print(
+        f"reports:       {root.root / 'reports'}/<department>/{ds.isoformat()}/report.json, rejected.csv"
+    )
+    console.print(
+        f"curated:       {root.root / 'curated'}/<table> (Delta Lake; open with deltalake or polars)"
+    )
 
 
 def main() -> None:

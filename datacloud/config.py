@@ -49,7 +49,9 @@ class ColumnSpec(_Model):
     @classmethod
     def _known_normaliser(cls, v: str) -> str:
         if v not in NORMALISER_NAMES:
-            raise ValueError(f"unknown normaliser {v!r}; expected one of {sorted(NORMALISER_NAMES)}")
+            raise ValueError(
+                f"unknown normaliser {v!r}; expected one of {sorted(NORMALISER_NAMES)}"
+            )
         return v
 
     @model_validator(mode="after")
@@ -91,7 +93,9 @@ class TableSpec(_Model):
         produced = set(self.columns) | {e for c in self.columns.values() for e in c.extras.values()}
         unknown = [c for c in self.dedupe_on if c not in produced]
         if unknown:
-            raise ValueError(f"dedupe_on names {unknown}, which are not canonical columns of this table")
+            raise ValueError(
+                f"dedupe_on names {unknown}, which are not canonical columns of this table"
+            )
         return self
 
     @property
@@ -131,7 +135,9 @@ class Department(_Model):
     def _authority(cls, v: list[str]) -> list[str]:
         bad = [f for f in v if f not in AUTHORITY_FIELDS]
         if bad:
-            raise ValueError(f"unknown authority fields {bad}; expected some of {sorted(AUTHORITY_FIELDS)}")
+            raise ValueError(
+                f"unknown authority fields {bad}; expected some of {sorted(AUTHORITY_FIELDS)}"
+            )
         return v
 
     @field_validator("schedule")
@@ -196,7 +202,9 @@ def load_department(path: Path) -> Department:
             lines.append(f"{path}: field {field}: {msg}")
         raise ConfigError("\n".join(lines)) from None
     if path.stem != dept.code:
-        raise ConfigError(f"{path}: field code: {dept.code!r} must equal the file name {path.stem!r}")
+        raise ConfigError(
+            f"{path}: field code: {dept.code!r} must equal the file name {path.stem!r}"
+        )
     return dept
 
 

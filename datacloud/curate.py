@@ -30,26 +30,62 @@ PERSON_FIELDS = {
     "phone": None,
 }
 ENTERPRISE_COLUMNS = [
-    "credit_code", "reg_number", "org_code", "name", "enterprise_type", "status",
-    "legal_rep_id_number", "legal_rep_name", "registered_capital", "established_date", "address",
+    "credit_code",
+    "reg_number",
+    "org_code",
+    "name",
+    "enterprise_type",
+    "status",
+    "legal_rep_id_number",
+    "legal_rep_name",
+    "registered_capital",
+    "established_date",
+    "address",
 ]
 PROPERTY_COLUMNS = [
-    "certificate_no", "owner_id_number", "owner_name", "unit_no", "location",
-    "floor_area_m2", "registered_date", "status",
+    "certificate_no",
+    "owner_id_number",
+    "owner_name",
+    "unit_no",
+    "location",
+    "floor_area_m2",
+    "registered_date",
+    "status",
 ]
 FUND_COLUMNS = [
-    "account_no", "id_number", "employer_name", "employer_credit_code", "opened_date",
-    "status", "monthly_contribution",
+    "account_no",
+    "id_number",
+    "employer_name",
+    "employer_credit_code",
+    "opened_date",
+    "status",
+    "monthly_contribution",
 ]
 MARRIAGE_COLUMNS = [
-    "registration_id", "registration_type", "husband_id_number", "wife_id_number",
-    "registered_date", "office",
+    "registration_id",
+    "registration_type",
+    "husband_id_number",
+    "wife_id_number",
+    "registered_date",
+    "office",
 ]
-ROLE_COLUMNS = ["credit_code", "reg_number", "id_number", "name", "role", "subscribed_capital", "share_ratio"]
+ROLE_COLUMNS = [
+    "credit_code",
+    "reg_number",
+    "id_number",
+    "name",
+    "role",
+    "subscribed_capital",
+    "share_ratio",
+]
 
 
 def _stack(
-    root: StorageRoot, depts: list[Department], kinds: set[str], columns: list[str], authority: str | None = None
+    root: StorageRoot,
+    depts: list[Department],
+    kinds: set[str],
+    columns: list[str],
+    authority: str | None = None,
 ) -> pa.Table | None:
     """Rows of every staged table of the given kinds, with source, as_of and authority rank."""
     parts = []
@@ -89,7 +125,10 @@ def _first_per_key(rows: pa.Table, key: list[str]) -> pa.Table:
     rows = rows.take(pc.sort_indices(rows, sort_keys=order))
     idx = pa.array(range(rows.num_rows), pa.int64())
     firsts = (
-        rows.select(key).append_column("_i", idx).group_by(key, use_threads=False).aggregate([("_i", "min")])
+        rows.select(key)
+        .append_column("_i", idx)
+        .group_by(key, use_threads=False)
+        .aggregate([("_i", "min")])
     )
     return rows.take(firsts["_i_min"]).drop_columns(["_rank"])
 
@@ -102,7 +141,9 @@ def person_records(root: StorageRoot, depts: list[Department]) -> pa.Table | Non
     ids = pc.unique(register["id_number"].drop_null()).sort()
     out: dict[str, Any] = {"id_number": ids}
     for field, authority in PERSON_FIELDS.items():
-        cand = _stack(root, depts, {"person", "housing_fund_account"}, ["id_number", field], authority)
+        cand = _stack(
+            root, depts, {"person", "housing_fund_account"}, ["id_number", field], authority
+        )
         assert cand is not None
         cand = cand.filter(pc.is_valid(cand[field]))
         best = _first_per_key(cand, ["id_number"])
@@ -118,7 +159,9 @@ def enterprise_records(root: StorageRoot, depts: list[Department]) -> pa.Table |
     rows = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS, "enterprise_name")
     if rows is None:
         return None
-    key = pc.coalesce(rows["credit_code"], pc.binary_join_element_wise("REG:", rows["reg_number"], ""))
+    key = pc.coalesce(
+        rows["credit_code"], pc.binary_join_element_wise("REG:", rows["reg_number"], "")
+    )
     rows = rows.append_column("_key", key).filter(pc.is_valid(key))
     return _first_per_key(rows, ["_key"]).drop_columns(["_key"])
 
@@ -150,7 +193,9 @@ def enterprise_roles(root: StorageRoot, depts: list[Department]) -> pa.Table | N
                     "id_number": ents["legal_rep_id_number"],
                     "name": ents["legal_rep_name"],
                     "role": pa.array(["legal_representative"] * n, pa.string()),
-                    "subscribed_capital": pa.nulls(n, holders.schema.field("subscribed_capital").type)
+                    "subscribed_capital": pa.nulls(
+                        n, holders.schema.field("subscribed_capital").type
+                    )
                     if holders is not None
                     else pa.nulls(n, pa.string()),
                     "share_ratio": pa.nulls(n, holders.schema.field("share_ratio").type)
@@ -174,7 +219,13 @@ def curate_all(root: StorageRoot, depts: list[Department], ds: date, run_id: str
         "person": (lambda: person_records(root, depts), ["id_number"]),
         "enterprise": (lambda: enterprise_records(root, depts), ["credit_code", "reg_number"]),
         "property_right": (
-            lambda: relation(root, depts, "property_right", PROPERTY_COLUMNS, ["certificate_no", "owner_id_number"]),
+            lambda: relation(
+                root,
+                depts,
+                "property_right",
+                PROPERTY_COLUMNS,
+                ["certificate_no", "owner_id_number"],
+            ),
             ["owner_id_number", "certificate_no"],
         ),
         "housing_fund_account": (
@@ -185,7 +236,10 @@ def curate_all(root: StorageRoot, depts: list[Department], ds: date, run_id: str
             lambda: relation(root, depts, "marriage", MARRIAGE_COLUMNS, ["registration_id"]),
             ["husband_id_number", "wife_id_number", "registered_date"],
         ),
-        "enterprise_role": (lambda: enterprise_roles(root, depts), ["id_number", "credit_code", "role"]),
+        "enterprise_role": (
+            lambda: enterprise_roles(root, depts),
+            ["id_number", "credit_code", "role"],
+        ),
     }
     published: dict[str, Any] = {}
     for name, (build, sort_by) in builders.items():
@@ -194,6 +248,10 @@ def curate_all(root: StorageRoot, depts: list[Department], ds: date, run_id: str
             log.warning("curated/%s: no staged source tables yet; not published", name)
             continue
         version = overwrite(root.curated(name), table, sort_by, run_id, ds.isoformat())
-        published[name] = {"rows": table.num_rows, "version": version, "path": str(root.curated(name))}
+        published[name] = {
+            "rows": table.num_rows,
+            "version": version,
+            "path": str(root.curated(name)),
+        }
         log.info("curated/%s: %d rows, version %d", name, table.num_rows, version)
     return published

@@ -35,7 +35,9 @@ def open_table(path: Path) -> DeltaTable | None:
         return None
 
 
-def read_table(path: Path, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+def read_table(
+    path: Path, columns: list[str] | None = None, version: int | None = None
+) -> pa.Table:
     """Read a whole Delta table (or some columns) as Arrow, with plain string types."""
     dt = DeltaTable(str(path), version=version)
     table = dt.to_pyarrow_table(columns=columns)
@@ -44,9 +46,7 @@ def read_table(path: Path, columns: list[str] | None = None, version: int | None
 
 def plain_types(table: pa.Table) -> pa.Table:
     """Cast string_view/binary_view columns (as delta-rs returns them) to string/binary."""
-    fields = [
-        f.with_type(_STRING_VIEW_SAFE.get(f.type, f.type)) for f in table.schema
-    ]
+    fields = [f.with_type(_STRING_VIEW_SAFE.get(f.type, f.type)) for f in table.schema]
     schema = pa.schema(fields)
     return table if schema == table.schema else table.cast(schema)
 
@@ -100,7 +100,9 @@ def merge_by_key(
     op = pa.array(["U"] * rows.num_rows, pa.string())
     source = rows.append_column("_op", op)
     if deleted_keys is not None and len(deleted_keys) > 0:
-        tomb = {c: pa.nulls(len(deleted_keys), source.schema.field(c).type) for c in source.column_names}
+        tomb = {
+            c: pa.nulls(len(deleted_keys), source.schema.field(c).type) for c in source.column_names
+        }
         tomb[key] = pc.cast(deleted_keys, source.schema.field(key).type)
         tomb["_op"] = pa.array(["D"] * len(deleted_keys), pa.string())
         source = pa.concat_tables([source, pa.table(tomb, schema=source.schema)])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -94,9 +93,7 @@ def extract_table(
                 schema = _settle(pending)
                 for held in pending:
                     writer.write(held.cast(schema))
-            writer.close(
-                empty_schema=pa.schema([(c, pa.string()) for c in table.source_columns])
-            )
+            writer.close(empty_schema=pa.schema([(c, pa.string()) for c in table.source_columns]))
             rows, columns = writer.rows, list(writer.schema.names if writer.schema else [])
     except ExtractionError:
         raise

@@ -84,7 +84,9 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
         now = datetime.now(tz=SHANGHAI).replace(tzinfo=None)
         n = out.rows_accepted
         accepted = out.accepted
-        accepted = accepted.append_column("_source", pa.array([f"{code}.{table_name}"] * n, pa.string()))
+        accepted = accepted.append_column(
+            "_source", pa.array([f"{code}.{table_name}"] * n, pa.string())
+        )
         accepted = accepted.append_column("_ds", pa.array([ds] * n, pa.date32()))
         accepted = accepted.append_column("_run_id", pa.array([run_id] * n, pa.string()))
         accepted = accepted.append_column("_loaded_at", pa.array([now] * n, pa.timestamp("us")))
@@ -102,7 +104,11 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
                 deleted = pc.cast(staged_keys, pa.string()).filter(gone).combine_chunks()
         compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
         merged = merge_by_key(path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat())
-        latest = pc.max(accepted[SOURCE_UPDATED_AT]).as_py() if SOURCE_UPDATED_AT in accepted.column_names and n else None
+        latest = (
+            pc.max(accepted[SOURCE_UPDATED_AT]).as_py()
+            if SOURCE_UPDATED_AT in accepted.column_names and n
+            else None
+        )
     except Exception as e:
         runstate.update(root, code, ds, table_name, status="failed", stage="stage", error=str(e))
         raise
@@ -126,10 +132,27 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
     )
     log.info(
         "%s.%s: in %d, accepted %d, rejected %d, deduplicated %d; staged v%d (+%d ~%d -%d)",
-        code, table_name, out.rows_in, out.rows_accepted, out.rows_rejected,
-        out.rows_deduplicated, merged.version, merged.inserted, merged.updated, merged.deleted,
+        code,
+        table_name,
+        out.rows_in,
+        out.rows_accepted,
+        out.rows_rejected,
+        out.rows_deduplicated,
+        merged.version,
+        merged.inserted,
+        merged.updated,
+        merged.deleted,
     )
-    return {k: state[k] for k in ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated", "staged_version")}
+    return {
+        k: state[k]
+        for k in (
+            "rows_in",
+            "rows_accepted",
+            "rows_rejected",
+            "rows_deduplicated",
+            "staged_version",
+        )
+    }
 
 
 def report(code: str, ds: date) -> dict[str, Any]:

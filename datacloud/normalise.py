@@ -21,6 +21,7 @@ from datacloud.config import Department, TableSpec
 from transforms.registry import get_normaliser
 from transforms.result import NormaliseContext, Normalised
 from transforms.rules import rule
+from transforms.sex import sex_mismatch
 
 SOURCE_PK = "_source_pk"
 SOURCE_UPDATED_AT = "_source_updated_at"
@@ -60,15 +61,49 @@ def _to_timestamp(col: pa.ChunkedArray) -> pa.Array:
         return pc.cast(col, pa.timestamp("us")).combine_chunks()
     text = pc.utf8_trim_whitespace(pc.cast(col, pa.string()))
     text = pc.replace_substring(text, "T", " ")
-    parsed = pc.strptime(pc.utf8_slice_codeunits(text, 0, 19), "%Y-%m-%d %H:%M:%S", "us", error_is_null=True)
+    parsed = pc.strptime(
+        pc.utf8_slice_codeunits(text, 0, 19), "%Y-%m-%d %H:%M:%S", "us", error_is_null=True
+    )
     return parsed.combine_chunks() if isinstance(parsed, pa.ChunkedArray) else parsed
+
+
+def _issues(
+    codes: pa.Array, pk: pa.Array, field: str, source_column: str, raw: pa.Array
+) -> pa.Table | None:
+    """One row per (row, rule) where ``codes`` is set, with the raw value and the severity."""
+    has = pc.is_valid(codes)
+    if not pc.any(has).as_py():
+        return None
+    idx = pa.array(np.flatnonzero(has.to_numpy(zero_copy_only=False)))
+    found = codes.take(idx)
+    known = pc.unique(found)
+    severity = pa.array([rule(c).severity for c in known.to_pylist()], pa.string())
+    n = len(idx)
+    return pa.table(
+        {
+            "source_pk": pk.take(idx),
+            "field": pa.array([field] * n, pa.string()),
+            "source_column": pa.array([source_column] * n, pa.string()),
+            "raw_value": pc.cast(raw.take(idx), pa.string()),
+            "rule_code": found,
+            "severity": severity.take(pc.index_in(found, known)),
+            "_row": idx,
+        }
+    )
+
+
+def _counts(issues: pa.Table) -> dict[str, int]:
+    vc = pc.value_counts(issues["rule_code"]).to_pylist() if issues.num_rows else []
+    return {v["values"]: v["counts"] for v in vc}
 
 
 def _keep(raw: pa.Array) -> Normalised:
     return Normalised(values=raw, issues=pa.nulls(len(raw), pa.string()))
 
 
-def normalise_table(raw: pa.Table, dept: Department, table: TableSpec, ds: date) -> NormaliseOutcome:
+def normalise_table(
+    raw: pa.Table, dept: Department, table: TableSpec, ds: date
+) -> NormaliseOutcome:
     """Apply the department's column mapping; split accepted, rejected and duplicate rows."""
     n = raw.num_rows
     pk = source_pk(raw, table)
@@ -93,28 +128,27 @@ def normalise_table(raw: pa.Table, dept: Department, table: TableSpec, ds: date)
         if spec.required:
             missing = pc.and_(pc.is_null(out.values), pc.is_null(codes))
             codes = pc.if_else(missing, "REQUIRED_MISSING", codes)
-        has_issue = pc.is_valid(codes).to_numpy(zero_copy_only=False)
-        if not has_issue.any():
-            continue
-        idx = np.flatnonzero(has_issue)
-        found = codes.take(pa.array(idx))
-        sev = pa.array([rule(c).severity for c in found.to_pylist()], pa.string())
-        is_reject = pc.equal(sev, "reject").to_numpy(zero_copy_only=False)
-        reject[idx[is_reject]] = True
-        for code, sv in zip(found.to_pylist(), sev.to_pylist(), strict=True):
-            (rejections if sv == "reject" else warnings)[code] += 1
-        issue_parts.append(
-            pa.table(
-                {
-                    "source_pk": pk.take(pa.array(idx)),
-                    "field": pa.array([canonical] * len(idx), pa.string()),
-                    "source_column": pa.array([spec.source] * len(idx), pa.string()),
-                    "raw_value": pc.cast(src.take(pa.array(idx)), pa.string()),
-                    "rule_code": found,
-                    "severity": sev,
-                }
-            )
-        )
+        found = _issues(codes, pk, canonical, spec.source, src)
+        if found is not None:
+            issue_parts.append(found)
+
+    if "sex" in columns and "id_sex" in columns:  # a sex that contradicts the ID's sex digit
+        mismatch = sex_mismatch(columns["sex"], columns["id_sex"])
+        codes = pc.if_else(mismatch, pa.scalar("SEX_ID_MISMATCH"), pa.scalar(None, pa.string()))
+        sex_src = table.columns["sex"].source or "sex"
+        found = _issues(codes, pk, "sex", sex_src, raw[sex_src].combine_chunks())
+        if found is not None:
+            issue_parts.append(found)
+
+    for part in issue_parts:
+        is_reject = pc.equal(part["severity"], "reject")
+        rows = part["_row"].filter(is_reject).to_numpy()
+        reject[rows] = True
+        for code, count in _counts(part.filter(is_reject)).items():
+            rejections[code] += count
+        for code, count in _counts(part.filter(pc.invert(is_reject))).items():
+            warnings[code] += count
+    issue_parts = [p.drop_columns(["_row"]) for p in issue_parts]
 
     if table.cursor:
         columns[SOURCE_UPDATED_AT] = _to_timestamp(raw[table.cursor])

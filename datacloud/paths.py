@@ -56,9 +56,7 @@ class StorageRoot:
 
     def quarantine(self, dept: str, table: str, ds: date) -> Path:
         """Rejected rows of one night, as Parquet (raw values: the department's own data)."""
-        return (
-            self.root / "quarantine" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
-        )
+        return self.root / "quarantine" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
 
     def curated(self, table: str) -> Path:
         return self.root / "curated" / _safe(table)

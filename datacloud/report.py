@@ -39,7 +39,10 @@ class ReportFiles:
 def _table_entry(dept: Department, ds: date, root: StorageRoot, name: str) -> dict[str, Any]:
     spec = dept.table(name)
     state = runstate.read(root, dept.code, ds, name)
-    counts = {k: int(state.get(k, 0)) for k in ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")}
+    counts = {
+        k: int(state.get(k, 0))
+        for k in ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")
+    }
     entry: dict[str, Any] = {
         "table": name,
         "description": spec.description,

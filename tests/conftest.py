@@ -19,7 +19,9 @@ _SESSION_TMP = Path(tempfile.mkdtemp(prefix="datacloud-tests-"))
 os.environ["AIRFLOW_HOME"] = str(_SESSION_TMP / "airflow")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_TMP / 'airflow' / 'airflow.db'}"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+    f"sqlite:///{_SESSION_TMP / 'airflow' / 'airflow.db'}"
+)
 os.environ["DATACLOUD_ROOT"] = str(_SESSION_TMP / "root")
 os.environ.pop("DATACLOUD_DEPARTMENTS_DIR", None)
 os.environ.pop("DATACLOUD_SQL_DIR", None)

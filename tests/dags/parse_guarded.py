@@ -11,11 +11,10 @@ import socket
 import sys
 
 import sqlalchemy
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-
 from airflow.dag_processing.dagbag import DagBag  # airflow's own import may set up its ORM
 from airflow.sdk import BaseHook, Connection
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 queries: list[str] = []
 lookups: list[str] = []

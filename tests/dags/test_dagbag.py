@@ -56,7 +56,11 @@ def test_department_dag_structure() -> None:
     assert str(dag.timetable.timezone) == "Asia/Shanghai"
     assert dag.timetable.expression == "0 2 * * *"
     assert {t.task_id for t in dag.tasks} == {
-        "extract_qyjbxx", "stage_qyjbxx", "extract_qygd", "stage_qygd", "report",
+        "extract_qyjbxx",
+        "stage_qyjbxx",
+        "extract_qygd",
+        "stage_qygd",
+        "report",
     }
     rep = dag.get_task("report")
     assert rep.trigger_rule == "all_done"

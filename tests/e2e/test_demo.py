@@ -34,7 +34,11 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict:
     exe = Path(sys.executable).with_name("datacloud")
     proc = subprocess.run(
         [str(exe), "demo", "--persons", str(PERSONS), "--date", DS.isoformat()],
-        env=env, capture_output=True, text=True, timeout=1200, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     return {"root": root, "proc": proc, "env": env}
 
@@ -54,7 +58,11 @@ def _delta(root: Path, name: str) -> DeltaTable:
 
 def test_curated_tables_open_with_deltalake_and_polars(night: dict) -> None:
     root = night["root"]
-    for name, key in [("person", "id_number"), ("enterprise", "credit_code"), ("property_right", "owner_id_number")]:
+    for name, key in [
+        ("person", "id_number"),
+        ("enterprise", "credit_code"),
+        ("property_right", "owner_id_number"),
+    ]:
         t = _delta(root, name).to_pyarrow_table()
         assert key in t.column_names and t.num_rows > 0
         df = pl.read_delta(str(root / "curated" / name))
@@ -69,9 +77,15 @@ def test_curated_identifiers_are_all_valid_and_unique(night: dict) -> None:
     ids = persons["id_number"].to_pylist()
     assert len(ids) == len(set(ids))
     assert all(is_valid_id_number(i) for i in ids)
-    codes = [c for c in _delta(night["root"], "enterprise").to_pyarrow_table()["credit_code"].to_pylist() if c]
+    codes = [
+        c
+        for c in _delta(night["root"], "enterprise").to_pyarrow_table()["credit_code"].to_pylist()
+        if c
+    ]
     assert codes and all(is_valid_credit_code(c) for c in codes)
-    owners = _delta(night["root"], "property_right").to_pyarrow_table()["owner_id_number"].to_pylist()
+    owners = (
+        _delta(night["root"], "property_right").to_pyarrow_table()["owner_id_number"].to_pylist()
+    )
     assert all(is_valid_id_number(i) for i in owners)
 
 
@@ -89,7 +103,9 @@ def test_fixable_dirt_is_repaired_to_the_ground_truth(night: dict) -> None:
 
 def test_no_property_check_has_both_answers(night: dict) -> None:
     persons = set(_delta(night["root"], "person").to_pyarrow_table()["id_number"].to_pylist())
-    owners = set(_delta(night["root"], "property_right").to_pyarrow_table()["owner_id_number"].to_pylist())
+    owners = set(
+        _delta(night["root"], "property_right").to_pyarrow_table()["owner_id_number"].to_pylist()
+    )
     assert persons & owners and persons - owners
 
 
@@ -98,7 +114,9 @@ def test_reports_reconcile_with_the_source_databases(night: dict) -> None:
 
     root = night["root"]
     for dept in DEPTS:
-        report = json.loads((root / "reports" / dept / DS.isoformat() / "report.json").read_text("utf-8"))
+        report = json.loads(
+            (root / "reports" / dept / DS.isoformat() / "report.json").read_text("utf-8")
+        )
         assert report["status"] == "success"
         db = sqlite3.connect(root / "samples" / f"{dept}.db")
         for t in report["tables"]:
@@ -108,7 +126,9 @@ def test_reports_reconcile_with_the_source_databases(night: dict) -> None:
         db.close()
         csv = (root / "reports" / dept / DS.isoformat() / "rejected.csv").read_bytes()
         assert csv.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM
-    gongan = json.loads((root / "reports" / "gongan" / DS.isoformat() / "report.json").read_text("utf-8"))
+    gongan = json.loads(
+        (root / "reports" / "gongan" / DS.isoformat() / "report.json").read_text("utf-8")
+    )
     assert gongan["tables"][0]["rows_rejected"] > 0  # the sample's wrong check digits are caught
     assert gongan["tables"][0]["rows_deduplicated"] > 0
 
@@ -118,7 +138,9 @@ def test_rerunning_the_night_changes_no_content(night: dict) -> None:
     from datacloud.paths import StorageRoot
 
     root = StorageRoot(night["root"])
-    before = {n: _delta(night["root"], n).version() for n in ("person", "enterprise", "property_right")}
+    before = {
+        n: _delta(night["root"], n).version() for n in ("person", "enterprise", "property_right")
+    }
     staged_before = DeltaTable(str(night["root"] / "staged" / "gongan" / "czrk")).to_pyarrow_table()
     for dag_id in ("dept_gongan", "curation"):
         assert demo.run_dag(dag_id, DS, night["env"] | {"DATACLOUD_ROOT": str(root.root)}, root).ok
@@ -126,8 +148,10 @@ def test_rerunning_the_night_changes_no_content(night: dict) -> None:
     assert after == before
     staged_after = DeltaTable(str(night["root"] / "staged" / "gongan" / "czrk")).to_pyarrow_table()
     drop = ["_run_id", "_loaded_at"]
-    assert staged_after.drop_columns(drop).sort_by("_source_pk").equals(
-        staged_before.drop_columns(drop).sort_by("_source_pk")
+    assert (
+        staged_after.drop_columns(drop)
+        .sort_by("_source_pk")
+        .equals(staged_before.drop_columns(drop).sort_by("_source_pk"))
     )
 
 
@@ -137,11 +161,15 @@ def test_an_unreachable_source_fails_its_department_only_and_is_reported(night: 
 
     root = StorageRoot(night["root"])
     env = dict(night["env"])
-    env["AIRFLOW_CONN_DEPT_MZ"] = json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "schema": "nope"})
+    env["AIRFLOW_CONN_DEPT_MZ"] = json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "schema": "nope"}
+    )
     other = date(2026, 11, 21)
     outcome = demo.run_dag("dept_mz", other, env, root)
     assert not outcome.ok
-    report = json.loads((night["root"] / "reports" / "mz" / other.isoformat() / "report.json").read_text("utf-8"))
+    report = json.loads(
+        (night["root"] / "reports" / "mz" / other.isoformat() / "report.json").read_text("utf-8")
+    )
     assert report["status"] == "failed" and report["status_zh"] == "失败"
     (table,) = report["tables"]
     assert table["failed_stage"] == "extract"

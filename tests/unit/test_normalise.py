@@ -1,0 +1,107 @@
+"""Normalising a raw department table: every row accepted, rejected or deduplicated."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from datacloud.config import load_department
+from datacloud.normalise import normalise_table
+from datacloud.paths import DEPARTMENTS_DIR
+from transforms.id_number import id_check_char
+
+DS = date(2026, 11, 20)
+
+
+def _id(first17: str) -> str:
+    return first17 + id_check_char(first17)
+
+
+A = _id("33010619800101001")  # male
+B = _id("33010619900202002")  # female
+C = _id("33010619751231003")  # male
+
+
+def _raw(rows: list[tuple]) -> pa.Table:
+    cols = ["rkbh", "gmsfhm", "xm", "xb", "mz", "csrq", "hjdz", "lxdh", "gxsj"]
+    return pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})
+
+
+@pytest.fixture
+def gongan():
+    dept = load_department(DEPARTMENTS_DIR / "gongan.yaml")
+    return dept, dept.table("czrk")
+
+
+def test_accepted_rejected_and_duplicates_reconcile(gongan) -> None:
+    dept, table = gongan
+    wrong = A[:-1] + ("0" if A[-1] != "0" else "1")
+    raw = _raw(
+        [
+            (
+                "RK1",
+                A,
+                "张 三",
+                "1",
+                "01",
+                "19800101",
+                "杭州市",
+                "138-1234-5678",
+                "2026-11-01 08:00:00",
+            ),
+            (
+                "RK2",
+                B.lower() + " ",
+                "李四",
+                "2",
+                "汉族",
+                "1990/2/2",
+                None,
+                None,
+                "2026-11-02 08:00:00",
+            ),
+            ("RK3", wrong, "王五", "1", "01", "19800101", None, None, "2026-11-03 08:00:00"),
+            (
+                "RK4",
+                f" {A} ",
+                "张三",
+                "1",
+                "01",
+                "19800101",
+                "杭州市西湖区",
+                None,
+                "2026-11-19 08:00:00",
+            ),
+            ("RK5", None, "赵六", "1", "01", "19800101", None, None, "2026-11-03 08:00:00"),
+            ("RK6", C, "孙七", "2", "01", "19751231", None, None, "2026-11-03 08:00:00"),
+        ]
+    )
+    out = normalise_table(raw, dept, table, DS)
+    assert (out.rows_in, out.rows_accepted, out.rows_rejected, out.rows_deduplicated) == (
+        6,
+        3,
+        2,
+        1,
+    )
+    assert out.reconciles()
+    assert out.rejections == {"ID_CHECK_DIGIT": 1, "REQUIRED_MISSING": 1}
+    acc = out.accepted.to_pylist()
+    by_id = {r["id_number"]: r for r in acc}
+    assert set(by_id) == {A, B, C}
+    assert by_id[A]["_source_pk"] == "RK4"  # the later update of the same person wins
+    assert by_id[A]["registered_address"] == "杭州市西湖区"
+    assert by_id[B]["ethnicity"] == "01" and by_id[B]["birth_date"] == date(1990, 2, 2)
+    assert out.warnings["DUPLICATE_KEY"] == 1
+    assert out.warnings["SEX_ID_MISMATCH"] == 1  # RK6 says female, the ID says male
+    rejected = {r["source_pk"]: r for r in out.issues.to_pylist() if r["severity"] == "reject"}
+    assert rejected["RK3"]["raw_value"] == wrong and rejected["RK3"]["source_column"] == "gmsfhm"
+    assert rejected["RK5"]["rule_code"] == "REQUIRED_MISSING"
+
+
+def test_empty_table(gongan) -> None:
+    dept, table = gongan
+    raw = _raw([]).cast(pa.schema([(c, pa.string()) for c in _raw([]).column_names]))
+    out = normalise_table(raw, dept, table, DS)
+    assert (out.rows_in, out.rows_accepted) == (0, 0) and out.reconciles()
