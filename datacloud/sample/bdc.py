@@ -16,7 +16,7 @@ from datacloud.sample.people import Persons
 from datacloud.sample.pools import Pools, numbers, street_addresses, zfill
 
 DEPT = "bdc"
-OWNER_RATE = 0.47  # with spouses as co-owners, about 55% of adults own property
+OWNER_RATE = 0.46  # with spouses as co-owners, about 55% of adults own property
 UNIFIED_REGISTRATION = dt.date(2015, 3, 1)  # 不动产统一登记: certificates of this form
 
 

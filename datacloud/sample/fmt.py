@@ -73,11 +73,6 @@ def iso(dates: np.ndarray) -> np.ndarray:
     return format_date(*ymd(dates), style="iso")
 
 
-def timestamps_text(values: np.ndarray) -> np.ndarray:
-    """datetime64[s] as 'YYYY-MM-DD HH:MM:SS' (object array)."""
-    return np.char.replace(values.astype("datetime64[s]").astype("U19"), "T", " ").astype(object)
-
-
 def mobiles(rng: np.random.Generator, n: int) -> np.ndarray:
     """Canonical 11-digit mobile numbers (object array)."""
     prefix = np.asarray(MOBILE_PREFIXES, dtype=np.int64)[rng.integers(0, len(MOBILE_PREFIXES), n)]

@@ -7,7 +7,7 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +18,7 @@ from datacloud.sample.generate import SampleData
 
 if TYPE_CHECKING:
     from sqlalchemy import URL
+    from sqlalchemy.sql.expression import TableClause
 
 BATCH_ROWS = 5_000
 _SQLITE_BATCH_ROWS = 100_000
@@ -31,10 +32,8 @@ def _python_columns(batch: pa.RecordBatch) -> list[list[object]]:
     """
     out = []
     for column in batch.columns:
-        if pa.types.is_timestamp(column.type):
-            column = pc.strftime(column, format="%Y-%m-%d %H:%M:%S")
-        elif pa.types.is_decimal(column.type):
-            column = pc.cast(column, pa.string())
+        if pa.types.is_timestamp(column.type) or pa.types.is_decimal(column.type):
+            column = pc.cast(column, pa.string())  # 'YYYY-MM-DD HH:MM:SS', '0.2986'
         out.append(column.to_pylist())
     return out
 
@@ -112,6 +111,25 @@ def _ensure_database(url: URL) -> None:
         admin.dispose()
 
 
+def _sa_table(tdef: TableDef) -> TableClause:
+    """A typed SQLAlchemy table clause, so each dialect binds decimals and timestamps its way."""
+    import sqlalchemy as sa
+
+    columns = []
+    for col in tdef.columns:
+        typ = col.arrow_type
+        if pa.types.is_string(typ):
+            sa_type: sa.types.TypeEngine[Any] = sa.String()
+        elif pa.types.is_integer(typ):
+            sa_type = sa.Integer()
+        elif isinstance(typ, pa.Decimal128Type):
+            sa_type = sa.Numeric(typ.precision, typ.scale)
+        else:
+            sa_type = sa.DateTime()
+        columns.append(sa.column(col.name, sa_type))
+    return sa.table(tdef.name, *columns)
+
+
 def write_url(sample: SampleData, url: str) -> list[str]:
     """Load the sample into the database(s) at a SQLAlchemy URL.
 
@@ -140,7 +158,7 @@ def write_url(sample: SampleData, url: str) -> list[str]:
                     conn.exec_driver_sql(_create_statement(tdef, dialect))
             for dept in depts:
                 for name, table in sample.tables[dept].items():
-                    target_table = sa.table(name, *(sa.column(c) for c in table.column_names))
+                    target_table = _sa_table(next(t for t in defs if t.name == name))
                     with engine.begin() as conn:
                         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
                             conn.execute(target_table.insert(), batch.to_pylist())

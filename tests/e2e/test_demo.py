@@ -52,6 +52,13 @@ def test_demo_exits_zero_and_prints_the_summary(night: dict) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def _airflow_env(root) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The demo's embedded Airflow environment (its metadata DB and sample connections)."""
+    from datacloud import demo
+
+    return demo.airflow_env(root, demo.departments(), root.samples())
+
+
 def _delta(root: Path, name: str) -> DeltaTable:
     return DeltaTable(str(root / "curated" / name))
 
@@ -143,7 +150,7 @@ def test_rerunning_the_night_changes_no_content(night: dict) -> None:
     }
     staged_before = DeltaTable(str(night["root"] / "staged" / "gongan" / "czrk")).to_pyarrow_table()
     for dag_id in ("dept_gongan", "curation"):
-        assert demo.run_dag(dag_id, DS, night["env"] | {"DATACLOUD_ROOT": str(root.root)}, root).ok
+        assert demo.run_dag(dag_id, DS, _airflow_env(root), root).ok
     after = {n: _delta(night["root"], n).version() for n in before}
     assert after == before
     staged_after = DeltaTable(str(night["root"] / "staged" / "gongan" / "czrk")).to_pyarrow_table()
@@ -160,7 +167,7 @@ def test_an_unreachable_source_fails_its_department_only_and_is_reported(night: 
     from datacloud.paths import StorageRoot
 
     root = StorageRoot(night["root"])
-    env = dict(night["env"])
+    env = _airflow_env(root)
     env["AIRFLOW_CONN_DEPT_MZ"] = json.dumps(
         {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "schema": "nope"}
     )
