@@ -2,9 +2,10 @@
 
 Each DAG, per source table: ``extract_<table>`` lands the raw partition, ``stage_<table>``
 normalises it, quarantines rejected rows and merges the rest into the staged Delta table
-(emitting the table's Asset event); ``report`` writes the department's load report last,
-also when an earlier task failed. Nothing here touches a database at parse time; the
-heavy libraries are imported inside the tasks, and XCom carries only paths and counts.
+(emitting the table's Asset event). ``report`` writes the department's load report last,
+also when an earlier task failed, and ``watcher`` fails the run when any table failed.
+Nothing here touches a database at parse time; the heavy libraries are imported inside the
+tasks, and XCom carries only paths and counts.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def report(code: str) -> dict[str, Any]:
     return run(code, _business_date())
 
 
+@task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+def watcher(code: str) -> None:
+    """Fail the DAG run when any table failed (the report task succeeds either way)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(f"department {code}: a table failed tonight; see its report")
+
+
 def _retries(dept: Department) -> int:
     # DATACLOUD_TASK_RETRIES overrides the YAML (the embedded demo and tests run without retries)
     return int(os.environ.get("DATACLOUD_TASK_RETRIES", dept.retries))
@@ -87,7 +96,7 @@ def build_dag(dept: Department) -> DAG:
             "execution_timeout": timedelta(minutes=dept.execution_timeout_minutes),
         },
     ) as dag:
-        staged = []
+        staged, work = [], []
         for table in dept.tables:
             landed = extract.override(task_id=f"extract_{table.name}")(
                 dept.code, table.name, dept.connection_id
@@ -97,7 +106,9 @@ def build_dag(dept: Department) -> DAG:
                     task_id=f"stage_{table.name}", outlets=[staged_asset(dept.code, table.name)]
                 )(dept.code, table.name, landed)
             )
+            work += [landed, staged[-1]]
         staged >> report.override(task_id="report")(dept.code)
+        work >> watcher.override(task_id="watcher")(dept.code)
     return dag
 
 

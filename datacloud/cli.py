@@ -260,10 +260,10 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (UserError, ConfigError) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except ValidationError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -271,12 +271,10 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except Exception as e:  # click usage errors and anything unexpected: one line, no traceback
-        import click
-
-        if isinstance(e, click.ClickException):
+        if isinstance(e, typer.TyperException) and hasattr(e, "show"):  # usage errors
             e.show()
-            sys.exit(e.exit_code)
-        err.print(f"[red]error:[/] {type(e).__name__}: {e}", highlight=False)
+            sys.exit(getattr(e, "exit_code", 2))
+        err.print(f"[red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
         err.print("run with DATACLOUD_DEBUG=1 for the traceback", style="dim")
         if __import__("os").environ.get("DATACLOUD_DEBUG"):
             raise

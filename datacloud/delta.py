@@ -117,7 +117,8 @@ def merge_by_key(
             commit_properties=_metadata(run_id, ds),
         )
         return MergeResult(DeltaTable(str(path)).version(), rows.num_rows, 0, 0)
-    changed = " OR ".join(f't."{c}" IS DISTINCT FROM s."{c}"' for c in compare) or "false"
+    # each comparison in parentheses: delta-rs's parser binds OR inside IS DISTINCT FROM
+    changed = " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in compare) or "false"
     data_cols = [c for c in rows.column_names]
     stats = (
         dt.merge(

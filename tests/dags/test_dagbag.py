@@ -61,12 +61,23 @@ def test_department_dag_structure() -> None:
         "extract_qygd",
         "stage_qygd",
         "report",
+        "watcher",
     }
     rep = dag.get_task("report")
     assert rep.trigger_rule == "all_done"
     assert rep.upstream_task_ids == {"stage_qyjbxx", "stage_qygd"}
     assert dag.get_task("stage_qygd").upstream_task_ids == {"extract_qygd"}
+    watcher = dag.get_task("watcher")
+    assert watcher.trigger_rule == "one_failed"
+    assert watcher.upstream_task_ids == {
+        "extract_qyjbxx",
+        "stage_qyjbxx",
+        "extract_qygd",
+        "stage_qygd",
+    }
     for t in dag.tasks:
+        if t.task_id == "watcher":  # it only turns a failed table into a failed run
+            continue
         assert t.retries >= 1 or os.environ.get("DATACLOUD_TASK_RETRIES") == "0"
         assert t.retry_exponential_backoff
         assert t.execution_timeout is not None

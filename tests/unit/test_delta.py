@@ -11,7 +11,13 @@ from datacloud.delta import merge_by_key, overwrite, read_table
 
 
 def _rows(keys: list[str], names: list[str]) -> pa.Table:
-    return pa.table({"_source_pk": keys, "name": names, "_run_id": ["r"] * len(keys)})
+    n = len(keys)
+    return pa.table(
+        {"_source_pk": keys, "name": names, "sex": ["1"] * n, "n": [1] * n, "_run_id": ["r"] * n}
+    )
+
+
+COMPARE = ["name", "sex", "n"]
 
 
 def test_merge_inserts_updates_deletes_and_is_idempotent(tmp_path: Path) -> None:
@@ -20,7 +26,7 @@ def test_merge_inserts_updates_deletes_and_is_idempotent(tmp_path: Path) -> None
         path,
         _rows(["1", "2", "3"], ["a", "b", "c"]),
         "_source_pk",
-        ["name"],
+        COMPARE,
         None,
         "r1",
         "2026-11-19",
@@ -30,7 +36,7 @@ def test_merge_inserts_updates_deletes_and_is_idempotent(tmp_path: Path) -> None
         path,
         _rows(["1", "2", "4"], ["a", "B", "d"]),
         "_source_pk",
-        ["name"],
+        COMPARE,
         pa.array(["3"]),
         "r2",
         "2026-11-20",
@@ -44,7 +50,7 @@ def test_merge_inserts_updates_deletes_and_is_idempotent(tmp_path: Path) -> None
         path,
         _rows(["1", "2", "4"], ["a", "B", "d"]),
         "_source_pk",
-        ["name"],
+        COMPARE,
         pa.array([], pa.string()),
         "r3",
         "2026-11-20",

@@ -1,0 +1,64 @@
+"""CLI manners: every command has --help; bad input ends with a clear error, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).with_name("datacloud"))
+COMMANDS = ["sample", "validate", "report", "docs", "demo"]
+
+
+def run(*args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    out = run(command, "--help")
+    assert out.returncode == 0
+    assert "Usage" in out.stdout and "--help" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sample", "--persons", "3"], "--persons"),
+        (["sample", "--date", "2026-13-01"], "--date: expected YYYY-MM-DD"),
+        (["sample", "--dirt", "id_typo=0.1"], "id_typo"),
+        (["sample", "--dirt", "id_legacy_15=2"], "id_legacy_15"),
+        (["report", "--dept", "nowhere", "--date", "2026-11-20"], "no department 'nowhere'"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args: list[str], message: str) -> None:
+    out = run(*args)
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_validate_names_file_and_field_of_a_bad_yaml(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "code: bad\nname: x\nconnection_id: c\ntables: []\n", "utf-8"
+    )
+    out = run("validate", "--folder", str(tmp_path))
+    assert out.returncode == 2
+    assert f"{tmp_path / 'bad.yaml'}: field tables" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_sample_writes_the_five_departments(tmp_path: Path) -> None:
+    out = run("sample", "--persons", "50", "--seed", "3", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "bdc.db",
+        "gjj.db",
+        "gongan.db",
+        "mz.db",
+        "scjg.db",
+    ]
+    assert (tmp_path / "ground_truth.parquet").is_file()
