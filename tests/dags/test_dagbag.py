@@ -16,13 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 DEPT_DAGS = ["dept_bdc", "dept_gjj", "dept_gongan", "dept_mz", "dept_scjg"]
 
 
-def parse(departments: Path | None = None) -> dict:
-    """Parse dags/ in a fresh interpreter with database and connection access denied."""
+def parse(departments: Path | None = None, folder: Path = REPO / "dags") -> dict:
+    """Parse a DAG folder in a fresh interpreter with database and connection access denied."""
     env = dict(os.environ)
     if departments is not None:
         env["DATACLOUD_DEPARTMENTS_DIR"] = str(departments)
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("parse_guarded.py")), str(REPO / "dags")],
+        [sys.executable, str(Path(__file__).with_name("parse_guarded.py")), str(folder)],
         env=env,
         capture_output=True,
         text=True,
@@ -45,6 +45,27 @@ def test_zero_import_errors(parsed: dict) -> None:
 def test_parsing_runs_no_query_and_no_connection_lookup(parsed: dict) -> None:
     assert parsed["queries"] == []
     assert parsed["lookups"] == []
+
+
+def test_the_guard_catches_a_dag_file_that_opens_a_database(tmp_path: Path) -> None:
+    (tmp_path / "greedy_dag.py").write_text(
+        "from airflow.sdk import DAG\n"
+        "import sqlalchemy\n"
+        "sqlalchemy.create_engine('sqlite://').connect()\n"
+        "with DAG(dag_id='greedy', schedule=None):\n    pass\n",
+        "utf-8",
+    )
+    (tmp_path / "lookup_dag.py").write_text(
+        "from airflow.sdk import DAG, Connection\n"
+        "Connection.get('dept_gongan')\n"
+        "with DAG(dag_id='lookup', schedule=None):\n    pass\n",
+        "utf-8",
+    )
+    parsed = parse(folder=tmp_path)
+    errors = " ".join(parsed["import_errors"].values())
+    assert "create_engine while parsing DAGs" in errors
+    assert "connection lookup while parsing DAGs" in errors
+    assert parsed["dag_ids"] == []
 
 
 def test_department_dag_structure() -> None:
