@@ -8,7 +8,9 @@ Failures are recorded in the run state before they propagate, so the report can 
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,11 +61,42 @@ def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
     return {"path": str(out.path), "rows": out.rows}
 
 
+def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.Table:
+    """Add the lineage columns _source, _ds, _run_id and _loaded_at (Shanghai wall time)."""
+    n = accepted.num_rows
+    now = datetime.now(tz=SHANGHAI).replace(tzinfo=None)
+    return (
+        accepted.append_column("_source", pa.array([source] * n, pa.string()))
+        .append_column("_ds", pa.array([ds] * n, pa.date32()))
+        .append_column("_run_id", pa.array([run_id] * n, pa.string()))
+        .append_column("_loaded_at", pa.array([now] * n, pa.timestamp("us")))
+    )
+
+
+def deleted_keys(staged: Path, raw_keys: pa.Array) -> pa.Array | None:
+    """Staged source keys absent from tonight's full snapshot (rejected rows are not absent)."""
+    from datacloud.delta import open_table
+    from datacloud.normalise import SOURCE_PK
+
+    current = open_table(staged)
+    if current is None:
+        return None
+    keys = pc.cast(current.to_pyarrow_table(columns=[SOURCE_PK])[SOURCE_PK], pa.string())
+    return keys.filter(pc.invert(pc.is_in(keys, value_set=raw_keys))).combine_chunks()
+
+
+def _write_quarantine(folder: Path, issues: pa.Table) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "issues.parquet.tmp"
+    pq.write_table(issues, tmp)
+    os.replace(tmp, folder / "issues.parquet")
+
+
 def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
     """Normalise the raw partition, quarantine rejects and merge accepted rows into staged."""
-    from datacloud.delta import merge_by_key, open_table
+    from datacloud.delta import merge_by_key
     from datacloud.landing import read_partition
-    from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table
+    from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table, source_pk
 
     root = StorageRoot.from_env()
     dept = department(code)
@@ -77,36 +110,15 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
                 f"!= accepted {out.rows_accepted} + rejected {out.rows_rejected} "
                 f"+ deduplicated {out.rows_deduplicated}"
             )
-        qdir = root.quarantine(code, table_name, ds)
-        qdir.mkdir(parents=True, exist_ok=True)
-        pq.write_table(out.issues, qdir / "issues.parquet")
-
-        now = datetime.now(tz=SHANGHAI).replace(tzinfo=None)
-        n = out.rows_accepted
-        accepted = out.accepted
-        accepted = accepted.append_column(
-            "_source", pa.array([f"{code}.{table_name}"] * n, pa.string())
-        )
-        accepted = accepted.append_column("_ds", pa.array([ds] * n, pa.date32()))
-        accepted = accepted.append_column("_run_id", pa.array([run_id] * n, pa.string()))
-        accepted = accepted.append_column("_loaded_at", pa.array([now] * n, pa.timestamp("us")))
-
+        _write_quarantine(root.quarantine(code, table_name, ds), out.issues)
+        accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
         path = root.staged(code, table_name)
-        deleted = None
-        if table.mode == "full":
-            current = open_table(path)
-            if current is not None:
-                staged_keys = current.to_pyarrow_table(columns=[SOURCE_PK])[SOURCE_PK]
-                from datacloud.normalise import source_pk
-
-                raw_keys = source_pk(raw, table)
-                gone = pc.invert(pc.is_in(pc.cast(staged_keys, pa.string()), value_set=raw_keys))
-                deleted = pc.cast(staged_keys, pa.string()).filter(gone).combine_chunks()
+        deleted = deleted_keys(path, source_pk(raw, table)) if table.mode == "full" else None
         compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
         merged = merge_by_key(path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat())
         latest = (
             pc.max(accepted[SOURCE_UPDATED_AT]).as_py()
-            if SOURCE_UPDATED_AT in accepted.column_names and n
+            if SOURCE_UPDATED_AT in accepted.column_names and accepted.num_rows
             else None
         )
     except Exception as e:
