@@ -183,3 +183,40 @@ def test_an_unreachable_source_fails_its_department_only_and_is_reported(night: 
     assert "department mz, table hydj" in table["error"]
     # the curated tables of the good night are still readable
     assert _delta(night["root"], "person").to_pyarrow_table().num_rows > 0
+
+
+def _full_id_numbers(text: str) -> set[str]:
+    """18-character ID numbers with a valid check character found in the text."""
+    import re
+
+    from transforms.id_number import is_valid_id_number
+
+    return {
+        m
+        for m in re.findall(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", text)
+        if is_valid_id_number(m.upper())
+    }
+
+
+def test_no_full_id_number_in_logs_xcom_or_report_json(night: dict) -> None:
+    import sqlite3
+
+    root: Path = night["root"]
+    # sanity: the detector finds the IDs that are in the source data
+    gongan = sqlite3.connect(root / "samples" / "gongan.db")
+    sample_ids = "\n".join(r[0] or "" for r in gongan.execute("SELECT gmsfhm FROM czrk LIMIT 50"))
+    gongan.close()
+    assert _full_id_numbers(sample_ids)
+
+    logs = list((root / "airflow").rglob("*.log")) + list((root / "airflow").rglob("*.json"))
+    assert logs
+    for path in logs:
+        assert not _full_id_numbers(path.read_text("utf-8", errors="replace")), path
+    meta = sqlite3.connect(root / "airflow" / "airflow.db")
+    xcoms = meta.execute("SELECT dag_id, task_id, CAST(value AS TEXT) FROM xcom").fetchall()
+    meta.close()
+    assert xcoms  # the tasks did push their paths and counts
+    for dag_id, task_id, value in xcoms:
+        assert not _full_id_numbers(value or ""), (dag_id, task_id)
+    for report in (root / "reports").rglob("report.json"):
+        assert not _full_id_numbers(report.read_text("utf-8")), report
