@@ -1,7 +1,7 @@
 """One Airflow DAG per department YAML in ``dags/departments/`` (airflow DAG factory).
 
 Each DAG, per source table: ``extract_<table>`` lands the raw partition, ``stage_<table>``
-normalises it, quarantines rejected rows and merges the rest into the staged Delta table
+normalises it, sets rejected rows aside under rejected/ and merges the rest into the staged Delta table
 (emitting the table's Asset event). ``report`` writes the department's load report last,
 also when an earlier task failed, and ``watcher`` fails the run when any table failed.
 Nothing here touches a database at parse time; the heavy libraries are imported inside the
@@ -45,7 +45,7 @@ def extract(code: str, table: str, connection_id: str) -> dict[str, Any]:
 
 @task
 def stage(code: str, table: str, extracted: dict[str, Any]) -> dict[str, Any]:
-    """Normalise, quarantine and merge into staged/<dept>/<table>."""
+    """Normalise, set rejects aside in rejected/ and merge into staged/<dept>/<table>."""
     from airflow.sdk import get_current_context
 
     from datacloud.nightly import stage as run

@@ -85,15 +85,17 @@ def deleted_keys(staged: Path, raw_keys: pa.Array) -> pa.Array | None:
     return keys.filter(pc.invert(pc.is_in(keys, value_set=raw_keys))).combine_chunks()
 
 
-def _write_quarantine(folder: Path, issues: pa.Table) -> None:
+def write_rejected(folder: Path, rows: pa.Table, issues: pa.Table) -> None:
+    """Replace the night's rejected rows and issues (each file swapped in whole)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "issues.parquet.tmp"
-    pq.write_table(issues, tmp)
-    os.replace(tmp, folder / "issues.parquet")
+    for name, table in (("rows.parquet", rows), ("issues.parquet", issues)):
+        tmp = folder / f"{name}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / name)
 
 
 def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
-    """Normalise the raw partition, quarantine rejects and merge accepted rows into staged."""
+    """Normalise the raw partition, set rejected rows aside and merge accepted rows into staged."""
     from datacloud.delta import merge_by_key
     from datacloud.landing import read_partition
     from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table, source_pk
@@ -110,7 +112,7 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
                 f"!= accepted {out.rows_accepted} + rejected {out.rows_rejected} "
                 f"+ deduplicated {out.rows_deduplicated}"
             )
-        _write_quarantine(root.quarantine(code, table_name, ds), out.issues)
+        write_rejected(root.rejected(code, table_name, ds), out.rejected, out.issues)
         accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
         path = root.staged(code, table_name)
         deleted = deleted_keys(path, source_pk(raw, table)) if table.mode == "full" else None

@@ -34,6 +34,7 @@ class NormaliseOutcome:
 
     accepted: pa.Table
     issues: pa.Table  # one row per (row, field, rule): rejections and warnings
+    rejected: pa.Table  # one row per rejected source row: raw columns, _source_pk, reject_reasons
     rows_in: int
     rows_rejected: int
     rows_deduplicated: int
@@ -92,6 +93,28 @@ def _issues(
     )
 
 
+def rejected_rows(
+    raw: pa.Table, pk: pa.Array, reject: np.ndarray, issue_parts: list[pa.Table]
+) -> pa.Table:
+    """The rejected source rows as extracted, with ``_source_pk`` and their ``reject_reasons``."""
+    idx = pa.array(np.flatnonzero(reject), pa.int64())
+    reasons_type = pa.list_(pa.string())
+    rows = raw.take(idx).append_column(SOURCE_PK, pk.take(idx))
+    parts = [
+        p.filter(pc.equal(p["severity"], "reject")).select(["_row", "rule_code"])
+        for p in issue_parts
+    ]
+    if not len(idx) or not parts:
+        return rows.append_column("reject_reasons", pa.array([[]] * len(idx), reasons_type))
+    grouped = (
+        pa.concat_tables(parts)
+        .group_by("_row", use_threads=False)
+        .aggregate([("rule_code", "list")])
+    )
+    reasons = grouped["rule_code_list"].take(pc.index_in(idx, grouped["_row"]))
+    return rows.append_column("reject_reasons", reasons.cast(reasons_type))
+
+
 def _counts(issues: pa.Table) -> dict[str, int]:
     vc = pc.value_counts(issues["rule_code"]).to_pylist() if issues.num_rows else []
     return {v["values"]: v["counts"] for v in vc}
@@ -148,6 +171,7 @@ def normalise_table(
             rejections[code] += count
         for code, count in _counts(part.filter(pc.invert(is_reject))).items():
             warnings[code] += count
+    rejected = rejected_rows(raw, pk, reject, issue_parts)
     issue_parts = [p.drop_columns(["_row"]) for p in issue_parts]
 
     if table.cursor:
@@ -179,6 +203,7 @@ def normalise_table(
     return NormaliseOutcome(
         accepted=accepted,
         issues=issues,
+        rejected=rejected,
         rows_in=n,
         rows_rejected=int(reject.sum()),
         rows_deduplicated=len(dup_pks),

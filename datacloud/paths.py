@@ -1,7 +1,7 @@
 """Every path under the storage root comes from here.
 
 The storage root is ``DATACLOUD_ROOT`` (default ``var/`` in the repository). It holds
-``raw/``, ``staged/``, ``curated/``, ``reports/``, ``quality/`` and, for the embedded
+``raw/``, ``staged/``, ``rejected/``, ``curated/``, ``reports/``, ``quality/`` and, for the embedded
 demo, ``samples/`` and ``airflow/``.
 """
 
@@ -54,9 +54,13 @@ class StorageRoot:
     def staged(self, dept: str, table: str) -> Path:
         return self.root / "staged" / _safe(dept) / _safe(table)
 
-    def quarantine(self, dept: str, table: str, ds: date) -> Path:
-        """Rejected rows of one night, as Parquet (raw values: the department's own data)."""
-        return self.root / "quarantine" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
+    def rejected(self, dept: str, table: str, ds: date) -> Path:
+        """Rejected rows and issues of one night, as Parquet (raw values: the department's own data).
+
+        ``rows.parquet``: one row per rejected source row (raw columns, ``_source_pk``,
+        ``reject_reasons``); ``issues.parquet``: one row per (row, field, rule), warnings included.
+        """
+        return self.root / "rejected" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
 
     def curated(self, table: str) -> Path:
         return self.root / "curated" / _safe(table)

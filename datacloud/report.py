@@ -67,7 +67,7 @@ def _write_rejected_csv(root: StorageRoot, dept: Department, ds: date, path: Pat
         w = csv.writer(fh)
         w.writerow(CSV_HEADER)
         for spec in dept.tables:
-            qfile = root.quarantine(dept.code, spec.name, ds) / "issues.parquet"
+            qfile = root.rejected(dept.code, spec.name, ds) / "issues.parquet"
             if not qfile.is_file():
                 continue
             issues = pq.read_table(qfile)

@@ -105,3 +105,22 @@ def test_empty_table(gongan) -> None:
     raw = _raw([]).cast(pa.schema([(c, pa.string()) for c in _raw([]).column_names]))
     out = normalise_table(raw, dept, table, DS)
     assert (out.rows_in, out.rows_accepted) == (0, 0) and out.reconciles()
+
+
+def test_rejected_rows_keep_raw_values_and_every_reason(gongan) -> None:
+    dept, table = gongan
+    wrong = A[:-1] + ("0" if A[-1] != "0" else "1")
+    raw = _raw(
+        [
+            ("RK1", wrong, "张三", "1", "01", "19800231", None, None, "2026-11-01 08:00:00"),
+            ("RK2", B, "", "2", "01", "19900202", None, None, "2026-11-01 08:00:00"),
+            ("RK3", C, "孙七", "1", "01", "19751231", None, None, "2026-11-01 08:00:00"),
+        ]
+    )
+    out = normalise_table(raw, dept, table, DS)
+    rows = {r["_source_pk"]: r for r in out.rejected.to_pylist()}
+    assert set(rows) == {"RK1", "RK2"}
+    assert sorted(rows["RK1"]["reject_reasons"]) == ["DATE_IMPOSSIBLE", "ID_CHECK_DIGIT"]
+    assert rows["RK1"]["gmsfhm"] == wrong and rows["RK1"]["csrq"] == "19800231"  # raw values
+    assert rows["RK2"]["reject_reasons"] == ["NAME_EMPTY"]
+    assert out.rows_rejected == out.rejected.num_rows
