@@ -108,6 +108,37 @@ def sample(
 
 
 @app.command()
+def normalise(
+    kind: Annotated[str, typer.Argument(help="person or enterprise")],
+    input_csv: Annotated[
+        Path, typer.Argument(metavar="INPUT.csv", help="UTF-8 CSV with canonical column names")
+    ],
+    out: Annotated[Path, typer.Option(help="folder for valid.parquet and rejected.parquet")],
+    business_date: Annotated[
+        str | None,
+        typer.Option("--date", help="business date YYYY-MM-DD (default: today in Shanghai)"),
+    ] = None,
+) -> None:
+    """Normalise a CSV of person or enterprise records with the platform's rules."""
+    from datetime import datetime
+
+    from datacloud.nightly import SHANGHAI
+    from datacloud.normalise_csv import InputError, normalise_csv
+
+    if kind not in ("person", "enterprise"):
+        raise UserError(f"KIND: expected 'person' or 'enterprise', got {kind!r}")
+    ds = _date(business_date) if business_date else datetime.now(SHANGHAI).date()
+    try:
+        result = normalise_csv(kind, input_csv, out, ds)  # type: ignore[arg-type]
+    except InputError as e:
+        raise UserError(str(e)) from None
+    console.print(
+        f"{result.rows_in:,} rows in: {result.rows_valid:,} valid -> {result.valid}, "
+        f"{result.rows_rejected:,} rejected -> {result.rejected}"
+    )
+
+
+@app.command()
 def validate(
     folder: Annotated[Path | None, typer.Option(help="folder of department YAMLs")] = None,
 ) -> None:
