@@ -77,6 +77,17 @@ class TableSpec(_Model):
     mode: Literal["full", "incremental"] = "full"
     primary_key: list[Identifier] = Field(min_length=1)
     cursor: Identifier | None = None
+    overlap_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="incremental: re-read this much before the day",
+    )
+    null_cursor: Literal["include", "exclude"] = Field(
+        default="include", description="incremental: rows whose cursor is NULL are read every night"
+    )
+    reader: Literal["auto", "native", "sqlalchemy"] = "auto"
+    batch_rows: int = Field(default=50_000, ge=100, le=5_000_000)
     dedupe_on: list[Identifier] = Field(default_factory=list)
     columns: dict[Identifier, ColumnSpec]
 

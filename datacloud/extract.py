@@ -1,25 +1,30 @@
-"""Extraction: stream a department query into Arrow batches and land them as raw Parquet.
+"""Extraction: a department table's rows for one business date, landed as raw Parquet.
 
-This first cut streams through SQLAlchemy (server-side cursors, ``yield_per``) for every
-dialect, so memory stays bounded by the batch size. Values keep their source types
-(decimals stay ``Decimal``); a column whose type cannot be settled from the first batches
-is held back until it can.
+``full`` tables are read whole (the Arrow-native path where the dialect has one);
+``incremental`` tables read the business day of their cursor column, in Asia/Shanghai wall
+time, starting ``overlap_minutes`` early to catch rows committed late, plus (by default) the
+rows whose cursor is NULL, which a window can never reach. The window's bounds are bound
+parameters. Re-read rows are deduplicated by primary key when staged. Before reading, the
+source table is checked for schema drift. Memory stays bounded by the batch size.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
+from datacloud import schema_drift
 from datacloud.config import Department, TableSpec
 from datacloud.connections import masked
 from datacloud.landing import replace_partition
+from datacloud.readers import read_batches
 
 log = logging.getLogger(__name__)
 
@@ -29,34 +34,64 @@ class Extracted:
     path: Path
     rows: int
     columns: list[str]
+    reader: str
+    schema_changes: list[schema_drift.Change] = field(default_factory=list)
 
 
 class ExtractionError(RuntimeError):
     """Extraction of one department table failed; the message names department and table."""
 
-
-def _batches(url: URL | str, sql: str, batch_size: int) -> Iterator[pa.Table]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
-                text(sql)
-            )
-            names = list(result.keys())
-            for rows in result.partitions(batch_size):
-                cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-                yield pa.table({n: pa.array(list(c)) for n, c in zip(names, cols, strict=True)})
-    finally:
-        engine.dispose()
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind  # source_unreachable | schema_change | error
 
 
-def _settle(tables: list[pa.Table]) -> pa.Schema:
-    """One schema for batches whose inferred types differ (a null-only column in one batch)."""
-    schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
-    fields = [
-        f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema
-    ]  # a column NULL in every row so far: text until proven otherwise
-    return pa.schema(fields)
+def window(ds: date, overlap_minutes: int) -> tuple[datetime, datetime]:
+    """[start, end) of an incremental night: the business day, started ``overlap`` early."""
+    start = datetime.combine(ds, time(0)) - timedelta(minutes=overlap_minutes)
+    return start, datetime.combine(ds + timedelta(days=1), time(0))
+
+
+def query(
+    url: URL | str, dept: Department, table: TableSpec, ds: date
+) -> tuple[str, dict[str, Any] | None]:
+    """The SQL to run and its bound parameters (None for a full snapshot)."""
+    sql = dept.sql_path(table.name).read_text(encoding="utf-8").strip().rstrip(";")
+    if table.mode == "full":
+        return sql, None
+    assert table.cursor is not None
+    preparer = make_url(url).get_dialect()().identifier_preparer
+    cursor = f"src.{preparer.quote(table.cursor)}"
+    cond = f"({cursor} >= :window_start AND {cursor} < :window_end)"
+    if table.null_cursor == "include":
+        cond += f" OR {cursor} IS NULL"
+    start, end = window(ds, table.overlap_minutes)
+    params: dict[str, Any] = {"window_start": start, "window_end": end}
+    if make_url(url).get_backend_name() == "sqlite":
+        # SQLite keeps timestamps as text: bind the same text form, or '…00:00:00' would sort
+        # before '…00:00:00.000000' and a midnight row would fall into two nights
+        params = {k: v.isoformat(sep=" ", timespec="auto") for k, v in params.items()}
+    return f"SELECT * FROM (\n{sql}\n) src WHERE {cond}", params
+
+
+_UNREACHABLE = re.compile(
+    r"connection refused|could not connect|can't connect|timed out|timeout|"
+    r"unable to open database|name or service not known|server closed the connection|"
+    r"lost connection|connection reset|terminating connection",
+    re.IGNORECASE,
+)
+_MISSING_COLUMN = re.compile(
+    r"(column|field).*(does not exist|unknown|no such)|no such column|unknown column", re.I
+)
+
+
+def classify(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, schema_drift.SchemaDriftError) or _MISSING_COLUMN.search(text):
+        return "schema_change"
+    if _UNREACHABLE.search(text):
+        return "source_unreachable"
+    return "error"
 
 
 def extract_table(
@@ -64,42 +99,64 @@ def extract_table(
     dept: Department,
     table: TableSpec,
     partition: Path,
-    batch_size: int = 50_000,
+    ds: date,
+    snapshot: Path | None = None,
+    batch_size: int | None = None,
 ) -> Extracted:
-    """Run the table's query and land its rows as the raw partition (replacing any earlier one)."""
-    sql = dept.sql_path(table.name).read_text(encoding="utf-8")
-    log.info("extract %s.%s from %s", dept.code, table.name, masked(url))
+    """Check the source schema, run the table's query and land its rows as the raw partition."""
+    log.info("extract %s.%s (%s) from %s", dept.code, table.name, table.mode, masked(url))
     try:
+        changes, current = (
+            schema_drift.check(url, dept, table, snapshot) if snapshot is not None else ([], None)
+        )
+        for c in changes:
+            log.warning(schema_drift.describe(dept, table, c))
+        sql, params = query(url, dept, table, ds)
+        from datacloud.readers import choose
+
+        reader = choose(url, params, table.reader)
         with replace_partition(partition) as writer:
             pending: list[pa.Table] = []
-            for batch in _batches(url, sql, batch_size):
+            for batch in read_batches(
+                url, sql, params, batch_size or table.batch_rows, table.reader
+            ):
                 missing = [c for c in table.source_columns if c not in batch.column_names]
                 if missing:
-                    raise ExtractionError(
+                    raise schema_drift.SchemaDriftError(
                         f"department {dept.code}, table {table.name}: the query returns no "
                         f"column(s) {missing} that the YAML maps"
                     )
-                if writer.schema is None:
-                    pending.append(batch)
-                    if any(pa.types.is_null(f.type) for f in batch.schema):
-                        continue
-                    schema = _settle(pending)
-                    for held in pending:
-                        writer.write(held.cast(schema))
-                    pending.clear()
-                else:
-                    writer.write(batch)
-            if pending:
-                schema = _settle(pending)
-                for held in pending:
-                    writer.write(held.cast(schema))
+                if writer.schema is None and any(pa.types.is_null(f.type) for f in batch.schema):
+                    pending.append(batch)  # a NULL-only column: hold until its type shows
+                    continue
+                for held in _settle(pending, batch.schema):
+                    writer.write(held)
+                pending.clear()
+                writer.write(batch)
+            for held in _settle(pending, None):
+                writer.write(held)
             writer.close(empty_schema=pa.schema([(c, pa.string()) for c in table.source_columns]))
             rows, columns = writer.rows, list(writer.schema.names if writer.schema else [])
-    except ExtractionError:
-        raise
-    except Exception as e:  # the driver's message, without the query's bound values
+        if snapshot is not None and current is not None:
+            schema_drift.save(snapshot, current)
+    except Exception as e:
+        kind = classify(e)
+        if isinstance(e, schema_drift.SchemaDriftError):
+            raise ExtractionError(str(e), kind) from e
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
         raise ExtractionError(
-            f"department {dept.code}, table {table.name}: extraction failed: "
-            f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            f"department {dept.code}, table {table.name}: extraction failed: {type(e).__name__}: {first}",
+            kind,
         ) from e
-    return Extracted(path=partition, rows=rows, columns=columns)
+    return Extracted(partition, rows, columns, reader, changes)
+
+
+def _settle(held: list[pa.Table], schema: pa.Schema | None) -> list[pa.Table]:
+    """Cast batches held back for a NULL-only column to the first complete schema (or text)."""
+    if not held:
+        return []
+    if schema is None:
+        schema = pa.schema(
+            [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in held[0].schema]
+        )
+    return [t.cast(schema) for t in held]

@@ -45,19 +45,45 @@ def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = Non
 
 
 def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
-    """Extract one source table into its raw partition."""
-    from datacloud.extract import extract_table
+    """Extract one source table into its raw partition, after a schema-drift check."""
+    from datacloud.extract import ExtractionError, extract_table
+    from datacloud.schema_drift import as_dicts
 
     root = StorageRoot.from_env()
     dept = department(code)
     table = dept.table(table_name)
     runstate.reset(root, code, ds, table_name)
     try:
-        out = extract_table(url, dept, table, root.raw_partition(code, table_name, ds))
-    except Exception as e:
-        runstate.update(root, code, ds, table_name, status="failed", stage="extract", error=str(e))
+        out = extract_table(
+            url,
+            dept,
+            table,
+            root.raw_partition(code, table_name, ds),
+            ds,
+            snapshot=root.schema_snapshot(code, table_name),
+        )
+    except ExtractionError as e:
+        runstate.update(
+            root,
+            code,
+            ds,
+            table_name,
+            status="failed",
+            stage="extract",
+            error=str(e),
+            failure_kind=e.kind,
+        )
         raise
-    runstate.update(root, code, ds, table_name, status="extracted", extracted_rows=out.rows)
+    runstate.update(
+        root,
+        code,
+        ds,
+        table_name,
+        status="extracted",
+        extracted_rows=out.rows,
+        reader=out.reader,
+        schema_changes=as_dicts(out.schema_changes),
+    )
     return {"path": str(out.path), "rows": out.rows}
 
 
@@ -124,7 +150,16 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
             else None
         )
     except Exception as e:
-        runstate.update(root, code, ds, table_name, status="failed", stage="stage", error=str(e))
+        runstate.update(
+            root,
+            code,
+            ds,
+            table_name,
+            status="failed",
+            stage="stage",
+            error=str(e),
+            failure_kind="error",
+        )
         raise
     state = runstate.update(
         root,

@@ -72,6 +72,10 @@ class StorageRoot:
         """Per-table outcome files of one department night, read by the report task."""
         return self.root / "runs" / _safe(dept) / ds.isoformat()
 
+    def schema_snapshot(self, dept: str, table: str) -> Path:
+        """The source table's columns at the last successful extraction (schema drift)."""
+        return self.root / "runs" / _safe(dept) / "_schema" / f"{_safe(table)}.json"
+
     def quality(self) -> Path:
         return self.root / "quality"
 

@@ -1,0 +1,133 @@
+"""Readers: a query's rows as Arrow batches, by the Arrow-native path or SQLAlchemy streaming.
+
+``native`` uses connectorx (PostgreSQL, MySQL/MariaDB, SQLite): rows go from the wire into
+Arrow without Python objects. ``sqlalchemy`` streams through a server-side cursor
+(``yield_per``) for any dialect SQLAlchemy supports, and is the only path for queries with
+bound parameters (connectorx takes none). Both give the same Arrow types after
+:func:`conform`: integers int64, exact decimals decimal128(38, 10), floats float64, text
+string, dates date32, timestamps timestamp[us] (time-zone-aware ones in UTC), binary binary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+
+Path_ = Literal["auto", "native", "sqlalchemy"]
+NATIVE_DIALECTS = {
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+}
+DECIMAL = pa.decimal128(38, 10)
+
+
+class ReaderError(RuntimeError):
+    """A value could not be carried over exactly (never silently cast or nulled)."""
+
+
+def choose(url: URL | str, params: Mapping[str, Any] | None, prefer: Path_ = "auto") -> str:
+    """The path a query takes: native where the dialect has one and the query has no parameters."""
+    backend = make_url(url).get_backend_name()
+    if prefer == "sqlalchemy" or params:
+        return "sqlalchemy"
+    if backend in NATIVE_DIALECTS:
+        return "native"
+    if prefer == "native":
+        raise ValueError(f"no Arrow-native reader for dialect {backend!r}")
+    return "sqlalchemy"
+
+
+def _native_url(url: URL | str) -> str:
+    u = make_url(url)
+    scheme = NATIVE_DIALECTS[u.get_backend_name()]
+    if scheme == "sqlite":
+        return f"sqlite://{Path(u.database or '').resolve()}"
+    return u.set(drivername=scheme, query={}).render_as_string(hide_password=False)
+
+
+def _native(url: URL | str, sql: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+    import connectorx as cx
+
+    reader = cx.read_sql(_native_url(url), sql, return_type="arrow_stream", batch_size=batch_size)
+    yield from reader
+
+
+def _sqlalchemy(
+    url: URL | str, sql: str, params: Mapping[str, Any] | None, batch_size: int
+) -> Iterator[pa.Table]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
+                text(sql), dict(params or {})
+            )
+            names = list(result.keys())
+            for rows in result.partitions(batch_size):
+                cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+                yield pa.table({n: _array(list(c)) for n, c in zip(names, cols, strict=True)})
+    finally:
+        engine.dispose()
+
+
+def _array(values: list[Any]) -> pa.Array:
+    from decimal import Decimal
+
+    if any(isinstance(v, Decimal) for v in values):
+        try:
+            return pa.array(values, DECIMAL)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise ReaderError(f"a decimal does not fit decimal128(38, 10) exactly: {e}") from None
+    return pa.array(values)
+
+
+def _conform_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_decimal(t):
+        return DECIMAL
+    if pa.types.is_floating(t):
+        return pa.float64()
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_timestamp(t):
+        return pa.timestamp("us", tz="UTC" if t.tz else None)
+    if pa.types.is_date(t):
+        return pa.date32()
+    return t
+
+
+def conform(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+    """Cast a batch to the platform's raw types; a lossy cast raises instead of rounding."""
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+    schema = pa.schema([f.with_type(_conform_type(f.type)).remove_metadata() for f in table.schema])
+    if schema == table.schema:
+        return table
+    try:
+        return table.cast(schema, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ReaderError(f"cannot carry a value over exactly: {e}") from None
+
+
+def read_batches(
+    url: URL | str,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    batch_size: int = 50_000,
+    prefer: Path_ = "auto",
+) -> Iterator[pa.Table]:
+    """Run ``sql`` and yield conformed Arrow batches of at most ``batch_size`` rows."""
+    if choose(url, params, prefer) == "native":
+        for batch in _native(url, sql, batch_size):
+            yield conform(batch)
+    else:
+        for table in _sqlalchemy(url, sql, params, batch_size):
+            yield conform(table)
