@@ -1,9 +1,11 @@
 """Readers: a query's rows as Arrow batches, by the Arrow-native path or SQLAlchemy streaming.
 
-``native`` uses connectorx (PostgreSQL, MySQL/MariaDB, SQLite): rows go from the wire into
-Arrow without Python objects. ``sqlalchemy`` streams through a server-side cursor
-(``yield_per``) for any dialect SQLAlchemy supports, and is the only path for queries with
-bound parameters (connectorx takes none). Both give the same Arrow types after
+``native`` uses connectorx (PostgreSQL, MySQL/MariaDB): rows go from the wire into Arrow
+without Python objects. SQLite is read through SQLAlchemy: its column types are only
+declarations (a DECIMAL column may hold REAL values), on which connectorx panics.
+``sqlalchemy`` streams through a server-side cursor (``yield_per``) for any dialect
+SQLAlchemy supports, and is the only path for queries with bound parameters (connectorx
+takes none). Both give the same Arrow types after
 :func:`conform`: integers int64, exact decimals decimal128(38, 10), floats float64, text
 string, dates date32, timestamps timestamp[us] (time-zone-aware ones in UTC), binary binary.
 """
@@ -11,7 +13,6 @@ string, dates date32, timestamps timestamp[us] (time-zone-aware ones in UTC), bi
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -23,7 +24,6 @@ NATIVE_DIALECTS = {
     "postgresql": "postgresql",
     "mysql": "mysql",
     "mariadb": "mysql",
-    "sqlite": "sqlite",
 }
 DECIMAL = pa.decimal128(38, 10)
 
@@ -47,16 +47,21 @@ def choose(url: URL | str, params: Mapping[str, Any] | None, prefer: Path_ = "au
 def _native_url(url: URL | str) -> str:
     u = make_url(url)
     scheme = NATIVE_DIALECTS[u.get_backend_name()]
-    if scheme == "sqlite":
-        return f"sqlite://{Path(u.database or '').resolve()}"
     return u.set(drivername=scheme, query={}).render_as_string(hide_password=False)
 
 
 def _native(url: URL | str, sql: str, batch_size: int) -> Iterator[pa.RecordBatch]:
     import connectorx as cx
 
-    reader = cx.read_sql(_native_url(url), sql, return_type="arrow_stream", batch_size=batch_size)
-    yield from reader
+    try:
+        reader = cx.read_sql(
+            _native_url(url), sql, return_type="arrow_stream", batch_size=batch_size
+        )
+        yield from reader
+    except BaseException as e:  # connectorx's Rust panics are BaseException, not Exception
+        if type(e).__name__ != "PanicException":
+            raise
+        raise ReaderError(f"the native reader failed: {str(e).splitlines()[0][:300]}") from None
 
 
 def _sqlalchemy(

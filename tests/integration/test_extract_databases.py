@@ -56,7 +56,7 @@ def _canonical(url: str, tmp: Path) -> dict[str, tuple[tuple[int, int, int, int]
     for dept in load_departments(DEPARTMENTS_DIR):
         for table in dept.tables:
             part = tmp / dept.code / table.name
-            extract_table(url, dept, table, part, batch_size=97)  # several batches per table
+            extract_table(url, dept, table, part, DS, batch_size=97)  # several batches per table
             result = normalise_table(read_partition(part), dept, table, DS)
             keep = [c for c, spec in table.columns.items() if spec.normalise == "keep"]
             rows = result.accepted.drop_columns(keep).sort_by(SOURCE_PK)
@@ -68,6 +68,24 @@ def _canonical(url: str, tmp: Path) -> dict[str, tuple[tuple[int, int, int, int]
             )
             out[f"{dept.code}.{table.name}"] = (counts, rows)
     return out
+
+
+def _paths_agree(url: str) -> dict[str, str]:
+    """The Arrow-native and SQLAlchemy paths give the same Arrow data for every sample query."""
+    from datacloud.readers import choose, read_batches
+
+    readers = {}
+    for dept in load_departments(DEPARTMENTS_DIR):
+        for table in dept.tables:
+            sql = dept.sql_path(table.name).read_text(encoding="utf-8")
+            sql = f"SELECT * FROM ({sql}) src ORDER BY 1"
+            native = pa.concat_tables(read_batches(url, sql, batch_size=101, prefer="native"))
+            streamed = pa.concat_tables(read_batches(url, sql, batch_size=101, prefer="sqlalchemy"))
+            assert native.schema == streamed.schema, (table.name, native.schema, streamed.schema)
+            assert native.equals(streamed), table.name
+            assert native.num_rows > 0
+            readers[table.name] = choose(url, None, "auto")
+    return readers
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +114,11 @@ def test_server_extraction_matches_sqlite(server: str, sample, from_sqlite, tmp_
     try:
         write_url(sample, url)
         got = _canonical(url, tmp_path)
+        readers = _paths_agree(url)
     finally:
         _drop(admin, db)
     assert set(got) == set(from_sqlite)
+    assert all(reader == "native" for reader in readers.values())
     for key, (counts, rows) in got.items():
         want_counts, want_rows = from_sqlite[key]
         assert counts == want_counts, key
