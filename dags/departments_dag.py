@@ -44,6 +44,40 @@ def extract(code: str, table: str, connection_id: str) -> dict[str, Any]:
 
 
 @task
+def plan(code: str, table: str, connection_id: str) -> list[dict[str, Any]]:
+    """Cut a large table into key ranges; each becomes one mapped extract task."""
+    from datacloud.connections import airflow_connection_url
+    from datacloud.nightly import plan as run
+
+    return run(code, table, _business_date(), airflow_connection_url(connection_id))
+
+
+@task
+def extract_chunk(
+    code: str, table: str, connection_id: str, chunk: dict[str, Any]
+) -> dict[str, Any]:
+    """Extract one key range (a mapped task instance)."""
+    from airflow.sdk import get_current_context
+
+    from datacloud.connections import airflow_connection_url
+    from datacloud.nightly import extract_chunk as run
+
+    run_id = get_current_context()["run_id"]
+    return run(code, table, _business_date(), airflow_connection_url(connection_id), chunk, run_id)
+
+
+@task
+def land(code: str, table: str, chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Land all chunks of the night as the raw partition, all or nothing."""
+    from airflow.sdk import get_current_context
+
+    from datacloud.nightly import land as run
+
+    run_id = get_current_context()["run_id"]
+    return run(code, table, _business_date(), run_id, len(list(chunks)))
+
+
+@task
 def stage(code: str, table: str, extracted: dict[str, Any]) -> dict[str, Any]:
     """Normalise, set rejects aside in rejected/ and merge into staged/<dept>/<table>."""
     from airflow.sdk import get_current_context
@@ -98,9 +132,21 @@ def build_dag(dept: Department) -> DAG:
     ) as dag:
         staged, work = [], []
         for table in dept.tables:
-            landed = extract.override(task_id=f"extract_{table.name}")(
-                dept.code, table.name, dept.connection_id
-            )
+            if table.chunks > 1:
+                ranges = plan.override(task_id=f"plan_{table.name}")(
+                    dept.code, table.name, dept.connection_id
+                )
+                parts = (
+                    extract_chunk.override(task_id=f"extract_{table.name}")
+                    .partial(code=dept.code, table=table.name, connection_id=dept.connection_id)
+                    .expand(chunk=ranges)
+                )
+                landed = land.override(task_id=f"land_{table.name}")(dept.code, table.name, parts)
+                work += [ranges, parts]
+            else:
+                landed = extract.override(task_id=f"extract_{table.name}")(
+                    dept.code, table.name, dept.connection_id
+                )
             staged.append(
                 stage.override(
                     task_id=f"stage_{table.name}", outlets=[staged_asset(dept.code, table.name)]

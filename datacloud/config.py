@@ -88,6 +88,12 @@ class TableSpec(_Model):
     )
     reader: Literal["auto", "native", "sqlalchemy"] = "auto"
     batch_rows: int = Field(default=50_000, ge=100, le=5_000_000)
+    chunks: int = Field(
+        default=1, ge=1, le=256, description="split into this many key ranges, one mapped task each"
+    )
+    chunk_key: Identifier | None = Field(
+        default=None, description="column the ranges are cut on (default: the primary key)"
+    )
     dedupe_on: list[Identifier] = Field(default_factory=list)
     columns: dict[Identifier, ColumnSpec]
 
@@ -99,6 +105,8 @@ class TableSpec(_Model):
                 f"a {self.kind} table must map the canonical columns {list(REQUIRED_COLUMNS[self.kind])}; "
                 f"missing {missing}"
             )
+        if self.chunks > 1 and self.chunk_key is None and len(self.primary_key) > 1:
+            raise ValueError("a composite primary key needs a 'chunk_key' to cut chunks on")
         if self.mode == "incremental" and self.cursor is None:
             raise ValueError("mode 'incremental' needs a 'cursor' column")
         produced = set(self.columns) | {e for c in self.columns.values() for e in c.extras.values()}

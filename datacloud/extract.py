@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from datacloud import schema_drift
 from datacloud.config import Department, TableSpec
 from datacloud.connections import masked
-from datacloud.landing import replace_partition
+from datacloud.landing import replace_partition, write_chunk
 from datacloud.readers import read_batches
 
 log = logging.getLogger(__name__)
@@ -52,26 +53,96 @@ def window(ds: date, overlap_minutes: int) -> tuple[datetime, datetime]:
     return start, datetime.combine(ds + timedelta(days=1), time(0))
 
 
+def _quote(url: URL | str, name: str) -> str:
+    return str(make_url(url).get_dialect()().identifier_preparer.quote(name))
+
+
 def query(
-    url: URL | str, dept: Department, table: TableSpec, ds: date
+    url: URL | str,
+    dept: Department,
+    table: TableSpec,
+    ds: date,
+    chunk: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any] | None]:
-    """The SQL to run and its bound parameters (None for a full snapshot)."""
+    """The SQL to run and its bound parameters (None for an unchunked full snapshot).
+
+    Incremental tables get the night's window on their cursor; a chunk gets its key range
+    ``[lo, hi)`` (the first chunk is open below, the last open above).
+    """
     sql = dept.sql_path(table.name).read_text(encoding="utf-8").strip().rstrip(";")
-    if table.mode == "full":
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if table.mode == "incremental":
+        assert table.cursor is not None
+        cursor = f"src.{_quote(url, table.cursor)}"
+        cond = f"({cursor} >= :window_start AND {cursor} < :window_end)"
+        if table.null_cursor == "include":
+            cond += f" OR {cursor} IS NULL"
+        conds.append(f"({cond})")
+        start, end = window(ds, table.overlap_minutes)
+        params.update(window_start=start, window_end=end)
+        if make_url(url).get_backend_name() == "sqlite":
+            # SQLite keeps timestamps as text: bind the same text form, or '…00:00:00' would
+            # sort before '…00:00:00.000000' and a midnight row would fall into two nights
+            params = {k: v.isoformat(sep=" ", timespec="auto") for k, v in params.items()}
+    if chunk is not None:
+        key = f"src.{_quote(url, chunk_key(table))}"
+        if chunk.get("lo") is not None:
+            conds.append(f"{key} >= :chunk_lo")
+            params["chunk_lo"] = chunk["lo"]
+        if chunk.get("hi") is not None:
+            conds.append(f"{key} < :chunk_hi")
+            params["chunk_hi"] = chunk["hi"]
+    if not conds:
         return sql, None
-    assert table.cursor is not None
-    preparer = make_url(url).get_dialect()().identifier_preparer
-    cursor = f"src.{preparer.quote(table.cursor)}"
-    cond = f"({cursor} >= :window_start AND {cursor} < :window_end)"
-    if table.null_cursor == "include":
-        cond += f" OR {cursor} IS NULL"
-    start, end = window(ds, table.overlap_minutes)
-    params: dict[str, Any] = {"window_start": start, "window_end": end}
-    if make_url(url).get_backend_name() == "sqlite":
-        # SQLite keeps timestamps as text: bind the same text form, or '…00:00:00' would sort
-        # before '…00:00:00.000000' and a midnight row would fall into two nights
-        params = {k: v.isoformat(sep=" ", timespec="auto") for k, v in params.items()}
-    return f"SELECT * FROM (\n{sql}\n) src WHERE {cond}", params
+    return f"SELECT * FROM (\n{sql}\n) src WHERE {' AND '.join(conds)}", params
+
+
+def chunk_key(table: TableSpec) -> str:
+    return table.chunk_key or table.primary_key[0]
+
+
+def plan_chunks(
+    url: URL | str, dept: Department, table: TableSpec, ds: date
+) -> list[dict[str, Any]]:
+    """Cut the table into ``table.chunks`` key ranges of about equal row counts (NTILE).
+
+    Returns ``[{"index", "lo", "hi"}]``; the first range is open below and the last open
+    above, so rows inserted after planning are not missed. Keys must be integers or text.
+    """
+    from sqlalchemy import create_engine, text
+
+    inner, params = query(url, dept, table, ds)
+    key = _quote(url, chunk_key(table))
+    sql = (
+        f"SELECT MIN(k) AS lo FROM (SELECT src.{key} AS k, NTILE({int(table.chunks)}) OVER "
+        f"(ORDER BY src.{key}) AS t FROM (\n{inner}\n) src) x GROUP BY t ORDER BY lo"
+    )
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            lows = [r[0] for r in conn.execute(text(sql), params or {})]
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise ExtractionError(
+            f"department {dept.code}, table {table.name}: planning chunks failed: "
+            f"{type(e).__name__}: {first}",
+            classify(e),
+        ) from e
+    finally:
+        engine.dispose()
+    bad = [v for v in lows if not isinstance(v, int | str)]
+    if bad:
+        raise ExtractionError(
+            f"department {dept.code}, table {table.name}: chunk_key {chunk_key(table)} must be an "
+            f"integer or text column, got {type(bad[0]).__name__}"
+        )
+    bounds = lows[1:]
+    ranges: list[dict[str, Any]] = [{"index": 0, "lo": None, "hi": bounds[0] if bounds else None}]
+    for i, lo in enumerate(bounds):
+        hi = bounds[i + 1] if i + 1 < len(bounds) else None
+        ranges.append({"index": i + 1, "lo": lo, "hi": hi})
+    return ranges
 
 
 _UNREACHABLE = re.compile(
@@ -102,8 +173,14 @@ def extract_table(
     ds: date,
     snapshot: Path | None = None,
     batch_size: int | None = None,
+    chunk: Mapping[str, Any] | None = None,
+    chunk_dir: Path | None = None,
 ) -> Extracted:
-    """Check the source schema, run the table's query and land its rows as the raw partition."""
+    """Check the source schema, run the table's query and land its rows as the raw partition.
+
+    With ``chunk`` (and ``chunk_dir``), only that key range is read, into the chunk folder;
+    :func:`datacloud.landing.land_chunks` lands all chunks together afterwards.
+    """
     log.info("extract %s.%s (%s) from %s", dept.code, table.name, table.mode, masked(url))
     try:
         changes, current = (
@@ -111,11 +188,16 @@ def extract_table(
         )
         for c in changes:
             log.warning(schema_drift.describe(dept, table, c))
-        sql, params = query(url, dept, table, ds)
+        sql, params = query(url, dept, table, ds, chunk)
         from datacloud.readers import choose
 
         reader = choose(url, params, table.reader)
-        with replace_partition(partition) as writer:
+        target = (
+            write_chunk(chunk_dir, int(chunk["index"]))
+            if chunk is not None and chunk_dir is not None
+            else replace_partition(partition)
+        )
+        with target as writer:
             pending: list[pa.Table] = []
             for batch in read_batches(
                 url, sql, params, batch_size or table.batch_rows, table.reader
@@ -135,7 +217,8 @@ def extract_table(
                 writer.write(batch)
             for held in _settle(pending, None):
                 writer.write(held)
-            writer.close(empty_schema=pa.schema([(c, pa.string()) for c in table.source_columns]))
+            if chunk is None:
+                writer.close(empty_schema=empty_schema(table))
             rows, columns = writer.rows, list(writer.schema.names if writer.schema else [])
         if snapshot is not None and current is not None:
             schema_drift.save(snapshot, current)
@@ -149,6 +232,11 @@ def extract_table(
             kind,
         ) from e
     return Extracted(partition, rows, columns, reader, changes)
+
+
+def empty_schema(table: TableSpec) -> pa.Schema:
+    """The schema of an empty raw partition: the mapped source columns, as text."""
+    return pa.schema([(c, pa.string()) for c in table.source_columns])
 
 
 def _settle(held: list[pa.Table], schema: pa.Schema | None) -> list[pa.Table]:

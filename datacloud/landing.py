@@ -66,6 +66,19 @@ class PartitionWriter:
             self.schema = empty_schema
 
 
+def _publish(tmp: Path, partition: Path, rows: int) -> None:
+    """Write the marker last, then swap ``tmp`` in for the partition (rename, never copy)."""
+    marker = {"rows": rows, "files": sorted(p.name for p in tmp.glob("*.parquet"))}
+    (tmp / SUCCESS).write_text(json.dumps(marker), encoding="utf-8")
+    old = None
+    if partition.exists():
+        old = partition.parent / f".{partition.name}.old-{uuid.uuid4().hex[:8]}"
+        partition.rename(old)
+    tmp.rename(partition)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def replace_partition(partition: Path) -> Iterator[PartitionWriter]:
     """Write a partition atomically: on success it replaces the old one, on error nothing changes."""
@@ -76,19 +89,63 @@ def replace_partition(partition: Path) -> Iterator[PartitionWriter]:
     try:
         yield writer
         writer.close()
-        marker = {"rows": writer.rows, "files": sorted(p.name for p in tmp.glob("*.parquet"))}
-        (tmp / SUCCESS).write_text(json.dumps(marker), encoding="utf-8")
-        old = None
-        if partition.exists():
-            old = partition.parent / f".{partition.name}.old-{uuid.uuid4().hex[:8]}"
-            partition.rename(old)
-        tmp.rename(partition)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _publish(tmp, partition, writer.rows)
     except BaseException:
         writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def chunk_folder(partition: Path, run_key: str) -> Path:
+    """Where the chunks of one run of a partition are written before they are landed together."""
+    safe = "".join(ch if ch.isalnum() else "_" for ch in run_key)[:80]
+    return partition.parent / f".{partition.name}.chunks-{safe}"
+
+
+@contextmanager
+def write_chunk(folder: Path, index: int) -> Iterator[PartitionWriter]:
+    """Write one chunk atomically (a retried chunk replaces its earlier attempt)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / f"chunk-{index:05d}"
+    tmp = folder / f".chunk-{index:05d}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    writer = PartitionWriter(tmp)
+    try:
+        yield writer
+        writer.close()
+        (tmp / SUCCESS).write_text(json.dumps({"rows": writer.rows}), encoding="utf-8")
+        if done.exists():
+            shutil.rmtree(done)
+        tmp.rename(done)
+    except BaseException:
+        writer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def land_chunks(partition: Path, folder: Path, chunks: int, empty_schema: pa.Schema) -> int:
+    """Land all ``chunks`` of a run as the partition, or raise if any is missing. Returns rows."""
+    missing = [i for i in range(chunks) if not (folder / f"chunk-{i:05d}" / SUCCESS).is_file()]
+    if missing:
+        raise IncompletePartition(f"{partition}: chunks {missing} of {chunks} were not extracted")
+    tmp = partition.parent / f".{partition.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    rows = 0
+    try:
+        for i in range(chunks):
+            chunk = folder / f"chunk-{i:05d}"
+            rows += json.loads((chunk / SUCCESS).read_text(encoding="utf-8"))["rows"]
+            for part in sorted(chunk.glob("*.parquet")):
+                part.rename(tmp / f"chunk-{i:05d}-{part.name}")
+        if not any(tmp.glob("*.parquet")):
+            pq.write_table(empty_schema.empty_table(), tmp / "part-00000.parquet")
+        _publish(tmp, partition, rows)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for stale in partition.parent.glob(f".{partition.name}.chunks-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return rows
 
 
 def read_partition(partition: Path) -> pa.Table:

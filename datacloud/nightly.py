@@ -87,6 +87,118 @@ def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
     return {"path": str(out.path), "rows": out.rows}
 
 
+def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]:
+    """Check the schema and cut a chunked table into key ranges (one mapped task each)."""
+    from datacloud import schema_drift
+    from datacloud.extract import ExtractionError, plan_chunks
+
+    root = StorageRoot.from_env()
+    dept = department(code)
+    table = dept.table(table_name)
+    runstate.reset(root, code, ds, table_name)
+    snapshot = root.schema_snapshot(code, table_name)
+    try:
+        try:
+            changes, current = schema_drift.check(url, dept, table, snapshot)
+        except schema_drift.SchemaDriftError as e:
+            raise ExtractionError(str(e), "schema_change") from e
+        except Exception as e:
+            from datacloud.extract import classify
+
+            raise ExtractionError(
+                f"department {code}, table {table_name}: reflection failed: {type(e).__name__}: "
+                f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}",
+                classify(e),
+            ) from e
+        chunks = plan_chunks(url, dept, table, ds)
+    except ExtractionError as e:
+        runstate.update(
+            root,
+            code,
+            ds,
+            table_name,
+            status="failed",
+            stage="extract",
+            error=str(e),
+            failure_kind=e.kind,
+        )
+        raise
+    schema_drift.save(snapshot, current)
+    runstate.update(
+        root,
+        code,
+        ds,
+        table_name,
+        status="planned",
+        chunks=len(chunks),
+        schema_changes=schema_drift.as_dicts(changes),
+    )
+    return chunks
+
+
+def extract_chunk(
+    code: str, table_name: str, ds: date, url: Any, chunk: dict[str, Any], run_key: str
+) -> dict[str, Any]:
+    """Extract one key range of a chunked table into the run's chunk folder."""
+    from datacloud.extract import ExtractionError, extract_table
+    from datacloud.landing import chunk_folder
+
+    root = StorageRoot.from_env()
+    dept = department(code)
+    partition = root.raw_partition(code, table_name, ds)
+    try:
+        out = extract_table(
+            url,
+            dept,
+            dept.table(table_name),
+            partition,
+            ds,
+            chunk=chunk,
+            chunk_dir=chunk_folder(partition, run_key),
+        )
+    except ExtractionError as e:
+        runstate.update(
+            root,
+            code,
+            ds,
+            table_name,
+            status="failed",
+            stage="extract",
+            error=f"{e} (chunk {chunk['index']})",
+            failure_kind=e.kind,
+        )
+        raise
+    return {"chunk": chunk["index"], "rows": out.rows}
+
+
+def land(code: str, table_name: str, ds: date, run_key: str, chunks: int) -> dict[str, Any]:
+    """Land every chunk of the run as the raw partition, all or nothing."""
+    from datacloud.extract import empty_schema
+    from datacloud.landing import chunk_folder, land_chunks
+
+    root = StorageRoot.from_env()
+    table = department(code).table(table_name)
+    partition = root.raw_partition(code, table_name, ds)
+    try:
+        rows = land_chunks(partition, chunk_folder(partition, run_key), chunks, empty_schema(table))
+    except Exception as e:
+        runstate.update(
+            root,
+            code,
+            ds,
+            table_name,
+            status="failed",
+            stage="extract",
+            error=str(e),
+            failure_kind="error",
+        )
+        raise
+    runstate.update(
+        root, code, ds, table_name, status="extracted", extracted_rows=rows, reader="chunks"
+    )
+    return {"path": str(partition), "rows": rows}
+
+
 def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.Table:
     """Add the lineage columns _source, _ds, _run_id and _loaded_at (Shanghai wall time)."""
     n = accepted.num_rows

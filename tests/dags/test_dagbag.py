@@ -106,6 +106,31 @@ def test_department_dag_structure() -> None:
     assert [a.uri for a in outlets] == ["datacloud://staged/scjg/qygd"]
 
 
+def test_a_chunked_table_extracts_as_mapped_tasks() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["dept_gongan"]
+    assert {t.task_id for t in dag.tasks} == {
+        "plan_czrk",
+        "extract_czrk",
+        "land_czrk",
+        "stage_czrk",
+        "report",
+        "watcher",
+    }
+    extract = dag.get_task("extract_czrk")
+    assert type(extract).__name__.endswith("MappedOperator")
+    assert extract.upstream_task_ids == {"plan_czrk"}
+    assert dag.get_task("land_czrk").upstream_task_ids == {"extract_czrk"}
+    assert dag.get_task("stage_czrk").upstream_task_ids == {"land_czrk"}
+    assert dag.get_task("watcher").upstream_task_ids == {
+        "plan_czrk",
+        "extract_czrk",
+        "land_czrk",
+        "stage_czrk",
+    }
+
+
 def test_a_sixth_department_is_a_yaml_copy(tmp_path: Path) -> None:
     for p in (REPO / "dags" / "departments").glob("*.yaml"):
         shutil.copy(p, tmp_path)

@@ -293,3 +293,46 @@ def test_a_connection_killed_mid_stream_leaves_no_partition(department, monkeypa
         with admin.connect() as c:
             c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin.dispose()
+
+
+def test_chunked_extraction_lands_every_row_once(department, monkeypatch) -> None:
+    """A table cut into 4 key ranges (text keys), extracted chunk by chunk, landed together."""
+    import pyarrow.compute as pc
+
+    from datacloud.landing import read_partition
+
+    spec_path = Path(__import__("os").environ["DATACLOUD_DEPARTMENTS_DIR"]) / "rk.yaml"
+    spec = yaml.safe_load(spec_path.read_text("utf-8"))
+    spec["tables"][0].update(mode="full", chunks=4)
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
+    db = f"dc_chunks_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN["postgresql"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {db}")
+    url = TEMPLATE["postgresql"].format(db=db)
+    ds = date(2026, 11, 18)
+    try:
+        _exec(
+            url,
+            "CREATE TABLE ryxx (id VARCHAR(12) PRIMARY KEY, gmsfhm VARCHAR(32), xm VARCHAR(64),"
+            " gxsj TIMESTAMP(3))",
+            f"INSERT INTO ryxx SELECT 'RK' || lpad(g::text, 6, '0'), '{_id(1)}', '甲',"
+            " TIMESTAMP '2026-11-18 08:00' FROM generate_series(1, 10001) g",
+        )
+        ranges = nightly.plan("rk", "ryxx", ds, url)
+        assert len(ranges) == 4 and ranges[0]["lo"] is None and ranges[-1]["hi"] is None
+        counts = [nightly.extract_chunk("rk", "ryxx", ds, url, r, "run-1")["rows"] for r in ranges]
+        assert sum(counts) == 10001 and min(counts) >= 2400  # about equal ranges
+        # landing with a chunk missing is refused; the partition stays absent
+        with pytest.raises(Exception, match=r"chunks \[4\] of 5 were not extracted"):
+            nightly.land("rk", "ryxx", ds, "run-1", 5)
+        assert not department.raw_partition("rk", "ryxx", ds).exists()
+        out = nightly.land("rk", "ryxx", ds, "run-1", 4)
+        raw = read_partition(department.raw_partition("rk", "ryxx", ds))
+        assert out["rows"] == raw.num_rows == 10001
+        assert pc.count_distinct(raw["id"]).as_py() == 10001
+        assert nightly.stage("rk", "ryxx", ds, "run-1")["rows_in"] == 10001
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin.dispose()
