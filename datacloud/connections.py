@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine, make_url
 
 _DRIVERS = {
     "postgres": "postgresql+psycopg2",
@@ -65,3 +66,18 @@ def masked(url: URL | str) -> str:
     """The URL as text with the password hidden, for logs and reports."""
     u = make_url(url) if isinstance(url, str) else url
     return u.render_as_string(hide_password=True)
+
+
+CONNECT_TIMEOUT_S = 30
+_TIMEOUT_ARGS = {
+    "psycopg2": {"connect_timeout": CONNECT_TIMEOUT_S},
+    "pymysql": {"connect_timeout": CONNECT_TIMEOUT_S},
+    "pysqlite": {"timeout": CONNECT_TIMEOUT_S},
+}
+
+
+def engine(url: URL | str) -> Engine:
+    """An engine for a department source: a connect timeout where the driver has one, so an
+    unreachable source fails in seconds (and is retried by Airflow), not after TCP gives up."""
+    u = make_url(url)
+    return create_engine(u, connect_args=dict(_TIMEOUT_ARGS.get(u.get_driver_name(), {})))

@@ -110,7 +110,9 @@ def plan_chunks(
     Returns ``[{"index", "lo", "hi"}]``; the first range is open below and the last open
     above, so rows inserted after planning are not missed. Keys must be integers or text.
     """
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
+
+    from datacloud.connections import engine as source_engine
 
     inner, params = query(url, dept, table, ds)
     key = _quote(url, chunk_key(table))
@@ -118,7 +120,7 @@ def plan_chunks(
         f"SELECT MIN(k) AS lo FROM (SELECT src.{key} AS k, NTILE({int(table.chunks)}) OVER "
         f"(ORDER BY src.{key}) AS t FROM (\n{inner}\n) src) x GROUP BY t ORDER BY lo"
     )
-    engine = create_engine(url)
+    engine = source_engine(url)
     try:
         with engine.connect() as conn:
             lows = [r[0] for r in conn.execute(text(sql), params or {})]

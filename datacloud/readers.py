@@ -16,8 +16,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import pyarrow as pa
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+
+from datacloud.connections import engine as source_engine
 
 Path_ = Literal["auto", "native", "sqlalchemy"]
 NATIVE_DIALECTS = {
@@ -47,7 +49,8 @@ def choose(url: URL | str, params: Mapping[str, Any] | None, prefer: Path_ = "au
 def _native_url(url: URL | str) -> str:
     u = make_url(url)
     scheme = NATIVE_DIALECTS[u.get_backend_name()]
-    return u.set(drivername=scheme, query={}).render_as_string(hide_password=False)
+    query = {"connect_timeout": "30"} if scheme == "postgresql" else {}
+    return u.set(drivername=scheme, query=query).render_as_string(hide_password=False)
 
 
 def _native(url: URL | str, sql: str, batch_size: int) -> Iterator[pa.RecordBatch]:
@@ -67,7 +70,7 @@ def _native(url: URL | str, sql: str, batch_size: int) -> Iterator[pa.RecordBatc
 def _sqlalchemy(
     url: URL | str, sql: str, params: Mapping[str, Any] | None, batch_size: int
 ) -> Iterator[pa.Table]:
-    engine = create_engine(url)
+    engine = source_engine(url)
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(

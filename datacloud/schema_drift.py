@@ -14,10 +14,11 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, types
+from sqlalchemy import inspect, types
 from sqlalchemy.engine import URL
 
 from datacloud.config import Department, TableSpec
+from datacloud.connections import engine as source_engine
 
 FAMILIES: list[tuple[str, type]] = [
     ("boolean", types.Boolean),
@@ -64,7 +65,7 @@ def family(t: types.TypeEngine) -> str:
 
 def reflect(url: URL | str, table: str) -> dict[str, str]:
     """Column name -> type as the database declares it (e.g. ``VARCHAR(32)``), in table order."""
-    engine = create_engine(url)
+    engine = source_engine(url)
     try:
         cols = inspect(engine).get_columns(table)
         dialect = engine.dialect
