@@ -39,6 +39,12 @@ NORMALISER_NAMES: Final[frozenset[str]] = frozenset(
     }
 )
 
+# Names of the quirk adapters in transforms.adapters.ADAPTERS (a unit test keeps them equal):
+# applied in order to a raw column before its normaliser.
+ADAPTER_NAMES: Final[frozenset[str]] = frozenset(
+    {"empty_as_null", "strip_excel_apostrophe", "decode_gbk", "null_sentinels", "digits_only"}
+)
+
 # Canonical fields a department can be authoritative for (一数一源).
 AUTHORITY_FIELDS: Final[frozenset[str]] = frozenset(
     {

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from datacloud.canonical import AUTHORITY_FIELDS, NORMALISER_NAMES, REQUIRED_COLUMNS
+from datacloud.canonical import ADAPTER_NAMES, AUTHORITY_FIELDS, NORMALISER_NAMES, REQUIRED_COLUMNS
 from datacloud.paths import departments_dir, sql_dir
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -38,6 +38,9 @@ class ColumnSpec(_Model):
     source: Identifier | None = None
     constant: str | None = None
     normalise: str = "text"
+    adapters: list[str] = Field(
+        default_factory=list, description="named quirk adapters applied before the normaliser"
+    )
     required: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
     extras: dict[str, Identifier] = Field(
@@ -52,6 +55,14 @@ class ColumnSpec(_Model):
             raise ValueError(
                 f"unknown normaliser {v!r}; expected one of {sorted(NORMALISER_NAMES)}"
             )
+        return v
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_adapters(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ADAPTER_NAMES]
+        if bad:
+            raise ValueError(f"unknown adapter(s) {bad}; expected some of {sorted(ADAPTER_NAMES)}")
         return v
 
     @model_validator(mode="after")

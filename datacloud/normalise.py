@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datacloud.config import Department, TableSpec
+from transforms.adapters import apply_adapters
 from transforms.registry import get_normaliser
 from transforms.result import NormaliseContext, Normalised
 from transforms.rules import rule
@@ -142,8 +143,11 @@ def normalise_table(
             continue
         assert spec.source is not None
         src = raw[spec.source].combine_chunks()
+        value = apply_adapters(src, spec.adapters) if spec.adapters else src
         ctx = NormaliseContext(business_date=ds, options=spec.options)
-        out = _keep(src) if spec.normalise == "keep" else get_normaliser(spec.normalise)(src, ctx)
+        out = (
+            _keep(value) if spec.normalise == "keep" else get_normaliser(spec.normalise)(value, ctx)
+        )
         columns[canonical] = out.values
         for extra, target in spec.extras.items():
             columns[target] = out.extras[extra]

@@ -336,3 +336,33 @@ def test_chunked_extraction_lands_every_row_once(department, monkeypatch) -> Non
         with admin.connect() as c:
             c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin.dispose()
+
+
+BINARY = {"postgresql": "BYTEA", "mariadb": "VARBINARY(64)", "sqlite": "BLOB"}
+
+
+def test_a_gbk_column_is_decoded_when_the_yaml_says_so(source, department) -> None:
+    kind, url = source
+    spec_path = Path(__import__("os").environ["DATACLOUD_DEPARTMENTS_DIR"]) / "rk.yaml"
+    spec = yaml.safe_load(spec_path.read_text("utf-8"))
+    spec["tables"][0]["mode"] = "full"
+    spec["tables"][0]["columns"]["name"]["adapters"] = ["decode_gbk"]
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
+    _exec(
+        url,
+        f"CREATE TABLE ryxx (id INTEGER PRIMARY KEY, gmsfhm VARCHAR(32), xm {BINARY[kind]}, gxsj {TS[kind]})",
+    )
+    names = ["张三", "买买提·艾力", "欧阳娜娜"]
+    _exec(
+        url,
+        rows=[
+            (i + 1, _id(i + 1), n.encode("gbk"), datetime(2026, 11, 18, 8))
+            for i, n in enumerate(names)
+        ],
+    )
+    ds = date(2026, 11, 18)
+    nightly.extract("rk", "ryxx", ds, url)
+    out = nightly.stage("rk", "ryxx", ds, "run-gbk")
+    assert out["rows_accepted"] == 3
+    staged = read_table(department.staged("rk", "ryxx")).sort_by("_source_pk")
+    assert staged["name"].to_pylist() == names

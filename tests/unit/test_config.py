@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datacloud.canonical import NORMALISER_NAMES
+from datacloud.canonical import ADAPTER_NAMES, NORMALISER_NAMES
 from datacloud.config import ConfigError, check_sql, load_department, load_departments
 from datacloud.paths import DEPARTMENTS_DIR
 
@@ -104,7 +104,18 @@ def test_sixth_department_is_a_yaml_copy(tmp_path: Path) -> None:
     assert len(load_departments(tmp_path)) == 6
 
 
-def test_normaliser_names_match_the_registry() -> None:
+def test_normaliser_and_adapter_names_match_the_registries() -> None:
+    from transforms.adapters import ADAPTERS
     from transforms.registry import NORMALISERS
 
     assert set(NORMALISERS) | {"keep"} == set(NORMALISER_NAMES)
+    assert set(ADAPTERS) == set(ADAPTER_NAMES)
+
+
+def test_unknown_adapter_names_file_and_field(tmp_path: Path) -> None:
+    data = _gongan()
+    data["tables"][0]["columns"]["name"]["adapters"] = ["decode_gbk", "from_big5"]
+    with pytest.raises(
+        ConfigError, match=r"columns\.name\.adapters: unknown adapter\(s\) \['from_big5'\]"
+    ):
+        load_department(_write(tmp_path, "gongan", data))
