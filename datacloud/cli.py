@@ -158,11 +158,11 @@ def report(
     dept: Annotated[str, typer.Option(help="department code, e.g. gongan")],
     business_date: Annotated[str, typer.Option("--date", help="business date YYYY-MM-DD")],
 ) -> None:
-    """Regenerate one department's load report from the night's recorded outcome."""
-    from datacloud.config import ConfigError
+    """Regenerate one department's load report (index.html, report.json, rejected.csv) and the overview."""
+    from datacloud.config import ConfigError, load_departments
     from datacloud.nightly import department
     from datacloud.paths import StorageRoot
-    from datacloud.report import write_department_report
+    from datacloud.report import write_department_report, write_overview
 
     try:
         d = department(dept)
@@ -170,8 +170,12 @@ def report(
         if "cannot read" in str(e):
             raise UserError(f"--dept: no department {dept!r} (no YAML for it)") from None
         raise
-    out = write_department_report(StorageRoot.from_env(), d, _date(business_date))
-    console.print(f"{out.parent / 'report.json'} ({out.status})")
+    root = StorageRoot.from_env()
+    ds = _date(business_date)
+    out = write_department_report(root, d, ds)
+    overview = write_overview(root, load_departments(), ds)
+    console.print(f"{out.parent / 'index.html'} ({out.status}), report.json, rejected.csv")
+    console.print(f"overview: {overview}")
 
 
 @app.command()

@@ -317,11 +317,14 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
 
 
 def report(code: str, ds: date) -> dict[str, Any]:
-    """Write the department's report for the night; runs also when earlier tasks failed."""
-    from datacloud.report import write_department_report
+    """Write the department's report for the night (and refresh the operators' overview);
+    runs also when earlier tasks failed."""
+    from datacloud.config import load_departments
+    from datacloud.report import write_department_report, write_overview
 
     root = StorageRoot.from_env()
     out = write_department_report(root, department(code), ds)
+    write_overview(root, load_departments(), ds)
     return {"path": str(out.parent), "status": out.status}
 
 

@@ -2,9 +2,12 @@
 
 ``report.json`` states per table rows in, accepted, rejected and deduplicated, which
 reconcile (``rows_in = rows_accepted + rows_rejected + rows_deduplicated``), the rejections
-by rule, and the night's status. ``rejected.csv`` (UTF-8 with BOM, so spreadsheet software
-opens the Chinese correctly) has one line per rejected row and rule, with the raw value:
-it goes to the department that owns the data, nowhere else.
+by rule and by field, the night's status with the reason of each failed table, data freshness,
+schema changes, and the quality-gate results and cross-department findings when those exist.
+Its schema is ``datacloud/schemas/report.schema.json`` (docs/reports.md). ``index.html`` shows
+the same facts to the department's data officer, personal information masked. ``rejected.csv``
+(UTF-8 with BOM, so spreadsheet software opens the Chinese correctly) has one line per rejected
+row and rule, with the raw value: it goes to the department that owns the data, nowhere else.
 """
 
 from __future__ import annotations
@@ -17,17 +20,37 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import runstate
+from datacloud import report_sources, runstate
 from datacloud.config import Department
+from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
-from transforms.rules import rule
+from transforms.rules import RULES
 
 SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 STATUS_ZH = {"success": "成功", "partial": "部分成功", "failed": "失败"}
+FAILURE_KIND_ZH = {
+    "source_unreachable": "数据源无法连接",
+    "schema_change": "表结构变化",
+    "quality_gate": "质量检查未通过",
+    "error": "处理出错",
+    "not_run": "未运行",
+}
 CSV_HEADER = ["源主键", "字段", "源字段", "原始值", "规则代码", "原因", "修改建议"]
+COUNTS = ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")
+STALE_AFTER_DAYS = 1
+_UNREACHABLE = (
+    "connect",
+    "could not translate host",
+    "name or service not known",
+    "timed out",
+    "timeout",
+    "unreachable",
+)
 
 
 @dataclass(frozen=True)
@@ -36,13 +59,61 @@ class ReportFiles:
     status: str
 
 
-def _table_entry(dept: Department, ds: date, root: StorageRoot, name: str) -> dict[str, Any]:
+def failure_kind(state: dict[str, Any]) -> str:
+    """Why a table did not load: the recorded ``failure_kind``, else derived from stage and error."""
+    kind = state.get("failure_kind")
+    if kind in FAILURE_KIND_ZH:
+        return str(kind)
+    if state.get("status") in (None, "not_run", "extracted") or "stage" not in state:
+        return "not_run"
+    error = str(state.get("error") or "").lower()
+    if state.get("stage") == "extract":
+        if any(word in error for word in _UNREACHABLE):
+            return "source_unreachable"
+        if "returns no column" in error:
+            return "schema_change"
+    return "error"
+
+
+def _masked(change: dict[str, Any]) -> dict[str, Any]:
+    return {k: mask_text(v) if isinstance(v, str) else v for k, v in change.items()}
+
+
+def _freshness(latest: str | None, ds: date) -> dict[str, Any]:
+    try:
+        when = datetime.fromisoformat(str(latest)) if latest else None
+    except ValueError:
+        when = None
+    if when is None:
+        return {"source_lag_days": None, "stale": None}
+    lag = (ds - when.date()).days
+    return {"source_lag_days": lag, "stale": lag > STALE_AFTER_DAYS}
+
+
+def _rejected_issues(root: StorageRoot, dept: str, table: str, ds: date) -> pa.Table | None:
+    path = root.rejected(dept, table, ds) / "issues.parquet"
+    if not path.is_file():
+        return None
+    issues = pq.read_table(path)
+    return issues.filter(pc.equal(issues["severity"], "reject"))
+
+
+def _by_field(issues: pa.Table | None) -> list[dict[str, Any]]:
+    if issues is None or not issues.num_rows:
+        return []
+    keys = ["field", "source_column", "rule_code"]
+    counted = issues.group_by(keys).aggregate([([], "count_all")]).to_pylist()
+    rows = [{**{k: r[k] for k in keys}, "count": int(r["count_all"])} for r in counted]
+    return sorted(rows, key=lambda r: (-r["count"], r["field"], r["rule_code"]))
+
+
+def _table_entry(
+    root: StorageRoot, dept: Department, ds: date, name: str, issues: pa.Table | None
+) -> dict[str, Any]:
     spec = dept.table(name)
     state = runstate.read(root, dept.code, ds, name)
-    counts = {
-        k: int(state.get(k, 0))
-        for k in ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")
-    }
+    counts = {k: int(state.get(k, 0)) for k in COUNTS}
+    latest = state.get("latest_source_update")
     entry: dict[str, Any] = {
         "table": name,
         "description": spec.description,
@@ -52,37 +123,45 @@ def _table_entry(dept: Department, ds: date, root: StorageRoot, name: str) -> di
         == counts["rows_accepted"] + counts["rows_rejected"] + counts["rows_deduplicated"],
         "rejections_by_rule": dict(sorted(state.get("rejections", {}).items())),
         "warnings_by_rule": dict(sorted(state.get("warnings", {}).items())),
-        "latest_source_update": state.get("latest_source_update"),
+        "rejections_by_field": _by_field(issues),
+        "latest_source_update": latest,
+        **_freshness(latest, ds),
+        "schema_changes": [_masked(c) for c in state.get("schema_changes") or []],
     }
     if entry["status"] == "failed":
+        kind = failure_kind(state)
         entry["failed_stage"] = state.get("stage", "not_run")
-        entry["error"] = state.get("error", "the table was not processed this night")
+        entry["failure_kind"] = kind
+        entry["failure_kind_zh"] = FAILURE_KIND_ZH[kind]
+        entry["error"] = mask_text(
+            str(state.get("error") or "本晚该表未被处理（前序任务失败或未执行）")
+        )
     return entry
 
 
-def _write_rejected_csv(root: StorageRoot, dept: Department, ds: date, path: Path) -> int:
+def _write_rejected_csv(
+    dept: Department, issues_by_table: dict[str, pa.Table | None], path: Path
+) -> int:
     lines = 0
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_HEADER)
         for spec in dept.tables:
-            qfile = root.rejected(dept.code, spec.name, ds) / "issues.parquet"
-            if not qfile.is_file():
+            issues = issues_by_table.get(spec.name)
+            if issues is None:
                 continue
-            issues = pq.read_table(qfile)
-            issues = issues.filter(pc.equal(issues["severity"], "reject"))
             for row in issues.to_pylist():
-                r = rule(row["rule_code"])
+                r = RULES.get(row["rule_code"])  # an unknown code still gets its line
                 w.writerow(
                     [
                         f"{spec.name}:{row['source_pk']}",
                         row["field"],
                         row["source_column"],
                         row["raw_value"] if row["raw_value"] is not None else "",
-                        r.code,
-                        r.zh,
-                        r.hint_zh,
+                        row["rule_code"],
+                        r.zh if r else "",
+                        r.hint_zh if r else "",
                     ]
                 )
                 lines += 1
@@ -90,14 +169,31 @@ def _write_rejected_csv(root: StorageRoot, dept: Department, ds: date, path: Pat
     return lines
 
 
-def build_report(root: StorageRoot, dept: Department, ds: date) -> dict[str, Any]:
-    tables = [_table_entry(dept, ds, root, t.name) for t in dept.tables]
+def _issues_by_table(root: StorageRoot, dept: Department, ds: date) -> dict[str, pa.Table | None]:
+    """Rejected issues of the tables that loaded tonight (a failed table's files may be stale)."""
+    out: dict[str, pa.Table | None] = {}
+    for spec in dept.tables:
+        loaded = runstate.read(root, dept.code, ds, spec.name).get("status") == "success"
+        out[spec.name] = _rejected_issues(root, dept.code, spec.name, ds) if loaded else None
+    return out
+
+
+def build_report(
+    root: StorageRoot,
+    dept: Department,
+    ds: date,
+    issues_by_table: dict[str, pa.Table | None] | None = None,
+) -> dict[str, Any]:
+    """The facts of one department night as a dict (the content of report.json)."""
+    if issues_by_table is None:
+        issues_by_table = _issues_by_table(root, dept, ds)
+    tables = [
+        _table_entry(root, dept, ds, t.name, issues_by_table.get(t.name)) for t in dept.tables
+    ]
     ok = sum(t["status"] == "success" for t in tables)
     status = "success" if ok == len(tables) else ("partial" if ok else "failed")
-    totals = {
-        k: sum(t[k] for t in tables)
-        for k in ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")
-    }
+    totals: dict[str, Any] = {k: sum(t[k] for t in tables) for k in COUNTS}
+    totals["reconciled"] = all(t["reconciled"] for t in tables)
     return {
         "schema_version": SCHEMA_VERSION,
         "department": dept.code,
@@ -106,19 +202,59 @@ def build_report(root: StorageRoot, dept: Department, ds: date) -> dict[str, Any
         "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "status": status,
         "status_zh": STATUS_ZH[status],
+        "status_reasons": [
+            {
+                "table": t["table"],
+                "failed_stage": t["failed_stage"],
+                "failure_kind": t["failure_kind"],
+                "failure_kind_zh": t["failure_kind_zh"],
+            }
+            for t in tables
+            if t["status"] == "failed"
+        ],
         "totals": totals,
         "tables": tables,
-        "files": {"rejected_csv": "rejected.csv"},
+        "quality": report_sources.quality_results(root, dept.code, ds),
+        "findings": report_sources.consistency_findings(root, dept.code, ds),
+        "files": {"rejected_csv": "rejected.csv", "index_html": "index.html"},
     }
 
 
+def _replace_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_department_report(root: StorageRoot, dept: Department, ds: date) -> ReportFiles:
-    """Write report.json and rejected.csv for one department night (atomic file replaces)."""
+    """Write report.json, rejected.csv and index.html for one department night.
+
+    Reads the night's run state (``runs/<dept>/<date>/``), the rejected issues of the tables
+    that loaded, earlier nights' report.json (for the 30-night chart), and the quality-gate
+    results and consistency findings when they exist. Works for a failed night too: a table
+    without run state is reported as not run. Every file is replaced atomically.
+    """
+    from datacloud.report_html import render_department
+
     out = root.report_dir(dept.code, ds)
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(root, dept, ds)
-    report["rejected_csv_lines"] = _write_rejected_csv(root, dept, ds, out / "rejected.csv")
-    tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "report.json")
+    issues = _issues_by_table(root, dept, ds)
+    report = build_report(root, dept, ds, issues)
+    report["rejected_csv_lines"] = _write_rejected_csv(dept, issues, out / "rejected.csv")
+    _replace_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
+    _replace_text(out / "index.html", render_department(root, report))
     return ReportFiles(parent=out, status=report["status"])
+
+
+def write_overview(root: StorageRoot, depts: list[Department], ds: date, nights: int = 30) -> Path:
+    """Write ``<root>/reports/index.html``: every department's status per night.
+
+    Covers the ``nights`` nights ending at ``ds``, read from each night's report.json; each
+    cell links to that department's report of that night.
+    """
+    from datacloud.report_html import render_overview
+
+    path = root.root / "reports" / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_text(path, render_overview(root, depts, ds, nights))
+    return path
