@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from datacloud import schema_drift
 from datacloud.config import Department, TableSpec
 from datacloud.connections import masked
-from datacloud.landing import replace_partition, write_chunk
+from datacloud.landing import BackgroundWriter, replace_partition, write_chunk
 from datacloud.readers import read_batches
 
 log = logging.getLogger(__name__)
@@ -200,25 +200,30 @@ def extract_table(
             else replace_partition(partition)
         )
         with target as writer:
-            pending: list[pa.Table] = []
-            for batch in read_batches(
-                url, sql, params, batch_size or table.batch_rows, table.reader
-            ):
-                missing = [c for c in table.source_columns if c not in batch.column_names]
-                if missing:
-                    raise schema_drift.SchemaDriftError(
-                        f"department {dept.code}, table {table.name}: the query returns no "
-                        f"column(s) {missing} that the YAML maps"
-                    )
-                if writer.schema is None and any(pa.types.is_null(f.type) for f in batch.schema):
+            background = BackgroundWriter(writer)
+            try:
+                pending: list[pa.Table] = []
+                for batch in read_batches(
+                    url, sql, params, batch_size or table.batch_rows, table.reader
+                ):
+                    missing = [c for c in table.source_columns if c not in batch.column_names]
+                    if missing:
+                        raise schema_drift.SchemaDriftError(
+                            f"department {dept.code}, table {table.name}: the query returns no "
+                            f"column(s) {missing} that the YAML maps"
+                        )
+                    if not pending and not _has_null_column(batch):
+                        background.write(batch)
+                        continue
                     pending.append(batch)  # a NULL-only column: hold until its type shows
-                    continue
-                for held in _settle(pending, batch.schema):
-                    writer.write(held)
-                pending.clear()
-                writer.write(batch)
-            for held in _settle(pending, None):
-                writer.write(held)
+                    if not _has_null_column(batch):
+                        for held in _settle(pending, batch.schema):
+                            background.write(held)
+                        pending.clear()
+                for held in _settle(pending, None):
+                    background.write(held)
+            finally:
+                background.join()
             if chunk is None:
                 writer.close(empty_schema=empty_schema(table))
             rows, columns = writer.rows, list(writer.schema.names if writer.schema else [])
@@ -234,6 +239,10 @@ def extract_table(
             kind,
         ) from e
     return Extracted(partition, rows, columns, reader, changes)
+
+
+def _has_null_column(batch: pa.Table) -> bool:
+    return any(pa.types.is_null(f.type) for f in batch.schema)
 
 
 def empty_schema(table: TableSpec) -> pa.Schema:

@@ -83,6 +83,50 @@ def _publish(tmp: Path, partition: Path, rows: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+class BackgroundWriter:
+    """Write batches on a thread while the caller reads the next ones (queue of ``depth``).
+
+    Reading (ADBC, the database driver) and Parquet encoding both release the GIL, so on two
+    cores they overlap. Memory stays bounded by ``depth`` batches; an error on the writer thread
+    is raised in the caller at the next ``write`` or at ``join``.
+    """
+
+    _DONE = object()
+
+    def __init__(self, writer: PartitionWriter, depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.writer = writer
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if self._error is None:
+                try:
+                    self.writer.write(item)
+                except BaseException as e:  # handed to the caller
+                    self._error = e
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def join(self) -> None:
+        """Wait until every batch is written; raise the writer's error if it had one."""
+        self._queue.put(self._DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 @contextmanager
 def replace_partition(partition: Path) -> Iterator[PartitionWriter]:
     """Write a partition atomically: on success it replaces the old one, on error nothing changes."""

@@ -49,3 +49,31 @@ def test_batches_with_a_null_only_column_are_cast_to_the_first_schema(tmp_path: 
     t = read_partition(part)
     assert t.schema.field("a").type == pa.string()
     assert t["a"].to_pylist() == ["x", None]
+
+
+def test_background_writer_hands_a_write_error_to_the_caller(tmp_path: Path) -> None:
+    from datacloud.landing import BackgroundWriter
+
+    part = tmp_path / "p"
+    with pytest.raises(pa.ArrowInvalid), replace_partition(part) as w:
+        bg = BackgroundWriter(w)
+        try:
+            bg.write(pa.table({"a": [1, 2]}))
+            bg.write(pa.table({"a": ["not a number"]}))  # cannot be cast to the first schema
+            for _ in range(5):
+                bg.write(pa.table({"a": [3]}))
+        finally:
+            bg.join()
+    assert not part.exists()
+
+
+def test_background_writer_writes_every_batch_in_order(tmp_path: Path) -> None:
+    from datacloud.landing import BackgroundWriter
+
+    part = tmp_path / "p"
+    with replace_partition(part) as w:
+        bg = BackgroundWriter(w)
+        for i in range(50):
+            bg.write(pa.table({"a": [i, i + 1000]}))
+        bg.join()
+    assert read_partition(part)["a"].to_pylist() == [v for i in range(50) for v in (i, i + 1000)]
