@@ -219,28 +219,53 @@ def normalise_table(
 def deduplicate(rows: pa.Table, key: list[str]) -> tuple[pa.Table, list[str]]:
     """Keep one row per business key: the latest updated, then the highest source key.
 
-    Rows whose whole business key is empty are all kept (nothing to match them on).
-    Returns the kept rows, sorted by key, and the source keys of the dropped duplicates.
+    Rows whose whole business key is empty are all kept (nothing to match them on). Keys are
+    grouped by hashing (dictionary encoding); only the rows whose key repeats are sorted.
+    Returns the kept rows (unique keys first, in input order) and the dropped source keys.
     """
-    if rows.num_rows == 0:
+    n = rows.num_rows
+    if n == 0:
         return rows, []
-    order = [(k, "ascending", "at_end") for k in key]
-    if SOURCE_UPDATED_AT in rows.column_names:
-        order.append((SOURCE_UPDATED_AT, "descending", "at_end"))
-    order.append((SOURCE_PK, "descending", "at_end"))
-    rows = rows.take(pc.sort_indices(rows, sort_keys=order))
-    all_null = np.ones(rows.num_rows, dtype=bool)
+    all_null = np.ones(n, dtype=bool)
     for k in key:
         all_null &= pc.is_null(rows[k]).to_numpy(zero_copy_only=False)
-    first = np.ones(rows.num_rows, dtype=bool)
-    same_as_prev = np.ones(rows.num_rows - 1, dtype=bool)
-    for k in key:
-        col = rows[k].combine_chunks()
-        a, b = col.slice(1), col.slice(0, len(col) - 1)
-        eq = pc.fill_null(pc.equal(a, b), False).to_numpy(zero_copy_only=False)
-        both_null = pc.and_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
-        same_as_prev &= eq | both_null
-    first[1:] = ~same_as_prev
-    keep = first | all_null
-    dropped = rows[SOURCE_PK].filter(pa.array(~keep)).to_pylist()
-    return rows.filter(pa.array(keep)), [str(x) for x in dropped]
+    codes = _key_codes(rows, key)
+    codes_np = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
+    counts = np.bincount(codes_np[codes_np >= 0], minlength=1)
+    repeated = (codes_np >= 0) & ~all_null
+    repeated[repeated] = counts[codes_np[repeated]] > 1
+    if not repeated.any():
+        return rows, []
+    unique = rows.filter(pa.array(~repeated))
+    dupes = rows.filter(pa.array(repeated))
+    order = [(k, "ascending", "at_end") for k in key]
+    if SOURCE_UPDATED_AT in dupes.column_names:
+        order.append((SOURCE_UPDATED_AT, "descending", "at_end"))
+    order.append((SOURCE_PK, "descending", "at_end"))
+    dupes = dupes.take(pc.sort_indices(dupes, sort_keys=order))
+    dup_codes = (
+        pc.dictionary_encode(dupes[key[0]] if len(key) == 1 else _composite(dupes, key))
+        .combine_chunks()
+        .indices.to_numpy(zero_copy_only=False)
+    )
+    first = np.ones(dupes.num_rows, dtype=bool)
+    first[1:] = dup_codes[1:] != dup_codes[:-1]
+    dropped = dupes[SOURCE_PK].filter(pa.array(~first)).to_pylist()
+    kept = pa.concat_tables([unique, dupes.filter(pa.array(first))])
+    return kept, [str(x) for x in dropped]
+
+
+def _key_codes(rows: pa.Table, key: list[str]) -> pa.Array:
+    """One integer per distinct business key (null where the single key column is null)."""
+    composite = rows[key[0]] if len(key) == 1 else _composite(rows, key)
+    if isinstance(composite, pa.ChunkedArray):  # one dictionary for all chunks
+        composite = composite.combine_chunks()
+    return pc.dictionary_encode(composite).indices
+
+
+def _composite(rows: pa.Table, key: list[str]) -> pa.Array:
+    # a NUL for an empty part, so (a, null) and (null, a) stay different keys
+    parts = [pc.cast(rows[k], pa.string()) for k in key]
+    return pc.binary_join_element_wise(
+        *parts, "\x1f", null_handling="replace", null_replacement="\x00"
+    )

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.result import Normalised
+
 # Characters removed anywhere inside an identifier: whitespace, '-', '_', '.', zero-width
 # spaces and the BOM. Full-width forms are mapped to these by NFKC first.
 _ID_SEPARATORS = r"[\s\-_.\x{200b}\x{200c}\x{200d}\x{2060}\x{feff}]"
@@ -49,13 +51,29 @@ def compact_identifier(raw: pa.Array | pa.ChunkedArray) -> pa.StringArray:
 
     Blank (or separator-only) strings become null.
     """
-    arr = nfkc(as_string_array(raw))
-    # Only rows with a non-alphanumeric character go through the (slower) regex.
-    dirty = pc.invert(pc.utf8_is_alnum(arr)).fill_null(False)
-    if pc.any(dirty).as_py():
-        stripped = pc.replace_substring_regex(pc.filter(arr, dirty), _ID_SEPARATORS, "")
-        arr = pc.replace_with_mask(arr, dirty, stripped)
-    return blank_to_null(pc.utf8_upper(arr))
+    arr = as_string_array(raw)
+    # ASCII letters and digits only (nearly every row): upper-casing is all there is to do.
+    # The other rows go through NFKC, separator removal and upper-casing, repeated until
+    # nothing changes: removing a separator can join a combining mark to a letter ("A´"
+    # → "A" U+0301), and upper-casing NFKC text can give text NFKC changes again, so that
+    # one round would not be idempotent. Such leftovers are never valid identifiers.
+    plain = pc.and_(pc.string_is_ascii(arr), pc.ascii_is_alnum(arr)).fill_null(True)
+    out = pc.ascii_upper(arr)
+    if not pc.all(plain).as_py():
+        dirty = pc.invert(plain)
+        out = pc.replace_with_mask(out, dirty, _settle(pc.filter(arr, dirty)))
+    return blank_to_null(out)
+
+
+def _settle(arr: pa.StringArray, rounds: int = 4) -> pa.StringArray:
+    """Apply NFKC, separator removal and upper-casing until nothing changes."""
+    for _ in range(rounds):
+        again = pc.utf8_normalize(arr, form="NFKC")
+        again = pc.utf8_upper(pc.replace_substring_regex(again, _ID_SEPARATORS, ""))
+        if again.equals(arr):
+            break
+        arr = again
+    return arr
 
 
 def fixed_width_matrix(arr: pa.StringArray, width: int) -> np.ndarray:
@@ -136,6 +154,22 @@ def epoch_days(day: datetime.date) -> int:
 def date32_array(days: np.ndarray, valid: np.ndarray) -> pa.Array:
     """A ``pa.date32()`` array from days since the epoch, null where ``valid`` is false."""
     return pa.array(days.astype(np.int32), mask=~valid).view(pa.date32())
+
+
+def via_distinct(arr: pa.StringArray, fn: Callable[[pa.StringArray], Normalised]) -> Normalised:
+    """``fn`` applied to the distinct values of ``arr`` only, its output spread back by index.
+
+    For columns whose values repeat (dates, names, codes), hashing once is cheaper than
+    running the rules on every row. ``fn`` must treat each value on its own.
+    """
+    encoded = pc.dictionary_encode(arr)
+    out = fn(encoded.dictionary)
+    idx = encoded.indices
+    return Normalised(
+        values=out.values.take(idx),
+        issues=out.issues.take(idx),
+        extras={name: extra.take(idx) for name, extra in out.extras.items()},
+    )
 
 
 def map_distinct(

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms._arrow import (
+    as_string_array,
     bool_np,
     date32_array,
     days_from_civil,
@@ -17,6 +18,7 @@ from transforms._arrow import (
     issues_array,
     trimmed,
     valid_ymd,
+    via_distinct,
 )
 from transforms.result import NormaliseContext, Normalised
 
@@ -91,7 +93,12 @@ def normalise_date(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     if pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
         return _from_temporal(arr, ctx)
 
-    text = trimmed(arr)
+    # Dates repeat (at most ~50,000 distinct days in a century): parse each distinct text once.
+    return via_distinct(as_string_array(arr), lambda distinct: _parse_texts(distinct, ctx))
+
+
+def _parse_texts(raw: pa.StringArray, ctx: NormaliseContext) -> Normalised:
+    text = trimmed(raw)
     present = bool_np(text.is_valid())
     groups = pc.extract_regex(text, _PATTERN).flatten()
     y1, m1, d1, y2, m2, d2, serial_text = groups

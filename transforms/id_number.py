@@ -18,7 +18,6 @@ from transforms._arrow import (
     fixed_width_matrix,
     issues_array,
     matrix_to_strings,
-    take_or_null,
     valid_ymd,
 )
 from transforms.codes import PROVINCE_CODES, known_division_lookup
@@ -126,33 +125,42 @@ def normalise_id_number(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     m15 = fixed_width_matrix(pc.take(cleaned, idx15), 15)
     digits15 = ((m15 >= ord("0")) & (m15 <= ord("9"))).all(axis=1)
     codes[idx15[~digits15]] = _CHARS
+    upgraded = _upgrade_matrix(m15[digits15])
 
     idx = np.concatenate([idx18, idx15[digits15]])
-    mat = np.concatenate([m18, _upgrade_matrix(m15[digits15])])
-    legacy = np.arange(len(idx)) >= len(idx18)
-
-    d = mat - np.uint8(ord("0"))  # uint8: anything that is not a digit wraps to >= 10
+    k = len(idx)
+    legacy = np.arange(k) >= len(idx18)
+    # One row per character position (18, k): every column operation below is contiguous.
+    t = np.empty((18, k), dtype=np.uint8)
+    t[:, : len(idx18)] = m18.T
+    t[:, len(idx18) :] = upgraded.T
+    d = t - np.uint8(ord("0"))  # uint8: anything that is not a digit wraps to >= 10
     is_digit = d < 10
-    chars_ok = is_digit[:, :17].all(axis=1) & (is_digit[:, 17] | (mat[:, 17] == ord("X")))
+    chars_ok = is_digit[:17].all(axis=0) & (is_digit[17] | (t[17] == ord("X")))
     d = np.where(is_digit, d, np.uint8(0))
-    col = [d[:, i].astype(np.int32) for i in range(17)]
-    total = sum((c * w for c, w in zip(col, ID_WEIGHTS, strict=True)), np.zeros(len(d), np.int32))
-    check_ok = _CHECK[total % 11] == mat[:, 17]
-    province_ok = _PROVINCE_OK[col[0] * 10 + col[1]]
-    year = col[6] * 1000 + col[7] * 100 + col[8] * 10 + col[9]
-    month = col[10] * 10 + col[11]
-    day = col[12] * 10 + col[13]
+    total = np.zeros(k, dtype=np.uint16)  # at most 17 * 9 * 10
+    for i, w in enumerate(ID_WEIGHTS):
+        total += d[i] * np.uint16(w)
+    check_ok = _CHECK[total % 11] == t[17]
+
+    def number(first: int, last: int) -> np.ndarray:
+        out = np.zeros(k, dtype=np.int32)
+        for i in range(first, last):
+            out = out * 10 + d[i]
+        return out
+
+    province_ok = _PROVINCE_OK[number(0, 2)]
+    year, month, day = number(6, 10), number(10, 12), number(12, 14)
     days = days_from_civil(year, month, day)
     birth_ok = (
         valid_ymd(year, month, day)
         & (days >= epoch_days(EARLIEST_BIRTH))
         & (days <= epoch_days(ctx.business_date))
     )
-    county = col[0] * 100000 + col[1] * 10000 + col[2] * 1000 + col[3] * 100 + col[4] * 10 + col[5]
-    county_known = known_division_lookup()[county]
+    county_known = known_division_lookup()[number(0, 6)]
 
     sub = first_issue(
-        len(idx),
+        k,
         [
             (~chars_ok, _CHARS),
             (~check_ok, _CHECK_DIGIT),
@@ -163,17 +171,26 @@ def normalise_id_number(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
         ],
     )
     codes[idx] = sub
-    accepted = (sub < 0) | (sub >= _FIRST_WARN)
+    ok = (sub < 0) | (sub >= _FIRST_WARN)
+    accepted = np.zeros(n, dtype=bool)
+    accepted[idx[ok]] = True
 
-    positions = np.full(n, -1, dtype=np.int64)
-    positions[idx[accepted]] = np.arange(int(accepted.sum()))
-    kept = mat[accepted]
-    values = take_or_null(matrix_to_strings(kept), positions)
-    birth = take_or_null(date32_array(days[accepted], np.ones(len(kept), dtype=bool)), positions)
-    sex_codes = np.where(col[16][accepted] % 2 == 1, 0, 1)
-    sex = take_or_null(pa.array(["1", "2"], pa.string()).take(sex_codes), positions)
+    # An accepted 18-character number is the cleaned value itself; legacy ones are upgraded.
+    values = pc.if_else(pa.array(accepted), cleaned, pa.scalar(None, pa.string()))
+    upgraded_ok = ok[len(idx18) :]
+    if upgraded_ok.any():
+        mask = np.zeros(n, dtype=bool)
+        mask[idx15[digits15][upgraded_ok]] = True
+        values = pc.replace_with_mask(
+            values, pa.array(mask), matrix_to_strings(upgraded[upgraded_ok])
+        )
+    birth_days = np.zeros(n, dtype=np.int64)
+    birth_days[idx] = days
+    female = np.zeros(n, dtype=np.int8)
+    female[idx] = d[16] % 2 == 0
+    sex = pc.take(pa.array(["1", "2"], pa.string()), pa.array(female, mask=~accepted))
     return Normalised(
         values=values,
         issues=issues_array(codes, _ISSUES),
-        extras={"birth_date": birth, "sex": sex},
+        extras={"birth_date": date32_array(birth_days, accepted), "sex": sex},
     )

@@ -6,7 +6,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms._arrow import as_string_array, blank_to_null, bool_np, issues_array, nfkc
+from transforms._arrow import (
+    as_string_array,
+    blank_to_null,
+    bool_np,
+    fixed_width_matrix,
+    issues_array,
+    nfkc,
+)
 from transforms.result import NormaliseContext, Normalised
 
 _SEPARATORS = r"[\s\-()\[\]./]"
@@ -27,7 +34,32 @@ def normalise_phone(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     with ``ctx.options["default_area_code"]`` a bare 7-8 digit local number gets that area
     code. Invalid numbers are null with ``issues`` PHONE_INVALID (warn). No extras.
     """
-    arr = nfkc(as_string_array(raw))
+    arr = as_string_array(raw)
+    codes = np.full(len(arr), -1, dtype=np.int8)
+    # Mobiles written as 11 plain digits (nearly all) are already in canonical form.
+    other = ~_plain_mobiles(arr) & bool_np(arr.is_valid())
+    if other.any():
+        mask = pa.array(other)
+        values, codes[other] = _normalise_phones(pc.filter(arr, mask), ctx)
+        arr = pc.replace_with_mask(arr, mask, values)
+    return Normalised(values=arr, issues=issues_array(codes, ["PHONE_INVALID"]))
+
+
+def _plain_mobiles(arr: pa.StringArray) -> np.ndarray:
+    """True where the value is exactly a mobile number, 1[3-9] and nine more ASCII digits."""
+    n_bytes = pc.binary_length(arr).fill_null(0).to_numpy()
+    idx = np.flatnonzero(n_bytes == 11)
+    m = fixed_width_matrix(pc.take(arr, idx), 11)
+    ok = ((m >= ord("0")) & (m <= ord("9"))).all(axis=1)
+    ok &= (m[:, 0] == ord("1")) & (m[:, 1] >= ord("3"))
+    plain = np.zeros(len(arr), dtype=bool)
+    plain[idx[ok]] = True
+    return plain
+
+
+def _normalise_phones(arr: pa.StringArray, ctx: NormaliseContext) -> tuple[pa.Array, np.ndarray]:
+    """Values and issue codes (-1 or 0 PHONE_INVALID) for any phone numbers."""
+    arr = nfkc(arr)
     arr = blank_to_null(pc.replace_substring_regex(arr, _SEPARATORS, ""))
     present = bool_np(arr.is_valid())
     international = pc.match_substring_regex(arr, r"^(?:\+|00)86")
@@ -50,5 +82,4 @@ def normalise_phone(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     valid = pc.match_substring_regex(arr, _VALID).fill_null(False)
     invalid = present & ~bool_np(valid)
     codes = np.where(invalid, 0, -1).astype(np.int8)
-    values = pc.if_else(valid, arr, None)
-    return Normalised(values=values, issues=issues_array(codes, ["PHONE_INVALID"]))
+    return pc.if_else(valid, arr, None), codes

@@ -6,7 +6,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms._arrow import bool_np, issues_array, map_distinct, trimmed
+from transforms._arrow import (
+    as_string_array,
+    bool_np,
+    issues_array,
+    map_distinct,
+    trimmed,
+    via_distinct,
+)
 from transforms.result import NormaliseContext, Normalised
 
 # GB/T 2261.1-2003: 0 未知的性别, 1 男性, 2 女性, 9 未说明的性别. Keys are lower-case.
@@ -45,6 +52,10 @@ def normalise_sex(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     "未说明". Output ``values``: ``pa.string()`` "0" unknown, "1" male, "2" female, "9" not
     stated; null for unrecognised values, with ``issues`` SEX_UNKNOWN_VALUE (warn). No extras.
     """
+    return via_distinct(as_string_array(raw), _sex_codes)
+
+
+def _sex_codes(raw: pa.StringArray) -> Normalised:
     cleaned = trimmed(raw)
     values = map_distinct(cleaned, _sex_code, pa.string())
     unknown = bool_np(pc.and_(cleaned.is_valid(), values.is_null()))

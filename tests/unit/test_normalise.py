@@ -124,3 +124,37 @@ def test_rejected_rows_keep_raw_values_and_every_reason(gongan) -> None:
     assert rows["RK1"]["gmsfhm"] == wrong and rows["RK1"]["csrq"] == "19800231"  # raw values
     assert rows["RK2"]["reject_reasons"] == ["NAME_EMPTY"]
     assert out.rows_rejected == out.rejected.num_rows
+
+
+def test_deduplicate_on_a_composite_key_with_empty_parts_across_chunks() -> None:
+    from datetime import datetime
+
+    from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, deduplicate
+
+    t1 = pa.table(
+        {
+            "credit_code": ["A", "A", None, None, None],
+            "reg_number": [None, None, "R1", "R1", None],
+            SOURCE_UPDATED_AT: [datetime(2026, 1, d) for d in (1, 2, 1, 1, 1)],
+            SOURCE_PK: ["1", "2", "3", "4", "5"],
+        }
+    )
+    t2 = pa.table(
+        {
+            "credit_code": ["A", None, "R1", None],
+            "reg_number": [None, "A", None, None],
+            SOURCE_UPDATED_AT: [
+                datetime(2026, 1, 3),
+                datetime(2026, 1, 1),
+                datetime(2026, 1, 1),
+                None,
+            ],
+            SOURCE_PK: ["6", "7", "8", "9"],
+        }
+    )
+    rows = pa.concat_tables([t1, t2])  # two chunks per column
+    kept, dropped = deduplicate(rows, ["credit_code", "reg_number"])
+    # (A, -) three times: the latest (6) wins; (-, R1) twice: same time, the higher key (4) wins;
+    # (-, A) and (R1, -) are different keys from (A, -) and (-, R1); all-empty keys (5, 9) stay
+    assert sorted(dropped) == ["1", "2", "3"]
+    assert sorted(kept[SOURCE_PK].to_pylist()) == ["4", "5", "6", "7", "8", "9"]

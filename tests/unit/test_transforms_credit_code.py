@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from transforms.credit_code import (
+    AUTHORITY_TYPES,
     CC_ALPHABET,
     credit_code_check_char,
     is_valid_credit_code,
@@ -89,18 +90,47 @@ def test_check_char() -> None:
     assert not is_valid_credit_code(wrong)
 
 
-@pytest.mark.parametrize("first2", ["21", "31", "54", "94", "99", "Y2", "A1", "N1"])
+# Registration authority + entity type: every pair of the national code table is accepted;
+# types an authority does not define, authorities that do not exist, and the letters of the
+# alphabet that are no authority are rejected.
+ALLOWED_PAIRS = [
+    *("11", "12", "13", "19"),  # 机构编制
+    *("21", "29"),  # 外交
+    *("31", "32", "33", "34", "35", "39"),  # 司法行政
+    *("41", "49"),  # 文化
+    *("51", "52", "53", "59"),  # 民政
+    *("61", "62", "69"),  # 旅游
+    *("71", "72", "79"),  # 宗教
+    *("81", "89"),  # 工会
+    *("91", "92", "93"),  # 工商/市场监管
+    *("A1", "A9"),  # 中央军委改革和编制办公室
+    *("N1", "N2", "N3", "N9"),  # 农业
+    "Y1",  # 其他
+]
+REJECTED_PAIRS = [
+    *("10", "14", "22", "36", "38", "42", "54", "63", "73", "82"),
+    *("90", "94", "99", "A2", "N4", "Y0", "Y2", "Y9", "01", "B1", "G1"),
+]
+
+
+@pytest.mark.parametrize("first2", REJECTED_PAIRS)
 def test_authority_and_type(first2: str) -> None:
     code = make_code(first2 + "330100", "12345678")
     assert run([code]) == [(None, "CC_AUTHORITY_TYPE")]
     assert not is_valid_credit_code(code)
 
 
-@pytest.mark.parametrize(
-    "first2", ["11", "12", "13", "19", "51", "52", "53", "59", "91", "92", "93", "Y1"]
-)
+@pytest.mark.parametrize("first2", ALLOWED_PAIRS)
 def test_every_allowed_authority_type(first2: str) -> None:
-    assert run([make_code(first2 + "330100", "12345678")])[0][1] is None
+    code = make_code(first2 + "330100", "12345678")
+    assert run([code]) == [(code, None)]
+    assert is_valid_credit_code(code)
+
+
+def test_authority_table_is_the_published_one() -> None:
+    assert sorted(AUTHORITY_TYPES) == [*"123456789", "A", "N", "Y"]
+    pairs = sorted(a + t for a, types in AUTHORITY_TYPES.items() for t in types)
+    assert pairs == sorted(ALLOWED_PAIRS)
 
 
 @pytest.mark.parametrize("division", ["990100", "000000", "33A100", "3301H0"])

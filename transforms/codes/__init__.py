@@ -15,7 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms._arrow import bool_np, compact_identifier, issues_array, map_distinct
+from transforms._arrow import (
+    as_string_array,
+    bool_np,
+    compact_identifier,
+    issues_array,
+    map_distinct,
+    via_distinct,
+)
 from transforms.result import NormaliseContext, Normalised
 
 _DIR = Path(__file__).resolve().parent
@@ -167,6 +174,10 @@ def normalise_ethnicity(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     Output ``values``: ``pa.string()`` code ``"01"``…``"56"``, ``"97"``, ``"98"``, null when
     unknown; ``issues``: ``ETHNICITY_UNKNOWN`` (warn) for unrecognised values. No extras.
     """
+    return via_distinct(as_string_array(raw), _ethnicity_codes)
+
+
+def _ethnicity_codes(raw: pa.StringArray) -> Normalised:
     cleaned = compact_identifier(raw)
     values = map_distinct(cleaned, _ethnicity_code, pa.string())
     unknown = bool_np(pc.and_(cleaned.is_valid(), values.is_null()))
