@@ -279,7 +279,8 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
     console.print(cur)
     console.print(f"storage root:  {root.root}")
     console.print(
-        f"reports:       {root.root / 'reports'}/<department>/{ds.isoformat()}/report.json, rejected.csv"
+        f"reports:       {root.root / 'reports' / 'index.html'} (all departments); "
+        f"per department <department>/{ds.isoformat()}/index.html, report.json, rejected.csv"
     )
     console.print(
         f"curated:       {root.root / 'curated'}/<table> (Delta Lake; open with deltalake or polars)"
