@@ -12,17 +12,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, task
 
-CURATED = [
-    "person",
-    "enterprise",
-    "property_right",
-    "housing_fund_account",
-    "marriage",
-    "enterprise_role",
-]
+from datacloud.canonical import CURATED_TABLES
 
 
-@task(outlets=[Asset(name=f"curated.{t}", uri=f"datacloud://curated/{t}") for t in CURATED])
+@task(outlets=[Asset(name=f"curated.{t}", uri=f"datacloud://curated/{t}") for t in CURATED_TABLES])
 def curate() -> dict[str, Any]:
     """Build and publish every curated table."""
     from airflow.sdk import get_current_context

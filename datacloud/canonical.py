@@ -20,6 +20,16 @@ REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
 
 KINDS: Final[tuple[str, ...]] = tuple(REQUIRED_COLUMNS)
 
+# The curated tables the curation DAG publishes, in publishing order.
+CURATED_TABLES: Final[tuple[str, ...]] = (
+    "person",
+    "enterprise",
+    "property_right",
+    "housing_fund_account",
+    "marriage",
+    "enterprise_role",
+)
+
 # Names of the normalisers in transforms.registry.NORMALISERS (a unit test keeps them equal),
 # plus "keep": the value passes through with its source type (decimals stay exact).
 NORMALISER_NAMES: Final[frozenset[str]] = frozenset(

@@ -236,6 +236,7 @@ def demo(
 def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None:
     import pyarrow as pa
 
+    from datacloud.canonical import CURATED_TABLES
     from datacloud.delta import open_table
 
     table = Table(title=f"night of {ds.isoformat()}")
@@ -262,14 +263,7 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
     cur.add_column("rows", justify="right")
     cur.add_column("version", justify="right")
     cur.add_column("path")
-    for name in (
-        "person",
-        "enterprise",
-        "property_right",
-        "housing_fund_account",
-        "marriage",
-        "enterprise_role",
-    ):
+    for name in CURATED_TABLES:
         dt = open_table(root.curated(name))
         if dt is None:
             cur.add_row(name, "-", "-", "not published")

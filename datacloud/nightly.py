@@ -44,6 +44,15 @@ def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = Non
     return (local - timedelta(days=1)).date()
 
 
+def _failed(
+    root: StorageRoot, code: str, ds: date, table: str, stage: str, error: str, kind: str
+) -> None:
+    """Record a failed step for the report (before the exception goes on to Airflow)."""
+    runstate.update(
+        root, code, ds, table, status="failed", stage=stage, error=error, failure_kind=kind
+    )
+
+
 def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
     """Extract one source table into its raw partition, after a schema-drift check."""
     from datacloud.extract import ExtractionError, extract_table
@@ -63,16 +72,7 @@ def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
             snapshot=root.schema_snapshot(code, table_name),
         )
     except ExtractionError as e:
-        runstate.update(
-            root,
-            code,
-            ds,
-            table_name,
-            status="failed",
-            stage="extract",
-            error=str(e),
-            failure_kind=e.kind,
-        )
+        _failed(root, code, ds, table_name, "extract", str(e), e.kind)
         raise
     runstate.update(
         root,
@@ -112,16 +112,7 @@ def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]
             ) from e
         chunks = plan_chunks(url, dept, table, ds)
     except ExtractionError as e:
-        runstate.update(
-            root,
-            code,
-            ds,
-            table_name,
-            status="failed",
-            stage="extract",
-            error=str(e),
-            failure_kind=e.kind,
-        )
+        _failed(root, code, ds, table_name, "extract", str(e), e.kind)
         raise
     schema_drift.save(snapshot, current)
     runstate.update(
@@ -157,16 +148,7 @@ def extract_chunk(
             chunk_dir=chunk_folder(partition, run_key),
         )
     except ExtractionError as e:
-        runstate.update(
-            root,
-            code,
-            ds,
-            table_name,
-            status="failed",
-            stage="extract",
-            error=f"{e} (chunk {chunk['index']})",
-            failure_kind=e.kind,
-        )
+        _failed(root, code, ds, table_name, "extract", f"{e} (chunk {chunk['index']})", e.kind)
         raise
     return {"chunk": chunk["index"], "rows": out.rows}
 
@@ -182,16 +164,7 @@ def land(code: str, table_name: str, ds: date, run_key: str, chunks: int) -> dic
     try:
         rows = land_chunks(partition, chunk_folder(partition, run_key), chunks, empty_schema(table))
     except Exception as e:
-        runstate.update(
-            root,
-            code,
-            ds,
-            table_name,
-            status="failed",
-            stage="extract",
-            error=str(e),
-            failure_kind="error",
-        )
+        _failed(root, code, ds, table_name, "extract", str(e), "error")
         raise
     runstate.update(
         root, code, ds, table_name, status="extracted", extracted_rows=rows, reader="chunks"
@@ -262,16 +235,7 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
             else None
         )
     except Exception as e:
-        runstate.update(
-            root,
-            code,
-            ds,
-            table_name,
-            status="failed",
-            stage="stage",
-            error=str(e),
-            failure_kind="error",
-        )
+        _failed(root, code, ds, table_name, "stage", str(e), "error")
         raise
     state = runstate.update(
         root,
