@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"harness", "__main__"}
+NOT_BENCHMARKS = {"harness", "postgres", "__main__"}
 
 
 def available() -> list[str]:

@@ -27,18 +27,15 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections import deque
 from datetime import date
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from bench import postgres as pg
 from bench.harness import Metric, best_of, timed_ratio, write_result
 
 DB = "dc_bench_extract"
 URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DB}"
-DSN = f"host=127.0.0.1 port=5432 user=postgres dbname={DB}"
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 DEPT, TABLE = "gongan", "czrk"
 DS = date(2026, 11, 20)
 SEED = 7
@@ -49,95 +46,31 @@ COLUMNS = "rkbh, gmsfhm, xm, xb, mz, csrq, hjdz, lxdh, gxsj"
 # --- setup (not timed) ----------------------------------------------------------------------
 
 
-def _admin(statement: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(ADMIN_DSN)
-    try:
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        con.close()
-
-
-def create_database() -> None:
-    _admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {DB}")
-
-
-def drop_database() -> None:
-    _admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-
-
-def _execute(*statements: str, autocommit: bool = False) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(DSN)
-    try:
-        con.autocommit = autocommit
-        with con.cursor() as cur:
-            for s in statements:
-                cur.execute(s)
-        if not autocommit:
-            con.commit()
-    finally:
-        con.close()
-
-
 def load(rows: int) -> int:
     """Create czrk from sql/sample/gongan.sql and COPY in the first ``rows`` generated rows."""
-    import psycopg2
-    import pyarrow.csv as pcsv
-
     from datacloud.sample import generate
     from datacloud.sample.ddl import SQL_DIR
 
     # czrk holds every person plus ~1% entered twice, so ``rows`` persons give >= rows rows
     czrk = generate(rows, SEED).tables[DEPT][TABLE].slice(0, rows)
-    buf = io.BytesIO()
-    pcsv.write_csv(czrk, buf)  # strings quoted ("" is ''), NULL unquoted and empty
-    del czrk
-    buf.seek(0)
-    con = psycopg2.connect(DSN)
-    try:
-        with con.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
-            cur.execute((SQL_DIR / f"{DEPT}.sql").read_text(encoding="utf-8"))
-            cur.copy_expert(f"COPY {TABLE} ({COLUMNS}) FROM STDIN WITH (FORMAT csv, HEADER)", buf)
-        con.commit()
-    finally:
-        con.close()
-    _execute(f"VACUUM (ANALYZE) {TABLE}", autocommit=True)  # set hint bits before timing
-    return count()
+    return pg.copy_in(DB, (SQL_DIR / f"{DEPT}.sql").read_text(encoding="utf-8"), TABLE, czrk)
 
 
 def grow(total: int) -> int:
     """Append copies of the table (new primary keys 'RK<k>…') until it holds ``total`` rows."""
-    base = count()
+    base = pg.count(DB, TABLE)
     k = 1
-    while (have := count()) < total:
+    while (have := pg.count(DB, TABLE)) < total:
         n = min(base, total - have)
-        _execute(
+        pg.execute(
+            DB,
             f"INSERT INTO {TABLE} ({COLUMNS}) "
             f"SELECT 'RK' || {k} || substr(rkbh, 3), gmsfhm, xm, xb, mz, csrq, hjdz, lxdh, gxsj "
-            f"FROM {TABLE} WHERE length(rkbh) = 12 AND rkbh LIKE 'RK%' ORDER BY rkbh LIMIT {n}"
+            f"FROM {TABLE} WHERE length(rkbh) = 12 AND rkbh LIKE 'RK%' ORDER BY rkbh LIMIT {n}",
         )
         k += 1
-    _execute(f"VACUUM (ANALYZE) {TABLE}", autocommit=True)
-    return count()
-
-
-def count() -> int:
-    import psycopg2
-
-    con = psycopg2.connect(DSN)
-    try:
-        with con.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {TABLE}")
-            return int(cur.fetchone()[0])
-    finally:
-        con.close()
+    pg.execute(DB, f"VACUUM (ANALYZE) {TABLE}", autocommit=True)
+    return pg.count(DB, TABLE)
 
 
 # --- what is timed ----------------------------------------------------------------------------
@@ -166,22 +99,6 @@ def read_only(sql: str) -> int:
     from datacloud.readers import read_batches
 
     return sum(b.num_rows for b in read_batches(URL, sql))
-
-
-def copy_out(sql: str, sink: Any) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(DSN)
-    try:
-        with con.cursor() as cur:
-            cur.copy_expert(f"COPY ({sql}\n) TO STDOUT", sink)
-    finally:
-        con.close()
-
-
-def discard() -> Any:
-    """A file-like sink whose ``write`` drops each chunk in C (no Python frame per row)."""
-    return SimpleNamespace(write=deque(maxlen=0).append)
 
 
 def pandas_read(sql: str) -> int:
@@ -255,7 +172,7 @@ def run(rows: int = 1_000_000, big_rows: int = BIG_ROWS) -> Path:
     from datacloud.readers import read_batches
 
     dept, table, sql = department_table()
-    create_database()
+    pg.create_database(DB)
     try:
         loaded = load(rows)
         with tempfile.TemporaryDirectory(prefix="dc-bench-extract-") as tmp:
@@ -264,7 +181,7 @@ def run(rows: int = 1_000_000, big_rows: int = BIG_ROWS) -> Path:
             assert done.rows == loaded, (done.rows, loaded)
             parquet_bytes = sum(p.stat().st_size for p in done.path.glob("*.parquet"))
             copied = io.BytesIO()
-            copy_out(sql, copied)
+            pg.copy_out(DB, sql, copied)
             copy_bytes = len(copied.getvalue())
             del copied
             batches = list(read_batches(URL, sql, batch_size=table.batch_rows))
@@ -272,10 +189,10 @@ def run(rows: int = 1_000_000, big_rows: int = BIG_ROWS) -> Path:
 
             s = best_of_each(
                 {
-                    "copy": lambda: copy_out(sql, discard()),
+                    "copy": lambda: pg.copy_out(DB, sql, pg.discard()),
                     "ours": lambda: ours(dept, table, root),
                     "read_batches": lambda: read_only(sql),
-                    "copy_bytesio": lambda: copy_out(sql, io.BytesIO()),
+                    "copy_bytesio": lambda: pg.copy_out(DB, sql, io.BytesIO()),
                     "land_only": lambda: land_only(batches, root),
                 }
             )
@@ -286,7 +203,7 @@ def run(rows: int = 1_000_000, big_rows: int = BIG_ROWS) -> Path:
         big = fresh_process_extract()
         assert big["rows"] == grown, (big["rows"], grown)
     finally:
-        drop_database()
+        pg.drop_database(DB)
 
     ours_s, copy_s = s["ours"], s["copy"]
     vs_copy = timed_ratio(

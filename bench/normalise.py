@@ -27,20 +27,18 @@ Ours and COPY are the best of three runs; the Python loop and GE, which take far
 
 from __future__ import annotations
 
-import io
 import re
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+from bench import postgres as pg
 from bench.harness import Metric, best_of, timed_ratio, write_result
 
 DEPT, TABLE = "gongan", "czrk"
@@ -48,8 +46,6 @@ DS = date(2026, 11, 20)
 SEED = 7
 COLUMNS = ["rkbh", "gmsfhm", "xm", "xb", "mz", "csrq", "hjdz", "lxdh", "gxsj"]
 DB = "dc_bench_normalise"
-DSN = f"host=127.0.0.1 port=5432 user=postgres dbname={DB}"
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 T = TypeVar("T")
 
 
@@ -348,58 +344,17 @@ def ge_run(validation: Any, frame: Any) -> Any:
 # --- PostgreSQL COPY ----------------------------------------------------------------------------
 
 
-def _admin(statement: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(ADMIN_DSN)
-    try:
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        con.close()
-
-
 def load_postgres(raw: pa.Table) -> None:
     """Create the database and czrk (sql/sample/gongan.sql), COPY the rows in, VACUUM."""
-    import psycopg2
-    import pyarrow.csv as pcsv
-
     from datacloud.sample.ddl import SQL_DIR
 
-    _admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    _admin(f"CREATE DATABASE {DB}")
-    buf = io.BytesIO()
-    pcsv.write_csv(raw, buf)  # strings quoted ("" is ''), NULL unquoted and empty
-    buf.seek(0)
-    con = psycopg2.connect(DSN)
-    try:
-        with con.cursor() as cur:
-            cur.execute((SQL_DIR / f"{DEPT}.sql").read_text(encoding="utf-8"))
-            cur.copy_expert(
-                f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv, HEADER)", buf
-            )
-        con.commit()
-        con.autocommit = True
-        with con.cursor() as cur:
-            cur.execute(f"VACUUM (ANALYZE) {TABLE}")  # set hint bits before timing
-            cur.execute(f"SELECT count(*) FROM {TABLE}")
-            (count,) = cur.fetchone()
-    finally:
-        con.close()
+    pg.create_database(DB)
+    count = pg.copy_in(DB, (SQL_DIR / f"{DEPT}.sql").read_text(encoding="utf-8"), TABLE, raw)
     assert count == raw.num_rows, (count, raw.num_rows)
 
 
 def copy_out() -> None:
-    import psycopg2
-
-    sink = SimpleNamespace(write=deque(maxlen=0).append)  # drops each chunk in C
-    con = psycopg2.connect(DSN)
-    try:
-        with con.cursor() as cur:
-            cur.copy_expert(f"COPY (SELECT {', '.join(COLUMNS)} FROM {TABLE}) TO STDOUT", sink)
-    finally:
-        con.close()
+    pg.copy_out(DB, f"SELECT {', '.join(COLUMNS)} FROM {TABLE}", pg.discard())
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -430,7 +385,7 @@ def run(rows: int = 1_000_000) -> Path:
         load_postgres(raw)
         copy_s = best_of(copy_out)
     finally:
-        _admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        pg.drop_database(DB)
 
     metrics = [
         Metric(
