@@ -179,3 +179,25 @@ def map_distinct(
     encoded = pc.dictionary_encode(arr)
     mapped = pa.array([mapping(v) for v in encoded.dictionary.to_pylist()], type=out_type)
     return pc.take(mapped, encoded.indices)
+
+
+def lookup_codes(
+    cleaned: pa.StringArray, mapping: Callable[[str], str | None], unknown_rule: str
+) -> Normalised:
+    """A code-table lookup: each distinct value mapped once; a value the table does not know
+    becomes null with the (warn) rule ``unknown_rule``; null stays null with no issue."""
+    values = map_distinct(cleaned, mapping, pa.string())
+    unknown = bool_np(pc.and_(cleaned.is_valid(), values.is_null()))
+    codes = np.where(unknown, 0, -1).astype(np.int8)
+    return Normalised(values=values, issues=issues_array(codes, [unknown_rule]))
+
+
+def identifier_shape(
+    cleaned: pa.StringArray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per value of a cleaned identifier column: present, length in characters, length in
+    bytes, and whether it is all ASCII (the only values a fixed-width check can read)."""
+    present = bool_np(cleaned.is_valid())
+    n_chars = pc.utf8_length(cleaned).fill_null(0).to_numpy()
+    n_bytes = pc.binary_length(cleaned).fill_null(0).to_numpy()
+    return present, n_chars, n_bytes, n_chars == n_bytes

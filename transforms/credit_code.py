@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms._arrow import (
-    bool_np,
     compact_identifier,
     first_issue,
     fixed_width_matrix,
+    identifier_shape,
     issues_array,
     take_or_null,
 )
@@ -170,10 +170,7 @@ def normalise_credit_code(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     """
     cleaned = compact_identifier(raw)
     n = len(cleaned)
-    present = bool_np(cleaned.is_valid())
-    n_chars = pc.utf8_length(cleaned).fill_null(0).to_numpy()
-    n_bytes = pc.binary_length(cleaned).fill_null(0).to_numpy()
-    ascii_ = n_chars == n_bytes
+    present, n_chars, n_bytes, ascii_ = identifier_shape(cleaned)
     codes = np.where(present, _LENGTH, -1).astype(np.int8)
     codes[((n_chars == 18) | (n_chars == 9)) & ~ascii_] = _CHARS
 

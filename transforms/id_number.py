@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms._arrow import (
-    bool_np,
     compact_identifier,
     date32_array,
     days_from_civil,
     epoch_days,
     first_issue,
     fixed_width_matrix,
+    identifier_shape,
     issues_array,
     matrix_to_strings,
     valid_ymd,
@@ -111,10 +111,7 @@ def normalise_id_number(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
     """
     cleaned = compact_identifier(raw)
     n = len(cleaned)
-    present = bool_np(cleaned.is_valid())
-    n_chars = pc.utf8_length(cleaned).fill_null(0).to_numpy()
-    n_bytes = pc.binary_length(cleaned).fill_null(0).to_numpy()
-    ascii_ = n_chars == n_bytes
+    present, n_chars, n_bytes, ascii_ = identifier_shape(cleaned)
 
     codes = np.where(present, _LENGTH, -1).astype(np.int8)
     codes[((n_chars == 18) | (n_chars == 15)) & ~ascii_] = _CHARS

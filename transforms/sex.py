@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from transforms._arrow import (
     as_string_array,
-    bool_np,
-    issues_array,
-    map_distinct,
+    lookup_codes,
     trimmed,
     via_distinct,
 )
@@ -56,11 +53,7 @@ def normalise_sex(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
 
 
 def _sex_codes(raw: pa.StringArray) -> Normalised:
-    cleaned = trimmed(raw)
-    values = map_distinct(cleaned, _sex_code, pa.string())
-    unknown = bool_np(pc.and_(cleaned.is_valid(), values.is_null()))
-    codes = np.where(unknown, 0, -1).astype(np.int8)
-    return Normalised(values=values, issues=issues_array(codes, ["SEX_UNKNOWN_VALUE"]))
+    return lookup_codes(trimmed(raw), _sex_code, "SEX_UNKNOWN_VALUE")
 
 
 def sex_mismatch(sex_codes: pa.Array, id_sex: pa.Array) -> pa.Array:

@@ -20,8 +20,11 @@ from transforms._arrow import (
     bool_np,
     compact_identifier,
     issues_array,
-    map_distinct,
+    lookup_codes,
     via_distinct,
+)
+from transforms._arrow import (
+    map_distinct as map_distinct,
 )
 from transforms.result import NormaliseContext, Normalised
 
@@ -178,8 +181,4 @@ def normalise_ethnicity(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
 
 
 def _ethnicity_codes(raw: pa.StringArray) -> Normalised:
-    cleaned = compact_identifier(raw)
-    values = map_distinct(cleaned, _ethnicity_code, pa.string())
-    unknown = bool_np(pc.and_(cleaned.is_valid(), values.is_null()))
-    codes = np.where(unknown, 0, -1).astype(np.int8)
-    return Normalised(values=values, issues=issues_array(codes, ["ETHNICITY_UNKNOWN"]))
+    return lookup_codes(compact_identifier(raw), _ethnicity_code, "ETHNICITY_UNKNOWN")
