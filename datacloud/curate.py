@@ -81,13 +81,9 @@ ROLE_COLUMNS = [
 
 
 def _stack(
-    root: StorageRoot,
-    depts: list[Department],
-    kinds: set[str],
-    columns: list[str],
-    authority: str | None = None,
+    root: StorageRoot, depts: list[Department], kinds: set[str], columns: list[str]
 ) -> pa.Table | None:
-    """Rows of every staged table of the given kinds, with source, as_of and authority rank."""
+    """Rows of every staged table of the given kinds, with their source department and as_of."""
     parts = []
     for dept in depts:
         for spec in dept.tables:
@@ -96,7 +92,9 @@ def _stack(
             dt = open_table(root.staged(dept.code, spec.name))
             if dt is None:
                 continue
-            t = plain_types(dt.to_pyarrow_table())
+            present = set(dt.schema().to_arrow().names)
+            wanted = [c for c in (*columns, "_source_updated_at", "_ds") if c in present]
+            t = plain_types(dt.to_pyarrow_table(columns=wanted))
             n = t.num_rows
             cols: dict[str, Any] = {}
             for c in columns:
@@ -108,12 +106,17 @@ def _stack(
             )
             cols["source"] = pa.array([dept.code] * n, pa.string())
             cols["as_of"] = pc.coalesce(as_of, t["_ds"])
-            rank = 1 if authority is not None and authority in dept.authority else 0
-            cols["_rank"] = pa.array([rank] * n, pa.int8())
             parts.append(pa.table(cols))
     if not parts:
         return None
     return pa.concat_tables(parts, promote_options="permissive")
+
+
+def _with_rank(rows: pa.Table, depts: list[Department], authority: str | None = None) -> pa.Table:
+    """Add ``_rank``: 1 for rows from a department authoritative for ``authority``, else 0."""
+    sources = [d.code for d in depts if authority is not None and authority in d.authority]
+    rank = pc.cast(pc.is_in(rows["source"], value_set=pa.array(sources, pa.string())), pa.int8())
+    return rows.append_column("_rank", rank)
 
 
 def _first_per_key(rows: pa.Table, key: list[str]) -> pa.Table:
@@ -138,14 +141,15 @@ def person_records(root: StorageRoot, depts: list[Department]) -> pa.Table | Non
     register = _stack(root, depts, {"person"}, ["id_number"])
     if register is None:
         return None
+    candidates = _stack(
+        root, depts, {"person", "housing_fund_account"}, ["id_number", *PERSON_FIELDS]
+    )
+    assert candidates is not None
     ids = pc.unique(register["id_number"].drop_null()).sort()
     out: dict[str, Any] = {"id_number": ids}
     for field, authority in PERSON_FIELDS.items():
-        cand = _stack(
-            root, depts, {"person", "housing_fund_account"}, ["id_number", field], authority
-        )
-        assert cand is not None
-        cand = cand.filter(pc.is_valid(cand[field]))
+        cand = candidates.select(["id_number", field, "source", "as_of"])
+        cand = _with_rank(cand.filter(pc.is_valid(cand[field])), depts, authority)
         best = _first_per_key(cand, ["id_number"])
         pos = pc.index_in(ids, best["id_number"])
         out[field] = best[field].take(pos)
@@ -156,9 +160,10 @@ def person_records(root: StorageRoot, depts: list[Department]) -> pa.Table | Non
 
 def enterprise_records(root: StorageRoot, depts: list[Department]) -> pa.Table | None:
     """curated/enterprise: one row per credit code; legacy numbers kept as their own rows."""
-    rows = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS, "enterprise_name")
+    rows = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS)
     if rows is None:
         return None
+    rows = _with_rank(rows, depts, "enterprise_name")
     key = pc.coalesce(
         rows["credit_code"], pc.binary_join_element_wise("REG:", rows["reg_number"], "")
     )
@@ -172,7 +177,7 @@ def relation(
     rows = _stack(root, depts, {kind}, columns)
     if rows is None:
         return None
-    return _first_per_key(rows, key)
+    return _first_per_key(_with_rank(rows, depts), key)
 
 
 def enterprise_roles(root: StorageRoot, depts: list[Department]) -> pa.Table | None:
@@ -180,9 +185,10 @@ def enterprise_roles(root: StorageRoot, depts: list[Department]) -> pa.Table | N
     parts = []
     holders = _stack(root, depts, {"enterprise_role"}, ROLE_COLUMNS)
     if holders is not None:
-        parts.append(holders)
-    ents = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS, "legal_representative")
+        parts.append(_with_rank(holders, depts))
+    ents = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS)
     if ents is not None:
+        ents = _with_rank(ents, depts, "legal_representative")
         ents = ents.filter(pc.is_valid(ents["legal_rep_id_number"]))
         n = ents.num_rows
         parts.append(
