@@ -25,7 +25,7 @@ from datacloud import schema_drift
 from datacloud.config import Department, TableSpec
 from datacloud.connections import masked
 from datacloud.landing import BackgroundWriter, replace_partition, write_chunk
-from datacloud.readers import read_batches
+from datacloud.readers import choose, read_batches
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +125,7 @@ def plan_chunks(
         with engine.connect() as conn:
             lows = [r[0] for r in conn.execute(text(sql), params or {})]
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        raise ExtractionError(
-            f"department {dept.code}, table {table.name}: planning chunks failed: "
-            f"{type(e).__name__}: {first}",
-            classify(e),
-        ) from e
+        raise failed(dept, table, "planning chunks", e) from e
     finally:
         engine.dispose()
     bad = [v for v in lows if not isinstance(v, int | str)]
@@ -167,6 +162,33 @@ def classify(e: BaseException) -> str:
     return "error"
 
 
+def failed(dept: Department, table: TableSpec, step: str, e: BaseException) -> ExtractionError:
+    """A driver error as an ExtractionError: department, table, step, the error's first line
+    (never the query's values) and its kind. A schema-drift error keeps its own message."""
+    if isinstance(e, schema_drift.SchemaDriftError):
+        return ExtractionError(str(e), "schema_change")
+    text = str(e).strip()
+    first = text.splitlines()[0][:300] if text else ""
+    return ExtractionError(
+        f"department {dept.code}, table {table.name}: {step} failed: {type(e).__name__}: {first}",
+        classify(e),
+    )
+
+
+def check_schema(
+    url: URL | str, dept: Department, table: TableSpec, snapshot: Path
+) -> tuple[list[schema_drift.Change], dict[str, str]]:
+    """The schema-drift step before reading: changes (logged) and the current schema, which
+    the caller saves once its read succeeded; ExtractionError on a breaking change."""
+    try:
+        changes, current = schema_drift.check(url, dept, table, snapshot)
+    except Exception as e:
+        raise failed(dept, table, "reflection", e) from e
+    for c in changes:
+        log.warning(schema_drift.describe(dept, table, c))
+    return changes, current
+
+
 def extract_table(
     url: URL | str,
     dept: Department,
@@ -184,15 +206,11 @@ def extract_table(
     :func:`datacloud.landing.land_chunks` lands all chunks together afterwards.
     """
     log.info("extract %s.%s (%s) from %s", dept.code, table.name, table.mode, masked(url))
+    changes, current = (
+        check_schema(url, dept, table, snapshot) if snapshot is not None else ([], None)
+    )
     try:
-        changes, current = (
-            schema_drift.check(url, dept, table, snapshot) if snapshot is not None else ([], None)
-        )
-        for c in changes:
-            log.warning(schema_drift.describe(dept, table, c))
         sql, params = query(url, dept, table, ds, chunk)
-        from datacloud.readers import choose
-
         reader = choose(url, params, table.reader)
         target = (
             write_chunk(chunk_dir, int(chunk["index"]))
@@ -230,14 +248,7 @@ def extract_table(
         if snapshot is not None and current is not None:
             schema_drift.save(snapshot, current)
     except Exception as e:
-        kind = classify(e)
-        if isinstance(e, schema_drift.SchemaDriftError):
-            raise ExtractionError(str(e), kind) from e
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        raise ExtractionError(
-            f"department {dept.code}, table {table.name}: extraction failed: {type(e).__name__}: {first}",
-            kind,
-        ) from e
+        raise failed(dept, table, "extraction", e) from e
     return Extracted(partition, rows, columns, reader, changes)
 
 

@@ -90,7 +90,7 @@ def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
 def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]:
     """Check the schema and cut a chunked table into key ranges (one mapped task each)."""
     from datacloud import schema_drift
-    from datacloud.extract import ExtractionError, plan_chunks
+    from datacloud.extract import ExtractionError, check_schema, plan_chunks
 
     root = StorageRoot.from_env()
     dept = department(code)
@@ -98,18 +98,7 @@ def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]
     runstate.reset(root, code, ds, table_name)
     snapshot = root.schema_snapshot(code, table_name)
     try:
-        try:
-            changes, current = schema_drift.check(url, dept, table, snapshot)
-        except schema_drift.SchemaDriftError as e:
-            raise ExtractionError(str(e), "schema_change") from e
-        except Exception as e:
-            from datacloud.extract import classify
-
-            raise ExtractionError(
-                f"department {code}, table {table_name}: reflection failed: {type(e).__name__}: "
-                f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}",
-                classify(e),
-            ) from e
+        changes, current = check_schema(url, dept, table, snapshot)
         chunks = plan_chunks(url, dept, table, ds)
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", str(e), e.kind)
