@@ -35,6 +35,26 @@ def open_table(path: Path) -> DeltaTable | None:
         return None
 
 
+def version_as_of(path: Path, ds: str) -> int | None:
+    """The latest version committed for a business date on or before ``ds`` (ISO date).
+
+    Every datacloud commit records its business date (``datacloud.ds``) in the commit
+    metadata; ``None`` when no commit is that old (or the table does not exist).
+    """
+    dt = open_table(path)
+    if dt is None:
+        return None
+    best: int | None = None
+    for commit in dt.history():
+        committed_ds = commit.get("datacloud.ds")
+        version = commit.get("version")
+        if committed_ds is None or version is None or str(committed_ds) > ds:
+            continue
+        if best is None or int(version) > best:
+            best = int(version)
+    return best
+
+
 def read_table(
     path: Path, columns: list[str] | None = None, version: int | None = None
 ) -> pa.Table:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from datacloud.delta import merge_by_key, overwrite, read_table
+from datacloud.delta import merge_by_key, overwrite, read_table, version_as_of
 
 
 def _rows(keys: list[str], names: list[str]) -> pa.Table:
@@ -72,3 +72,14 @@ def test_overwrite_skips_unchanged_content_and_keeps_history(tmp_path: Path) -> 
     assert read_table(path, version=v0)["id_number"].to_pylist() == ["1", "2"]  # sorted by key
     meta = DeltaTable(str(path)).history(1)[0]
     assert meta["datacloud.ds"] == "2026-11-20"
+
+
+def test_version_as_of_picks_the_latest_commit_on_or_before_the_date(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    for i, ds in enumerate(["2026-11-01", "2026-11-02", "2026-11-04"]):
+        overwrite(path, pa.table({"k": [i]}), ["k"], f"run{i}", ds)
+    assert version_as_of(path, "2026-10-31") is None
+    assert version_as_of(path, "2026-11-01") == 0
+    assert version_as_of(path, "2026-11-03") == 1
+    assert version_as_of(path, "2026-12-01") == 2
+    assert version_as_of(tmp_path / "missing", "2026-12-01") is None
