@@ -9,7 +9,9 @@ rejected or deduplicated: ``rows_in == rows_accepted + rows_rejected + rows_dedu
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datacloud.config import Department, TableSpec
+from datacloud.config import ColumnSpec, Department, TableSpec
 from transforms.adapters import apply_adapters
 from transforms.registry import get_normaliser
 from transforms.result import NormaliseContext, Normalised
@@ -125,6 +127,26 @@ def _keep(raw: pa.Array) -> Normalised:
     return Normalised(values=raw, issues=pa.nulls(len(raw), pa.string()))
 
 
+def _workers(columns: int) -> int:
+    return max(1, min(columns, os.cpu_count() or 1))
+
+
+def _normalise_column(
+    raw: pa.Table, canonical: str, spec: ColumnSpec, pk: pa.Array, ds: date
+) -> tuple[Normalised, pa.Table | None]:
+    """One mapped column through its adapters and normaliser, with its issues (if any)."""
+    assert spec.source is not None
+    src = raw[spec.source].combine_chunks()
+    value = apply_adapters(src, spec.adapters) if spec.adapters else src
+    ctx = NormaliseContext(business_date=ds, options=spec.options)
+    out = _keep(value) if spec.normalise == "keep" else get_normaliser(spec.normalise)(value, ctx)
+    codes = out.issues
+    if spec.required:
+        missing = pc.and_(pc.is_null(out.values), pc.is_null(codes))
+        codes = pc.if_else(missing, "REQUIRED_MISSING", codes)
+    return out, _issues(codes, pk, canonical, spec.source, src)
+
+
 def normalise_table(
     raw: pa.Table, dept: Department, table: TableSpec, ds: date
 ) -> NormaliseOutcome:
@@ -137,25 +159,17 @@ def normalise_table(
     warnings: Counter[str] = Counter()
     rejections: Counter[str] = Counter()
 
+    mapped = [(c, spec) for c, spec in table.columns.items() if spec.constant is None]
     for canonical, spec in table.columns.items():
         if spec.constant is not None:
             columns[canonical] = pa.array([spec.constant] * n, pa.string())
-            continue
-        assert spec.source is not None
-        src = raw[spec.source].combine_chunks()
-        value = apply_adapters(src, spec.adapters) if spec.adapters else src
-        ctx = NormaliseContext(business_date=ds, options=spec.options)
-        out = (
-            _keep(value) if spec.normalise == "keep" else get_normaliser(spec.normalise)(value, ctx)
-        )
+    # columns are independent and pyarrow's kernels release the GIL: one thread per core
+    with ThreadPoolExecutor(max_workers=_workers(len(mapped))) as pool:
+        results = list(pool.map(lambda cs: _normalise_column(raw, cs[0], cs[1], pk, ds), mapped))
+    for (canonical, spec), (out, found) in zip(mapped, results, strict=True):
         columns[canonical] = out.values
         for extra, target in spec.extras.items():
             columns[target] = out.extras[extra]
-        codes = out.issues
-        if spec.required:
-            missing = pc.and_(pc.is_null(out.values), pc.is_null(codes))
-            codes = pc.if_else(missing, "REQUIRED_MISSING", codes)
-        found = _issues(codes, pk, canonical, spec.source, src)
         if found is not None:
             issue_parts.append(found)
 
