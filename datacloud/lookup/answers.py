@@ -1,0 +1,208 @@
+"""The answers of the three lookups, built from any curated view, and their masked forms.
+
+A view answers ``rows(table, column, key)`` (rows whose ``column`` equals ``key``),
+``version(table)``, ``ds(table)`` (the business date of that version) and
+``distinct(table, column)``: the in-memory ``Snapshot`` does, and the benchmark's
+PostgreSQL-backed anchor does the same through SQL.
+
+Only property rights with status 现势 (current) count as owned property; 历史 (historical)
+rights are listed in the person's linked facts but not counted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from datacloud.lookup.keys import EnterpriseKey
+from datacloud.masking import mask_id_number, mask_name, mask_phone
+
+CURRENT_RIGHT = "现势"
+Row = dict[str, Any]
+
+
+class CuratedView(Protocol):
+    def rows(self, table: str, column: str, key: str) -> list[Row]: ...
+    def version(self, table: str) -> int | None: ...
+    def ds(self, table: str) -> str | None: ...
+    def distinct(self, table: str, column: str) -> list[str]: ...
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return value
+
+
+def _clean(row: Row) -> Row:
+    return {k: _json(v) for k, v in row.items()}
+
+
+def _curated(view: CuratedView, *tables: str) -> dict[str, Any]:
+    return {t: {"version": view.version(t), "as_of": view.ds(t)} for t in tables}
+
+
+def golden_fields(row: Row) -> list[str]:
+    """Columns that carry ``<field>_source`` and ``<field>_as_of`` beside them."""
+    return [c for c in row if f"{c}_source" in row and f"{c}_as_of" in row]
+
+
+def person(view: CuratedView, id_number: str) -> Row | None:
+    """Golden record (each field with source and as-of date) and linked facts, or None."""
+    found = view.rows("person", "id_number", id_number)
+    if not found:
+        return None
+    rec = found[0]
+    fields = {
+        f: {"value": _json(rec[f]), "source": rec[f"{f}_source"], "as_of": _json(rec[f"{f}_as_of"])}
+        for f in golden_fields(rec)
+    }
+    marriages = {
+        r["registration_id"]: r
+        for column in ("husband_id_number", "wife_id_number")
+        for r in view.rows("marriage", column, id_number)
+    }
+    return {
+        "id_number": id_number,
+        "fields": fields,
+        "property_rights": [
+            _clean(r) for r in view.rows("property_right", "owner_id_number", id_number)
+        ],
+        "housing_fund_accounts": [
+            _clean(r) for r in view.rows("housing_fund_account", "id_number", id_number)
+        ],
+        "marriages": [_clean(r) for _, r in sorted(marriages.items())],
+        "enterprise_roles": [
+            _clean(r) for r in view.rows("enterprise_role", "id_number", id_number)
+        ],
+        "curated": _curated(
+            view, "person", "property_right", "housing_fund_account", "marriage", "enterprise_role"
+        ),
+    }
+
+
+def enterprise(view: CuratedView, key: EnterpriseKey) -> Row | None:
+    """Golden record, legal representative and shareholders, or None."""
+    found = view.rows("enterprise", key.kind, key.value)
+    if not found:
+        return None
+    rec = _clean(found[0])
+    roles: dict[tuple[Any, ...], Row] = {}
+    for column in ("credit_code", "reg_number"):
+        if rec.get(column):
+            for r in view.rows("enterprise_role", column, rec[column]):
+                roles[(r["id_number"], r["role"])] = _clean(r)
+    shareholders = sorted(
+        (r for r in roles.values() if r["role"] == "shareholder"),
+        key=lambda r: (-(r.get("share_ratio") or 0), r["id_number"]),
+    )
+    legal_rep = {
+        "id_number": rec.get("legal_rep_id_number"),
+        "name": rec.get("legal_rep_name"),
+        "source": rec.get("source"),
+        "as_of": rec.get("as_of"),
+    }
+    return {
+        "key": {"kind": key.kind, "value": key.value},
+        "record": rec,
+        "legal_representative": legal_rep if legal_rep["id_number"] else None,
+        "shareholders": shareholders,
+        "curated": _curated(view, "enterprise", "enterprise_role"),
+    }
+
+
+def property_status(view: CuratedView, id_number: str) -> Row:
+    """Whether the person holds a current (现势) property right in the province."""
+    rights = view.rows("property_right", "owner_id_number", id_number)
+    current = [r for r in rights if r.get("status") == CURRENT_RIGHT]
+    return {
+        "id_number": id_number,
+        "owns_property": bool(current),
+        "property_count": len(current),
+        "as_of": view.ds("property_right"),
+        "sources": view.distinct("property_right", "source"),
+        "curated": _curated(view, "property_right"),
+    }
+
+
+# --- masking for the clerk role ------------------------------------------------------------------
+
+_DISTRICT = re.compile(r"^.{1,12}?(?:区|县|旗)")
+_CITY = re.compile(r"^.{1,9}?市")
+ID_COLUMNS = {
+    "id_number",
+    "owner_id_number",
+    "husband_id_number",
+    "wife_id_number",
+    "legal_rep_id_number",
+}
+NAME_COLUMNS = {"owner_name", "legal_rep_name"}
+ADDRESS_COLUMNS = {"registered_address", "location"}
+NUMBER_COLUMNS = {"certificate_no", "unit_no", "account_no", "registration_id"}
+
+
+def mask_address(value: str | None) -> str | None:
+    """Keep the administrative part of an address (up to 区/县/旗, else 市), hide the rest.
+
+    ``浙江省宁波市北仑区魏路340号`` → ``浙江省宁波市北仑区****``; without a division word in
+    the first characters, only the first three characters are kept.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    m = _DISTRICT.match(text) or _CITY.match(text)
+    return (m.group(0) if m else text[:3]) + "****"
+
+
+def mask_number(value: str | None) -> str | None:
+    """A certificate, unit or account number: only its last 4 characters."""
+    if value is None:
+        return None
+    return "*" * max(len(value) - 4, 4) + value[-4:] if len(value) > 4 else "****"
+
+
+def _mask_value(column: str, value: Any, person_names: bool) -> Any:
+    if not isinstance(value, str):
+        return value
+    if column in ID_COLUMNS:
+        return mask_id_number(value)
+    if column in NAME_COLUMNS or (person_names and column == "name"):
+        return mask_name(value)
+    if column == "phone":
+        return mask_phone(value)
+    if column in ADDRESS_COLUMNS:
+        return mask_address(value)
+    if column in NUMBER_COLUMNS:
+        return mask_number(value)
+    return value
+
+
+def _mask_row(row: Row, person_names: bool = False) -> Row:
+    return {k: _mask_value(k, v, person_names) for k, v in row.items()}
+
+
+def masked(kind: str, answer: Row) -> Row:
+    """The answer as a clerk sees it: IDs, person names, phones, addresses, numbers masked."""
+    out = dict(answer)
+    if "id_number" in out:
+        out["id_number"] = mask_id_number(out["id_number"])
+    if kind == "person":
+        out["fields"] = {
+            f: {**v, "value": _mask_value(f, v["value"], person_names=True)}
+            for f, v in answer["fields"].items()
+        }
+        for linked in ("property_rights", "housing_fund_accounts", "marriages"):
+            out[linked] = [_mask_row(r) for r in answer[linked]]
+        out["enterprise_roles"] = [
+            _mask_row(r, person_names=True) for r in answer["enterprise_roles"]
+        ]
+    elif kind == "enterprise":
+        out["record"] = _mask_row(answer["record"])
+        if answer["legal_representative"]:
+            out["legal_representative"] = _mask_row(answer["legal_representative"], True)
+        out["shareholders"] = [_mask_row(r, person_names=True) for r in answer["shareholders"]]
+    return out

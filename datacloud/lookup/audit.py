@@ -1,0 +1,146 @@
+"""The append-only audit trail of lookups: who, when, why, whom (as a keyed hash), outcome.
+
+Every lookup writes one JSON line before its answer is returned; the write is flushed to disk
+(``fsync``) and a failure raises ``AuditUnavailable``, so a lookup that cannot be audited is
+not answered. The looked-up number is stored as HMAC-SHA256 under ``DATACLOUD_AUDIT_KEY``: an
+auditor holding a number can find its lookups (``search``), nobody can read numbers off the
+trail. Files: ``<root>/audit/lookups-<UTC date>.jsonl``, opened with ``O_APPEND`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from datacloud.lookup.auth import Principal
+from datacloud.masking import mask_text
+
+log = logging.getLogger(__name__)
+AUDIT_KEY_ENV = "DATACLOUD_AUDIT_KEY"
+DEV_ENV = "DATACLOUD_LOOKUP_DEV"
+DEV_KEY = b"datacloud-dev-mode-audit-key-not-secret"
+MIN_KEY_BYTES = 16
+PURPOSE_CHARS = 200
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit record could not be written: the lookup must not be answered."""
+
+
+class AuditKeyMissing(RuntimeError):
+    """No audit key in the environment and not in dev mode."""
+
+
+def audit_key_from_env() -> tuple[bytes, bool]:
+    """(key, dev): ``DATACLOUD_AUDIT_KEY``, or the fixed dev key when ``DATACLOUD_LOOKUP_DEV=1``."""
+    key = os.environ.get(AUDIT_KEY_ENV, "")
+    if key:
+        if len(key.encode("utf-8")) < MIN_KEY_BYTES:
+            raise AuditKeyMissing(f"{AUDIT_KEY_ENV} must have at least {MIN_KEY_BYTES} bytes")
+        return key.encode("utf-8"), False
+    if os.environ.get(DEV_ENV) == "1":
+        log.warning("lookup: dev mode, audit hashes use a fixed public key (%s=1)", DEV_ENV)
+        return DEV_KEY, True
+    raise AuditKeyMissing(
+        f"set {AUDIT_KEY_ENV} (a secret of at least {MIN_KEY_BYTES} bytes) to serve lookups, "
+        f"or {DEV_ENV}=1 for a local dev mode with a fixed, public key"
+    )
+
+
+class AuditSink(Protocol):
+    def write(self, record: dict[str, Any]) -> None: ...
+
+
+class FileSink:
+    """JSON lines, one file per UTC day, appended and fsynced under a lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._day: str | None = None
+
+    def path(self, day: str) -> Path:
+        return self.folder / f"lookups-{day}.jsonl"
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        day = str(record["at"])[:10]
+        with self._lock:
+            if self._fd is None or self._day != day:
+                self.close()
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+                self._day = day
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(f"short write to the audit file ({written} of {len(line)} bytes)")
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for path in sorted(self.folder.glob("lookups-*.jsonl")):
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        yield json.loads(line)
+
+
+class AuditLog:
+    """Writes each lookup's record to every sink; any failure is ``AuditUnavailable``."""
+
+    def __init__(self, sinks: list[AuditSink], key: bytes, dev: bool = False) -> None:
+        if not sinks:
+            raise ValueError("the audit log needs at least one sink")
+        self.sinks = sinks
+        self._key = key
+        self.dev = dev
+
+    def key_hash(self, number: str) -> str:
+        return hmac.new(self._key, number.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def record(
+        self,
+        principal: Principal,
+        endpoint: str,
+        purpose: str,
+        number: str,
+        outcome: str,
+        as_of: str | None = None,
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "who": principal.holder,
+            "role": principal.role,
+            "channel": principal.channel,
+            "endpoint": endpoint,
+            "purpose": mask_text(purpose.strip())[:PURPOSE_CHARS],
+            "key_hmac": self.key_hash(number),
+            "as_of": as_of,
+            "outcome": outcome,
+        }
+        if self.dev:
+            record["dev"] = True
+        for sink in self.sinks:
+            try:
+                sink.write(record)
+            except Exception as e:
+                log.error("lookup audit: %s: %s", type(sink).__name__, type(e).__name__)
+                raise AuditUnavailable(
+                    "the audit record could not be written; the lookup was not answered"
+                ) from e
+        return record

@@ -1,0 +1,103 @@
+"""API keys and roles.
+
+Keys live in a YAML file named by ``DATACLOUD_API_KEYS``; it holds each key's SHA-256 hash,
+never the key::
+
+    keys:
+      - holder: 公积金中心 城东窗口 3号
+        role: clerk
+        sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+
+``new_key()`` makes a key (256 random bits) and ``hash_key`` its hash. Roles: a ``clerk``
+(service window) sees masked answers; an ``auditor`` sees full records and may search the
+audit trail. ``ALLOWED`` says which role may call which endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Role = Literal["clerk", "auditor"]
+ROLES: tuple[Role, ...] = ("clerk", "auditor")
+ALLOWED: dict[str, frozenset[str]] = {
+    "person": frozenset({"clerk", "auditor"}),
+    "enterprise": frozenset({"clerk", "auditor"}),
+    "property_status": frozenset({"clerk", "auditor"}),
+    "audit_search": frozenset({"auditor"}),
+}
+FULL_RECORD_ROLES = frozenset({"auditor"})
+
+
+class KeysFileError(ValueError):
+    """The API keys file is missing or malformed (the message names file and entry)."""
+
+
+class ApiKeyEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    holder: str = Field(min_length=1, max_length=200)
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ApiKeysFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keys: list[ApiKeyEntry]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who looks something up: the key holder (or OS user), the role and the channel."""
+
+    holder: str
+    role: Role
+    channel: Literal["api", "cli"]
+
+    def may(self, endpoint: str) -> bool:
+        return self.role in ALLOWED[endpoint]
+
+    @property
+    def full_records(self) -> bool:
+        return self.role in FULL_RECORD_ROLES
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    return "dck_" + secrets.token_urlsafe(32)
+
+
+class ApiKeys:
+    """The configured keys, by hash; ``authenticate`` compares in constant time."""
+
+    def __init__(self, entries: list[ApiKeyEntry]) -> None:
+        self._entries = list(entries)
+
+    @classmethod
+    def from_file(cls, path: Path) -> ApiKeys:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return cls(ApiKeysFile.model_validate(doc).keys)
+        except FileNotFoundError:
+            raise KeysFileError(f"API keys file {path} does not exist") from None
+        except (yaml.YAMLError, ValidationError) as e:
+            raise KeysFileError(f"API keys file {path}: {e}") from None
+
+    def authenticate(self, key: str | None) -> Principal | None:
+        if not key:
+            return None
+        digest = hash_key(key)
+        found = None
+        for entry in self._entries:  # every entry compared: no early exit on a match
+            if hmac.compare_digest(entry.sha256, digest):
+                found = entry
+        return Principal(found.holder, found.role, "api") if found else None

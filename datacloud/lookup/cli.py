@@ -1,0 +1,191 @@
+"""``datacloud lookup``: the same lookups from a shell, and the API server.
+
+A CLI lookup runs as a local operator: the principal is the OS user (``os:<user>``), the role
+comes from ``--role`` (default ``clerk``: masked answers), ``--purpose`` is required, and the
+lookup is audited like an API call (channel ``cli``). Exit codes: 0 answered, 1 not found,
+2 malformed key or bad option (message on stderr, naming the rule), 3 audit unavailable or
+no curated data.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+lookup_app = typer.Typer(
+    help="Look up a person, an enterprise or a property status in the curated tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Purpose = Annotated[str, typer.Option("--purpose", help="why you look this up (audited)")]
+Role = Annotated[str, typer.Option("--role", help="clerk (masked) or auditor (full record)")]
+AsOf = Annotated[
+    str | None, typer.Option("--as-of", help="answer from data published on or before YYYY-MM-DD")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print the answer as JSON")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _run(
+    endpoint: str, key: str, purpose: str, role: str, as_of: str | None, as_json: bool
+) -> None:
+    from datacloud.lookup.audit import (
+        AuditKeyMissing,
+        AuditLog,
+        AuditUnavailable,
+        FileSink,
+        audit_key_from_env,
+    )
+    from datacloud.lookup.auth import ROLES, Principal
+    from datacloud.lookup.keys import MalformedKey
+    from datacloud.lookup.service import LookupService, NotFound
+    from datacloud.lookup.store import CuratedStore, NoCuratedData
+    from datacloud.paths import StorageRoot
+
+    if role not in ROLES:
+        raise _fail(f"--role: expected one of {', '.join(ROLES)}, got {role!r}", 2)
+    if not purpose.strip():
+        raise _fail("--purpose: a lookup needs a purpose", 2)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of: expected YYYY-MM-DD, got {as_of!r}", 2) from None
+    try:
+        audit_key, dev = audit_key_from_env()
+    except AuditKeyMissing as e:
+        raise _fail(str(e), 3) from None
+    root = StorageRoot.from_env()
+    service = LookupService(
+        CuratedStore(root), AuditLog([FileSink(root.root / "audit")], audit_key, dev)
+    )
+    who = Principal(f"os:{getpass.getuser()}", role, "cli")
+    try:
+        answer = service.lookup(who, endpoint, key, purpose, day)
+    except MalformedKey as e:
+        raise _fail(f"{e} ({e.message_zh})", 2) from None
+    except NotFound as e:
+        raise _fail(str(e), 1) from None
+    except (AuditUnavailable, NoCuratedData) as e:
+        raise _fail(str(e), 3) from None
+    body = {**answer.body, "audit_id": answer.audit_id}
+    if as_json:
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    else:
+        _print(endpoint, body)
+
+
+def _print(endpoint: str, body: dict[str, Any]) -> None:
+    def lines(title: str, rows: list[dict[str, Any]]) -> None:
+        typer.echo(f"{title}: {len(rows)}")
+        for r in rows:
+            typer.echo("  " + ", ".join(f"{k}={v}" for k, v in r.items() if v is not None))
+
+    if endpoint == "person":
+        typer.echo(f"person {body['id_number']}")
+        for name, f in body["fields"].items():
+            typer.echo(f"  {name}: {f['value']}  ({f['source']}, {f['as_of']})")
+        lines("property rights", body["property_rights"])
+        lines("housing fund accounts", body["housing_fund_accounts"])
+        lines("marriages", body["marriages"])
+        lines("enterprise roles", body["enterprise_roles"])
+    elif endpoint == "enterprise":
+        typer.echo(f"enterprise {body['key']['kind']} {body['key']['value']}")
+        for k, v in body["record"].items():
+            typer.echo(f"  {k}: {v}")
+        rep = body["legal_representative"]
+        typer.echo(
+            f"legal representative: {rep['name']} {rep['id_number']}"
+            if rep
+            else "legal representative: -"
+        )
+        lines("shareholders", body["shareholders"])
+    else:
+        owns = "yes" if body["owns_property"] else "no"
+        typer.echo(f"person {body['id_number']} owns property in the province: {owns}")
+        typer.echo(f"  current property rights: {body['property_count']}")
+        typer.echo(f"  as of: {body['as_of']}  sources: {', '.join(body['sources'])}")
+    typer.echo(f"audit id: {body['audit_id']}")
+
+
+@lookup_app.command()
+def person(
+    id_number: Annotated[str, typer.Argument(help="公民身份号码")],
+    purpose: Purpose,
+    role: Role = "clerk",
+    as_of: AsOf = None,
+    as_json: AsJson = False,
+) -> None:
+    """A person's golden record with each field's source and as-of date, and linked facts."""
+    _run("person", id_number, purpose, role, as_of, as_json)
+
+
+@lookup_app.command()
+def enterprise(
+    code: Annotated[str, typer.Argument(help="统一社会信用代码, 注册号 or 组织机构代码")],
+    purpose: Purpose,
+    role: Role = "clerk",
+    as_of: AsOf = None,
+    as_json: AsJson = False,
+) -> None:
+    """An enterprise's golden record, legal representative and shareholders."""
+    _run("enterprise", code, purpose, role, as_of, as_json)
+
+
+@lookup_app.command("property-status")
+def property_status(
+    id_number: Annotated[str, typer.Argument(help="公民身份号码")],
+    purpose: Purpose,
+    role: Role = "clerk",
+    as_of: AsOf = None,
+    as_json: AsJson = False,
+) -> None:
+    """Does the person hold a current (现势) property right in the province?"""
+    _run("property_status", id_number, purpose, role, as_of, as_json)
+
+
+@lookup_app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    keys: Annotated[
+        Path | None, typer.Option(help="API keys YAML (default $DATACLOUD_API_KEYS)")
+    ] = None,
+    poll_seconds: Annotated[float, typer.Option(help="how often to look for a new publish")] = 5.0,
+) -> None:
+    """Run the lookup HTTP API (uvicorn)."""
+    from datacloud.lookup.api import serve as run
+
+    try:
+        run(host, port, keys, poll_seconds)
+    except Exception as e:
+        raise _fail(str(e), 3) from None
+
+
+@lookup_app.command("new-key")
+def new_key(
+    holder: Annotated[str, typer.Option(help="who holds the key (window, system, person)")],
+    role: Role = "clerk",
+) -> None:
+    """Make an API key: prints the key once (hand it over) and the YAML entry for the keys file."""
+    from datacloud.lookup.auth import ROLES, hash_key
+    from datacloud.lookup.auth import new_key as make
+
+    if role not in ROLES:
+        raise _fail(f"--role: expected one of {', '.join(ROLES)}, got {role!r}", 2)
+    key = make()
+    typer.echo(f"key (shown once): {key}")
+    typer.echo("entry for the keys file:")
+    typer.echo(f"  - holder: {json.dumps(holder, ensure_ascii=False)}")
+    typer.echo(f"    role: {role}")
+    typer.echo(f"    sha256: {hash_key(key)}")

@@ -1,0 +1,123 @@
+"""Serving the latest published curated version, and earlier ones on demand.
+
+``CuratedStore.current()`` returns the snapshot being served: one reference, read without a
+lock. ``refresh()`` compares the newest version of each curated table (a ``_delta_log``
+listing, no table load) with the snapshot's; when a table was published since, it builds a
+new snapshot beside the old one and swaps it in with one assignment, so requests in flight
+finish on the old snapshot and the next ones see the new. ``start()`` runs ``refresh()``
+every ``poll_seconds`` in a daemon thread. ``as_of(ds)`` answers from the versions each table
+had on business date ``ds`` (``datacloud.delta.version_as_of``), loaded on demand and kept in
+a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+from datacloud.delta import version_as_of
+from datacloud.lookup.snapshot import TABLES, Snapshot, latest_version
+from datacloud.paths import StorageRoot
+
+log = logging.getLogger(__name__)
+
+
+class NoCuratedData(LookupError):
+    """Nothing is published yet, or nothing as old as the requested date."""
+
+
+class CuratedStore:
+    """The curated snapshot being served, switched atomically after a publish."""
+
+    def __init__(self, root: StorageRoot, poll_seconds: float = 5.0, as_of_cache: int = 3) -> None:
+        self.root = root
+        self.poll_seconds = poll_seconds
+        self._current: Snapshot | None = None
+        self._build_lock = threading.Lock()
+        self._as_of: OrderedDict[tuple[tuple[str, int], ...], Snapshot] = OrderedDict()
+        self._as_of_size = as_of_cache
+        self._as_of_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def latest_versions(self) -> dict[str, int]:
+        out = {}
+        for name in TABLES:
+            version = latest_version(self.root.curated(name))
+            if version is not None:
+                out[name] = version
+        return out
+
+    def refresh(self) -> bool:
+        """Load and swap in a newer published version if there is one; True when swapped."""
+        with self._build_lock:
+            versions = self.latest_versions()
+            current = self._current
+            if current is not None and versions == {
+                k: v.version for k, v in current.versions.items()
+            }:
+                return False
+            if "person" not in versions:
+                return False
+            snapshot = Snapshot.load(self.root, versions)
+            self._current = snapshot  # the swap: one reference assignment
+            log.info(
+                "lookup: serving curated versions %s (%.0f MB in memory)",
+                versions,
+                snapshot.nbytes / 1e6,
+            )
+            return True
+
+    def current(self) -> Snapshot:
+        snapshot = self._current
+        if snapshot is None:
+            self.refresh()
+            snapshot = self._current
+        if snapshot is None:
+            raise NoCuratedData("no curated person table is published yet")
+        return snapshot
+
+    def as_of(self, ds: str) -> Snapshot:
+        """The snapshot of the versions each curated table had on business date ``ds``."""
+        versions = {}
+        for name in TABLES:
+            version = version_as_of(self.root.curated(name), ds)
+            if version is not None:
+                versions[name] = version
+        if "person" not in versions:
+            raise NoCuratedData(f"no curated data published on or before {ds}")
+        current = self._current
+        if current is not None and versions == {k: v.version for k, v in current.versions.items()}:
+            return current
+        key = tuple(sorted(versions.items()))
+        with self._as_of_lock:
+            cached = self._as_of.get(key)
+            if cached is not None:
+                self._as_of.move_to_end(key)
+                return cached
+            snapshot = Snapshot.load(self.root, versions)
+            self._as_of[key] = snapshot
+            while len(self._as_of) > self._as_of_size:
+                self._as_of.popitem(last=False)
+            return snapshot
+
+    def start(self) -> None:
+        """Load the latest version now and poll for newer ones in a daemon thread."""
+        self.refresh()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="lookup-refresh", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # keep serving the old snapshot; the next poll tries again
+                log.exception("lookup: loading the new curated version failed")
