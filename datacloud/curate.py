@@ -1,34 +1,42 @@
 """Curation: golden records (一人一档, 一企一档) and relation tables from the staged tables.
 
-Survivorship per field (一数一源): a department that declares authority for a field wins
-where it has a value; otherwise the most recently updated non-null value wins. Each golden
-field carries its source department and as-of date.
+Survivorship per field (一数一源, ``dags/curation.yaml``): the authority departments of a field
+win, in order, where they have a value; otherwise the most recently updated non-null value
+wins. Each golden person field carries its source department and as-of date.
+
+Incremental: the staged tables record their row changes (Delta change data feed). A night
+reads the changes since the staged versions the last curation consumed (``curated/_curation.json``),
+recomputes only the keys they touch from every source, and publishes them with one Delta merge
+per curated table. The first night, ``full=True``, a survivorship change or a staged table
+without a change feed rebuild everything (the same code, every key touched).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datacloud import delta
 from datacloud.config import Department
-from datacloud.delta import open_table, overwrite, plain_types
+from datacloud.curation_config import PERSON_FIELDS, CurationConfig, load_curation_config
+from datacloud.delta import DeltaTable, open_table, plain_types
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
 
-# golden person field -> authority field name in the department YAML
-PERSON_FIELDS = {
-    "name": "name",
-    "sex": "sex",
-    "birth_date": "birth_date",
-    "ethnicity": "ethnicity",
-    "registered_address": "registered_address",
-    "phone": None,
-}
+KEY = "_key"  # the merge key of every curated table but person (its key is id_number)
+MARRIED, DIVORCED = "20", "40"  # GB/T 2261.2 marital status
+REGISTRATION_STATUS = {"结婚": MARRIED, "离婚": DIVORCED}
 ENTERPRISE_COLUMNS = [
     "credit_code",
     "reg_number",
@@ -80,184 +88,592 @@ ROLE_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class Relation:
+    kind: str
+    columns: list[str]
+    key: list[str]  # identifies a row; joined into _key
+    sort_by: list[str]  # file order for lookups
+
+
+RELATIONS = {
+    "property_right": Relation(
+        "property_right",
+        PROPERTY_COLUMNS,
+        ["certificate_no", "owner_id_number"],
+        ["owner_id_number", "certificate_no"],
+    ),
+    "housing_fund_account": Relation(
+        "housing_fund_account", FUND_COLUMNS, ["account_no"], ["id_number", "account_no"]
+    ),
+    "marriage": Relation(
+        "marriage",
+        MARRIAGE_COLUMNS,
+        ["registration_id"],
+        ["husband_id_number", "wife_id_number", "registered_date"],
+    ),
+}
+ROLE_KEY = ["id_number", "credit_code", "reg_number", "role"]
+# curated table -> (merge key, sort order)
+LAYOUT: dict[str, tuple[str, list[str]]] = {
+    "person": ("id_number", ["id_number"]),
+    "enterprise": (KEY, ["credit_code", "reg_number"]),
+    **{n: (KEY, r.sort_by) for n, r in RELATIONS.items()},
+    "enterprise_role": (KEY, ["id_number", "credit_code", "role"]),
+}
+
+
+# --- reading staged tables ------------------------------------------------------------------
+
+
 def _stack(
-    root: StorageRoot, depts: list[Department], kinds: set[str], columns: list[str]
+    root: StorageRoot,
+    depts: list[Department],
+    kinds: set[str],
+    columns: list[str],
+    *,
+    versions: Mapping[str, int] | None = None,
+    where: tuple[list[str], pa.Array] | None = None,
 ) -> pa.Table | None:
-    """Rows of every staged table of the given kinds, with their source department and as_of."""
+    """Rows of every staged table of the given kinds, with their source department and as_of.
+
+    ``versions`` pins each staged table (``"<dept>/<table>"``) to a version; ``where`` keeps
+    the rows whose value in any of the given columns is in the given set.
+    """
     parts = []
     for dept in depts:
         for spec in dept.tables:
             if spec.kind not in kinds:
                 continue
-            dt = open_table(root.staged(dept.code, spec.name))
-            if dt is None:
+            path = root.staged(dept.code, spec.name)
+            pinned = (versions or {}).get(f"{dept.code}/{spec.name}")
+            if open_table(path) is None or (versions is not None and pinned is None):
                 continue
+            dt = DeltaTable(str(path), version=pinned)
             present = set(dt.schema().to_arrow().names)
             wanted = [c for c in (*columns, "_source_updated_at", "_ds") if c in present]
             t = plain_types(dt.to_pyarrow_table(columns=wanted))
+            if where is not None:
+                cols, values = where
+                masks = [pc.is_in(t[c], value_set=values) for c in cols if c in t.column_names]
+                mask = masks[0] if masks else pa.nulls(t.num_rows, pa.bool_())
+                for m in masks[1:]:
+                    mask = pc.or_kleene(mask, m)
+                t = t.filter(mask)
             n = t.num_rows
-            cols: dict[str, Any] = {}
+            cols_out: dict[str, Any] = {}
             for c in columns:
-                cols[c] = t[c] if c in t.column_names else pa.nulls(n, pa.string())
+                cols_out[c] = t[c] if c in t.column_names else pa.nulls(n)
             as_of = (
                 pc.cast(t["_source_updated_at"], pa.date32())
                 if "_source_updated_at" in t.column_names
                 else t["_ds"]
             )
-            cols["source"] = pa.array([dept.code] * n, pa.string())
-            cols["as_of"] = pc.coalesce(as_of, t["_ds"])
-            parts.append(pa.table(cols))
+            cols_out["source"] = pa.array([dept.code] * n, pa.string())
+            cols_out["as_of"] = pc.coalesce(as_of, t["_ds"])
+            parts.append(pa.table(cols_out))
     if not parts:
         return None
-    return pa.concat_tables(parts, promote_options="permissive")
+    out = pa.concat_tables(parts, promote_options="permissive")
+    untyped = [f.with_type(pa.string()) if f.type == pa.null() else f for f in out.schema]
+    return out.cast(pa.schema(untyped))
 
 
-def _with_rank(rows: pa.Table, depts: list[Department], authority: str | None = None) -> pa.Table:
-    """Add ``_rank``: 1 for rows from a department authoritative for ``authority``, else 0."""
-    sources = [d.code for d in depts if authority is not None and authority in d.authority]
-    rank = pc.cast(pc.is_in(rows["source"], value_set=pa.array(sources, pa.string())), pa.int8())
-    return rows.append_column("_rank", rank)
+# --- survivorship (pure) --------------------------------------------------------------------
 
 
-def _first_per_key(rows: pa.Table, key: list[str]) -> pa.Table:
-    """The best row per key: highest authority rank, then the latest as_of."""
-    order = [(k, "ascending", "at_end") for k in key] + [
-        ("_rank", "descending", "at_end"),
-        ("as_of", "descending", "at_end"),
-    ]
-    rows = rows.take(pc.sort_indices(rows, sort_keys=order))
-    idx = pa.array(range(rows.num_rows), pa.int64())
-    firsts = (
-        rows.select(key)
-        .append_column("_i", idx)
-        .group_by(key, use_threads=False)
-        .aggregate([("_i", "min")])
+def _winners(
+    group: np.ndarray, as_of: pa.Array, source: pa.Array, sources: list[str]
+) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, list[str]], np.ndarray]]:
+    """Order rows by (group, as_of, source); returns the order, group starts and a picker.
+
+    ``pick(valid, authority)`` gives per group the row (an index into the input) that wins:
+    the highest authority rank among rows with ``valid`` true, then the latest as_of, then
+    the later source in ``sources``; -1 where no row of the group is valid.
+    """
+    src = pc.index_in(source, value_set=pa.array(sources, pa.string())).to_numpy(
+        zero_copy_only=False
     )
-    return rows.take(firsts["_i_min"]).drop_columns(["_rank"])
+    days = pc.fill_null(pc.cast(as_of, pa.int32()), -(2**20)).to_numpy().astype(np.int64)
+    days -= days.min(initial=0)
+    span = int(days.max(initial=0)) + 1
+    composite = (group.astype(np.int64) * span + days) * len(sources) + src
+    order = np.argsort(composite, kind="stable")
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.array([], np.int64)
+    n = len(order)
+    src_sorted = src[order]
+
+    def pick(valid: np.ndarray, authority: list[str]) -> np.ndarray:
+        if n == 0:
+            return np.array([], np.int64)
+        rank_of = np.zeros(len(sources), np.int64)
+        for i, code in enumerate(authority):
+            if code in sources:
+                rank_of[sources.index(code)] = len(authority) - i
+        score = np.where(valid[order], (rank_of[src_sorted] + 1) * n + np.arange(n), -1)
+        best = np.maximum.reduceat(score, starts)
+        return np.where(best >= 0, order[best % n], -1)
+
+    return order, starts, pick
 
 
-def person_records(root: StorageRoot, depts: list[Department]) -> pa.Table | None:
-    """curated/person: one row per ID number of the household register, each field with source and as-of."""
-    register = _stack(root, depts, {"person"}, ["id_number"])
-    if register is None:
-        return None
-    candidates = _stack(
-        root, depts, {"person", "housing_fund_account"}, ["id_number", *PERSON_FIELDS]
-    )
-    assert candidates is not None
-    ids = pc.unique(register["id_number"].drop_null()).sort()
-    out: dict[str, Any] = {"id_number": ids}
-    for field, authority in PERSON_FIELDS.items():
-        cand = candidates.select(["id_number", field, "source", "as_of"])
-        cand = _with_rank(cand.filter(pc.is_valid(cand[field])), depts, authority)
-        best = _first_per_key(cand, ["id_number"])
-        pos = pc.index_in(ids, best["id_number"])
-        out[field] = best[field].take(pos)
-        out[f"{field}_source"] = best["source"].take(pos)
-        out[f"{field}_as_of"] = best["as_of"].take(pos)
+def _place(idx: np.ndarray) -> pa.Array:
+    return pa.array(idx, pa.int64(), mask=idx < 0)
+
+
+def survive_person(
+    keys: pa.Array,
+    candidates: pa.Table,
+    rules: dict[str, list[str]],
+    sources: list[str],
+) -> pa.Table:
+    """Golden person records for ``keys`` (sorted unique ID numbers) from candidate rows.
+
+    ``candidates``: ``id_number``, one column per golden field, ``source``, ``as_of``.
+    ``rules``: field -> authority departments in priority order ([] = latest non-null).
+    Returns ``id_number`` and per field ``<field>``, ``<field>_source``, ``<field>_as_of``.
+    """
+    pos = pc.index_in(candidates["id_number"], value_set=keys)
+    candidates = candidates.filter(pc.is_valid(pos))
+    group = pc.drop_null(pos).to_numpy().astype(np.int64)
+    order, starts, pick = _winners(group, candidates["as_of"], candidates["source"], sources)
+    group_key = group[order[starts]] if len(order) else np.array([], np.int64)
+    out: dict[str, Any] = {"id_number": keys}
+    for name, authority in rules.items():
+        valid = pc.is_valid(candidates[name]).to_numpy(zero_copy_only=False)
+        winner = np.full(len(keys), -1, np.int64)
+        winner[group_key] = pick(valid, authority)
+        take = _place(winner)
+        out[name] = candidates[name].take(take)
+        out[f"{name}_source"] = candidates["source"].take(take)
+        out[f"{name}_as_of"] = candidates["as_of"].take(take)
     return pa.table(out)
 
 
-def enterprise_records(root: StorageRoot, depts: list[Department]) -> pa.Table | None:
-    """curated/enterprise: one row per credit code; legacy numbers kept as their own rows."""
-    rows = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS)
-    if rows is None:
-        return None
-    rows = _with_rank(rows, depts, "enterprise_name")
-    key = pc.coalesce(
+def first_per_key(rows: pa.Table, key: str, authority: list[str], sources: list[str]) -> pa.Table:
+    """The surviving row per ``key``: authority departments first, then the latest as_of."""
+    keys = pc.unique(rows[key]).sort()
+    group = pc.index_in(rows[key], value_set=keys).to_numpy().astype(np.int64)
+    _, _, pick = _winners(group, rows["as_of"], rows["source"], sources)
+    winners = pick(np.ones(rows.num_rows, bool), authority)
+    return rows.take(pa.array(winners, pa.int64()))
+
+
+def _joined_key(rows: pa.Table, columns: list[str], prefix: str = "") -> pa.Array:
+    parts = [pc.fill_null(pc.cast(rows[c], pa.string()), "") for c in columns]
+    return (
+        pc.binary_join_element_wise(*parts, "|")
+        if len(parts) > 1
+        else pc.cast(parts[0], pa.string())
+    )
+
+
+def enterprise_key(rows: pa.Table) -> pa.Array:
+    """Credit code, or ``REG:<registration number>`` for a legacy record without one."""
+    return pc.coalesce(
         rows["credit_code"], pc.binary_join_element_wise("REG:", rows["reg_number"], "")
     )
-    rows = rows.append_column("_key", key).filter(pc.is_valid(key))
-    return _first_per_key(rows, ["_key"]).drop_columns(["_key"])
 
 
-def relation(
-    root: StorageRoot, depts: list[Department], kind: str, columns: list[str], key: list[str]
-) -> pa.Table | None:
-    rows = _stack(root, depts, {kind}, columns)
+def marital_candidates(registrations: pa.Table) -> pa.Table:
+    """Two rows per marriage registration (husband, wife): ``marital_status`` and its date.
+
+    结婚 → ``20`` married, 离婚 → ``40`` divorced (GB/T 2261.2); as_of is the registration date,
+    so the latest registration of a person wins.
+    """
+    kinds = pa.array(list(REGISTRATION_STATUS), pa.string())
+    codes = pa.array(list(REGISTRATION_STATUS.values()), pa.string())
+    status = codes.take(pc.index_in(registrations["registration_type"], value_set=kinds))
+    as_of = pc.coalesce(registrations["registered_date"], registrations["as_of"])
+    parts = [
+        pa.table(
+            {
+                "id_number": registrations[col],
+                "marital_status": status,
+                "source": registrations["source"],
+                "as_of": as_of,
+            }
+        )
+        for col in ("husband_id_number", "wife_id_number")
+    ]
+    return pa.concat_tables(parts)
+
+
+# --- building the curated tables ------------------------------------------------------------
+
+
+@dataclass
+class Night:
+    """What one curation run reads: pinned staged versions, and the keys touched (None = all)."""
+
+    root: StorageRoot
+    depts: list[Department]
+    config: CurationConfig
+    versions: dict[str, int]
+    touched: dict[str, pa.Array | None] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> list[str]:
+        return [d.code for d in self.depts]
+
+    def stack(
+        self, kinds: set[str], columns: list[str], table: str, key_cols: list[str] | None = None
+    ) -> pa.Table | None:
+        """Staged rows at the pinned versions; only the touched keys' when ``key_cols`` hold them."""
+        keys = self.touched.get(table)
+        where = None if keys is None or key_cols is None else (key_cols, keys)
+        return _stack(self.root, self.depts, kinds, columns, versions=self.versions, where=where)
+
+
+def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
+    """curated/person rows for the touched ID numbers of the household register, and the
+    touched ID numbers no longer in it (to delete)."""
+    rules = night.config.person_rules(night.depts)
+    fields = [f for f in PERSON_FIELDS if f != "marital_status"]
+    register = night.stack({"person"}, ["id_number"], "person", ["id_number"])
+    if register is None:
+        return None
+    keys = pc.unique(register["id_number"].drop_null()).sort()
+    candidates = night.stack(
+        {"person", "housing_fund_account"}, ["id_number", *fields], "person", ["id_number"]
+    )
+    assert candidates is not None
+    regs = night.stack(
+        {"marriage"},
+        ["husband_id_number", "wife_id_number", "registration_type", "registered_date"],
+        "person",
+        ["husband_id_number", "wife_id_number"],
+    )
+    if regs is not None and regs.num_rows:
+        marital = marital_candidates(regs)
+        candidates = pa.concat_tables([candidates, marital], promote_options="permissive")
+    else:
+        candidates = candidates.append_column(
+            "marital_status", pa.nulls(candidates.num_rows, pa.string())
+        )
+    golden = survive_person(keys, candidates, rules, night.sources)
+    return golden, _gone(night.touched.get("person"), keys)
+
+
+def _gone(touched: pa.Array | None, present: pa.Array) -> pa.Array:
+    if touched is None:
+        return pa.array([], pa.string())
+    return touched.filter(pc.invert(pc.is_in(touched, value_set=present)))
+
+
+def _with_key(rows: pa.Table, key: pa.Array) -> pa.Table:
+    return rows.append_column(KEY, key).filter(pc.is_valid(key))
+
+
+def enterprise_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
+    """curated/enterprise: one row per credit code; legacy numbers kept as their own rows."""
+    rows = night.stack({"enterprise"}, ENTERPRISE_COLUMNS, "enterprise")
     if rows is None:
         return None
-    return _first_per_key(_with_rank(rows, depts), key)
+    rows = _with_key(rows, enterprise_key(rows))
+    touched = night.touched.get("enterprise")
+    if touched is not None:
+        rows = rows.filter(pc.is_in(rows[KEY], value_set=touched))
+    out = first_per_key(rows, KEY, night.config.enterprise_rule(night.depts), night.sources)
+    return out, _gone(touched, out[KEY])
 
 
-def enterprise_roles(root: StorageRoot, depts: list[Department]) -> pa.Table | None:
+def relation(night: Night, name: str) -> tuple[pa.Table, pa.Array] | None:
+    spec = RELATIONS[name]
+    rows = night.stack({spec.kind}, spec.columns, name)
+    if rows is None:
+        return None
+    rows = _with_key(rows, _joined_key(rows, spec.key))
+    touched = night.touched.get(name)
+    if touched is not None:
+        rows = rows.filter(pc.is_in(rows[KEY], value_set=touched))
+    out = first_per_key(rows, KEY, [], night.sources)
+    return out, _gone(touched, out[KEY])
+
+
+def enterprise_roles(night: Night) -> tuple[pa.Table, pa.Array] | None:
     """curated/enterprise_role: shareholders, and legal representatives from the enterprise records."""
-    parts = []
-    holders = _stack(root, depts, {"enterprise_role"}, ROLE_COLUMNS)
-    if holders is not None:
-        parts.append(_with_rank(holders, depts))
-    ents = _stack(root, depts, {"enterprise"}, ENTERPRISE_COLUMNS)
+    holders = night.stack({"enterprise_role"}, ROLE_COLUMNS, "enterprise_role")
+    ents = night.stack({"enterprise"}, ENTERPRISE_COLUMNS, "enterprise_role")
+    parts = [] if holders is None else [holders]
     if ents is not None:
-        ents = _with_rank(ents, depts, "legal_representative")
         ents = ents.filter(pc.is_valid(ents["legal_rep_id_number"]))
-        n = ents.num_rows
-        parts.append(
-            pa.table(
-                {
-                    "credit_code": ents["credit_code"],
-                    "reg_number": ents["reg_number"],
-                    "id_number": ents["legal_rep_id_number"],
-                    "name": ents["legal_rep_name"],
-                    "role": pa.array(["legal_representative"] * n, pa.string()),
-                    "subscribed_capital": pa.nulls(
-                        n, holders.schema.field("subscribed_capital").type
-                    )
-                    if holders is not None
-                    else pa.nulls(n, pa.string()),
-                    "share_ratio": pa.nulls(n, holders.schema.field("share_ratio").type)
-                    if holders is not None
-                    else pa.nulls(n, pa.string()),
-                    "source": ents["source"],
-                    "as_of": ents["as_of"],
-                    "_rank": ents["_rank"],
-                }
-            )
-        )
+        parts.append(legal_representatives(ents, holders.schema if holders is not None else None))
     if not parts:
         return None
     rows = pa.concat_tables(parts, promote_options="permissive")
-    return _first_per_key(rows, ["id_number", "credit_code", "reg_number", "role"])
+    rows = _with_key(rows, _joined_key(rows, ROLE_KEY))
+    touched = night.touched.get("enterprise_role")
+    if touched is not None:
+        rows = rows.filter(pc.is_in(rows[KEY], value_set=touched))
+    authority = night.config.enterprise_rule(night.depts)
+    out = first_per_key(rows, KEY, authority, night.sources)
+    return out, _gone(touched, out[KEY])
 
 
-def curate_all(root: StorageRoot, depts: list[Department], ds: date, run_id: str) -> dict[str, Any]:
-    """Build every curated table and publish each in one Delta commit."""
-    builders = {
-        "person": (lambda: person_records(root, depts), ["id_number"]),
-        "enterprise": (lambda: enterprise_records(root, depts), ["credit_code", "reg_number"]),
-        "property_right": (
-            lambda: relation(
-                root,
-                depts,
-                "property_right",
-                PROPERTY_COLUMNS,
-                ["certificate_no", "owner_id_number"],
-            ),
-            ["owner_id_number", "certificate_no"],
+def legal_representatives(ents: pa.Table, holders: pa.Schema | None) -> pa.Table:
+    """Enterprise records as ``legal_representative`` role rows (columns of the role table)."""
+    n = ents.num_rows
+
+    def nulls(c: str) -> pa.Array:
+        return pa.nulls(n, holders.field(c).type if holders is not None else pa.string())
+
+    return pa.table(
+        {
+            "credit_code": ents["credit_code"],
+            "reg_number": ents["reg_number"],
+            "id_number": ents["legal_rep_id_number"],
+            "name": ents["legal_rep_name"],
+            "role": pa.array(["legal_representative"] * n, pa.string()),
+            "subscribed_capital": nulls("subscribed_capital"),
+            "share_ratio": nulls("share_ratio"),
+            "source": ents["source"],
+            "as_of": ents["as_of"],
+        }
+    )
+
+
+BUILDERS: dict[str, Callable[[Night], tuple[pa.Table, pa.Array] | None]] = {
+    "person": person_records,
+    "enterprise": enterprise_records,
+    "property_right": lambda n: relation(n, "property_right"),
+    "housing_fund_account": lambda n: relation(n, "housing_fund_account"),
+    "marriage": lambda n: relation(n, "marriage"),
+    "enterprise_role": enterprise_roles,
+}
+
+
+# --- touched keys ---------------------------------------------------------------------------
+
+
+def _touched(night: Night, changes: dict[str, pa.Table]) -> dict[str, pa.Array]:
+    """Curated table -> the keys the staged changes touch (old and new images, deletions)."""
+
+    def of(kind: str, fn: Callable[[pa.Table], pa.Array]) -> list[pa.Array]:
+        out = []
+        for d in night.depts:
+            for t in d.tables:
+                rows = changes.get(f"{d.code}/{t.name}")
+                if t.kind == kind and rows is not None and rows.num_rows:
+                    out.append(pc.cast(fn(_fill(rows, d, t.name)), pa.string()))
+        return out
+
+    def ids(*cols: str) -> Callable[[pa.Table], pa.Array]:
+        return lambda r: pa.chunked_array([r[c] for c in cols if c in r.column_names])
+
+    def union(arrays: list[pa.Array]) -> pa.Array:
+        if not arrays:
+            return pa.array([], pa.string())
+        flat = pa.chunked_array(arrays, pa.string()).combine_chunks()
+        return pc.unique(flat.drop_null())
+
+    def rel(name: str) -> Callable[[pa.Table], pa.Array]:
+        return lambda r: _joined_key(r, RELATIONS[name].key)
+
+    def roles_of_enterprises(r: pa.Table) -> pa.Array:
+        r = r.append_column("source", pa.nulls(r.num_rows, pa.string()))
+        r = r.append_column("as_of", pa.nulls(r.num_rows, pa.date32()))
+        return _joined_key(legal_representatives(r, None), ROLE_KEY)
+
+    return {
+        "person": union(
+            of("person", ids("id_number"))
+            + of("housing_fund_account", ids("id_number"))
+            + of("marriage", ids("husband_id_number", "wife_id_number"))
         ),
-        "housing_fund_account": (
-            lambda: relation(root, depts, "housing_fund_account", FUND_COLUMNS, ["account_no"]),
-            ["id_number", "account_no"],
-        ),
-        "marriage": (
-            lambda: relation(root, depts, "marriage", MARRIAGE_COLUMNS, ["registration_id"]),
-            ["husband_id_number", "wife_id_number", "registered_date"],
-        ),
-        "enterprise_role": (
-            lambda: enterprise_roles(root, depts),
-            ["id_number", "credit_code", "role"],
+        "enterprise": union(of("enterprise", enterprise_key)),
+        **{n: union(of(RELATIONS[n].kind, rel(n))) for n in RELATIONS},
+        "enterprise_role": union(
+            of("enterprise_role", lambda r: _joined_key(r, ROLE_KEY))
+            + of("enterprise", roles_of_enterprises)
         ),
     }
+
+
+_CHANGE_COLUMNS = {
+    "person": ["id_number"],
+    "housing_fund_account": ["id_number", "account_no"],
+    "marriage": ["husband_id_number", "wife_id_number", "registration_id"],
+    "enterprise": ["credit_code", "reg_number", "legal_rep_id_number", "legal_rep_name"],
+    "enterprise_role": ["credit_code", "reg_number", "id_number", "role"],
+    "property_right": ["certificate_no", "owner_id_number"],
+}
+
+
+def _fill(rows: pa.Table, dept: Department, table: str) -> pa.Table:
+    """Change rows with every key column the kind needs (absent ones as nulls)."""
+    kind = dept.table(table).kind
+    for c in _CHANGE_COLUMNS[kind]:
+        if c not in rows.column_names:
+            rows = rows.append_column(c, pa.nulls(rows.num_rows, pa.string()))
+    return rows
+
+
+# --- the state between nights ---------------------------------------------------------------
+
+
+def state_path(root: StorageRoot) -> Path:
+    return root.root / "curated" / "_curation.json"
+
+
+def read_state(root: StorageRoot) -> dict[str, Any] | None:
+    path = state_path(root)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def write_state(root: StorageRoot, state: dict[str, Any]) -> None:
+    """Replace the state file atomically (write, fsync, rename)."""
+    path = state_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def pin_versions(root: StorageRoot, depts: list[Department]) -> dict[str, int]:
+    """The current version of every staged table: everything tonight reads is at these."""
+    out = {}
+    for d in depts:
+        for t in d.tables:
+            dt = open_table(root.staged(d.code, t.name))
+            if dt is not None:
+                out[f"{d.code}/{t.name}"] = dt.version()
+    return out
+
+
+def read_changes(
+    root: StorageRoot, depts: list[Department], since: dict[str, int], upto: dict[str, int]
+) -> dict[str, pa.Table] | None:
+    """Staged row changes since the last curation, per staged table; None when some table
+    cannot tell (no change feed at that version, or its history was vacuumed)."""
+    out = {}
+    for d in depts:
+        for t in d.tables:
+            name = f"{d.code}/{t.name}"
+            if name not in upto:
+                continue
+            path = root.staged(d.code, t.name)
+            after = since.get(name, -1)
+            if after > upto[name] or not delta.has_cdf(path, max(after, 0)):
+                log.info("staged %s: no change feed from version %d; full rebuild", name, after)
+                return None
+            present = set(DeltaTable(str(path)).schema().to_arrow().names)
+            cols = [c for c in _CHANGE_COLUMNS[t.kind] if c in present]
+            try:
+                out[name] = delta.changes(path, after, upto[name], cols)
+            except Exception as e:  # a vacuumed change feed: rebuild in full
+                log.info("staged %s: change feed unreadable (%s); full rebuild", name, e)
+                return None
+    return out
+
+
+# --- the entry point ------------------------------------------------------------------------
+
+Check = Callable[[str, pa.Table], None]
+
+
+def curate_all(
+    root: StorageRoot,
+    depts: list[Department],
+    ds: date,
+    run_id: str,
+    *,
+    full: bool = False,
+    config: CurationConfig | None = None,
+    check: Check | None = None,
+) -> dict[str, Any]:
+    """Build, check and publish every curated table: only touched keys, unless ``full``.
+
+    Each curated table changes by one Delta merge commit (none when nothing changed); the
+    staged versions consumed are written to ``curated/_curation.json`` after all publishes,
+    so a crash anywhere leaves the next run to redo the same keys.
+    """
+    config = config or load_curation_config()
+    fingerprint = config.fingerprint(depts)
+    versions = pin_versions(root, depts)
+    state = read_state(root)
+    changes = None
+    if not full and state is not None and state.get("fingerprint") == fingerprint:
+        changes = read_changes(root, depts, state.get("staged", {}), versions)
+    night = Night(root, depts, config, versions)
+    incremental = changes is not None
+    if changes is not None:
+        night.touched = dict(_touched(night, changes))
+    meta = {
+        "datacloud.staged": json.dumps(versions, sort_keys=True),
+        "datacloud.full": "false" if incremental else "true",
+    }
     published: dict[str, Any] = {}
-    for name, (build, sort_by) in builders.items():
-        table = build()
-        if table is None:
+    for name, build in BUILDERS.items():
+        key, sort_by = LAYOUT[name]
+        night_for_table = night
+        if incremental and _layout_changed(root.curated(name), name, night):
+            night_for_table = Night(root, depts, config, versions)  # this table in full
+        built = build(night_for_table)  # 1. build
+        if built is None:
             log.warning("curated/%s: no staged source tables yet; not published", name)
             continue
-        version = overwrite(root.curated(name), table, sort_by, run_id, ds.isoformat())
+        rows, gone = built
+        if check is not None:  # 2. check (the curated quality gate)
+            check(name, rows)
+        table_full = night_for_table.touched.get(name) is None
+        if table_full:
+            gone = _keys_not_in(root.curated(name), key, rows[key])
+        result = delta.publish(  # 3. publish
+            root.curated(name), rows, key, gone, sort_by, run_id, ds.isoformat(), meta
+        )
+        upkeep = delta.maintain(
+            root.curated(name),
+            sort_by[0],
+            config.publishing.retention_days,
+            config.publishing.compact_when_files_over,
+            run_id,
+            ds.isoformat(),
+        )
         published[name] = {
-            "rows": table.num_rows,
-            "version": version,
+            "rows_built": rows.num_rows,
+            "inserted": result.inserted,
+            "updated": result.updated,
+            "deleted": result.deleted,
+            "version": result.version,
+            "full": table_full,
             "path": str(root.curated(name)),
+            **upkeep,
         }
-        log.info("curated/%s: %d rows, version %d", name, table.num_rows, version)
+        log.info(
+            "curated/%s: %s, %d rows built; v%d (+%d ~%d -%d)",
+            name,
+            "full" if table_full else "incremental",
+            rows.num_rows,
+            result.version,
+            result.inserted,
+            result.updated,
+            result.deleted,
+        )
+    # the consistency findings (比对) are published here: after the golden records, before returning
+    write_state(root, {"staged": versions, "fingerprint": fingerprint, "ds": ds.isoformat()})
     return published
+
+
+def _layout_changed(path: Path, name: str, night: Night) -> bool:
+    """The published table lacks a column tonight's build has (or is missing): rebuild it."""
+    dt = open_table(path)
+    if dt is None:
+        return True
+    have = set(dt.schema().to_arrow().names)
+    return LAYOUT[name][0] not in have or (name == "person" and "marital_status" not in have)
+
+
+def _keys_not_in(path: Path, key: str, keys: pa.Array) -> pa.Array:
+    """Published keys absent from a full build (to delete)."""
+    dt = open_table(path)
+    if dt is None or key not in dt.schema().to_arrow().names:
+        return pa.array([], pa.string())
+    have = plain_types(dt.to_pyarrow_table(columns=[key]))[key]
+    return pc.drop_null(have.filter(pc.invert(pc.is_in(have, value_set=keys)))).combine_chunks()

@@ -1,0 +1,140 @@
+"""Curation configuration: ``dags/curation.yaml``, validated by a typed model.
+
+Survivorship per golden field (一数一源), history retention and compaction of the curated
+tables, and the cutoff at which curation runs with whatever has landed. Pure Python and
+pydantic (no pyarrow), so the curation DAG reads the cutoff at parse time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from datacloud.config import CODE, ConfigError, Department, _loc
+from datacloud.paths import DAGS_DIR
+
+# golden person field -> the authority field a department YAML names for it (一数一源)
+PERSON_FIELDS: dict[str, str | None] = {
+    "name": "name",
+    "sex": "sex",
+    "birth_date": "birth_date",
+    "ethnicity": "ethnicity",
+    "registered_address": "registered_address",
+    "phone": None,
+    "marital_status": "marital_status",
+}
+ENTERPRISE_AUTHORITY = "enterprise_name"
+
+DeptCode = Annotated[str, Field(pattern=CODE.pattern)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Authority(_Model):
+    """The listed departments win, in order, where they have a value; else the latest non-null."""
+
+    authority: list[DeptCode] = Field(min_length=1)
+
+
+Rule = Authority | Literal["latest"]
+
+
+class Survivorship(_Model):
+    person: dict[str, Rule] = Field(default_factory=dict)
+    enterprise: Rule | None = None
+
+    @field_validator("person")
+    @classmethod
+    def _known_fields(cls, v: dict[str, Rule]) -> dict[str, Rule]:
+        bad = [f for f in v if f not in PERSON_FIELDS]
+        if bad:
+            raise ValueError(
+                f"unknown golden person fields {bad}; expected some of {list(PERSON_FIELDS)}"
+            )
+        return v
+
+
+class Publishing(_Model):
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    compact_when_files_over: int = Field(default=32, ge=2, le=100_000)
+
+
+class CurationConfig(_Model):
+    cutoff: str = "30 5 * * *"
+    timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
+    survivorship: Survivorship = Field(default_factory=Survivorship)
+    publishing: Publishing = Field(default_factory=Publishing)
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError("expected a five-field cron expression, e.g. '30 5 * * *'")
+        return v
+
+    def person_rules(self, depts: list[Department]) -> dict[str, list[str]]:
+        """Golden person field -> authority departments in priority order ([] = latest non-null).
+
+        A field this file leaves out takes the departments whose YAML lists it under
+        ``authority:``; a department YAML that contradicts this file is an error.
+        """
+        out: dict[str, list[str]] = {}
+        for field, authority_field in PERSON_FIELDS.items():
+            declared = [d.code for d in depts if authority_field and authority_field in d.authority]
+            out[field] = self._resolve(self.survivorship.person.get(field), declared, field)
+        return out
+
+    def enterprise_rule(self, depts: list[Department]) -> list[str]:
+        declared = [d.code for d in depts if ENTERPRISE_AUTHORITY in d.authority]
+        return self._resolve(self.survivorship.enterprise, declared, "enterprise")
+
+    @staticmethod
+    def _resolve(rule: Rule | None, declared: list[str], field: str) -> list[str]:
+        if rule is None:
+            return declared
+        listed = [] if rule == "latest" else list(rule.authority)  # type: ignore[union-attr]
+        stray = [d for d in declared if d not in listed]
+        if stray:
+            raise ConfigError(
+                f"{config_path()}: field survivorship.{field}: departments {stray} declare "
+                f"authority for {field!r} in their YAML, but the rule here is {listed or 'latest'}"
+            )
+        return listed
+
+    def fingerprint(self, depts: list[Department]) -> str:
+        """A digest of the effective survivorship: a change forces a full rebuild."""
+        doc = {"person": self.person_rules(depts), "enterprise": self.enterprise_rule(depts)}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_path() -> Path:
+    """``DATACLOUD_CURATION_CONFIG`` overrides ``dags/curation.yaml`` (for tests)."""
+    return Path(os.environ.get("DATACLOUD_CURATION_CONFIG", DAGS_DIR / "curation.yaml"))
+
+
+def load_curation_config(path: Path | None = None) -> CurationConfig:
+    """Load and validate the curation YAML; raise ConfigError naming file and field."""
+    path = path or config_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    try:
+        return CurationConfig.model_validate(data or {})
+    except ValidationError as e:
+        lines = [
+            f"{path}: field {_loc(tuple(err['loc']), data)}: "
+            + err["msg"].removeprefix("Value error, ")
+            for err in e.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from None
