@@ -72,6 +72,73 @@ class ColumnSpec(_Model):
         return self
 
 
+CHECK_NAME = re.compile(r"^(volume|required_columns|[a-z][a-z0-9_]*\.(present|valid|valid_warn))$")
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class VolumeSpec(_Model):
+    """Tonight's row count against the median of the recent successful nights."""
+
+    nights: int = Field(default=7, ge=1, le=60, description="how many earlier nights to look at")
+    min_ratio: float = Field(default=0.5, gt=0.0, le=1.0, description="fail below median × this")
+    max_ratio: float = Field(default=3.0, ge=1.0, description="fail above median × this")
+
+
+class ColumnQuality(_Model):
+    """Thresholds of one canonical column (unset: the table's)."""
+
+    min_present: Ratio | None = None
+    min_valid: Ratio | None = None
+    warn_valid: Ratio | None = None
+
+
+class QualitySpec(_Model):
+    """Thresholds of the raw quality gate of one table (docs/quality.md)."""
+
+    volume: VolumeSpec = Field(default_factory=VolumeSpec)
+    min_present: Ratio = Field(default=0.95, description="critical: share of rows with a value")
+    min_valid: Ratio = Field(default=0.90, description="critical: share of values passing rules")
+    warn_valid: Ratio = Field(default=0.995, description="warning: share of values passing rules")
+    min_rows_for_ratios: int = Field(
+        default=100, ge=0, description="smaller batches: ratio checks only warn"
+    )
+    columns: dict[Identifier, ColumnQuality] = Field(default_factory=dict)
+    severity: dict[str, Literal["critical", "warning"]] = Field(
+        default_factory=dict, description="check name (meta.check in the suite) -> severity"
+    )
+
+    @field_validator("severity")
+    @classmethod
+    def _check_names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in v if not CHECK_NAME.match(k)]
+        if bad:
+            raise ValueError(
+                f"unknown check name(s) {bad}; expected 'volume', 'required_columns' or "
+                "'<column>.present|valid|valid_warn'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QualitySpec:
+        if self.min_valid > self.warn_valid:
+            raise ValueError(
+                f"min_valid {self.min_valid} must not exceed warn_valid {self.warn_valid}"
+            )
+        for name, col in self.columns.items():
+            low = self.min_valid if col.min_valid is None else col.min_valid
+            high = self.warn_valid if col.warn_valid is None else col.warn_valid
+            if low > high:
+                raise ValueError(
+                    f"columns.{name}: min_valid {low} must not exceed warn_valid {high}"
+                )
+        return self
+
+    def threshold(self, column: str, name: str) -> float:
+        """``min_present``, ``min_valid`` or ``warn_valid`` of a column (its own, else the table's)."""
+        own = getattr(self.columns[column], name) if column in self.columns else None
+        return float(getattr(self, name) if own is None else own)
+
+
 class TableSpec(_Model):
     """One source table of a department."""
 
@@ -107,6 +174,7 @@ class TableSpec(_Model):
     )
     dedupe_on: list[Identifier] = Field(default_factory=list)
     columns: dict[Identifier, ColumnSpec]
+    quality: QualitySpec = Field(default_factory=QualitySpec)
 
     @model_validator(mode="after")
     def _check(self) -> TableSpec:
@@ -125,6 +193,11 @@ class TableSpec(_Model):
         if unknown:
             raise ValueError(
                 f"dedupe_on names {unknown}, which are not canonical columns of this table"
+            )
+        strange = [c for c in self.quality.columns if c not in produced]
+        if strange:
+            raise ValueError(
+                f"quality.columns names {strange}, which are not canonical columns of this table"
             )
         return self
 

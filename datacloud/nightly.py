@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datacloud import runstate
-from datacloud.config import Department, load_department
+from datacloud.config import Department, TableSpec, load_department
 from datacloud.paths import StorageRoot, departments_dir
 
 log = logging.getLogger(__name__)
@@ -194,15 +194,48 @@ def write_rejected(folder: Path, rows: pa.Table, issues: pa.Table) -> None:
         os.replace(tmp, folder / name)
 
 
+def quality_gate(
+    root: StorageRoot, code: str, table: TableSpec, raw: pa.Table, out: Any, ds: date
+) -> Any:
+    """Run the raw quality gate on the normalised batch and record it in gate.json.
+
+    Returns the GateResult; the caller publishes only when ``result.passed``.
+    """
+    from datacloud import quality
+    from datacloud.normalise import source_pk
+
+    result = quality.check_raw(root, code, table, raw, out.issues, source_pk(raw, table), ds)
+    quality.record(root, ds, result)
+    return result
+
+
+def _gate_summary(gate: Any) -> dict[str, Any]:
+    return {
+        "suite": gate.suite,
+        "success": gate.success,
+        "passed": gate.passed,
+        "failed_checks": [o.check for o in gate.failed],
+        "data_docs": gate.data_docs,
+    }
+
+
 def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
-    """Normalise the raw partition, set rejected rows aside and merge accepted rows into staged."""
+    """Normalise the raw partition, set rejected rows aside, gate the batch and merge accepted
+    rows into staged.
+
+    When a critical expectation of the raw suite fails, the rejected rows are still written,
+    nothing is merged (the staged table keeps its previous content) and QualityGateError is
+    raised, recorded in the run state as ``failure_kind="quality_gate"``.
+    """
     from datacloud.delta import merge_by_key
     from datacloud.landing import read_partition
     from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table, source_pk
+    from datacloud.quality import QualityGateError, forget
 
     root = StorageRoot.from_env()
     dept = department(code)
     table = dept.table(table_name)
+    forget(root, code, ds, table_name)
     try:
         raw = read_partition(root.raw_partition(code, table_name, ds))
         out = normalise_table(raw, dept, table, ds)
@@ -212,20 +245,41 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
                 f"!= accepted {out.rows_accepted} + rejected {out.rows_rejected} "
                 f"+ deduplicated {out.rows_deduplicated}"
             )
+        gate = quality_gate(root, code, table, raw, out, ds)
         write_rejected(root.rejected(code, table_name, ds), out.rejected, out.issues)
-        accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
-        path = root.staged(code, table_name)
-        deleted = deleted_keys(path, source_pk(raw, table)) if table.mode == "full" else None
-        compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
-        merged = merge_by_key(path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat())
-        latest = (
-            pc.max(accepted[SOURCE_UPDATED_AT]).as_py()
-            if SOURCE_UPDATED_AT in accepted.column_names and accepted.num_rows
-            else None
-        )
+        if gate.passed:
+            accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
+            path = root.staged(code, table_name)
+            deleted = deleted_keys(path, source_pk(raw, table)) if table.mode == "full" else None
+            compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
+            merged = merge_by_key(
+                path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat()
+            )
+            latest = (
+                pc.max(accepted[SOURCE_UPDATED_AT]).as_py()
+                if SOURCE_UPDATED_AT in accepted.column_names and accepted.num_rows
+                else None
+            )
     except Exception as e:
         _failed(root, code, ds, table_name, "stage", str(e), "error")
         raise
+    if not gate.passed:
+        message = gate.message()
+        runstate.update(
+            root,
+            code,
+            ds,
+            table_name,
+            quality_gate=_gate_summary(gate),
+            gate_counts={
+                "rows_in": out.rows_in,
+                "rows_rejected": out.rows_rejected,
+                "rows_deduplicated": out.rows_deduplicated,
+            },
+        )
+        _failed(root, code, ds, table_name, "stage", message, "quality_gate")
+        log.error("%s", message)
+        raise QualityGateError(message)
     state = runstate.update(
         root,
         code,
@@ -243,6 +297,7 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
         staged_updated=merged.updated,
         staged_deleted=merged.deleted,
         latest_source_update=latest.isoformat() if latest else None,
+        quality_gate=_gate_summary(gate),
     )
     log.info(
         "%s.%s: in %d, accepted %d, rejected %d, deduplicated %d; staged v%d (+%d ~%d -%d)",

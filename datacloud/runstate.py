@@ -42,3 +42,32 @@ def update(root: StorageRoot, dept: str, ds: date, table: str, **fields: Any) ->
 def reset(root: StorageRoot, dept: str, ds: date, table: str) -> None:
     """Forget an earlier attempt of the same night (a rerun starts clean)."""
     _path(root, dept, ds, table).unlink(missing_ok=True)
+
+
+def history(
+    root: StorageRoot, dept: str, table: str, before: date, nights: int, field: str = "rows_in"
+) -> list[tuple[date, int]]:
+    """``field`` of the table's latest ``nights`` successful nights before ``before``, newest first.
+
+    A night that failed (a gate included) or never ran is not history: the volume check
+    compares tonight with nights that were published.
+    """
+    base = root.run_state(dept, before).parent
+    found: list[tuple[date, int]] = []
+    if not base.is_dir():
+        return found
+    days = []
+    for d in base.iterdir():
+        try:
+            day = date.fromisoformat(d.name)
+        except ValueError:
+            continue
+        if day < before:
+            days.append(day)
+    for day in sorted(days, reverse=True):
+        state = read(root, dept, day, table)
+        if state.get("status") == "success" and isinstance(state.get(field), int):
+            found.append((day, state[field]))
+            if len(found) == nights:
+                break
+    return found

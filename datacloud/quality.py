@@ -1,0 +1,292 @@
+"""Data-quality gates: a night's table (raw) or a curated table is published only when its
+Great Expectations suite has no failed *critical* expectation.
+
+Row rules (``transforms/``) quarantine bad rows; the gates judge the batch as a whole: the
+row count against the recent nights, the share of rows with a value, the share of values
+passing their rules (raw), keys unique, identifiers 100% valid and links resolving (curated).
+GE validates a compact profile of the row rules' verdicts (``datacloud.quality_profile``),
+never the rows themselves. Results go to ``quality/<dept>/<date>/gate.json`` (read by the load
+report) and Data Docs under ``quality/data_docs/``. docs/quality.md tells the whole story.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from datacloud import quality_suites as suites
+from datacloud import runstate
+from datacloud.config import QualitySpec, TableSpec
+from datacloud.masking import mask_text
+from datacloud.paths import StorageRoot
+from datacloud.quality_ge import ExpectationOutcome, run_suite
+
+log = logging.getLogger(__name__)
+CURATED_SCOPE = "curated"
+_RATIO_CHECKS = (".present", ".valid")
+
+
+class QualityGateError(RuntimeError):
+    """A critical expectation failed: the table is not published tonight."""
+
+
+@dataclass
+class GateResult:
+    """The outcome of one suite on one table."""
+
+    suite: str
+    scope: str  # the department code, or "curated"
+    table: str
+    rows: int
+    outcomes: list[ExpectationOutcome]
+    data_docs: str | None
+    notes: list[str] = field(default_factory=list)
+    ge_seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    @property
+    def critical_failures(self) -> list[ExpectationOutcome]:
+        return [o for o in self.failed if o.severity == "critical"]
+
+    @property
+    def passed(self) -> bool:
+        """True when nothing critical failed (warnings publish)."""
+        return not self.critical_failures
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+    def entry(self) -> dict[str, Any]:
+        """This suite's entry of gate.json (the report's contract, plus a few keys)."""
+        return {
+            "suite": self.suite,
+            "table": self.table,
+            "success": self.success,
+            "severity": "critical" if self.critical_failures or self.success else "warning",
+            "failed_expectations": [
+                {
+                    "expectation": o.expectation,
+                    "column": o.column,
+                    "observed": mask_text(o.observed),
+                    "check": o.check,
+                    "severity": o.severity,
+                }
+                for o in self.failed
+            ],
+            "data_docs": self.data_docs,
+            "rows": self.rows,
+            "evaluated": len(self.outcomes),
+            "notes": self.notes,
+        }
+
+    def message(self) -> str:
+        """Why the gate stopped the table: suite, expectation, column and observed value."""
+        where = (
+            f"curated table {self.table}"
+            if self.scope == CURATED_SCOPE
+            else f"department {self.scope}, table {self.table}"
+        )
+        parts = [
+            f"suite {self.suite}, expectation {o.expectation} ({o.check})"
+            + (f" on column {o.column}" if o.column else "")
+            + f": observed {o.observed}"
+            for o in self.critical_failures
+        ]
+        return mask_text(f"{where}: quality gate failed: " + "; ".join(parts))
+
+
+# --- raw gate -----------------------------------------------------------------------------------
+
+
+def volume_bounds(history: list[int], spec: QualitySpec) -> tuple[int, int] | None:
+    """Row-count band from the median of the earlier nights, None without history."""
+    if not history:
+        return None
+    median = statistics.median(history)
+    return math.ceil(median * spec.volume.min_ratio), math.floor(median * spec.volume.max_ratio)
+
+
+def prepare_raw_suite(
+    suite: dict[str, Any],
+    table: TableSpec,
+    profile_columns: list[str],
+    rows: int,
+    bounds: tuple[int, int] | None,
+) -> tuple[dict[str, Any], dict[str, float], list[str]]:
+    """Tonight's copy of a raw suite for one table, its parameters and notes on what changed.
+
+    Drops the volume check without history and checks of unmapped columns; applies the YAML's
+    severity overrides; in a batch smaller than ``min_rows_for_ratios`` ratio checks only warn;
+    the volume check of an incremental table warns unless the YAML says otherwise.
+    """
+    spec = table.quality
+    notes: list[str] = []
+    kept = []
+    for e in suite["expectations"]:
+        check = e["meta"]["check"]
+        column = e["kwargs"].get("column")
+        if check == "volume" and bounds is None:
+            notes.append("volume: skipped, no successful earlier night to compare with")
+            continue
+        if column is not None and column not in profile_columns:
+            notes.append(f"{check}: skipped, column {column} is not mapped from the source")
+            continue
+        if check == "volume" and table.mode == "incremental" and check not in spec.severity:
+            e["severity"] = "warning"
+        small = rows < spec.min_rows_for_ratios and check.endswith(_RATIO_CHECKS)
+        if small and e["severity"] == "critical" and check not in spec.severity:
+            e["severity"] = "warning"
+            notes.append(
+                f"{check}: warning only, {rows} rows < min_rows_for_ratios "
+                f"{spec.min_rows_for_ratios}"
+            )
+        if check in spec.severity:
+            e["severity"] = spec.severity[check]
+        kept.append(e)
+    unknown = sorted(set(spec.severity) - set(suites.checks(suite)))
+    if unknown:
+        raise ValueError(
+            f"table {table.name}: quality.severity names {unknown}, not checks of suite "
+            f"{suite['name']} ({', '.join(suites.checks(suite))})"
+        )
+    params: dict[str, float] = {}
+    if bounds is not None:
+        params["volume_min"], params["volume_max"] = bounds
+    for c in profile_columns:
+        for name in ("min_present", "min_valid", "warn_valid"):
+            params[f"{c}__{name}"] = spec.threshold(c, name)
+    return {**suite, "expectations": kept}, params, notes
+
+
+def check_raw(
+    root: StorageRoot,
+    dept: str,
+    table: TableSpec,
+    raw: pa.Table,
+    issues: pa.Table,
+    pk: pa.Array,
+    ds: date,
+) -> GateResult:
+    """Run the raw suite of the table's kind on tonight's batch (after normalising)."""
+    from datacloud.quality_profile import raw_profile
+
+    suite = suites.load_suite(suites.raw_suite_name(table.kind))
+    profile = raw_profile(raw, table, issues, pk, suites.columns(suite))
+    history = [
+        n for _, n in runstate.history(root, dept, table.name, ds, table.quality.volume.nights)
+    ]
+    bounds = volume_bounds(history, table.quality)
+    tonight, params, notes = prepare_raw_suite(
+        suite, table, profile.column_names, raw.num_rows, bounds
+    )
+    if bounds is not None:
+        notes.append(
+            f"volume: median of {len(history)} earlier nights {statistics.median(history):g}, "
+            f"allowed {bounds[0]}..{bounds[1]} rows"
+        )
+    run = run_suite(root, (dept, table.name), tonight, profile, params, ds)
+    result = GateResult(
+        suite["name"],
+        dept,
+        table.name,
+        raw.num_rows,
+        run.outcomes,
+        run.data_docs,
+        notes,
+        run.seconds,
+    )
+    log.info(
+        "%s.%s: suite %s, %d expectations, %d failed (%d critical); GE %.2fs",
+        dept,
+        table.name,
+        suite["name"],
+        len(run.outcomes),
+        len(result.failed),
+        len(result.critical_failures),
+        run.seconds,
+    )
+    return result
+
+
+# --- curated gate -------------------------------------------------------------------------------
+
+
+def check_curated(
+    root: StorageRoot, name: str, table: pa.Table, ds: date, related: dict[str, pa.Table]
+) -> GateResult:
+    """Run the curated suite of ``name`` on the table about to be published, and record it.
+
+    ``related`` holds the other curated tables the links resolve against (``person`` for
+    owners, spouses and legal representatives; ``enterprise`` for roles); a link whose table
+    is not given is skipped and noted. The result is written to
+    ``quality/curated/<date>/gate.json``; publish only when ``result.passed``.
+    """
+    from datacloud.quality_profile import curated_profile
+
+    suite = suites.load_suite(suites.curated_suite_name(name))
+    profile, missing = curated_profile(table, suite["meta"]["datacloud"], related, ds)
+    notes = [f"{c}: skipped, not available" for c in missing]
+    kept = [e for e in suite["expectations"] if e["kwargs"].get("column") not in missing]
+    run = run_suite(root, (CURATED_SCOPE, name), {**suite, "expectations": kept}, profile, {}, ds)
+    result = GateResult(
+        suite["name"],
+        CURATED_SCOPE,
+        name,
+        table.num_rows,
+        run.outcomes,
+        run.data_docs,
+        notes,
+        run.seconds,
+    )
+    record(root, ds, result)
+    return result
+
+
+# --- gate.json ----------------------------------------------------------------------------------
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def record(root: StorageRoot, ds: date, result: GateResult) -> Path:
+    """Write the suite's result and rebuild ``quality/<scope>/<date>/gate.json`` from all of them.
+
+    Each table's entry is its own file (``<table>.json``), replaced atomically; gate.json is
+    rebuilt from them under a lock, so tables gated in parallel never lose each other's entry.
+    """
+    folder = root.quality() / result.scope / ds.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    _replace(folder / f"{result.table}.json", json.dumps(result.entry(), ensure_ascii=False))
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = [
+            json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted(folder.glob("*.json"))
+            if p.name != "gate.json"
+        ]
+        gate = folder / "gate.json"
+        _replace(gate, json.dumps({"suites": entries}, ensure_ascii=False, indent=2) + "\n")
+    return gate
+
+
+def forget(root: StorageRoot, scope: str, ds: date, table: str) -> None:
+    """Remove a table's entry of the night (before a rerun that may not reach the gate)."""
+    folder = root.quality() / scope / ds.isoformat()
+    (folder / f"{table}.json").unlink(missing_ok=True)
