@@ -1,7 +1,8 @@
 """The curation DAG (airflow): golden records and relations from every department's staged tables.
 
-Runs at the night's cutoff (05:30 Asia/Shanghai) with whatever has landed, and publishes
-each curated table in one Delta commit.
+Runs when every department's staged tables have been updated (their Asset events), or at the
+cutoff of ``dags/curation.yaml`` (05:30 Asia/Shanghai) with whatever has landed. Only the keys
+the staged changes touch are recomputed; each curated table changes by one Delta commit.
 """
 
 from __future__ import annotations
@@ -10,28 +11,57 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronTriggerTimetable, task
+from airflow.sdk import DAG, Asset, AssetAll, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from datacloud.canonical import CURATED_TABLES
+from datacloud.config import ConfigError, Department, load_department
+from datacloud.curation_config import load_curation_config
+from datacloud.paths import departments_dir
+
+CONFIG = load_curation_config()
+
+
+def _departments() -> list[Department]:
+    """The departments whose YAML is valid (a broken one is the department DAG's import error)."""
+    out = []
+    for path in sorted(departments_dir().glob("*.yaml")):
+        try:
+            out.append(load_department(path))
+        except ConfigError:
+            continue
+    return out
+
+
+STAGED = [
+    Asset(name=f"staged.{d.code}.{t.name}", uri=f"datacloud://staged/{d.code}/{t.name}")
+    for d in _departments()
+    for t in d.tables
+]
 
 
 @task(outlets=[Asset(name=f"curated.{t}", uri=f"datacloud://curated/{t}") for t in CURATED_TABLES])
 def curate() -> dict[str, Any]:
-    """Build and publish every curated table."""
+    """Build, check and publish every curated table (the touched keys only)."""
     from airflow.sdk import get_current_context
 
-    from datacloud.nightly import business_date, curate
+    from datacloud.curate import curate_night
+    from datacloud.nightly import business_date
 
     ctx = get_current_context()
-    ds = business_date(ctx["data_interval_end"], ctx["dag_run"].conf)
-    return curate(ds, ctx["run_id"])
+    # an asset-triggered run has no data interval: its business date is the day before it ran
+    end = ctx.get("data_interval_end") or ctx["dag_run"].run_after
+    conf = ctx["dag_run"].conf or {}
+    return curate_night(business_date(end, conf), ctx["run_id"], full=bool(conf.get("full")))
 
 
 with DAG(
     dag_id="curation",
     description="golden person and enterprise records, relations (一人一档, 一企一档)",
-    schedule=CronTriggerTimetable(
-        "30 5 * * *", timezone="Asia/Shanghai", interval=timedelta(days=1)
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(
+            CONFIG.cutoff, timezone=CONFIG.timezone, interval=timedelta(days=1)
+        ),
+        assets=AssetAll(*STAGED),
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,

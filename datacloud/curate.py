@@ -677,3 +677,10 @@ def _keys_not_in(path: Path, key: str, keys: pa.Array) -> pa.Array:
         return pa.array([], pa.string())
     have = plain_types(dt.to_pyarrow_table(columns=[key]))[key]
     return pc.drop_null(have.filter(pc.invert(pc.is_in(have, value_set=keys)))).combine_chunks()
+
+
+def curate_night(ds: date, run_id: str, *, full: bool = False) -> dict[str, Any]:
+    """The curation task: every department's staged tables into the curated tables."""
+    from datacloud.config import load_departments
+
+    return curate_all(StorageRoot.from_env(), load_departments(), ds, run_id, full=full)
