@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from datacloud.canonical import ADAPTER_NAMES, AUTHORITY_FIELDS, NORMALISER_NAMES, REQUIRED_COLUMNS
 from datacloud.paths import departments_dir, sql_dir
+from datacloud.quality_suites import checks, load_suite, raw_suite_name
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 CODE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
@@ -72,7 +73,6 @@ class ColumnSpec(_Model):
         return self
 
 
-CHECK_NAME = re.compile(r"^(volume|required_columns|[a-z][a-z0-9_]*\.(present|valid|valid_warn))$")
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -106,17 +106,6 @@ class QualitySpec(_Model):
     severity: dict[str, Literal["critical", "warning"]] = Field(
         default_factory=dict, description="check name (meta.check in the suite) -> severity"
     )
-
-    @field_validator("severity")
-    @classmethod
-    def _check_names(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [k for k in v if not CHECK_NAME.match(k)]
-        if bad:
-            raise ValueError(
-                f"unknown check name(s) {bad}; expected 'volume', 'required_columns' or "
-                "'<column>.present|valid|valid_warn'"
-            )
-        return v
 
     @model_validator(mode="after")
     def _ordered(self) -> QualitySpec:
@@ -198,6 +187,13 @@ class TableSpec(_Model):
         if strange:
             raise ValueError(
                 f"quality.columns names {strange}, which are not canonical columns of this table"
+            )
+        known = checks(load_suite(raw_suite_name(self.kind)))
+        bad = [c for c in self.quality.severity if c not in known]
+        if bad:
+            raise ValueError(
+                f"quality.severity names unknown check(s) {bad}; the {self.kind} suite "
+                f"expectations/{raw_suite_name(self.kind)}.json has {known}"
             )
         return self
 
