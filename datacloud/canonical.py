@@ -28,6 +28,7 @@ CURATED_TABLES: Final[tuple[str, ...]] = (
     "housing_fund_account",
     "marriage",
     "enterprise_role",
+    "consistency",  # cross-department findings (比对), datacloud.consistency.publish
 )
 
 # Names of the normalisers in transforms.registry.NORMALISERS (a unit test keeps them equal),

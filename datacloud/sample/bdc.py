@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from datacloud.sample import codes
+from datacloud.sample.conflicts import Conflicts, record_field, record_row
 from datacloud.sample.ddl import to_table
 from datacloud.sample.dirt import Dirt
 from datacloud.sample.fmt import DAY, day, uniform_dates, update_times, years_after, ymd
@@ -26,6 +27,7 @@ def build(
     pools: Pools,
     rng: np.random.Generator,
     dirt: Dirt,
+    conflicts: Conflicts,
     business_date: dt.date,
 ) -> dict[str, pa.Table]:
     adults = np.flatnonzero(persons.age >= 18)
@@ -81,6 +83,20 @@ def build(
         "qszt": status[prop],
         "gxsj": update_times(rng, registered[prop], business_date),
     }
+    # conflicts with the register: an owner registered elsewhere, another name, another sex
+    rows = len(prop)
+    rates = conflicts.rates
+    dotted = persons.dotted[person].copy()
+    outside = conflicts.rows(rows, rates.unregistered_owner)
+    idx = np.flatnonzero(outside)
+    out = conflicts.outsiders(registered[prop][idx], persons.id_number)
+    cols["qlrmc"][idx], cols["zjh"][idx], dotted[idx] = out.name, out.id_number, False
+    cols["xb"][idx] = np.where(out.sex == 1, "男", "女")
+    owner_id, true_name, true_sex = cols["zjh"].copy(), cols["qlrmc"].copy(), cols["xb"].copy()
+    renamed = conflicts.rows(rows, rates.name_conflict, ~outside)
+    cols["qlrmc"][renamed] = conflicts.other_names(true_name[renamed], persons.sex[person][renamed])
+    resexed = conflicts.rows(rows, rates.sex_conflict, ~outside)
+    cols["xb"][resexed] = np.where(true_sex[resexed] == "男", "女", "男")
     dirt.at(DEPT, "bdc_qlr")
 
     def flip(rows: np.ndarray) -> np.ndarray:
@@ -96,7 +112,12 @@ def build(
         exclude=changed["qszt"],
     )
     pk = cols["ywh"]
-    cols["qlrmc"] = dirt.names(pk, "qlrmc", cols["qlrmc"], persons.dotted[person[origin]])
+    record_row(dirt, pk, origin, outside, "unregistered_owner", owner_id)
+    renamed = record_field(
+        dirt, pk, origin, renamed, "qlrmc", "name_conflict", cols["qlrmc"], true_name
+    )
+    record_field(dirt, pk, origin, resexed, "xb", "sex_conflict", cols["xb"], true_sex)
+    cols["qlrmc"] = dirt.names(pk, "qlrmc", cols["qlrmc"], dotted[origin], exclude=renamed)
     cols["zjh"] = dirt.id_numbers(pk, "zjh", cols["zjh"])
     cols["djsj"] = dirt.dates(pk, "djsj", cols["djsj"], "cn")
     return {"bdc_qlr": to_table(DEPT, "bdc_qlr", cols)}

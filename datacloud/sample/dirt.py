@@ -179,12 +179,22 @@ class Dirt:
         return out
 
     def names(
-        self, pk: np.ndarray, column: str, names: np.ndarray, dotted: np.ndarray
+        self,
+        pk: np.ndarray,
+        column: str,
+        names: np.ndarray,
+        dotted: np.ndarray,
+        exclude: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Names as written: a space between characters; dotted names with another dot."""
+        """Names as written: a space between characters; dotted names with another dot.
+
+        Rows in ``exclude`` (a conflicting name, already in the ground truth) stay as they are.
+        """
         out = names.copy()
         band = self._bands(len(names), [self.rates.whitespace, self.rates.name_dot_variant])
         band[(band == 1) & ~dotted] = -1
+        if exclude is not None:
+            band[exclude] = -1
         spaced = np.flatnonzero(band == 0)
         for i in spaced.tolist():
             out[i] = self._spaces(names[i], inner_only=True)

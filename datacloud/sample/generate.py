@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from datacloud.sample import bdc, gjj, gongan, mz, scjg
+from datacloud.sample.conflicts import Conflicts
 from datacloud.sample.dirt import TRUTH_SCHEMA, Dirt
 from datacloud.sample.people import generate_persons
 from datacloud.sample.pools import Pools
@@ -25,6 +26,7 @@ _STREAMS = (
     "enterprises",
     *DEPARTMENTS,
     *(f"dirt.{d}" for d in DEPARTMENTS),
+    *(f"consistency.{d}" for d in DEPARTMENTS),  # appended: the streams above keep their index
 )
 
 
@@ -54,7 +56,8 @@ def generate(
     in gongan.czrk; about persons/10 enterprises in scjg with 1-4 shareholders each; about 55%
     of adults own 1-3 properties in bdc; about half of those aged 18-60 hold a gjj account; mz
     registers marriages and divorces. Dirt is applied per department row at ``dirt`` rates and
-    every dirty field is a row of ``ground_truth``.
+    every dirty field is a row of ``ground_truth``, as is every cross-department conflict
+    (``datacloud.sample.conflicts``).
     """
     if persons < 1:
         raise ValueError(f"persons must be at least 1, got {persons}")
@@ -67,12 +70,17 @@ def generate(
     ents = scjg.generate_enterprises(_rng(seed, "enterprises"), pools, people, bd)
 
     dirts = {d: Dirt(dirt, _rng(seed, f"dirt.{d}"), bd) for d in DEPARTMENTS}
+    cons = {d: Conflicts(dirt, _rng(seed, f"consistency.{d}"), pools, bd) for d in DEPARTMENTS}
     tables = {
         "gongan": gongan.build(people, pools, _rng(seed, "gongan"), dirts["gongan"], bd),
-        "scjg": scjg.build(ents, people, pools, _rng(seed, "scjg"), dirts["scjg"], bd),
-        "bdc": bdc.build(people, marriages, pools, _rng(seed, "bdc"), dirts["bdc"], bd),
-        "gjj": gjj.build(people, ents, _rng(seed, "gjj"), dirts["gjj"], bd),
-        "mz": mz.build(marriages, people, _rng(seed, "mz"), dirts["mz"], bd),
+        "scjg": scjg.build(
+            ents, people, pools, _rng(seed, "scjg"), dirts["scjg"], cons["scjg"], bd
+        ),
+        "bdc": bdc.build(
+            people, marriages, pools, _rng(seed, "bdc"), dirts["bdc"], cons["bdc"], bd
+        ),
+        "gjj": gjj.build(people, ents, _rng(seed, "gjj"), dirts["gjj"], cons["gjj"], bd),
+        "mz": mz.build(marriages, people, _rng(seed, "mz"), dirts["mz"], cons["mz"], bd),
     }
     truth = pa.concat_tables([d.truth() for d in dirts.values()]).combine_chunks()
     counts: Counter[str] = Counter()

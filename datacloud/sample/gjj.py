@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
+from datacloud.sample.conflicts import Conflicts, record_field
 from datacloud.sample.ddl import to_table
 from datacloud.sample.dirt import Dirt, grow
 from datacloud.sample.fmt import (
@@ -31,6 +32,7 @@ def build(
     ents: Enterprises,
     rng: np.random.Generator,
     dirt: Dirt,
+    conflicts: Conflicts,
     business_date: dt.date,
 ) -> dict[str, pa.Table]:
     working = np.flatnonzero((persons.age >= 18) & (persons.age <= 60))
@@ -62,6 +64,15 @@ def build(
         "sjhm": persons.phone[holder],
         "gxsj": update_times(rng, opened, business_date),
     }
+    # conflicts with the register: another name, another sex
+    rates = conflicts.rates
+    true_name, true_sex = cols["xingming"].copy(), cols["xingbie"].copy()
+    renamed = conflicts.rows(n, rates.name_conflict)
+    cols["xingming"][renamed] = conflicts.other_names(
+        true_name[renamed], persons.sex[holder][renamed]
+    )
+    resexed = conflicts.rows(n, rates.sex_conflict)
+    cols["xingbie"][resexed] = np.where(true_sex[resexed] == "M", "F", "M")
     dirt.at(DEPT, "grzh")
 
     def new_phone(rows: np.ndarray) -> np.ndarray:
@@ -83,7 +94,12 @@ def build(
     changed = grow(changed, len(origin))
     pk = cols["grzh"]
     rows = len(origin)
-    cols["xingming"] = dirt.names(pk, "xingming", cols["xingming"], persons.dotted[holder[origin]])
+    renamed = record_field(
+        dirt, pk, origin, renamed, "xingming", "name_conflict", cols["xingming"], true_name
+    )
+    record_field(dirt, pk, origin, resexed, "xingbie", "sex_conflict", cols["xingbie"], true_sex)
+    dotted = persons.dotted[holder[origin]]
+    cols["xingming"] = dirt.names(pk, "xingming", cols["xingming"], dotted, exclude=renamed)
     cols["zjhm"] = dirt.id_numbers(pk, "zjhm", cols["zjhm"])
     suffix = np.where(rng.random(rows) < 0.3, " 00:00:00", "").astype(object)
     cols["csny"] = dirt.dates(pk, "csny", cols["csny"], "iso", suffix=suffix)

@@ -13,8 +13,16 @@ class DirtRates:
     All rates are floats in [0, 1]. ``id_lowercase_x`` is a share of the ID numbers that end in
     X, ``name_dot_variant`` a share of the dotted minority names, ``id_legacy_15`` a share of
     the ID numbers of persons born 1900-1999 and ``legacy_reg_number`` a share of the
-    enterprises established before 2015-10-01; the others are shares of all rows. Kinds that
-    compete for one field (the ID-number kinds, the credit-code kinds) are mutually exclusive.
+    enterprises established before 2015-10-01, ``marital_conflict`` a share of the persons
+    married on the business date; the others are shares of all rows. Kinds that compete for one
+    field (the ID-number kinds, the credit-code kinds) are mutually exclusive.
+
+    The last six kinds are cross-department conflicts (``datacloud.sample.conflicts``): well
+    formed values that disagree with the authoritative department, which the consistency
+    check (比对) must find. ``name_conflict`` applies to the name columns of bdc, gjj, scjg and
+    mz, ``sex_conflict`` to bdc.xb and gjj.xingbie, ``unregistered_owner`` to bdc_qlr rows,
+    ``unregistered_legal_rep`` to qyjbxx rows and ``unregistered_shareholder`` to qygd rows
+    (higher: there are few enterprises).
     """
 
     id_wrong_check: float = 0.01
@@ -30,6 +38,12 @@ class DirtRates:
     name_dot_variant: float = 0.5
     credit_wrong_check: float = 0.01
     credit_lowercase: float = 0.01
+    name_conflict: float = 0.003
+    sex_conflict: float = 0.003
+    unregistered_owner: float = 0.003
+    unregistered_legal_rep: float = 0.01
+    unregistered_shareholder: float = 0.01
+    marital_conflict: float = 0.003
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from datacloud.sample import codes
+from datacloud.sample.conflicts import Conflicts, record_field, record_row
 from datacloud.sample.ddl import to_table
 from datacloud.sample.dirt import Dirt, grow
 from datacloud.sample.fmt import capital_text, day, uniform_dates, update_times, years_after
@@ -138,12 +139,38 @@ def build(
     pools: Pools,
     rng: np.random.Generator,
     dirt: Dirt,
+    conflicts: Conflicts,
     business_date: dt.date,
 ) -> dict[str, pa.Table]:
     return {
-        "qyjbxx": _qyjbxx(ents, persons, pools, rng, dirt, business_date),
-        "qygd": _qygd(ents, persons, rng, dirt, business_date),
+        "qyjbxx": _qyjbxx(ents, persons, pools, rng, dirt, conflicts, business_date),
+        "qygd": _qygd(ents, persons, rng, dirt, conflicts, business_date),
     }
+
+
+def _register_conflicts(
+    conflicts: Conflicts,
+    persons: Persons,
+    who: np.ndarray,
+    adult_by: np.ndarray,
+    names: np.ndarray,
+    ids: np.ndarray,
+    rate: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Persons the register does not know (at ``rate``), then other names, in place.
+
+    Returns the rows given an outsider, the rows given another name, the ID numbers and the
+    true names (both as written before the conflict), and whether each name is dotted."""
+    n = len(who)
+    dotted = persons.dotted[who].copy()
+    outside = conflicts.rows(n, rate)
+    idx = np.flatnonzero(outside)
+    out = conflicts.outsiders(adult_by[idx], persons.id_number)
+    names[idx], ids[idx], dotted[idx] = out.name, out.id_number, False
+    true_name = names.copy()
+    renamed = conflicts.rows(n, conflicts.rates.name_conflict, ~outside)
+    names[renamed] = conflicts.other_names(true_name[renamed], persons.sex[who][renamed])
+    return outside, renamed, ids.copy(), true_name, dotted
 
 
 def _qyjbxx(
@@ -152,6 +179,7 @@ def _qyjbxx(
     pools: Pools,
     rng: np.random.Generator,
     dirt: Dirt,
+    conflicts: Conflicts,
     business_date: dt.date,
 ) -> pa.Table:
     n = len(ents)
@@ -169,6 +197,15 @@ def _qyjbxx(
         "zs": ents.address.copy(),
         "gxsj": update_times(rng, ents.established, business_date),
     }
+    outside, renamed, rep_id, true_name, dotted = _register_conflicts(
+        conflicts,
+        persons,
+        rep,
+        ents.established,
+        cols["fddbr"],
+        cols["fddbr_sfzh"],
+        conflicts.rates.unregistered_legal_rep,
+    )
     dirt.at(DEPT, "qyjbxx")
     places = np.array([c.province + c.city + c.district for c in codes.ZHEJIANG], dtype=object)
 
@@ -194,7 +231,11 @@ def _qyjbxx(
     cols["tyshxydm"] = dirt.credit_codes(
         pk, "tyshxydm", cols["tyshxydm"], ents.reg_number[origin], ents.legacy[origin]
     )
-    cols["fddbr"] = dirt.names(pk, "fddbr", cols["fddbr"], persons.dotted[rep[origin]])
+    record_row(dirt, pk, origin, outside, "unregistered_legal_rep", rep_id)
+    renamed = record_field(
+        dirt, pk, origin, renamed, "fddbr", "name_conflict", cols["fddbr"], true_name
+    )
+    cols["fddbr"] = dirt.names(pk, "fddbr", cols["fddbr"], dotted[origin], exclude=renamed)
     cols["fddbr_sfzh"] = dirt.id_numbers(pk, "fddbr_sfzh", cols["fddbr_sfzh"])
     cols["clrq"] = dirt.dates(pk, "clrq", cols["clrq"], "slash")
     changed = grow(changed, len(origin))
@@ -207,6 +248,7 @@ def _qygd(
     persons: Persons,
     rng: np.random.Generator,
     dirt: Dirt,
+    conflicts: Conflicts,
     business_date: dt.date,
 ) -> pa.Table:
     ent, person = ents.holder_enterprise, ents.holder_person
@@ -222,9 +264,22 @@ def _qygd(
         "czbl": ents.holder_ratio.copy(),
         "gxsj": update_times(rng, ents.established[ent], business_date),
     }
+    outside, renamed, holder_id, true_name, dotted = _register_conflicts(
+        conflicts,
+        persons,
+        person,
+        ents.established[ent],
+        cols["gdmc"],
+        cols["gdzjhm"],
+        conflicts.rates.unregistered_shareholder,
+    )
     dirt.at(DEPT, "qygd")
     cols, origin = dirt.duplicates(cols, "gdid", lambda rows: m + np.arange(1, len(rows) + 1))
     pk = cols["gdid"]
-    cols["gdmc"] = dirt.names(pk, "gdmc", cols["gdmc"], persons.dotted[person[origin]])
+    record_row(dirt, pk, origin, outside, "unregistered_shareholder", holder_id)
+    renamed = record_field(
+        dirt, pk, origin, renamed, "gdmc", "name_conflict", cols["gdmc"], true_name
+    )
+    cols["gdmc"] = dirt.names(pk, "gdmc", cols["gdmc"], dotted[origin], exclude=renamed)
     cols["gdzjhm"] = dirt.id_numbers(pk, "gdzjhm", cols["gdzjhm"])
     return to_table(DEPT, "qygd", cols)

@@ -15,7 +15,11 @@ which canonical column and normaliser it goes through. For each kind of dirt:
   an optional column: normalises to null with no issue, and the clean value it replaced is
   itself clean), ``updated_after_load`` (the new value as the table holds it normalises to
   ``clean`` without an issue), and ``duplicate_row`` (through ``datacloud.normalise.normalise_table``:
-  when both copies are accepted, exactly one survives, the later one).
+  when both copies are accepted, exactly one survives, the later one);
+- cross-department conflicts (``CONFLICTS``): not dirt a normaliser can see. A conflicting
+  name or sex normalises without a rejection to a value other than the clean one (so the
+  consistency check, ``tests/unit/test_consistency_sample.py``, has something to find); a
+  row-level conflict names a valid ID number in canonical form.
 
 A kind the generator learns later fails ``test_every_dirt_kind_is_handled`` until it is
 handled here.
@@ -63,7 +67,14 @@ ROW_LEVEL = {
     "updated_after_load": "the value changed on the business date: the new value is clean",
     "duplicate_row": "a row entered twice: checked through normalise_table's deduplication",
 }
-HANDLED = FIXABLE | set(UNFIXABLE) | set(LEGACY) | set(ROW_LEVEL)
+FIELD_CONFLICTS = {"name_conflict", "sex_conflict"}
+CONFLICTS = FIELD_CONFLICTS | {
+    "unregistered_owner",
+    "unregistered_legal_rep",
+    "unregistered_shareholder",
+    "marital_conflict",
+}
+HANDLED = FIXABLE | set(UNFIXABLE) | set(LEGACY) | set(ROW_LEVEL) | CONFLICTS
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,27 @@ def test_fields_without_dirt_are_clean(
                 problems.append((dept, table, pk, column, value, got))
     assert checked > 50_000
     assert not problems, "\n".join(map(repr, problems[:20]))
+
+
+def test_conflicts_are_well_formed_values_that_differ(
+    truth: list[dict[str, Any]], targets: dict[tuple[str, str, str], Target]
+) -> None:
+    groups = _field_rows(truth, FIELD_CONFLICTS)
+    assert {r["dirt"] for rows in groups.values() for r in rows} == FIELD_CONFLICTS
+    for key, rows in groups.items():
+        dirty = _rows(_normalise(targets[key], [r["dirty"] for r in rows]))
+        clean = _rows(_normalise(targets[key], [r["clean"] for r in rows]))
+        for r, got, want in zip(rows, dirty, clean, strict=True):
+            assert got["value"] is not None and got["value"] != want["value"], (key, r)
+            assert got["issue"] is None or RULES[got["issue"]].severity == "warn", (key, r)
+    row_level = [r for r in truth if r["dirt"] in CONFLICTS - FIELD_CONFLICTS]
+    assert {r["dirt"] for r in row_level} == CONFLICTS - FIELD_CONFLICTS
+    ids = get_normaliser("id_number")(
+        pa.array([r["dirty"] for r in row_level], pa.string()),
+        NormaliseContext(business_date=BUSINESS_DATE, options={}),
+    )
+    assert _text(ids.values) == [r["dirty"] for r in row_level]
+    assert all(r["column"] == "*" and r["clean"] is None for r in row_level)
 
 
 def test_null_field(

@@ -63,16 +63,21 @@ def truth(sample: SampleData) -> list[dict]:
     return sample.ground_truth.to_pylist()
 
 
+UNREGISTERED = ("unregistered_owner", "unregistered_legal_rep", "unregistered_shareholder")
+CONFLICTS = ("name_conflict", "sex_conflict", *UNREGISTERED, "marital_conflict")
+
+
 def _clean_rows(sample: SampleData, truth: list[dict], dept: str, table: str) -> list[dict]:
-    """The table's rows with every dirty field replaced by its clean value, duplicates dropped."""
+    """The table's rows with every dirty field replaced by its clean value, duplicates and
+    second marriages without a divorce dropped (rows about unregistered persons stay)."""
     fixes: dict[tuple[str, str], str | None] = {}
     duplicates = set()
     for r in truth:
         if (r["dept"], r["table"]) != (dept, table):
             continue
-        if r["dirt"] == "duplicate_row":
+        if r["dirt"] in ("duplicate_row", "marital_conflict"):
             duplicates.add(r["pk"])
-        else:
+        elif r["column"] != "*":
             fixes[(r["pk"], r["column"])] = r["clean"]
     pk = PKS[table]
     rows = []
@@ -164,14 +169,19 @@ def test_write_ground_truth_writes_parquet_and_manifest(sample: SampleData, tmp_
 def test_every_referenced_person_is_registered_with_the_same_name(
     sample: SampleData, truth: list[dict]
 ) -> None:
+    """Apart from the rows the ground truth lists as about unregistered persons."""
     register = {r["gmsfhm"]: r["xm"] for r in _clean_rows(sample, truth, "gongan", "czrk")}
     assert len(register) == PERSONS
     assert all(codes.is_valid_id(i) for i in register)
+    outside = {(r["dept"], r["table"], r["pk"]) for r in truth if r["dirt"] in UNREGISTERED}
     for (dept, table), columns in ID_COLUMNS.items():
         rows = _clean_rows(sample, truth, dept, table)
         assert rows, f"{dept}.{table} is empty"
         for column in columns:
             for row in rows:
+                if (dept, table, str(row[PKS[table]])) in outside:
+                    assert row[column] not in register and codes.is_valid_id(row[column])
+                    continue
                 assert row[column] in register, f"{dept}.{table}.{column}: {row[column]}"
                 assert register[row[column]] == row[NAME_OF_ID[column]]
 
@@ -327,3 +337,101 @@ def test_small_samples_and_bad_arguments() -> None:
     assert tiny.tables["scjg"]["qyjbxx"].num_rows >= 1
     with pytest.raises(ValueError, match="persons"):
         generate(0, seed=1)
+
+
+# -- cross-department conflicts ------------------------------------------------------------------
+
+
+def _row(sample: SampleData, table: str, dept: str, pk: str) -> dict:
+    return next(r for r in sample.tables[dept][table].to_pylist() if str(r[PKS[table]]) == pk)
+
+
+def test_conflicts_disagree_with_the_register(sample: SampleData, truth: list[dict]) -> None:
+    """A name or sex conflict is written as it stands (no field dirt on top) and differs from
+    the register's value; the clean value is the register's."""
+    register = {r["gmsfhm"]: r for r in _clean_rows(sample, truth, "gongan", "czrk")}
+    id_of = {name: id_col for id_col, name in NAME_OF_ID.items()} | {"xb": "zjh", "xingbie": "zjhm"}
+    sex_words = {"xb": {"男": "1", "女": "2"}, "xingbie": {"M": "1", "F": "2"}}
+    seen = Counter()
+    for r in truth:
+        if r["dirt"] not in ("name_conflict", "sex_conflict"):
+            continue
+        seen[(r["dept"], r["column"])] += 1
+        row = _row(sample, r["table"], r["dept"], r["pk"])
+        assert row[r["column"]] == r["dirty"] != r["clean"], r
+        fields = [
+            c for c in truth if (c["dept"], c["table"], c["pk"]) == (r["dept"], r["table"], r["pk"])
+        ]
+        assert sum(c["column"] == r["column"] for c in fields) == 1, fields  # the only dirt
+        id_number = next(
+            (c["clean"] for c in fields if c["column"] == id_of[r["column"]]),
+            row[id_of[r["column"]]],
+        )
+        person = register[id_number]
+        if r["dirt"] == "name_conflict":
+            assert r["clean"] == person["xm"] and r["dirty"] != person["xm"]
+        else:
+            words = sex_words[r["column"]]
+            assert words[r["clean"]] == person["xb"] != words[r["dirty"]]
+    assert {d for d, _ in seen} == {"bdc", "gjj", "scjg", "mz"}
+    assert {c for _, c in seen} >= {"xb", "xingbie"}
+
+
+def test_unregistered_persons_and_second_marriages(sample: SampleData, truth: list[dict]) -> None:
+    register = {r["gmsfhm"] for r in _clean_rows(sample, truth, "gongan", "czrk")}
+    where = {
+        "unregistered_owner": ("bdc", "bdc_qlr", ["zjh"]),
+        "unregistered_legal_rep": ("scjg", "qyjbxx", ["fddbr_sfzh"]),
+        "unregistered_shareholder": ("scjg", "qygd", ["gdzjhm"]),
+        "marital_conflict": ("mz", "hydj", ["nfsfzh", "nvfsfzh"]),
+    }
+    found = Counter()
+    for r in truth:
+        if r["dirt"] not in where:
+            continue
+        dept, table, columns = where[r["dirt"]]
+        assert (r["dept"], r["table"], r["column"], r["clean"]) == (dept, table, "*", None)
+        assert codes.is_valid_id(r["dirty"])
+        row = _row(sample, table, dept, r["pk"])
+        fixes = {
+            c["column"]: c["clean"] for c in truth if (c["table"], c["pk"]) == (table, r["pk"])
+        }
+        assert r["dirty"] in [fixes.get(c, row[c]) for c in columns]
+        if r["dirt"] == "marital_conflict":
+            assert row["ywlx"] == "结婚" and r["dirty"] in register
+        else:
+            assert r["dirty"] not in register and r["dirty"][:2] != "33"
+        found[r["dirt"]] += 1
+    assert set(found) == set(where)
+    # a second marriage: the person was married, not divorced, before that registration
+    marriages = sorted(
+        (_date(r["djrq"], "%Y.%m.%d"), r["ywlx"], r["nfsfzh"], r["nvfsfzh"], r["djxh"])
+        for r in _clean_rows(
+            sample, [t for t in truth if t["dirt"] != "marital_conflict"], "mz", "hydj"
+        )
+    )
+    second = {r["pk"]: r["dirty"] for r in truth if r["dirt"] == "marital_conflict"}
+    for when, _, _, _, key in marriages:
+        if key in second:
+            person = second[key]
+            before = [m for m in marriages if m[0] < when and person in (m[2], m[3])]
+            assert before and before[-1][1] == "结婚", (key, before)
+
+
+def test_conflict_rates_leave_the_register_and_the_rows_alone() -> None:
+    """Conflicts draw from their own random streams: without them the register (which gets
+    none) is identical and every other table has the same rows; only the rows' values (and
+    the dirt drawn after a skipped conflicting name) may differ."""
+    off = DirtRates.parse([f"{k}=0" for k in CONFLICTS])
+    a, b = generate(800, seed=5), generate(800, seed=5, dirt=off)
+    assert a.tables["gongan"]["czrk"].equals(b.tables["gongan"]["czrk"])
+    truth_a, truth_b = a.ground_truth.to_pylist(), b.ground_truth.to_pylist()
+    assert [r for r in truth_a if r["dept"] == "gongan"] == [
+        r for r in truth_b if r["dept"] == "gongan"
+    ]
+    assert not {r["dirt"] for r in truth_b} & set(CONFLICTS)
+    assert {r["dirt"] for r in truth_a} >= {"name_conflict", "sex_conflict"}
+    for dept in ("scjg", "bdc", "gjj"):
+        for name, table in a.tables[dept].items():
+            key = PKS[name]
+            assert table[key].equals(b.tables[dept][name][key]), (dept, name)

@@ -1,0 +1,530 @@
+"""Cross-department consistency (比对): where a department's data disagrees with the authority.
+
+``curated/consistency`` holds one row per finding, person and department: the finding code and
+its Chinese label, the department whose data disagrees, the authoritative department (from the
+``authority:`` lists of the department YAMLs), the field, the kinds of record it was seen in,
+the person's ID number (the only personal data: the table is for platform operators, reports
+mask it) and the business date. Findings:
+
+- ``name_conflict`` / ``sex_conflict``: a department other than the authority for ``name`` /
+  ``sex`` writes another value for the same ID number, after normalisation (so spaces in a
+  name, dot variants or a legacy 15-digit number are no findings);
+- ``unregistered_owner`` / ``unregistered_legal_rep`` / ``unregistered_shareholder``: a
+  property owner, legal representative or shareholder whose ID number the household register
+  (the person tables of the authority for ``name``) does not hold;
+- ``marital_conflict`` (a 结婚 registered while an earlier marriage of the person has no
+  divorce) and ``divorce_without_marriage`` (a 离婚 with no earlier 结婚 of the same pair), from
+  the registrations of the marriage tables, checked against the authority for ``marital_status``.
+
+Only accepted (staged) rows are compared; a rejected row is the department's own problem and
+is in its report. Rejected rows still matter in one way: when tonight's rejected rows of the
+register (or of a marriage table) hold the person's number (the first 17 characters, however
+mistyped the check character), the register's (or the marriage history's) silence proves
+nothing, so no ``unregistered_*`` (or marital) finding is made for that person.
+
+``find_inconsistencies`` is the pure part (Arrow tables in, findings out); ``build`` reads the
+staged and rejected tables, ``publish`` writes ``curated/consistency`` in one Delta commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datacloud.config import Department
+from datacloud.paths import StorageRoot
+
+log = logging.getLogger(__name__)
+
+TABLE = "consistency"
+KEEP_NIGHTS = 30  # earlier nights' findings kept for the reports of those nights
+MARRY, DIVORCE = "结婚", "离婚"
+REGISTER_FIELD = "name"  # the household register: person tables of the authority for names
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    zh: str
+    field: str  # the person's field that disagrees
+    authority: str  # the authority field (department YAML) naming the authoritative department
+
+
+FINDINGS: dict[str, Finding] = {
+    f.code: f
+    for f in (
+        Finding("name_conflict", "姓名与户籍登记不一致", "name", "name"),
+        Finding("sex_conflict", "性别与户籍登记不一致", "sex", "sex"),
+        Finding(
+            "unregistered_owner", "不动产权利人在户籍登记中查无此人", "id_number", REGISTER_FIELD
+        ),
+        Finding(
+            "unregistered_legal_rep", "法定代表人在户籍登记中查无此人", "id_number", REGISTER_FIELD
+        ),
+        Finding(
+            "unregistered_shareholder", "股东在户籍登记中查无此人", "id_number", REGISTER_FIELD
+        ),
+        Finding(
+            "marital_conflict",
+            "已有婚姻未登记离婚又登记结婚",
+            "marital_status",
+            "marital_status",
+        ),
+        Finding(
+            "divorce_without_marriage",
+            "离婚登记无对应的结婚登记",
+            "marital_status",
+            "marital_status",
+        ),
+    )
+}
+SCHEMA = pa.schema(
+    [
+        ("finding", pa.string()),
+        ("finding_zh", pa.string()),
+        ("department", pa.string()),
+        ("authoritative_department", pa.string()),
+        ("field", pa.string()),
+        ("record_kinds", pa.string()),
+        ("id_number", pa.string()),
+        ("business_date", pa.date32()),
+    ]
+)
+SORT_BY = ["business_date", "department", "finding", "id_number"]
+
+# Person columns per kind of record: (ID column, name column, sex column, role of the person)
+MENTIONS: dict[str, list[tuple[str, str | None, str | None, str]]] = {
+    "person": [("id_number", "name", "sex", "person")],
+    "housing_fund_account": [("id_number", "name", "sex", "account_holder")],
+    "property_right": [("owner_id_number", "owner_name", "owner_sex", "owner")],
+    "enterprise": [("legal_rep_id_number", "legal_rep_name", None, "legal_rep")],
+    "enterprise_role": [("id_number", "name", None, "shareholder")],
+    "marriage": [
+        ("husband_id_number", "husband_name", None, "husband"),
+        ("wife_id_number", "wife_name", None, "wife"),
+    ],
+}
+UNREGISTERED = {
+    "owner": "unregistered_owner",
+    "legal_rep": "unregistered_legal_rep",
+    "shareholder": "unregistered_shareholder",
+}
+MENTION_SCHEMA = pa.schema(
+    [
+        ("id_number", pa.string()),
+        ("name", pa.string()),
+        ("sex", pa.string()),
+        ("department", pa.string()),
+        ("kind", pa.string()),
+        ("role", pa.string()),
+    ]
+)
+MARRIAGE_SCHEMA = pa.schema(
+    [
+        ("registration_type", pa.string()),
+        ("husband_id_number", pa.string()),
+        ("wife_id_number", pa.string()),
+        ("registered_date", pa.date32()),
+        ("department", pa.string()),
+    ]
+)
+
+
+# -- the pure part ---------------------------------------------------------------------------
+
+
+def id_body(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The first 17 characters of ID numbers as a person typed them, or null.
+
+    Full-width digits and spaces are undone and a legacy 15-digit number is upgraded, so a
+    rejected number with a wrong check character still names its person.
+    """
+    text = pc.utf8_normalize(pc.cast(values, pa.string()), "NFKC")
+    text = pc.utf8_upper(pc.replace_substring_regex(text, r"\s+", ""))
+    legacy = pc.match_substring_regex(text, r"^[0-9]{15}$")
+    upgraded = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(text, 0, 6), "19", pc.utf8_slice_codeunits(text, 6, 15), ""
+    )
+    text = pc.if_else(legacy, upgraded, text)
+    body = pc.utf8_slice_codeunits(text, 0, 17)
+    ok = pc.match_substring_regex(body, r"^[0-9]{17}$")
+    out = pc.if_else(ok, body, pa.scalar(None, pa.string()))
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def _in(values: pa.Array | pa.ChunkedArray, value_set: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``values`` found in ``value_set`` (nulls: False)."""
+    if isinstance(value_set, pa.ChunkedArray):
+        value_set = value_set.combine_chunks()
+    found = pc.fill_null(pc.is_in(values, value_set=value_set), False)
+    return found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found
+
+
+def _authority(authority: Mapping[str, Iterable[str]], field: str) -> list[str]:
+    return sorted(authority.get(field, ()))
+
+
+def _rows(code: str, frame: pa.Table, authority: Mapping[str, Iterable[str]], ds: date) -> pa.Table:
+    """Finding rows from a table of (id_number, department, kind): one per person and
+    department, the kinds of record joined."""
+    finding = FINDINGS[code]
+    if frame.num_rows == 0:
+        return SCHEMA.empty_table()
+    grouped = frame.group_by(["department", "id_number"], use_threads=False).aggregate(
+        [("kind", "distinct")]
+    )
+    kinds = [",".join(sorted(k)) for k in grouped["kind_distinct"].to_pylist()]
+    n = grouped.num_rows
+    auth = ",".join(_authority(authority, finding.authority))
+    return pa.table(
+        {
+            "finding": pa.array([code] * n, pa.string()),
+            "finding_zh": pa.array([finding.zh] * n, pa.string()),
+            "department": grouped["department"],
+            "authoritative_department": pa.array([auth] * n, pa.string()),
+            "field": pa.array([finding.field] * n, pa.string()),
+            "record_kinds": pa.array(kinds, pa.string()),
+            "id_number": grouped["id_number"],
+            "business_date": pa.array([ds] * n, pa.date32()),
+        },
+        schema=SCHEMA,
+    )
+
+
+def _value_conflicts(
+    mentions: pa.Table, authority: Mapping[str, Iterable[str]], field: str, ds: date
+) -> pa.Table:
+    """Mentions outside the authority whose ``field`` is none of the authority's values."""
+    owners = pa.array(_authority(authority, field), pa.string())
+    known = mentions.filter(
+        pc.and_(
+            pc.and_(pc.is_in(mentions["department"], owners), pc.equal(mentions["kind"], "person")),
+            pc.is_valid(mentions[field]),
+        )
+    )
+    others = mentions.filter(
+        pc.and_(pc.invert(pc.is_in(mentions["department"], owners)), pc.is_valid(mentions[field]))
+    )
+    pairs = known.select(["id_number", field]).group_by(["id_number", field]).aggregate([])
+    differ = others.join(pairs, keys=["id_number", field], join_type="left anti")
+    differ = differ.filter(_in(differ["id_number"], known["id_number"]))
+    code = f"{field}_conflict"
+    return _rows(code, differ.select(["id_number", "department", "kind"]), authority, ds)
+
+
+def _unregistered(
+    mentions: pa.Table,
+    authority: Mapping[str, Iterable[str]],
+    register_quarantine: pa.Array,
+    ds: date,
+) -> list[pa.Table]:
+    owners = pa.array(_authority(authority, REGISTER_FIELD), pa.string())
+    register = mentions.filter(
+        pc.and_(pc.is_in(mentions["department"], owners), pc.equal(mentions["kind"], "person"))
+    )
+    out = []
+    for role, code in UNREGISTERED.items():
+        rows = mentions.filter(pc.equal(mentions["role"], role))
+        rows = rows.filter(pc.invert(_in(rows["id_number"], register["id_number"])))
+        rows = rows.filter(pc.invert(_in(id_body(rows["id_number"]), register_quarantine)))
+        out.append(_rows(code, rows.select(["id_number", "department", "kind"]), authority, ds))
+    return out
+
+
+def _marital(
+    marriages: pa.Table,
+    authority: Mapping[str, Iterable[str]],
+    quarantine: pa.Array,
+    ds: date,
+) -> list[pa.Table]:
+    """Replay each person's registrations in date order (divorces first on a day)."""
+    rows = marriages.filter(
+        pc.and_(
+            pc.is_in(marriages["registration_type"], pa.array([MARRY, DIVORCE])),
+            pc.and_(
+                pc.is_valid(marriages["husband_id_number"]),
+                pc.is_valid(marriages["wife_id_number"]),
+            ),
+        )
+    ).to_pylist()
+    events: dict[str, list[tuple[Any, int, str, str]]] = defaultdict(list)
+    undecidable: set[str] = set()
+    for r in rows:
+        h, w, when = r["husband_id_number"], r["wife_id_number"], r["registered_date"]
+        if when is None:  # no order: the history of both cannot be judged
+            undecidable.update((h, w))
+            continue
+        step = 0 if r["registration_type"] == DIVORCE else 1
+        events[h].append((when, step, w, r["department"]))
+        events[w].append((when, step, h, r["department"]))
+    people = sorted(p for p in events if p not in undecidable)
+    if people:
+        blocked = _in(id_body(pa.array(people, pa.string())), quarantine).to_pylist()
+        people = [p for p, b in zip(people, blocked, strict=True) if not b]
+    found: dict[str, list[tuple[str, str]]] = {
+        "marital_conflict": [],
+        "divorce_without_marriage": [],
+    }
+    for person in people:
+        married: set[str] = set()
+        codes: dict[str, str] = {}
+        for _, step, spouse, dept in sorted(events[person]):
+            if step == 1:
+                if married - {spouse}:
+                    codes.setdefault("marital_conflict", dept)
+                married.add(spouse)
+            elif spouse in married:
+                married.discard(spouse)
+            else:
+                codes.setdefault("divorce_without_marriage", dept)
+        for code, dept in codes.items():
+            found[code].append((person, dept))
+    out = []
+    for code, hits in found.items():
+        frame = pa.table(
+            {
+                "id_number": pa.array([p for p, _ in hits], pa.string()),
+                "department": pa.array([d for _, d in hits], pa.string()),
+                "kind": pa.array(["marriage"] * len(hits), pa.string()),
+            }
+        )
+        out.append(_rows(code, frame, authority, ds))
+    return out
+
+
+def find_inconsistencies(
+    mentions: pa.Table,
+    marriages: pa.Table,
+    authority: Mapping[str, Iterable[str]],
+    ds: date,
+    register_quarantine: pa.Array | None = None,
+    marriage_quarantine: pa.Array | None = None,
+) -> pa.Table:
+    """Every finding of one night, sorted by department, finding and ID number.
+
+    ``mentions``: one row per person seen in a record (``MENTION_SCHEMA``: id_number, name, sex,
+    department, kind of record, role: person, account_holder, owner, legal_rep, shareholder,
+    husband, wife); values already normalised. ``marriages``: the registrations
+    (``MARRIAGE_SCHEMA``). ``authority``: authority field -> department codes.
+    ``register_quarantine`` / ``marriage_quarantine``: ``id_body`` of the ID numbers in
+    tonight's rejected rows of the register and of the marriage tables. Output: ``SCHEMA``.
+    """
+    empty = pa.array([], pa.string())
+    register_quarantine = empty if register_quarantine is None else register_quarantine
+    marriage_quarantine = empty if marriage_quarantine is None else marriage_quarantine
+    parts = [
+        _value_conflicts(mentions, authority, "name", ds),
+        _value_conflicts(mentions, authority, "sex", ds),
+        *_unregistered(mentions, authority, register_quarantine, ds),
+        *_marital(marriages, authority, marriage_quarantine, ds),
+    ]
+    table = pa.concat_tables(parts)
+    return table.sort_by([(k, "ascending") for k in SORT_BY])
+
+
+def count_by_department(findings: pa.Table) -> dict[str, dict[str, int]]:
+    """Findings per department and finding code: ``{"bdc": {"unregistered_owner": 3}}``."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for dept, code in zip(
+        findings["department"].to_pylist(), findings["finding"].to_pylist(), strict=True
+    ):
+        counts[dept][code] += 1
+    return {d: dict(sorted(c.items())) for d, c in sorted(counts.items())}
+
+
+# -- reading the staged and rejected tables ---------------------------------------------------
+
+
+def authority_of(depts: list[Department]) -> dict[str, list[str]]:
+    """Authority field -> the codes of the departments declaring it (一数一源)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for dept in depts:
+        for field in dept.authority:
+            out[field].append(dept.code)
+    return dict(out)
+
+
+def read_mentions(
+    root: StorageRoot, depts: list[Department], versions: Mapping[str, int] | None = None
+) -> pa.Table:
+    """Every person seen in a staged record (``MENTION_SCHEMA``), at the pinned ``versions``
+    (``"<dept>/<table>"`` -> staged version) when given."""
+    parts = []
+    for kind, people in MENTIONS.items():
+        columns = sorted({c for spec in people for c in spec[:3] if c is not None})
+        if kind == "enterprise_role":
+            columns.append("role")
+        rows = _staged(root, depts, {kind}, columns, versions)
+        if rows is None:
+            continue
+        for id_col, name_col, sex_col, role in people:
+            n = rows.num_rows
+            roles = pa.array([role] * n, pa.string())
+            if kind == "enterprise_role":  # a role table may list legal representatives too
+                named = pc.if_else(
+                    pc.equal(rows["role"], "legal_representative"), "legal_rep", "shareholder"
+                )
+                roles = pc.coalesce(named, roles)
+            part = pa.table(
+                {
+                    "id_number": pc.cast(rows[id_col], pa.string()),
+                    "name": _text(rows, name_col, n),
+                    "sex": _text(rows, sex_col, n),
+                    "department": rows["source"],
+                    "kind": pa.array([kind] * n, pa.string()),
+                    "role": roles,
+                },
+                schema=MENTION_SCHEMA,
+            )
+            parts.append(part.filter(pc.is_valid(part["id_number"])))
+    if not parts:
+        return MENTION_SCHEMA.empty_table()
+    return pa.concat_tables(parts)
+
+
+def _staged(
+    root: StorageRoot,
+    depts: list[Department],
+    kinds: set[str],
+    columns: list[str],
+    versions: Mapping[str, int] | None,
+) -> pa.Table | None:
+    """``curate._stack``: staged rows with ``source`` and ``as_of`` (pinned when asked)."""
+    from datacloud.curate import _stack
+
+    pinned: dict[str, Any] = {} if versions is None else {"versions": versions}
+    return _stack(root, depts, kinds, columns, **pinned)
+
+
+def _text(rows: pa.Table, column: str | None, n: int) -> pa.Array:
+    if column is None or column not in rows.column_names:
+        return pa.nulls(n, pa.string())
+    return pc.cast(rows[column], pa.string())
+
+
+def read_marriages(
+    root: StorageRoot, depts: list[Department], versions: Mapping[str, int] | None = None
+) -> pa.Table:
+    """Every staged marriage registration (``MARRIAGE_SCHEMA``)."""
+    columns = ["registration_type", "husband_id_number", "wife_id_number", "registered_date"]
+    rows = _staged(root, depts, {"marriage"}, columns, versions)
+    if rows is None:
+        return MARRIAGE_SCHEMA.empty_table()
+    return pa.table(
+        {
+            "registration_type": pc.cast(rows["registration_type"], pa.string()),
+            "husband_id_number": pc.cast(rows["husband_id_number"], pa.string()),
+            "wife_id_number": pc.cast(rows["wife_id_number"], pa.string()),
+            "registered_date": pc.cast(rows["registered_date"], pa.date32()),
+            "department": rows["source"],
+        },
+        schema=MARRIAGE_SCHEMA,
+    )
+
+
+def _latest_rejected(root: StorageRoot, dept: str, table: str, ds: date) -> pa.Table | None:
+    """The rejected rows of the latest night on or before ``ds`` (what staged reflects)."""
+    import pyarrow.parquet as pq
+
+    folder = root.rejected(dept, table, ds).parent
+    nights = sorted(
+        p.name for p in folder.glob("ds=*") if p.name[3:] <= ds.isoformat()
+    ) if folder.is_dir() else []  # fmt: skip
+    if not nights:
+        return None
+    path = folder / nights[-1] / "rows.parquet"
+    return pq.read_table(path) if path.is_file() else None
+
+
+def read_quarantine(
+    root: StorageRoot, depts: list[Department], codes: Iterable[str], kind: str, ds: date
+) -> pa.Array:
+    """``id_body`` of the ID numbers in the rejected rows of the ``kind`` tables of ``codes``."""
+    wanted = set(codes)
+    parts: list[pa.Array] = []
+    for dept in depts:
+        if dept.code not in wanted:
+            continue
+        for spec in dept.tables:
+            if spec.kind != kind:
+                continue
+            rows = _latest_rejected(root, dept.code, spec.name, ds)
+            if rows is None:
+                continue
+            for id_col, *_ in MENTIONS[kind]:
+                column = spec.columns.get(id_col)
+                if column is not None and column.source in rows.column_names:
+                    parts.append(id_body(rows[column.source]).drop_null())
+    if not parts:
+        return pa.array([], pa.string())
+    return pc.unique(pa.concat_arrays(parts))
+
+
+def build(
+    root: StorageRoot,
+    depts: list[Department],
+    ds: date,
+    versions: Mapping[str, int] | None = None,
+) -> pa.Table:
+    """The night's findings from every department's staged tables (``SCHEMA``), read at the
+    pinned staged ``versions`` when given (as curation pins them)."""
+    authority = authority_of(depts)
+    return find_inconsistencies(
+        read_mentions(root, depts, versions),
+        read_marriages(root, depts, versions),
+        authority,
+        ds,
+        register_quarantine=read_quarantine(
+            root, depts, authority.get(REGISTER_FIELD, []), "person", ds
+        ),
+        marriage_quarantine=read_quarantine(root, depts, [d.code for d in depts], "marriage", ds),
+    )
+
+
+def publish(
+    root: StorageRoot,
+    depts: list[Department],
+    ds: date,
+    run_id: str,
+    versions: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """Write the night's findings to ``curated/consistency`` in one Delta commit.
+
+    The table keeps the findings of the ``KEEP_NIGHTS`` nights before ``ds`` (and of later
+    nights, when an earlier night is rerun); the night's own rows are replaced, so a rerun
+    with the same staged data makes no new version. Returns rows, version, path and the
+    counts per department and finding.
+    """
+    from datacloud.delta import open_table, overwrite, plain_types
+
+    night = build(root, depts, ds, versions)
+    path = root.curated(TABLE)
+    current = open_table(path)
+    table = night
+    if current is not None:
+        earlier = plain_types(current.to_pyarrow_table())
+        if earlier.schema == SCHEMA:
+            dates = earlier["business_date"]
+            keep = pc.and_(
+                pc.not_equal(dates, pa.scalar(ds, pa.date32())),
+                pc.greater(dates, pa.scalar(ds - timedelta(days=KEEP_NIGHTS), pa.date32())),
+            )
+            table = pa.concat_tables([earlier.filter(keep), night])
+    version = overwrite(path, table, SORT_BY, run_id, ds.isoformat())
+    counts = count_by_department(night)
+    log.info(
+        "curated/%s: %d findings for %s, version %d: %s",
+        TABLE,
+        night.num_rows,
+        ds.isoformat(),
+        version,
+        counts,
+    )
+    return {"rows": night.num_rows, "version": version, "path": str(path), "counts": counts}
