@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -625,9 +626,11 @@ def curate_all(
         table_full = night_for_table.touched.get(name) is None
         if table_full:
             gone = _keys_not_in(root.curated(name), key, rows[key])
+        _crash_point(f"before:{name}")
         result = delta.publish(  # 3. publish
             root.curated(name), rows, key, gone, sort_by, run_id, ds.isoformat(), meta
         )
+        _crash_point(f"after:{name}")
         upkeep = delta.maintain(
             root.curated(name),
             sort_by[0],
@@ -657,8 +660,15 @@ def curate_all(
             result.deleted,
         )
     # the consistency findings (比对) are published here: after the golden records, before returning
+    _crash_point("state")
     write_state(root, {"staged": versions, "fingerprint": fingerprint, "ds": ds.isoformat()})
     return published
+
+
+def _crash_point(point: str) -> None:
+    """Die as ``kill -9`` would at a named point (tests/integration/test_publish_crash.py)."""
+    if os.environ.get("DATACLOUD_CURATE_CRASH_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _layout_changed(path: Path, name: str, night: Night) -> bool:
