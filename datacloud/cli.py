@@ -189,6 +189,96 @@ def docs() -> None:
     console.print(f"wrote {path}")
 
 
+def _curated_table(table: str) -> Path:
+    from datacloud.canonical import CURATED_TABLES
+    from datacloud.delta import open_table
+    from datacloud.paths import StorageRoot
+
+    if table not in CURATED_TABLES:
+        raise UserError(f"TABLE: expected one of {', '.join(CURATED_TABLES)}, got {table!r}")
+    path = StorageRoot.from_env().curated(table)
+    if open_table(path) is None:
+        raise UserError(f"curated/{table} has not been published yet ({path})")
+    return path
+
+
+@app.command()
+def history(
+    table: Annotated[str, typer.Argument(help="curated table, e.g. person")],
+    limit: Annotated[int, typer.Option(min=1, help="newest commits to show")] = 30,
+) -> None:
+    """The versions of a curated table: time, business date, run, operation, rows changed."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from datacloud.delta import history as table_history
+
+    path = _curated_table(table)
+    out = Table(title=f"curated/{table}")
+    for col in ("version", "committed (Shanghai)", "business date", "run id", "operation"):
+        out.add_column(col)
+    for col in ("added", "updated", "removed"):
+        out.add_column(col, justify="right")
+    for h in table_history(path)[:limit]:
+        ts = h["timestamp"]
+        when = (
+            datetime.fromtimestamp(int(ts) / 1000, tz=ZoneInfo("Asia/Shanghai")).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
+            if isinstance(ts, int)
+            else ""
+        )
+        full = " (full)" if h["full_rebuild"] == "true" else ""
+        out.add_row(
+            str(h["version"]),
+            when,
+            str(h["ds"] or ""),
+            str(h["run_id"] or ""),
+            f"{h['operation']}{full}",
+            *(
+                "" if h[k] is None else f"{int(h[k]):,}"
+                for k in ("rows_added", "rows_updated", "rows_removed")
+            ),  # type: ignore[call-overload]
+        )
+    console.print(out)
+
+
+@app.command()
+def curated(
+    table: Annotated[str, typer.Argument(help="curated table, e.g. person")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="business date YYYY-MM-DD: the table as published that night"),
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="a table version instead of --as-of")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the rows to this Parquet file")] = None,
+) -> None:
+    """Read a curated table now or as of an earlier night: version, rows, optionally Parquet."""
+    import pyarrow.parquet as pq
+
+    from datacloud.delta import read_table, version_as_of
+
+    path = _curated_table(table)
+    if as_of is not None and version is not None:
+        raise UserError("give --as-of or --version, not both")
+    if as_of is not None:
+        version = version_as_of(path, _date(as_of).isoformat())
+        if version is None:
+            raise UserError(f"curated/{table} has no version published on or before {as_of}")
+    try:
+        rows = read_table(path, version=version)
+    except Exception as e:
+        raise UserError(f"curated/{table} version {version}: cannot read ({e})") from None
+    from deltalake import DeltaTable
+
+    shown = DeltaTable(str(path), version=version).version()
+    console.print(f"curated/{table} version {shown}: {rows.num_rows:,} rows")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, out)
+        console.print(f"wrote {out}")
+
+
 @app.command()
 def demo(
     persons: Annotated[int, typer.Option(min=10, help="persons in the sample register")] = 20_000,
