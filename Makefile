@@ -12,10 +12,10 @@ PERSONS ?= 20000
 DATE ?= 2026-11-20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock demo test test-unit test-integration test-dags test-e2e lint typecheck fmt bench docs clean
+.PHONY: help setup lock demo test test-unit test-integration test-dags test-e2e e2e lint typecheck fmt bench docs clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (Python 3.11)"; exit 1; }
@@ -50,6 +50,9 @@ test-dags: setup ## DagBag and DAG structure tests
 
 test-e2e: setup ## the nightly pipeline end to end through Airflow on small data
 	$(BIN)/python -m pytest -q tests/e2e
+
+e2e: setup ## a real Airflow on loopback (api-server, scheduler, dag-processor; Local, then Celery)
+	DATACLOUD_E2E_STACK=1 $(BIN)/python -m pytest -q tests/deploy
 
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check .
