@@ -236,9 +236,9 @@ def history(
             str(h["run_id"] or ""),
             f"{h['operation']}{full}",
             *(
-                "" if h[k] is None else f"{int(h[k]):,}"
+                "" if h[k] is None else f"{int(str(h[k])):,}"
                 for k in ("rows_added", "rows_updated", "rows_removed")
-            ),  # type: ignore[call-overload]
+            ),
         )
     console.print(out)
 

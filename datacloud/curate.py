@@ -522,7 +522,7 @@ def read_state(root: StorageRoot) -> dict[str, Any] | None:
     path = state_path(root)
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_state(root: StorageRoot, state: dict[str, Any]) -> None:

@@ -100,7 +100,7 @@ class CurationConfig(_Model):
     def _resolve(rule: Rule | None, declared: list[str], field: str) -> list[str]:
         if rule is None:
             return declared
-        listed = [] if rule == "latest" else list(rule.authority)  # type: ignore[union-attr]
+        listed = [] if rule == "latest" else list(rule.authority)
         stray = [d for d in declared if d not in listed]
         if stray:
             raise ConfigError(
