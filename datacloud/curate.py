@@ -659,7 +659,11 @@ def curate_all(
             result.updated,
             result.deleted,
         )
-    # the consistency findings (比对) are published here: after the golden records, before returning
+    # the consistency findings (比对), on the same pinned staged versions as the golden records
+    from datacloud import consistency
+
+    findings = consistency.publish(root, depts, ds, run_id, versions=versions)
+    published["consistency"] = findings
     _crash_point("state")
     write_state(root, {"staged": versions, "fingerprint": fingerprint, "ds": ds.isoformat()})
     return published

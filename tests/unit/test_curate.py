@@ -313,8 +313,9 @@ def test_incremental_equals_full(storage_root: StorageRoot, tmp_path: Path) -> N
     nights(storage_root)
     incremental = content(storage_root)
     out = run(storage_root, D3, full=True)  # rebuild in full over the same staged versions
-    assert all(v["full"] for v in out.values())
-    assert all(v["inserted"] == v["updated"] == v["deleted"] == 0 for v in out.values())
+    tables = [out[n] for n in curate.LAYOUT]
+    assert all(v["full"] for v in tables)
+    assert all(v["inserted"] == v["updated"] == v["deleted"] == 0 for v in tables)
     full = content(storage_root)
     for name in curate.LAYOUT:
         assert full[name].equals(incremental[name]), name
@@ -323,14 +324,15 @@ def test_incremental_equals_full(storage_root: StorageRoot, tmp_path: Path) -> N
 def test_three_reruns_change_nothing(storage_root: StorageRoot) -> None:
     nights(storage_root)
     before = content(storage_root)
-    versions = {n: delta.open_table(storage_root.curated(n)).version() for n in curate.LAYOUT}
+    names = [*curate.LAYOUT, "consistency"]
+    versions = {n: delta.open_table(storage_root.curated(n)).version() for n in names}
     for _ in range(3):
         out = run(storage_root, D3)
-        assert all(v["inserted"] == v["updated"] == v["deleted"] == 0 for v in out.values())
+        tables = [out[n] for n in curate.LAYOUT]
+        assert all(v["inserted"] == v["updated"] == v["deleted"] == 0 for v in tables)
+        assert out["consistency"]["version"] == versions["consistency"]
     after = content(storage_root)
-    assert {
-        n: delta.open_table(storage_root.curated(n)).version() for n in curate.LAYOUT
-    } == versions
+    assert {n: delta.open_table(storage_root.curated(n)).version() for n in names} == versions
     for name, (key, _) in curate.LAYOUT.items():
         assert after[name].equals(before[name])
         keys = after[name][key]
