@@ -274,6 +274,20 @@ def record(root: StorageRoot, ds: date, result: GateResult) -> Path:
     folder = root.quality() / result.scope / ds.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     _replace(folder / f"{result.table}.json", json.dumps(result.entry(), ensure_ascii=False))
+    return _rebuild(folder)
+
+
+def forget(root: StorageRoot, scope: str, ds: date, table: str) -> None:
+    """Remove a table's entry of the night (a rerun starts clean, as the run state does)."""
+    folder = root.quality() / scope / ds.isoformat()
+    entry = folder / f"{table}.json"
+    if entry.is_file():
+        entry.unlink()
+        _rebuild(folder)
+
+
+def _rebuild(folder: Path) -> Path:
+    gate = folder / "gate.json"
     with (folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         entries = [
@@ -281,12 +295,8 @@ def record(root: StorageRoot, ds: date, result: GateResult) -> Path:
             for p in sorted(folder.glob("*.json"))
             if p.name != "gate.json"
         ]
-        gate = folder / "gate.json"
-        _replace(gate, json.dumps({"suites": entries}, ensure_ascii=False, indent=2) + "\n")
+        if entries:
+            _replace(gate, json.dumps({"suites": entries}, ensure_ascii=False, indent=2) + "\n")
+        else:
+            gate.unlink(missing_ok=True)
     return gate
-
-
-def forget(root: StorageRoot, scope: str, ds: date, table: str) -> None:
-    """Remove a table's entry of the night (before a rerun that may not reach the gate)."""
-    folder = root.quality() / scope / ds.isoformat()
-    (folder / f"{table}.json").unlink(missing_ok=True)

@@ -237,3 +237,28 @@ def test_curated_profile_of_every_suite_builds_from_a_one_row_table() -> None:
         assert missing == [] or missing == ["birth_date__matches_id_number"][: len(missing)]
         wanted = set(suites.columns(suites.load_suite(path.stem)))
         assert wanted <= set(profile.column_names), path.stem
+
+
+def test_gate_json_keeps_every_table_and_forgets_a_rerun_one(storage_root: StorageRoot) -> None:
+    from datacloud.quality import GateResult, forget, record
+    from datacloud.quality_ge import ExpectationOutcome
+
+    bad = ExpectationOutcome(
+        "volume",
+        "expect_table_row_count_to_be_between",
+        None,
+        "critical",
+        False,
+        f"10 rows; expected 500..3000 ({A})",
+    )
+    for table, outcomes in (("qyjbxx", [bad]), ("qygd", [])):
+        record(storage_root, DS, GateResult("raw_x", "scjg", table, 10, outcomes, None))
+    gate = storage_root.quality() / "scjg" / DS.isoformat() / "gate.json"
+    entries = json.loads(gate.read_text())["suites"]
+    assert [e["table"] for e in entries] == ["qygd", "qyjbxx"]
+    assert entries[1]["severity"] == "critical" and not entries[1]["success"]
+    assert A not in gate.read_text()  # observed values are masked
+    forget(storage_root, "scjg", DS, "qyjbxx")
+    assert [e["table"] for e in json.loads(gate.read_text())["suites"]] == ["qygd"]
+    forget(storage_root, "scjg", DS, "qygd")
+    assert not gate.exists()
