@@ -39,7 +39,8 @@ def _json(value: Any) -> Any:
 
 
 def _clean(row: Row) -> Row:
-    return {k: _json(v) for k, v in row.items()}
+    """JSON-ready values; internal columns (``_``-prefixed, such as curation keys) left out."""
+    return {k: _json(v) for k, v in row.items() if not k.startswith("_")}
 
 
 def _curated(view: CuratedView, *tables: str) -> dict[str, Any]:
@@ -48,7 +49,9 @@ def _curated(view: CuratedView, *tables: str) -> dict[str, Any]:
 
 def golden_fields(row: Row) -> list[str]:
     """Columns that carry ``<field>_source`` and ``<field>_as_of`` beside them."""
-    return [c for c in row if f"{c}_source" in row and f"{c}_as_of" in row]
+    return [
+        c for c in row if not c.startswith("_") and f"{c}_source" in row and f"{c}_as_of" in row
+    ]
 
 
 def person(view: CuratedView, id_number: str) -> Row | None:
@@ -181,8 +184,80 @@ def _mask_value(column: str, value: Any, person_names: bool) -> Any:
     return value
 
 
-def _mask_row(row: Row, person_names: bool = False) -> Row:
-    return {k: _mask_value(k, v, person_names) for k, v in row.items()}
+# What a clerk sees, per part of an answer: any other column (a new curated column, say) is left
+# out of a clerk's answer until it is listed here.
+CLERK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fields": (
+        "name",
+        "sex",
+        "birth_date",
+        "ethnicity",
+        "registered_address",
+        "phone",
+        "marital_status",
+    ),
+    "property_rights": (
+        "certificate_no",
+        "owner_id_number",
+        "owner_name",
+        "location",
+        "floor_area_m2",
+        "registered_date",
+        "status",
+        "source",
+        "as_of",
+    ),
+    "housing_fund_accounts": (
+        "account_no",
+        "id_number",
+        "employer_name",
+        "employer_credit_code",
+        "opened_date",
+        "status",
+        "source",
+        "as_of",
+    ),
+    "marriages": (
+        "registration_type",
+        "husband_id_number",
+        "wife_id_number",
+        "registered_date",
+        "office",
+        "source",
+        "as_of",
+    ),
+    "enterprise_roles": (
+        "credit_code",
+        "reg_number",
+        "id_number",
+        "name",
+        "role",
+        "share_ratio",
+        "source",
+        "as_of",
+    ),
+    "record": (
+        "credit_code",
+        "reg_number",
+        "org_code",
+        "name",
+        "enterprise_type",
+        "status",
+        "legal_rep_id_number",
+        "legal_rep_name",
+        "registered_capital",
+        "established_date",
+        "address",
+        "source",
+        "as_of",
+    ),
+    "legal_representative": ("id_number", "name", "source", "as_of"),
+}
+CLERK_COLUMNS["shareholders"] = CLERK_COLUMNS["enterprise_roles"]
+
+
+def _mask_row(part: str, row: Row, person_names: bool = False) -> Row:
+    return {k: _mask_value(k, row[k], person_names) for k in CLERK_COLUMNS[part] if k in row}
 
 
 def masked(kind: str, answer: Row) -> Row:
@@ -194,15 +269,20 @@ def masked(kind: str, answer: Row) -> Row:
         out["fields"] = {
             f: {**v, "value": _mask_value(f, v["value"], person_names=True)}
             for f, v in answer["fields"].items()
+            if f in CLERK_COLUMNS["fields"]
         }
-        for linked in ("property_rights", "housing_fund_accounts", "marriages"):
-            out[linked] = [_mask_row(r) for r in answer[linked]]
+        for part in ("property_rights", "housing_fund_accounts", "marriages"):
+            out[part] = [_mask_row(part, r) for r in answer[part]]
         out["enterprise_roles"] = [
-            _mask_row(r, person_names=True) for r in answer["enterprise_roles"]
+            _mask_row("enterprise_roles", r, person_names=True) for r in answer["enterprise_roles"]
         ]
     elif kind == "enterprise":
-        out["record"] = _mask_row(answer["record"])
+        out["record"] = _mask_row("record", answer["record"])
         if answer["legal_representative"]:
-            out["legal_representative"] = _mask_row(answer["legal_representative"], True)
-        out["shareholders"] = [_mask_row(r, person_names=True) for r in answer["shareholders"]]
+            out["legal_representative"] = _mask_row(
+                "legal_representative", answer["legal_representative"], person_names=True
+            )
+        out["shareholders"] = [
+            _mask_row("shareholders", r, person_names=True) for r in answer["shareholders"]
+        ]
     return out

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datacloud.lookup.audit import AuditLog, AuditUnavailable, FileSink, audit_key_from_env
 from datacloud.lookup.auth import ApiKeys, Principal
@@ -41,7 +42,10 @@ KEYS_ENV = "DATACLOUD_API_KEYS"
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
     purpose: str = Field(
-        min_length=1, max_length=200, description="why the number is looked up (audited)"
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="why the number is looked up (audited); not blank",
     )
     as_of: date | None = Field(
         None, description="answer from the curated data published on or before this date"
@@ -64,7 +68,7 @@ class EnterpriseQuery(_Query):
 
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    purpose: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=1, max_length=200, pattern=r"\S")
     id_number: str | None = Field(None, max_length=MAX_KEY_CHARS)
     limit: int = Field(100, ge=1, le=1000)
 
@@ -130,6 +134,7 @@ class AuditRecords(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
+        (400, "the body is not JSON"),
         (401, "no or unknown X-API-Key"),
         (403, "the key's role may not call this endpoint"),
         (404, "no curated record for the key, or no data as old as as_of"),
@@ -153,6 +158,18 @@ class _Unauthorised(Exception):
 
 # --- the app -------------------------------------------------------------------------------------
 
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def _principal(request: Request, key: Annotated[str | None, Depends(_API_KEY)]) -> Principal:
+    found = request.app.state.keys.authenticate(key)
+    if found is None:
+        raise _Unauthorised()
+    return found
+
+
+Who = Annotated[Principal, Depends(_principal)]
+
 
 def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None = None) -> FastAPI:
     """The API over ``service``; when ``store`` is given it is started and stopped with the app."""
@@ -171,15 +188,7 @@ def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None
         description="Person, enterprise and property-status lookups over the curated tables.",
         lifespan=lifespan,
     )
-    header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-    def principal(key: Annotated[str | None, Depends(header)]) -> Principal:
-        found = keys.authenticate(key)
-        if found is None:
-            raise _Unauthorised()
-        return found
-
-    Who = Annotated[Principal, Depends(principal)]
+    app.state.keys = keys
 
     @app.exception_handler(_Unauthorised)
     async def unauthorised(request: Request, exc: _Unauthorised) -> JSONResponse:
@@ -190,6 +199,11 @@ def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
         return _error(422, "REQUEST_SCHEMA", str(first.get("msg")), field=field)  # no input echoed
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        rule = "BAD_REQUEST" if exc.status_code == 400 else f"HTTP_{exc.status_code}"
+        return _error(exc.status_code, rule, str(exc.detail))
 
     @app.exception_handler(MalformedKey)
     async def malformed(request: Request, exc: MalformedKey) -> JSONResponse:

@@ -32,6 +32,10 @@ MIN_KEY_BYTES = 16
 PURPOSE_CHARS = 200
 
 
+# characters str.splitlines() breaks on that JSON leaves unescaped: one record, one line
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 class AuditUnavailable(RuntimeError):
     """The audit record could not be written: the lookup must not be answered."""
 
@@ -73,7 +77,8 @@ class FileSink:
         return self.folder / f"lookups-{day}.jsonl"
 
     def write(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        text = json.dumps(record, ensure_ascii=False, sort_keys=True)
+        line = (text.translate(_LINE_BREAKS) + "\n").encode("utf-8")
         day = str(record["at"])[:10]
         with self._lock:
             if self._fd is None or self._day != day:

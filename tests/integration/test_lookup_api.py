@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
 from datacloud.delta import overwrite, read_table
@@ -120,7 +121,7 @@ def test_auditor_gets_the_full_golden_record_with_sources_and_linked_facts(clien
     owner = _owner_with(curated, {"现势"})
     expected = next(p for p in curated["person"] if p["id_number"] == owner)
     r = _post(client, "person", {"id_number": owner}, AUDITOR)
-    assert r.status_code == 200
+    assert r.status_code == 200, r.text
     body = r.json()
     assert body["id_number"] == owner
     assert body["fields"]["name"] == {
@@ -394,17 +395,32 @@ def test_real_server_switches_to_a_new_publish_without_restart(root, curated, tm
 # --- schemathesis against the OpenAPI spec ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def api_schema(service: LookupService) -> Any:
-    return schemathesis.openapi.from_asgi("/openapi.json", create_app(service, KEYS))
+# schemathesis.pytest.from_fixture needs pytest's Node._nodeid, gone in pytest 9: the cases are
+# drawn from schemathesis' Hypothesis strategies inside the test instead.
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+@pytest.mark.parametrize("headers", [AUDITOR, CLERK], ids=["auditor", "clerk"])
+def test_openapi_spec_finds_no_server_error(service, mode, headers) -> None:
+    from schemathesis.generation import GenerationMode
+    from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(service, KEYS))
+    strategy = schema.as_strategy(GenerationMode(mode))
+    calls = []
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        response = case.call(headers=headers)
+        calls.append(response.status_code)
+        # every default check (no 5xx, response schema, status codes documented, ...) except
+        # positive_data_acceptance: a schema-valid string can still break the ID number's check
+        # character, and then 422 naming the rule is the right answer
+        case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
-
-@schema.parametrize()
-def test_openapi_spec_no_server_error(case: Any) -> None:
-    case.call_and_validate(headers=AUDITOR)
+    run()
+    assert calls and all(code < 500 for code in calls)
 
 
 # --- the CLI -------------------------------------------------------------------------------------
