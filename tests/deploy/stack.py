@@ -487,7 +487,22 @@ def main() -> int:
     with night(args.executor, args.persons, args.keep) as done:
         for dag_id, tis in done.task_instances.items():
             hosts = sorted({ti["hostname"] for ti in tis if ti.get("hostname")})
-            print(f"{dag_id}: {len(tis)} task instances, hosts {', '.join(hosts)}")
+            took = [ti["duration"] for ti in tis if ti.get("duration") is not None]
+            print(
+                f"{dag_id}: {len(tis)} task instances on {', '.join(hosts)}; "
+                f"task durations {min(took):.1f}-{max(took):.1f} s"
+            )
+        chunks = [
+            f"{ti['map_index']}@{ti['hostname']}"
+            for ti in done.task_instances["dept_gongan"]
+            if ti["task_id"] == "extract_czrk"
+        ]
+        print(f"extract_czrk chunks: {', '.join(sorted(chunks))}")
+        for name in ("person", "enterprise"):
+            from deltalake import DeltaTable
+
+            rows = DeltaTable(str(done.stack.root / "curated" / name)).to_pyarrow_table().num_rows
+            print(f"curated/{name}: {rows} rows")
         print(f"night finished in {done.seconds:.0f} s; run folder {done.stack.run_dir}")
     return 0
 

@@ -77,11 +77,13 @@ def test_reports_reconcile_with_the_department_databases(night: stack.Night) -> 
     assert (_root(night) / "reports" / "index.html").is_file()
 
 
-def test_no_full_id_number_in_task_logs(night: stack.Night) -> None:
+def test_no_full_id_number_in_task_or_process_logs(night: stack.Night) -> None:
     from transforms.id_number import is_valid_id_number
 
     logs = list((night.stack.home / "logs").rglob("*.log"))
     assert any("task_id=extract_czrk" in str(p) for p in logs)
+    # the processes' own output too (LocalExecutor tasks also log to the scheduler's stdout)
+    logs += [p for p in (night.stack.run_dir / "logs").glob("*.log") if "sample" not in p.name]
     for path in logs:
         text = path.read_text("utf-8", errors="replace")
         found = [
