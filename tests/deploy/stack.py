@@ -309,6 +309,17 @@ class Stack:
         for proc in reversed(self.processes):
             proc.stop()
 
+    def leftovers(self) -> list[str]:
+        """Processes of this stack still alive (none after ``down``)."""
+        left = []
+        for proc in self.processes:
+            try:
+                os.killpg(proc.popen.pid, 0)
+            except ProcessLookupError:
+                continue
+            left.append(proc.name)
+        return left
+
     def check_alive(self) -> None:
         for proc in self.processes:
             if proc.popen.poll() is not None:
@@ -476,6 +487,9 @@ def night(executor: str, persons: int = 500, keep: bool = False) -> Iterator[Nig
             flush_redis()
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
+    left = stack.leftovers()  # reached only when nothing failed before
+    if left:
+        raise StackError(f"still running after the shutdown: {', '.join(left)}")
 
 
 def main() -> int:

@@ -101,3 +101,17 @@ def test_celery_spreads_the_mapped_chunks_over_both_workers(night: stack.Night) 
     assert {ti["hostname"] for ti in chunks} == {"e2e-worker-1", "e2e-worker-2"}, [
         (ti["map_index"], ti["hostname"]) for ti in chunks
     ]
+
+
+def test_a_failing_run_is_reported_with_its_task_log(night: stack.Night) -> None:
+    """The driver's diagnosis: mz has no connection in this stack, so its extraction fails."""
+    if night.stack.executor != "local":
+        pytest.skip("the failure path is the same for both executors; checked once")
+    run_id = night.stack.trigger("dept_mz")
+    with pytest.raises(stack.StackError) as failed:
+        night.stack.wait_run("dept_mz", run_id)
+    message = str(failed.value)
+    assert "dept_mz run e2e__2026-11-20 ended failed" in message
+    assert "extract_hydj=failed" in message
+    assert "task_id=extract_hydj" in message  # the failed task's own log follows
+    assert "dept_mz" in message and "dept_mz" in night.stack.api("GET", "/dags/dept_mz")["dag_id"]
