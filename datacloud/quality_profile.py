@@ -39,13 +39,9 @@ def verdicts(invalid: np.ndarray, missing: np.ndarray) -> pa.DictionaryArray:
 def _blank(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     missing = pc.is_null(col)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        missing = pc.or_(missing, pc.equal(pc.utf8_trim_whitespace(col), ""))
+        empty = pc.or_(pc.equal(pc.utf8_length(col), 0), pc.utf8_is_space(col))
+        missing = pc.or_(missing, empty)
     return np.asarray(pc.fill_null(missing, True).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _rows_of(keys: pa.Array | pa.ChunkedArray, pk: pa.Array) -> np.ndarray:
-    pos = pc.index_in(keys, value_set=pk)
-    return np.asarray(pos.drop_null().to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def raw_profile(
@@ -58,19 +54,28 @@ def raw_profile(
     from a source column (unmapped, or constants) are left out.
     """
     n = raw.num_rows
-    rejects = issues.filter(pc.equal(issues["severity"], "reject")) if issues.num_rows else issues
+    mapped = [c for c in wanted if c in table.columns and table.columns[c].source is not None]
+    fields = np.zeros(0, dtype=object)
+    at = np.zeros(0, dtype=np.int64)
+    absent = np.zeros(0, dtype=bool)
+    if issues.num_rows and mapped:
+        is_reject = pc.equal(issues["severity"], "reject")
+        rejects = issues.filter(pc.and_(is_reject, pc.is_in(issues["field"], pa.array(mapped))))
+        rows = pc.index_in(rejects["source_pk"], value_set=pk)  # one hash of the keys for all
+        found = pc.is_valid(rows)
+        fields = rejects["field"].filter(found).to_numpy(zero_copy_only=False)
+        at = rows.filter(found).to_numpy(zero_copy_only=False)
+        code = rejects["rule_code"].filter(found)
+        absent = pc.is_in(code, pa.array(sorted(_NOT_INVALID))).to_numpy(zero_copy_only=False)
     out: dict[str, pa.Array] = {}
-    for name in wanted:
-        spec = table.columns.get(name)
-        if spec is None or spec.source is None:
-            continue
-        missing = _blank(raw[spec.source])
+    for name in mapped:
+        source = table.columns[name].source
+        assert source is not None
+        missing = _blank(raw[source])
         invalid = np.zeros(n, dtype=bool)
-        if rejects.num_rows:
-            mine = rejects.filter(pc.equal(rejects["field"], name))
-            absent = pc.is_in(mine["rule_code"], value_set=pa.array(sorted(_NOT_INVALID)))
-            missing[_rows_of(mine.filter(absent)["source_pk"], pk)] = True
-            invalid[_rows_of(mine.filter(pc.invert(absent))["source_pk"], pk)] = True
+        mine = fields == name
+        missing[at[mine & absent]] = True
+        invalid[at[mine & ~absent]] = True
         out[name] = verdicts(invalid & ~missing, missing)
     return pa.table(out) if out else pa.table({"_row": pa.nulls(n, pa.int8())})
 
