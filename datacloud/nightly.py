@@ -216,6 +216,7 @@ def _gate_summary(gate: Any) -> dict[str, Any]:
         "passed": gate.passed,
         "failed_checks": [o.check for o in gate.failed],
         "data_docs": gate.data_docs,
+        "ge_seconds": round(gate.ge_seconds, 3),
     }
 
 
