@@ -14,4 +14,4 @@ except ImportError:  # pragma: no cover - Celery not installed
     pass
 else:
     if not hasattr(_database, "retry"):
-        _database.retry = lambda fun: fun  # type: ignore[attr-defined]
+        _database.retry = lambda fun: fun
