@@ -252,10 +252,11 @@ def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         """Liveness and the curated versions being served (no personal data)."""
-        versions = {}
-        if store is not None and store._current is not None:
-            versions = {k: v.version for k, v in store._current.versions.items()}
-        return {"status": "ok", "curated_versions": versions}
+        snapshot = store.serving() if store is not None else None
+        if snapshot is None:
+            return {"status": "ok", "curated_versions": {}, "snapshot_bytes": 0}
+        versions = {k: v.version for k, v in snapshot.versions.items()}
+        return {"status": "ok", "curated_versions": versions, "snapshot_bytes": snapshot.nbytes}
 
     return app
 

@@ -1,7 +1,7 @@
 """The append-only audit trail of lookups: who, when, why, whom (as a keyed hash), outcome.
 
 Every lookup writes one JSON line before its answer is returned; the write is flushed to disk
-(``fsync``) and a failure raises ``AuditUnavailable``, so a lookup that cannot be audited is
+(``fdatasync``) and a failure raises ``AuditUnavailable``, so a lookup that cannot be audited is
 not answered. The looked-up number is stored as HMAC-SHA256 under ``DATACLOUD_AUDIT_KEY``: an
 auditor holding a number can find its lookups (``search``), nobody can read numbers off the
 trail. Files: ``<root>/audit/lookups-<UTC date>.jsonl``, opened with ``O_APPEND`` only.
@@ -89,7 +89,7 @@ class FileSink:
             written = os.write(self._fd, line)
             if written != len(line):
                 raise OSError(f"short write to the audit file ({written} of {len(line)} bytes)")
-            os.fsync(self._fd)
+            os.fdatasync(self._fd)  # the data and the size it needs to be read back
 
     def close(self) -> None:
         if self._fd is not None:

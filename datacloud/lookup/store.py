@@ -69,6 +69,10 @@ class CuratedStore:
             )
             return True
 
+    def serving(self) -> Snapshot | None:
+        """The snapshot being served, or None before the first load (never loads)."""
+        return self._current
+
     def current(self) -> Snapshot:
         snapshot = self._current
         if snapshot is None:
