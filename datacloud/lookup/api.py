@@ -139,7 +139,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "the key's role may not call this endpoint"),
         (404, "no curated record for the key, or no data as old as as_of"),
         (422, "malformed key (the rule is named) or request"),
-        (503, "the audit record could not be written, or no curated data is published"),
+        (503, "the audit record could not be written: nothing is answered"),
     )
 }
 

@@ -2,7 +2,8 @@
 
 A CLI lookup runs as a local operator: the principal is the OS user (``os:<user>``), the role
 comes from ``--role`` (default ``clerk``: masked answers), ``--purpose`` is required, and the
-lookup is audited like an API call (channel ``cli``). Exit codes: 0 answered, 1 not found,
+lookup is audited like an API call (channel ``cli``). A CLI lookup queries the Delta tables for
+the one key (``pointview``) instead of loading a snapshot. Exit codes: 0 answered, 1 not found,
 2 malformed key or bad option (message on stderr, naming the rule), 3 audit unavailable or
 no curated data.
 """
@@ -49,8 +50,9 @@ def _run(
     )
     from datacloud.lookup.auth import ROLES, Principal
     from datacloud.lookup.keys import MalformedKey
+    from datacloud.lookup.pointview import DeltaPointSource
     from datacloud.lookup.service import LookupService, NotFound
-    from datacloud.lookup.store import CuratedStore, NoCuratedData
+    from datacloud.lookup.store import NoCuratedData
     from datacloud.paths import StorageRoot
 
     if role not in ROLES:
@@ -67,7 +69,7 @@ def _run(
         raise _fail(str(e), 3) from None
     root = StorageRoot.from_env()
     service = LookupService(
-        CuratedStore(root), AuditLog([FileSink(root.root / "audit")], audit_key, dev)
+        DeltaPointSource(root), AuditLog([FileSink(root.root / "audit")], audit_key, dev)
     )
     who = Principal(f"os:{getpass.getuser()}", role, "cli")
     try:

@@ -434,17 +434,24 @@ def cli_env(root: StorageRoot, monkeypatch: pytest.MonkeyPatch) -> StorageRoot:
 
 
 def test_cli_json_equals_the_api_answer(cli_env, client, curated) -> None:
+    """The CLI's point queries on Delta and the server's snapshot give the same answers."""
     owner = _owner_with(curated, {"现势"})
-    for command, path in (("person", "person"), ("property-status", "property-status")):
-        res = CliRunner().invoke(
-            lookup_app, [command, owner, "--purpose", "复核", "--role", "auditor", "--json"]
-        )
-        assert res.exit_code == 0, res.output
-        cli = json.loads(res.stdout)
-        api = _post(client, path, {"id_number": owner}, AUDITOR).json()
-        assert {k: v for k, v in cli.items() if k != "audit_id"} == {
-            k: v for k, v in api.items() if k != "audit_id"
-        }
+    code = next(r["credit_code"] for r in curated["enterprise_role"] if r["role"] == "shareholder")
+    for command, field, key in (
+        ("person", "id_number", owner),
+        ("property-status", "id_number", owner),
+        ("enterprise", "code", code),
+    ):
+        for role, headers in (("auditor", AUDITOR), ("clerk", CLERK)):
+            res = CliRunner().invoke(
+                lookup_app, [command, key, "--purpose", "复核", "--role", role, "--json"]
+            )
+            assert res.exit_code == 0, res.output
+            cli = json.loads(res.stdout)
+            api = _post(client, command, {field: key}, headers).json()
+            assert {k: v for k, v in cli.items() if k != "audit_id"} == {
+                k: v for k, v in api.items() if k != "audit_id"
+            }
     lines = _audit_lines(cli_env)
     assert any(x["channel"] == "cli" and x["who"].startswith("os:") for x in lines)
 
