@@ -191,6 +191,7 @@ class Stack:
     run_dir: Path
     workers: int = 0
     api_port: int = field(default_factory=free_port)
+    scheduler_health_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     processes: list[Process] = field(default_factory=list)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(64))
@@ -246,6 +247,11 @@ class Stack:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(
+                    self.scheduler_health_port
+                ),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{PG}/{METADATA_DB}",
@@ -260,6 +266,13 @@ class Stack:
         )
         env.update(extra)
         return env
+
+    def shell(self, command: str) -> subprocess.CompletedProcess[str]:
+        """A shell command with this stack's environment and the venv's commands on PATH."""
+        env = self.env(PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+        return subprocess.run(
+            ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120
+        )
 
     def airflow(self, *args: str, log: str) -> None:
         _run([str(BIN / "airflow"), *args], self.env(), self.run_dir / "logs" / f"{log}.log")

@@ -103,6 +103,40 @@ def test_celery_spreads_the_mapped_chunks_over_both_workers(night: stack.Night) 
     ]
 
 
+def _compose_healthcheck(service: str) -> str:
+    import shlex
+
+    import yaml
+
+    compose = yaml.safe_load((stack.REPO / "docker-compose.yml").read_text("utf-8"))
+    kind, *argv = compose["services"][service]["healthcheck"]["test"]
+    return argv[0] if kind == "CMD-SHELL" else shlex.join(argv)
+
+
+def test_the_compose_healthchecks_answer_on_this_stack(night: stack.Night) -> None:
+    """docker-compose.yml's healthcheck commands, run against the same processes on loopback.
+
+    Only the addresses change: compose's localhost ports become this stack's free ports and a
+    worker's node name its e2e name. The triggerer is not part of this stack.
+    """
+    import socket
+
+    s = night.stack
+    services = ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"]
+    if s.executor == "celery":
+        services.append("airflow-worker")
+    for service in services:
+        command = (
+            _compose_healthcheck(service)
+            .replace("localhost:8080", f"127.0.0.1:{s.api_port}")
+            .replace("localhost:8974", f"127.0.0.1:{s.scheduler_health_port}")
+            .replace('"celery@$${HOSTNAME}"', f"e2e-worker-1@{socket.gethostname()}")
+        )
+        assert "$$" not in command, command
+        done = s.shell(command)
+        assert done.returncode == 0, (service, command, done.stdout[-2000:], done.stderr[-2000:])
+
+
 def test_a_failing_run_is_reported_with_its_task_log(night: stack.Night) -> None:
     """The driver's diagnosis: mz has no connection in this stack, so its extraction fails."""
     if night.stack.executor != "local":
