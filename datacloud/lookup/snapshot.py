@@ -95,6 +95,7 @@ class Snapshot:
     versions: dict[str, TableVersion]
     tables: dict[str, pa.Table]
     indexes: dict[tuple[str, str], KeyIndex] = field(default_factory=dict)
+    _batches: dict[str, tuple[list[pa.RecordBatch], np.ndarray]] = field(default_factory=dict)
     _distinct: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @classmethod
@@ -107,6 +108,10 @@ class Snapshot:
             tables[name] = _compact(plain_types(dt.to_pyarrow_table()))
             meta[name] = TableVersion(version, commit_ds(dt, version))
         snap = cls(meta, tables)
+        for name, t in tables.items():
+            batches = t.to_batches()  # zero-copy; row i is found by a binary search on starts
+            starts = np.cumsum([0] + [b.num_rows for b in batches], dtype=np.int64)
+            snap._batches[name] = (batches, starts)
         for name, columns in INDEXES.items():
             if name in tables:
                 for column in columns:
@@ -115,15 +120,23 @@ class Snapshot:
         return snap
 
     def rows(self, table: str, column: str, key: str) -> list[Row]:
+        """The rows whose ``column`` equals ``key``.
+
+        Rows are sliced out of the record batch holding them: a ``take`` or ``slice`` on the
+        whole table walks (or concatenates) thousands of chunks at 10M rows.
+        """
         index = self.indexes.get((table, column))
         if index is None:
             return []
         positions = index.find(key)
         if len(positions) == 0:
             return []
-        if len(positions) == 1:
-            return self.tables[table].slice(int(positions[0]), 1).to_pylist()
-        return self.tables[table].take(pa.array(positions)).to_pylist()
+        batches, starts = self._batches[table]
+        out: list[Row] = []
+        for pos in np.sort(positions).tolist():
+            b = int(np.searchsorted(starts, pos, side="right")) - 1
+            out.extend(batches[b].slice(pos - int(starts[b]), 1).to_pylist())
+        return out
 
     def version(self, table: str) -> int | None:
         meta = self.versions.get(table)
