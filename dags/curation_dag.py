@@ -43,15 +43,20 @@ STAGED = [
 def curate() -> dict[str, Any]:
     """Build, check and publish every curated table (the touched keys only)."""
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
 
     from datacloud.curate import curate_night
     from datacloud.nightly import business_date
+    from datacloud.quality import QualityGateError
 
     ctx = get_current_context()
     # an asset-triggered run has no data interval: its business date is the day before it ran
     end = ctx.get("data_interval_end") or ctx["dag_run"].run_after
     conf = ctx["dag_run"].conf or {}
-    return curate_night(business_date(end, conf), ctx["run_id"], full=bool(conf.get("full")))
+    try:
+        return curate_night(business_date(end, conf), ctx["run_id"], full=bool(conf.get("full")))
+    except QualityGateError as e:  # the same data gives the same verdict: no retries
+        raise AirflowFailException(str(e)) from e
 
 
 with DAG(

@@ -81,10 +81,15 @@ def land(code: str, table: str, chunks: list[dict[str, Any]]) -> dict[str, Any]:
 def stage(code: str, table: str, extracted: dict[str, Any]) -> dict[str, Any]:
     """Normalise, set rejects aside in rejected/ and merge into staged/<dept>/<table>."""
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
 
     from datacloud.nightly import stage as run
+    from datacloud.quality import QualityGateError
 
-    return run(code, table, _business_date(), get_current_context()["run_id"])
+    try:
+        return run(code, table, _business_date(), get_current_context()["run_id"])
+    except QualityGateError as e:  # the same data gives the same verdict: no retries
+        raise AirflowFailException(str(e)) from e
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)

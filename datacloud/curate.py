@@ -32,6 +32,7 @@ from datacloud.config import Department
 from datacloud.curation_config import PERSON_FIELDS, CurationConfig, load_curation_config
 from datacloud.delta import DeltaTable, open_table, plain_types
 from datacloud.paths import StorageRoot
+from datacloud.quality import QualityGateError
 
 log = logging.getLogger(__name__)
 
@@ -611,6 +612,7 @@ def curate_all(
         "datacloud.full": "false" if incremental else "true",
     }
     published: dict[str, Any] = {}
+    gated: dict[str, str] = {}
     for name, build in BUILDERS.items():
         key, sort_by = LAYOUT[name]
         night_for_table = night
@@ -622,7 +624,12 @@ def curate_all(
             continue
         rows, gone = built
         if check is not None:  # 2. check (the curated quality gate)
-            check(name, rows)
+            try:
+                check(name, rows)
+            except QualityGateError as e:  # not published; the other tables go on
+                log.error("curated/%s: not published: %s", name, e)
+                gated[name] = str(e)
+                continue
         table_full = night_for_table.touched.get(name) is None
         if table_full:
             gone = _keys_not_in(root.curated(name), key, rows[key])
@@ -659,6 +666,11 @@ def curate_all(
             result.updated,
             result.deleted,
         )
+    if gated:  # keep the state: the next run redoes tonight's keys once the data is fixed
+        raise QualityGateError(
+            "curated tables not published (quality gate): "
+            + "; ".join(f"{name}: {why}" for name, why in gated.items())
+        )
     # the consistency findings (比对), on the same pinned staged versions as the golden records
     from datacloud import consistency
 
@@ -693,8 +705,35 @@ def _keys_not_in(path: Path, key: str, keys: pa.Array) -> pa.Array:
     return pc.drop_null(have.filter(pc.invert(pc.is_in(have, value_set=keys)))).combine_chunks()
 
 
+# the curated tables a link of a curated suite resolves against, and the column it reads
+_LINK_TARGETS = {"person": "id_number", "enterprise": "credit_code"}
+
+
+def quality_gate(root: StorageRoot, ds: date) -> Check:
+    """The curated quality gate: each table's GE suite (expectations/curated_<table>.json) on
+    the rows about to be published; a failed critical expectation keeps the table unpublished.
+
+    Links (owners, spouses, legal representatives, roles) resolve against the curated person
+    and enterprise tables as published so far tonight (person and enterprise go first).
+    """
+    from datacloud import quality
+
+    def check(name: str, rows: pa.Table) -> None:
+        related = {}
+        for table, column in _LINK_TARGETS.items():
+            if table != name and open_table(root.curated(table)) is not None:
+                related[table] = delta.read_table(root.curated(table), columns=[column])
+        result = quality.check_curated(root, name, rows, ds, related)
+        if not result.passed:
+            raise QualityGateError(result.message())
+
+    return check
+
+
 def curate_night(ds: date, run_id: str, *, full: bool = False) -> dict[str, Any]:
-    """The curation task: every department's staged tables into the curated tables."""
+    """The curation task: every department's staged tables, through the curated quality
+    gate, into the curated tables."""
     from datacloud.config import load_departments
 
-    return curate_all(StorageRoot.from_env(), load_departments(), ds, run_id, full=full)
+    root = StorageRoot.from_env()
+    return curate_all(root, load_departments(), ds, run_id, full=full, check=quality_gate(root, ds))

@@ -335,12 +335,3 @@ def report(code: str, ds: date) -> dict[str, Any]:
     out = write_department_report(root, department(code), ds)
     write_overview(root, load_departments(), ds)
     return {"path": str(out.parent), "status": out.status}
-
-
-def curate(ds: date, run_id: str) -> dict[str, Any]:
-    """Build and publish the curated tables from every department's staged tables."""
-    from datacloud.config import load_departments
-    from datacloud.curate import curate_all
-
-    root = StorageRoot.from_env()
-    return curate_all(root, load_departments(), ds, run_id)

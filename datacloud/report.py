@@ -170,11 +170,13 @@ def _write_rejected_csv(
 
 
 def _issues_by_table(root: StorageRoot, dept: Department, ds: date) -> dict[str, pa.Table | None]:
-    """Rejected issues of the tables that loaded tonight (a failed table's files may be stale)."""
+    """Rejected issues of the tables normalised tonight: loaded, or stopped by the quality gate
+    (which writes its rejected rows before it stops); another failed table's files may be stale."""
     out: dict[str, pa.Table | None] = {}
     for spec in dept.tables:
-        loaded = runstate.read(root, dept.code, ds, spec.name).get("status") == "success"
-        out[spec.name] = _rejected_issues(root, dept.code, spec.name, ds) if loaded else None
+        state = runstate.read(root, dept.code, ds, spec.name)
+        fresh = state.get("status") == "success" or state.get("failure_kind") == "quality_gate"
+        out[spec.name] = _rejected_issues(root, dept.code, spec.name, ds) if fresh else None
     return out
 
 

@@ -18,6 +18,7 @@ from datacloud import curate, delta
 from datacloud.config import load_departments
 from datacloud.curation_config import CurationConfig, load_curation_config
 from datacloud.paths import StorageRoot
+from transforms.credit_code import credit_code_check_char, org_code_check_char
 from transforms.id_number import id_check_char
 
 
@@ -26,7 +27,8 @@ def _id(first17: str) -> str:
 
 
 A, B, C, D = (_id(f"3301061980010{i}00{i}") for i in range(1, 5))
-CC = "91330106MA2B1C3D4X"  # a credit code shape (validity is not curation's business)
+_ORG = "MA2B1C3D" + org_code_check_char("MA2B1C3D")
+CC = "91330106" + _ORG + credit_code_check_char("91330106" + _ORG)  # valid, as staged codes are
 DEPTS = load_departments()
 PERSON_COMPARE = [
     "id_number",
@@ -347,3 +349,38 @@ def test_history_and_as_of_read(storage_root: StorageRoot) -> None:
     v = delta.version_as_of(path, "2026-11-18")
     assert C in delta.read_table(path, ["id_number"], version=v)["id_number"].to_pylist()
     assert C not in delta.read_table(path, ["id_number"])["id_number"].to_pylist()
+
+
+def test_the_curated_quality_gate_keeps_a_failing_table_unpublished(
+    storage_root: StorageRoot,
+) -> None:
+    """The real gate (GE, expectations/curated_person.json) on a person build doctored to
+    repeat a key: person keeps its version, the other tables publish, the state is kept for
+    the next run, and gate.json says which expectation failed."""
+    import json
+
+    from datacloud.quality import QualityGateError
+
+    night_one(storage_root)
+    gate = curate.quality_gate(storage_root, D1)
+
+    def doctored(name: str, rows: pa.Table) -> None:
+        gate(name, pa.concat_tables([rows, rows.slice(0, 1)]) if name == "person" else rows)
+
+    with pytest.raises(QualityGateError, match="person"):
+        run(storage_root, D1, check=doctored)
+    assert delta.open_table(storage_root.curated("person")) is None
+    assert delta.open_table(storage_root.curated("enterprise")) is not None
+    assert curate.read_state(storage_root) is None
+    gate_json = json.loads(
+        (storage_root.quality() / "curated" / D1.isoformat() / "gate.json").read_text("utf-8")
+    )
+    person_suite = next(s for s in gate_json["suites"] if s["table"] == "person")
+    assert not person_suite["success"]
+    assert any(
+        f["expectation"] == "expect_column_values_to_be_unique"
+        for f in person_suite["failed_expectations"]
+    )
+    out = run(storage_root, D1, check=gate)  # the undoctored gate passes and publishes
+    assert out["person"]["inserted"] == len(golden(storage_root))
+    assert curate.read_state(storage_root) is not None
