@@ -112,6 +112,19 @@ def overwrite(path: Path, table: pa.Table, sort_by: list[str], run_id: str, ds: 
     return dt.version()
 
 
+def _merge_source(rows: pa.Table, key: str, deleted_keys: pa.Array | None) -> pa.Table:
+    """The merge source: ``rows`` marked ``_op = 'U'``, then one ``'D'`` row per deleted key."""
+    source = rows.append_column("_op", pa.array(["U"] * rows.num_rows, pa.string()))
+    if deleted_keys is None or len(deleted_keys) == 0:
+        return source
+    tomb = {
+        c: pa.nulls(len(deleted_keys), source.schema.field(c).type) for c in source.column_names
+    }
+    tomb[key] = pc.cast(deleted_keys, source.schema.field(key).type)
+    tomb["_op"] = pa.array(["D"] * len(deleted_keys), pa.string())
+    return pa.concat_tables([source, pa.table(tomb, schema=source.schema)])
+
+
 def merge_by_key(
     path: Path,
     rows: pa.Table,
@@ -127,15 +140,7 @@ def merge_by_key(
     night changes no content. ``deleted_keys`` (from a full snapshot) are deleted.
     """
     rows = rows.sort_by([(key, "ascending")])
-    op = pa.array(["U"] * rows.num_rows, pa.string())
-    source = rows.append_column("_op", op)
-    if deleted_keys is not None and len(deleted_keys) > 0:
-        tomb = {
-            c: pa.nulls(len(deleted_keys), source.schema.field(c).type) for c in source.column_names
-        }
-        tomb[key] = pc.cast(deleted_keys, source.schema.field(key).type)
-        tomb["_op"] = pa.array(["D"] * len(deleted_keys), pa.string())
-        source = pa.concat_tables([source, pa.table(tomb, schema=source.schema)])
+    source = _merge_source(rows, key, deleted_keys)
     dt = open_table(path)
     if dt is None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,15 +234,7 @@ def publish(
             commit_properties=_metadata(run_id, ds, metadata),
         )
         return MergeResult(DeltaTable(str(path)).version(), rows.num_rows, 0, 0)
-    op = pa.array(["U"] * rows.num_rows, pa.string())
-    source = rows.append_column("_op", op)
-    if deleted_keys is not None and len(deleted_keys) > 0:
-        tomb = {
-            c: pa.nulls(len(deleted_keys), source.schema.field(c).type) for c in source.column_names
-        }
-        tomb[key] = pc.cast(deleted_keys, source.schema.field(key).type)
-        tomb["_op"] = pa.array(["D"] * len(deleted_keys), pa.string())
-        source = pa.concat_tables([source, pa.table(tomb, schema=source.schema)])
+    source = _merge_source(rows, key, deleted_keys)
     if source.num_rows == 0:
         return MergeResult(dt.version(), 0, 0, 0)
     data_cols = [c for c in rows.column_names]
