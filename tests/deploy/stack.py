@@ -210,11 +210,8 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def python_path(self) -> list[str]:
-        """deploy/ for ``worker_hostname``; for Celery also the provider shim (celery_compat)."""
-        paths = [str(REPO / "deploy")]
-        if self.executor == "celery":
-            paths.insert(0, str(Path(__file__).parent / "celery_compat"))
-        return paths
+        """deploy/ for ``worker_hostname``."""
+        return [str(REPO / "deploy")]
 
     def env(self, **extra: str) -> dict[str, str]:
         """Every process's environment: the same configuration, as a deployment would have."""
