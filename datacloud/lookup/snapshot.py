@@ -112,6 +112,7 @@ class Snapshot:
             batches = t.to_batches()  # zero-copy; row i is found by a binary search on starts
             starts = np.cumsum([0] + [b.num_rows for b in batches], dtype=np.int64)
             snap._batches[name] = (batches, starts)
+        snap.distinct("property_right", "source")  # now, not in the first request
         for name, columns in INDEXES.items():
             if name in tables:
                 for column in columns:
@@ -154,10 +155,12 @@ class Snapshot:
         t = self.tables.get(table)
         values: list[str] = []
         if t is not None and column in t.column_names:
-            col = t[column].combine_chunks()
-            if pa.types.is_dictionary(col.type):
-                col = col.dictionary_decode()
-            values = sorted(v for v in pc.unique(col).to_pylist() if v is not None)
+            found: set[str] = set()
+            for chunk in t[column].chunks:
+                if pa.types.is_dictionary(chunk.type):  # the values a chunk's indices use
+                    chunk = chunk.dictionary.take(pc.unique(chunk.indices).drop_null())
+                found.update(v for v in pc.unique(chunk).to_pylist() if v is not None)
+            values = sorted(found)
         self._distinct[(table, column)] = values
         return values
 
