@@ -28,6 +28,9 @@ PostgreSQL is checkpointed and the page cache synced so no write-back stalls a m
 ``ROUNDS`` rounds, the order of the targets alternating, each target's best round counts (as
 ``bench.harness.best_of`` does for times on this shared machine); every round is recorded.
 
+Also recorded (``in_process``): the data access alone, answers built from a snapshot loaded in
+the benchmark's process, without HTTP or audit, and the snapshot's table and index sizes.
+
 ``p99_ms``: our p99 on ``person``, target ``<= 10``; ``p99_vs_postgres``: our p99 ÷
 PostgreSQL's on the same endpoint, target ``<= 2``. Also recorded: p50/p95/p99/max per
 endpoint and target, errors, the achieved rate, our server's resident memory after loading
@@ -425,6 +428,30 @@ def load_keys(person: pa.Table, n: int, seed: int = SEED) -> list[str]:
 # --- the run -------------------------------------------------------------------------------------
 
 
+def in_process(storage: Any, keys: list[str]) -> dict[str, Any]:
+    """The data access alone: answers built from a loaded snapshot, no HTTP, no audit."""
+    from datacloud.lookup import answers
+    from datacloud.lookup.store import CuratedStore
+
+    t = time.perf_counter()
+    snapshot = CuratedStore(storage).current()
+    out: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t, 1)}
+    out["index_mb"] = round(sum(i.nbytes for i in snapshot.indexes.values()) / 2**20)
+    out["tables_mb"] = round(sum(t.nbytes for t in snapshot.tables.values()) / 2**20)
+    for name, fn in (("person", answers.person), ("property-status", answers.property_status)):
+        times = []
+        for key in keys:
+            t = time.perf_counter()
+            fn(snapshot, key)
+            times.append(time.perf_counter() - t)
+        ms = np.array(times) * 1000
+        out[name] = {
+            "p50_ms": round(float(np.percentile(ms, 50)), 4),
+            "p99_ms": round(float(np.percentile(ms, 99)), 4),
+        }
+    return out
+
+
 def run(rows: int = ROWS, rate: float = RATE, seconds: float = SECONDS) -> Path:
     from datacloud.delta import overwrite
     from datacloud.paths import StorageRoot
@@ -443,12 +470,13 @@ def run(rows: int = ROWS, rate: float = RATE, seconds: float = SECONDS) -> Path:
         load_postgres(person, rights)
         print(f"lookup: PostgreSQL loaded ({time.perf_counter() - t:.0f} s)", flush=True)
         del person, rights
+        extra: dict[str, Any] = {"in_process": in_process(storage, keys[:4000])}
+        print(f"lookup: in process {extra['in_process']}", flush=True)
         pg.execute(DB, "CHECKPOINT", autocommit=True)  # the load's dirty pages on disk now,
         os.sync()  # not during a measurement (they stall the audit's fdatasync)
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
             b: {e: [] for e in ENDPOINTS} for b in BACKENDS
         }
-        extra: dict[str, Any] = {}
         servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         try:
             for backend in BACKENDS:
