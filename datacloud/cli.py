@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from datacloud.lookup.cli import lookup_app
+
 if TYPE_CHECKING:
     from datacloud.config import Department
     from datacloud.paths import StorageRoot
@@ -23,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(lookup_app, name="lookup")
 console = Console()
 err = Console(stderr=True)
 
