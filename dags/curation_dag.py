@@ -3,6 +3,8 @@
 Runs when every department's staged tables have been updated (their Asset events), or at the
 cutoff of ``dags/curation.yaml`` (05:30 Asia/Shanghai) with whatever has landed. Only the keys
 the staged changes touch are recomputed; each curated table changes by one Delta commit.
+Then tonight's department reports are written again, so they show the cross-department
+findings (比对) curation has just published.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetAll, AssetOrTimeSchedule, CronTriggerTimetable, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    TriggerRule,
+    task,
+)
 
 from datacloud.canonical import CURATED_TABLES
 from datacloud.config import ConfigError, Department, load_department
@@ -39,24 +49,40 @@ STAGED = [
 ]
 
 
-@task(outlets=[Asset(name=f"curated.{t}", uri=f"datacloud://curated/{t}") for t in CURATED_TABLES])
-def curate() -> dict[str, Any]:
-    """Build, check and publish every curated table (the touched keys only)."""
+def _night() -> tuple[Any, dict[str, Any], str]:
+    """The run's business date, conf and run id."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
 
-    from datacloud.curate import curate_night
     from datacloud.nightly import business_date
-    from datacloud.quality import QualityGateError
 
     ctx = get_current_context()
     # an asset-triggered run has no data interval: its business date is the day before it ran
     end = ctx.get("data_interval_end") or ctx["dag_run"].run_after
     conf = ctx["dag_run"].conf or {}
+    return business_date(end, conf), conf, ctx["run_id"]
+
+
+@task(outlets=[Asset(name=f"curated.{t}", uri=f"datacloud://curated/{t}") for t in CURATED_TABLES])
+def curate() -> dict[str, Any]:
+    """Build, check and publish every curated table (the touched keys only)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from datacloud.curate import curate_night
+    from datacloud.quality import QualityGateError
+
+    ds, conf, run_id = _night()
     try:
-        return curate_night(business_date(end, conf), ctx["run_id"], full=bool(conf.get("full")))
+        return curate_night(ds, run_id, full=bool(conf.get("full")))
     except QualityGateError as e:  # the same data gives the same verdict: no retries
         raise AirflowFailException(str(e)) from e
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def refresh_reports() -> dict[str, str]:
+    """Rewrite tonight's department reports, now with the cross-department findings."""
+    from datacloud.nightly import refresh_reports as run
+
+    return run(_night()[0])
 
 
 with DAG(
@@ -81,4 +107,4 @@ with DAG(
         "execution_timeout": timedelta(hours=3),
     },
 ):
-    curate()
+    curate() >> refresh_reports()

@@ -335,3 +335,20 @@ def report(code: str, ds: date) -> dict[str, Any]:
     out = write_department_report(root, department(code), ds)
     write_overview(root, load_departments(), ds)
     return {"path": str(out.parent), "status": out.status}
+
+
+def refresh_reports(ds: date) -> dict[str, str]:
+    """Rewrite the reports of the departments that ran for ``ds`` (after curation, so they
+    show that night's cross-department findings), and the overview; returns each status."""
+    from datacloud.config import load_departments
+    from datacloud.report import write_department_report, write_overview
+
+    root = StorageRoot.from_env()
+    depts = load_departments()
+    written = {
+        d.code: write_department_report(root, d, ds).status
+        for d in depts
+        if root.run_state(d.code, ds).is_dir()
+    }
+    write_overview(root, depts, ds)
+    return written

@@ -140,6 +140,24 @@ def test_reports_reconcile_with_the_source_databases(night: dict) -> None:
     assert gongan["tables"][0]["rows_deduplicated"] > 0
 
 
+def test_reports_after_curation_show_the_nights_findings_and_gates(night: dict) -> None:
+    """The curation DAG rewrites tonight's reports: bdc's shows its owners unknown to the
+    register (the sample's ``unregistered_owner`` conflicts), gongan's its quality gate."""
+    root = night["root"]
+    folder = root / "reports" / "bdc" / DS.isoformat()
+    bdc = json.loads((folder / "report.json").read_text("utf-8"))
+    assert bdc["findings"]["available"] and bdc["findings"]["business_date"] == DS.isoformat()
+    found = {f["finding"]: f["count"] for f in bdc["findings"]["by_finding"]}
+    assert found.get("unregistered_owner", 0) > 0
+    assert "不动产权利人在户籍登记中查无此人" in (folder / "index.html").read_text("utf-8")
+    gongan = json.loads(
+        (root / "reports" / "gongan" / DS.isoformat() / "report.json").read_text("utf-8")
+    )
+    assert gongan["quality"]["available"] and gongan["quality"]["suites"]
+    docs = gongan["quality"]["suites"][0]["data_docs"]
+    assert docs and (root / docs).is_file()
+
+
 def test_rerunning_the_night_changes_no_content(night: dict) -> None:
     from datacloud import demo
     from datacloud.paths import StorageRoot
