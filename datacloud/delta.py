@@ -10,13 +10,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import TableNotFoundError
 
 ROW_GROUP_ROWS = 128 * 1024
-_WRITER = WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression="ZSTD")
+# publish rewrites a curated table sorted (one overwrite) instead of merging when the files
+# that can hold a touched key hold more than this share of its rows (docs/curation.md)
+REWRITE_OVER = 0.5
+
+
+def _writer(row_group_rows: int = ROW_GROUP_ROWS) -> WriterProperties:
+    """ZSTD Parquet, row groups of at most ``row_group_rows``, min/max statistics per page."""
+    return WriterProperties(
+        max_row_group_size=row_group_rows,
+        compression="ZSTD",
+        default_column_properties=ColumnProperties(statistics_enabled="PAGE"),
+    )
+
+
+_WRITER = _writer()
 # staged tables record their row changes (Delta change data feed): curation reads them
 CDF = "delta.enableChangeDataFeed"
 _STRING_VIEW_SAFE = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
@@ -214,14 +235,25 @@ def publish(
     run_id: str,
     ds: str,
     metadata: dict[str, str] | None = None,
+    *,
+    rewrite_over: float = REWRITE_OVER,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> MergeResult:
     """Publish curated rows by ``key`` in one Delta commit: insert, update changed rows, delete.
 
-    A row is rewritten only when one of its columns differs, and nothing changed means no
-    commit, so a rerun of a night makes no new version. The first publish writes the table
-    sorted by ``sort_by`` with row groups of at most 128k rows (statistics on).
+    A row counts as changed only when one of its columns differs, and nothing changed means
+    no commit, so a rerun of a night makes no new version. The first publish writes the table
+    sorted by ``sort_by`` with row groups of at most ``row_group_rows`` (statistics on).
+
+    Later publishes are adaptive. The Delta log's per-file min/max of ``key`` tell which
+    files can hold a touched or deleted key; when those files hold more than
+    ``rewrite_over`` of the table's rows, the table is rewritten sorted in one overwrite
+    commit (the touched keys' rows replaced in Arrow): a copy-on-write merge would rewrite
+    those files anyway, unsorted and slower. Otherwise one MERGE rewrites only those files
+    (unsorted: ``maintain`` reclusters when file key ranges then overlap).
     """
     rows = rows.sort_by([(k, "ascending") for k in sort_by])
+    writer = _writer(row_group_rows)
     dt = open_table(path)
     if dt is None or dt.schema().to_arrow().names != rows.column_names:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,13 +262,111 @@ def publish(
             rows,
             mode="overwrite",
             schema_mode="overwrite",
-            writer_properties=_WRITER,
+            writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
         )
         return MergeResult(DeltaTable(str(path)).version(), rows.num_rows, 0, 0)
-    source = _merge_source(rows, key, deleted_keys)
-    if source.num_rows == 0:
+    gone = pa.array([], rows.schema.field(key).type) if deleted_keys is None else deleted_keys
+    gone = pc.cast(gone, rows.schema.field(key).type)
+    if rows.num_rows == 0 and len(gone) == 0:
         return MergeResult(dt.version(), 0, 0, 0)
+    touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
+    if share_to_rewrite(dt, key, touched) > rewrite_over:
+        return _sorted_rewrite(dt, rows, key, gone, sort_by, writer, run_id, ds, metadata)
+    return _merge(dt, rows, key, gone, writer, run_id, ds, metadata)
+
+
+def share_to_rewrite(dt: DeltaTable, key: str, touched: pa.ChunkedArray | pa.Array) -> float:
+    """The share of the table's rows in files whose ``key`` range (Delta log statistics) can
+    hold one of the ``touched`` keys: what a copy-on-write merge of them would rewrite.
+
+    A file without statistics for ``key`` counts as holding one.
+    """
+    files = pa.table(dt.get_add_actions(flatten=True))
+    total = pc.sum(files["num_records"]).as_py() or 0
+    if total == 0:
+        return 0.0
+    keys = np.sort(np.asarray(pc.drop_null(touched).to_pylist(), dtype=object))
+    lo_col, hi_col = f"min.{key}", f"max.{key}"
+    if len(keys) == 0 or lo_col not in files.column_names:
+        return 0.0 if len(keys) == 0 else 1.0
+    lo = files[lo_col].to_pylist()
+    hi = files[hi_col].to_pylist()
+    n = files["num_records"].to_pylist()
+    hit = 0
+    for low, high, count in zip(lo, hi, n, strict=True):
+        if low is None or high is None:
+            hit += count
+            continue
+        first = np.searchsorted(keys, low, side="left")
+        last = np.searchsorted(keys, high, side="right")
+        hit += count if last > first else 0
+    return hit / total
+
+
+def _differs(old: pa.Table, new: pa.Table) -> pa.Array:
+    """Per row of two equally keyed tables: whether any column differs (nulls compared)."""
+    out = pa.array(np.zeros(old.num_rows, dtype=bool))
+    for name in new.column_names:
+        a, b = old[name], new[name]
+        ne = pc.fill_null(pc.not_equal(a, b), False)
+        one_null = pc.xor(pc.is_null(a), pc.is_null(b))
+        out = pc.or_(out, pc.or_(ne, one_null))
+    return out
+
+
+def _sorted_rewrite(
+    dt: DeltaTable,
+    rows: pa.Table,
+    key: str,
+    gone: pa.Array,
+    sort_by: list[str],
+    writer: WriterProperties,
+    run_id: str,
+    ds: str,
+    metadata: dict[str, str] | None,
+) -> MergeResult:
+    """Replace the touched keys' rows and drop ``gone`` in Arrow; overwrite sorted, one commit."""
+    current = plain_types(dt.to_pyarrow_table())
+    rows = rows.select(current.column_names).cast(current.schema)
+    in_rows = pc.is_in(current[key], value_set=rows[key].combine_chunks())
+    in_gone = pc.is_in(current[key], value_set=gone)
+    old = current.filter(in_rows).sort_by([(key, "ascending")])
+    deleted = pc.sum(in_gone).as_py() or 0
+    matched = pc.is_in(rows[key], value_set=old[key].combine_chunks())
+    new = rows.filter(matched).sort_by([(key, "ascending")])
+    if old.num_rows != new.num_rows:  # a key twice in the table: cannot pair old and new
+        raise ValueError(f"{dt.table_uri}: duplicate values of key column {key}")
+    updated = (pc.sum(_differs(old, new)).as_py() or 0) if old.num_rows else 0
+    inserted = rows.num_rows - new.num_rows
+    if inserted == updated == deleted == 0:
+        return MergeResult(dt.version(), 0, 0, 0)
+    kept = current.filter(pc.invert(pc.or_(in_rows, in_gone)))
+    table = pa.concat_tables([kept, rows]).sort_by([(k, "ascending") for k in sort_by])
+    counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
+    extra = {**(metadata or {}), **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()}}
+    write_deltalake(
+        dt,
+        table,
+        mode="overwrite",
+        writer_properties=writer,
+        commit_properties=_metadata(run_id, ds, extra),
+    )
+    return MergeResult(DeltaTable(dt.table_uri).version(), inserted, updated, deleted)
+
+
+def _merge(
+    dt: DeltaTable,
+    rows: pa.Table,
+    key: str,
+    gone: pa.Array,
+    writer: WriterProperties,
+    run_id: str,
+    ds: str,
+    metadata: dict[str, str] | None,
+) -> MergeResult:
+    """One copy-on-write MERGE: insert new keys, update rows whose columns differ, delete."""
+    source = _merge_source(rows, key, gone)
     data_cols = [c for c in rows.column_names]
     changed = (
         " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in data_cols if c != key) or "false"
@@ -247,7 +377,7 @@ def publish(
             predicate=f't."{key}" = s."{key}"',
             source_alias="s",
             target_alias="t",
-            writer_properties=_WRITER,
+            writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
         )
         .when_matched_delete(predicate="s._op = 'D'")
@@ -260,30 +390,83 @@ def publish(
         .execute()
     )
     return MergeResult(
-        version=DeltaTable(str(path)).version(),
+        version=DeltaTable(dt.table_uri).version(),
         inserted=int(stats.get("num_target_rows_inserted", 0)),
         updated=int(stats.get("num_target_rows_updated", 0)),
         deleted=int(stats.get("num_target_rows_deleted", 0)),
     )
 
 
+def key_ranges(dt: DeltaTable, key: str) -> list[tuple[str, int, object, object]]:
+    """(file, row group, min, max) of ``key`` for every row group of the table's data files,
+    from the Parquet footers (``None`` bounds: no statistics, or only nulls)."""
+    out: list[tuple[str, int, object, object]] = []
+    for fragment in dt.to_pyarrow_dataset().get_fragments():
+        meta = fragment.metadata
+        col = meta.schema.names.index(key)
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(col).statistics
+            lo, hi = (
+                (stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None)
+            )
+            out.append((fragment.path, i, lo, hi))
+    return out
+
+
+def overlapping_row_groups(dt: DeltaTable, key: str) -> int:
+    """How many row groups (of all data files) overlap another in ``key`` range.
+
+    Row groups of a table written sorted by key share at most a boundary value (not counted);
+    a row group without statistics counts as overlapping when there are others.
+    """
+    ranges = key_ranges(dt, key)
+    if len(ranges) < 2:
+        return 0
+    bounded = sorted((lo, hi) for _, _, lo, hi in ranges if lo is not None and hi is not None)
+    overlapping: set[int] = set()
+    reach: object = None
+    reach_at = -1
+    for i, (lo, hi) in enumerate(bounded):
+        if reach is not None and lo < reach:  # type: ignore[operator]
+            overlapping.update({i, reach_at})
+        if reach is None or hi > reach:  # type: ignore[operator]
+            reach, reach_at = hi, i
+    return len(overlapping) + len(ranges) - len(bounded)
+
+
 def maintain(
-    path: Path, key: str, retention_days: int, recluster_files_over: int, run_id: str, ds: str
+    path: Path,
+    key: str,
+    retention_days: int,
+    recluster_files_over: int,
+    run_id: str,
+    ds: str,
+    *,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> dict[str, int]:
     """Keep a published table lookup-ready and its history bounded.
 
-    When it holds more than ``recluster_files_over`` data files, rewrite it ordered by ``key``
-    (z-order on one column is a sort: few, large files whose row groups prune on the key);
-    then delete files no reader of the last ``retention_days`` days needs (vacuum). Both
-    commit only when they have something to do.
+    When row groups overlap in ``key`` range (Parquet footer statistics; a MERGE writes its
+    output unsorted) or the table holds more than ``recluster_files_over`` files (small
+    files), rewrite it sorted by ``key`` in one commit (``datacloud.maintenance: recluster``;
+    same rows): row groups of at most ``row_group_rows`` rows that do not overlap in key
+    range, so a point lookup reads one. Then
+    delete files no reader of the last ``retention_days`` days needs (vacuum). Both commit
+    only when they have something to do.
     """
     dt = DeltaTable(str(path))
     out = {"reclustered_files": 0, "vacuumed_files": 0}
-    if len(dt.file_uris()) > recluster_files_over:
-        metrics = dt.optimize.z_order(
-            [key], writer_properties=_WRITER, commit_properties=_metadata(run_id, ds)
+    files = len(dt.file_uris())
+    if files > recluster_files_over or overlapping_row_groups(dt, key):
+        table = plain_types(dt.to_pyarrow_table()).sort_by([(key, "ascending")])
+        write_deltalake(
+            dt,
+            table,
+            mode="overwrite",
+            writer_properties=_writer(row_group_rows),
+            commit_properties=_metadata(run_id, ds, {"datacloud.maintenance": "recluster"}),
         )
-        out["reclustered_files"] = int(metrics.get("numFilesRemoved", 0))
+        out["reclustered_files"] = files
         dt = DeltaTable(str(path))
     hours = retention_days * 24
     if dt.vacuum(retention_hours=hours, enforce_retention_duration=False, dry_run=True):
@@ -304,7 +487,12 @@ def history(path: Path) -> list[dict[str, object]]:
     for c in DeltaTable(str(path)).history():
         m = c.get("operationMetrics") or {}
         added = m.get("num_target_rows_inserted", m.get("num_added_rows"))
+        updated = m.get("num_target_rows_updated")
         removed = m.get("num_target_rows_deleted", m.get("num_removed_rows"))
+        if c.get("datacloud.rows_inserted") is not None:  # a sorted rewrite by publish
+            added, updated, removed = (
+                int(c[f"datacloud.rows_{k}"]) for k in ("inserted", "updated", "deleted")
+            )
         out.append(
             {
                 "version": c.get("version"),
@@ -313,7 +501,7 @@ def history(path: Path) -> list[dict[str, object]]:
                 "run_id": c.get("datacloud.run_id"),
                 "operation": c.get("operation"),
                 "rows_added": added,
-                "rows_updated": m.get("num_target_rows_updated"),
+                "rows_updated": updated,
                 "rows_removed": removed,
                 "full_rebuild": c.get("datacloud.full"),
             }

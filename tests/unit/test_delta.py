@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-from deltalake import DeltaTable
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable, write_deltalake
 
-from datacloud.delta import merge_by_key, overwrite, read_table, version_as_of
+from datacloud.delta import (
+    history,
+    maintain,
+    merge_by_key,
+    overlapping_row_groups,
+    overwrite,
+    publish,
+    read_table,
+    share_to_rewrite,
+    version_as_of,
+)
 
 
 def _rows(keys: list[str], names: list[str]) -> pa.Table:
@@ -83,3 +98,156 @@ def test_version_as_of_picks_the_latest_commit_on_or_before_the_date(tmp_path: P
     assert version_as_of(path, "2026-11-03") == 1
     assert version_as_of(path, "2026-12-01") == 2
     assert version_as_of(tmp_path / "missing", "2026-12-01") is None
+
+
+# --- curated publish: sorted rewrite or merge, and lookup-ready files ------------------------
+
+
+def _people(ids: list[int], tag: str) -> pa.Table:
+    return pa.table(
+        {
+            "id_number": [f"{i:017d}X" for i in ids],
+            "name": [f"{tag}{i % 7}" for i in ids],
+            "phone": [None if i % 5 == 0 else f"138{i:08d}" for i in ids],
+            "n": pa.array([i % 11 for i in ids], pa.int64()),
+        }
+    )
+
+
+def _nights() -> list[tuple[pa.Table, pa.Array | None]]:
+    """Yesterday's 3,000 persons, then nights of updates, inserts, deletes and a rerun."""
+    keys = lambda ids: pa.array([f"{i:017d}X" for i in ids])  # noqa: E731
+    night2 = _people([5, 10, 3001], "b")  # 5 and 10 change name, 3001 is new
+    night2 = night2.set_column(2, "phone", pa.array([None, "13900000000", None]))
+    return [
+        (_people(list(range(3000)), "a"), None),
+        (night2, keys([7, 8])),  # 7 and 8 gone
+        (night2, keys([7, 8])),  # the same night again: nothing changes
+        (_people([20, 21], "a"), keys([9999])),  # unchanged rows, an unknown deleted key
+    ]
+
+
+def _content(path: Path) -> pa.Table:
+    return read_table(path).sort_by("id_number")
+
+
+def test_sorted_rewrite_and_merge_publish_the_same_content(tmp_path: Path) -> None:
+    results = {}
+    for way, over in (("rewrite", -1.0), ("merge", 1.0)):
+        path = tmp_path / way
+        results[way] = []
+        for i, (rows, gone) in enumerate(_nights()):
+            r = publish(
+                path,
+                rows,
+                "id_number",
+                gone,
+                ["id_number"],
+                f"r{i}",
+                "2026-11-20",
+                {"datacloud.full": "false"},
+                rewrite_over=over,
+            )
+            results[way].append((r.version, r.inserted, r.updated, r.deleted))
+            ops = [h["operation"] for h in DeltaTable(str(path)).history()]
+            assert ops[0] == ("WRITE" if way == "rewrite" or i == 0 else "MERGE")
+    assert results["rewrite"] == results["merge"]
+    # night 2: +3001, 5 and 10 updated, 7 and 8 deleted; reruns make no version
+    assert [r[1:] for r in results["merge"]] == [(3000, 0, 0), (1, 2, 2), (0, 0, 0), (0, 0, 0)]
+    assert [r[0] for r in results["merge"]] == [0, 1, 1, 1]
+    assert _content(tmp_path / "rewrite").equals(_content(tmp_path / "merge"))
+    got = _content(tmp_path / "rewrite").to_pylist()
+    assert len(got) == 2999
+    by_id = {r["id_number"]: r for r in got}
+    assert by_id[f"{10:017d}X"]["phone"] == "13900000000" and by_id[f"{5:017d}X"]["phone"] is None
+    meta = DeltaTable(str(tmp_path / "rewrite")).history(1)[0]
+    assert (meta["datacloud.ds"], meta["datacloud.run_id"], meta["datacloud.full"]) == (
+        "2026-11-20",
+        "r1",
+        "false",
+    )
+    hist = history(tmp_path / "rewrite")[0]
+    assert (hist["rows_added"], hist["rows_updated"], hist["rows_removed"]) == (1, 2, 2)
+
+
+def _row_groups_sorted_and_disjoint(path: Path, key: str, max_rows: int) -> list[tuple]:
+    """Every row group's ``key`` range from the Parquet footers; asserts the files' rows are
+    sorted by key, row groups hold at most ``max_rows`` and their ranges are disjoint."""
+    dt = DeltaTable(str(path))
+    ranges = []
+    for uri in dt.file_uris():
+        f = pq.ParquetFile(uri.removeprefix("file://"))
+        keys = f.read(columns=[key])[key]
+        assert pc.all(pc.less_equal(keys[:-1], keys[1:])).as_py(), "file not sorted by key"
+        for i in range(f.metadata.num_row_groups):
+            rg = f.metadata.row_group(i)
+            stats = rg.column(f.schema_arrow.get_field_index(key)).statistics
+            assert stats is not None and stats.has_min_max, "no statistics"
+            assert rg.num_rows <= max_rows
+            ranges.append((stats.min, stats.max))
+    ranges.sort()
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges)), "row groups overlap"
+    return ranges
+
+
+@pytest.mark.parametrize("way", ["rewrite", "merge"])
+def test_an_incremental_night_leaves_row_groups_sorted_and_disjoint(
+    tmp_path: Path, way: str
+) -> None:
+    """20,000 persons in row groups of 1,000; a night touches 1% random keys, inserts and
+    deletes. Either way (sorted rewrite, or merge then maintain) the published files are
+    sorted by key and a point lookup's key falls in exactly one row group."""
+    path = tmp_path / "person"
+    n, rg = 20_000, 1_000
+    publish(
+        path,
+        _people(list(range(0, 2 * n, 2)), "a"),
+        "id_number",
+        None,
+        ["id_number"],
+        "r0",
+        "2026-11-19",
+        row_group_rows=rg,
+    )
+    rng = np.random.default_rng(7)
+    touched = sorted(rng.choice(np.arange(0, 2 * n, 2), n // 100, replace=False).tolist())
+    night = pa.concat_tables([_people(touched, "b"), _people([1, 2 * n + 1], "c")])  # 2 new
+    gone = pa.array([f"{i:017d}X" for i in (4, 6)])
+    r = publish(
+        path,
+        night,
+        "id_number",
+        gone,
+        ["id_number"],
+        "r1",
+        "2026-11-20",
+        rewrite_over=-1.0 if way == "rewrite" else 1.0,
+        row_group_rows=rg,
+    )
+    assert (r.inserted, r.deleted) == (2, 2)
+    dt = DeltaTable(str(path))
+    if way == "merge":  # delta-rs writes merge output unsorted: maintain finds and fixes it
+        assert overlapping_row_groups(dt, "id_number") > 0
+        done = maintain(path, "id_number", 30, 32, "r1", "2026-11-20", row_group_rows=rg)
+        assert done["reclustered_files"] >= 1
+    else:
+        assert overlapping_row_groups(dt, "id_number") == 0
+        assert maintain(path, "id_number", 30, 32, "r1", "2026-11-20")["reclustered_files"] == 0
+    ranges = _row_groups_sorted_and_disjoint(path, "id_number", rg)
+    assert len(ranges) >= n // rg
+    for probe in (f"{touched[0]:017d}X", f"{2 * n + 1:017d}X", f"{1:017d}X"):
+        assert sum(lo <= probe <= hi for lo, hi in ranges) == 1  # one row group to read
+    assert read_table(path).num_rows == n + 2 - 2
+
+
+def test_share_to_rewrite_reads_file_key_ranges_from_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    for lo in (0, 1000, 2000, 3000):  # four sorted files of 1,000 keys each
+        write_deltalake(str(path), _people(list(range(lo, lo + 1000)), "a"), mode="append")
+    dt = DeltaTable(str(path))
+    k = lambda *ids: pa.array([f"{i:017d}X" for i in ids])  # noqa: E731
+    assert share_to_rewrite(dt, "id_number", k()) == 0.0
+    assert share_to_rewrite(dt, "id_number", k(5)) == 0.25
+    assert share_to_rewrite(dt, "id_number", k(5, 999, 2500)) == 0.5
+    assert share_to_rewrite(dt, "id_number", k(5, 1500, 2500, 3999)) == 1.0
+    assert share_to_rewrite(dt, "id_number", k(9000)) == 0.0  # a new key past every file
