@@ -46,7 +46,13 @@ class StorageRoot:
 
     @classmethod
     def from_env(cls) -> StorageRoot:
-        return cls(Path(os.environ.get("DATACLOUD_ROOT", REPO_ROOT / "var")).resolve())
+        root = str(os.environ.get("DATACLOUD_ROOT", REPO_ROOT / "var"))
+        if "://" in root:  # Path() would quietly make "s3://b/" a local folder "s3:/b"
+            raise ValueError(
+                f"DATACLOUD_ROOT={root}: object-store roots are not supported yet; use a local "
+                "or shared-volume path (docs/operations.md)"
+            )
+        return cls(Path(root).resolve())
 
     def raw_partition(self, dept: str, table: str, ds: date) -> Path:
         return self.root / "raw" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"

@@ -101,7 +101,8 @@ def enterprise(view: CuratedView, key: EnterpriseKey) -> Row | None:
                 roles[(r["id_number"], r["role"])] = _clean(r)
     shareholders = sorted(
         (r for r in roles.values() if r["role"] == "shareholder"),
-        key=lambda r: (-(r.get("share_ratio") or 0), r["id_number"]),
+        # share ratios are DECIMAL at the source (strings once cleaned) or floats (SQLite)
+        key=lambda r: (-Decimal(str(r.get("share_ratio") or 0)), r["id_number"]),
     )
     legal_rep = {
         "id_number": rec.get("legal_rep_id_number"),

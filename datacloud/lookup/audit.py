@@ -50,6 +50,10 @@ def audit_key_from_env() -> tuple[bytes, bool]:
     if key:
         if len(key.encode("utf-8")) < MIN_KEY_BYTES:
             raise AuditKeyMissing(f"{AUDIT_KEY_ENV} must have at least {MIN_KEY_BYTES} bytes")
+        if key.startswith("change-"):  # the placeholder of .env.example
+            raise AuditKeyMissing(
+                f"{AUDIT_KEY_ENV} is still the example's placeholder; set a secret"
+            )
         return key.encode("utf-8"), False
     if os.environ.get(DEV_ENV) == "1":
         log.warning("lookup: dev mode, audit hashes use a fixed public key (%s=1)", DEV_ENV)

@@ -47,6 +47,10 @@ class ApiKeyEntry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+# keys published in the repository's examples: never accepted
+EXAMPLE_KEY_HASHES = frozenset({hashlib.sha256(b"change-me").hexdigest()})
+
+
 class ApiKeysFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     keys: list[ApiKeyEntry]
@@ -86,11 +90,18 @@ class ApiKeys:
     def from_file(cls, path: Path) -> ApiKeys:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls(ApiKeysFile.model_validate(doc).keys)
+            keys = ApiKeysFile.model_validate(doc).keys
         except FileNotFoundError:
             raise KeysFileError(f"API keys file {path} does not exist") from None
         except (yaml.YAMLError, ValidationError) as e:
             raise KeysFileError(f"API keys file {path}: {e}") from None
+        known = [k.holder for k in keys if k.sha256 in EXAMPLE_KEY_HASHES]
+        if known:
+            raise KeysFileError(
+                f"API keys file {path}: the key of {', '.join(known)} is the public example key "
+                "(deploy/lookup-keys.example.yaml); make real ones with `datacloud lookup new-key`"
+            )
+        return cls(keys)
 
     def authenticate(self, key: str | None) -> Principal | None:
         if not key:

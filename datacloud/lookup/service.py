@@ -83,6 +83,13 @@ class LookupService:
         except NoCuratedData:
             self.audit.record(principal, endpoint, purpose, number, "no_data", ds)
             raise
+        if endpoint == "property_status" and view.version("property_right") is None:
+            # no property register means no answer, never a false "owns no property"
+            self.audit.record(principal, endpoint, purpose, number, "no_data", ds)
+            when = f" on or before {ds}" if ds else ""
+            raise NoCuratedData(
+                f"the property register (curated property_right) is not published{when}"
+            )
         body: dict[str, Any] | None
         if endpoint == "person":
             body = answers.person(view, number)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from datacloud.lookup.audit import (
     audit_key_from_env,
 )
 from datacloud.lookup.auth import ApiKeys, KeysFileError, Principal, hash_key, new_key
-from datacloud.lookup.keys import MalformedKey, enterprise_key, person_key
+from datacloud.lookup.keys import EnterpriseKey, MalformedKey, enterprise_key, person_key
 from datacloud.lookup.service import Forbidden, LookupService, NotFound
 from datacloud.lookup.snapshot import KeyIndex
 from datacloud.lookup.store import CuratedStore, NoCuratedData
@@ -189,6 +190,47 @@ def test_service_masks_for_a_clerk_and_audits_every_outcome(storage_root: Storag
     assert sink.records[0]["key_hmac"] == key_hash == sink.records[1]["key_hmac"]
 
 
+def test_no_property_register_is_no_answer_not_a_false_no(storage_root: StorageRoot) -> None:
+    """Person published, property_right not (first night, or held back by its gate): the
+    property check refuses to answer instead of saying "owns no property"."""
+    overwrite(
+        storage_root.curated("person"), _person_table({A: "张三"}), ["id_number"], "r", "2026-11-20"
+    )
+    sink = _ListSink()
+    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16))
+    with pytest.raises(NoCuratedData, match="property register"):
+        svc.lookup(CLERK, "property_status", A, "公积金提取")
+    assert [r["outcome"] for r in sink.records] == ["no_data"]
+
+
+def test_shareholders_sort_by_decimal_share_ratio() -> None:
+    """MariaDB and PostgreSQL give DECIMAL share ratios (strings once cleaned for JSON)."""
+    credit = "91330106MA2B1C3D4X"
+
+    class View:
+        def rows(self, table: str, column: str, key: str) -> list[dict[str, Any]]:
+            if table == "enterprise":
+                return [{"credit_code": credit, "reg_number": None, "name": "某公司"}]
+            if table == "enterprise_role" and column == "credit_code":
+                return [
+                    {"id_number": A, "role": "shareholder", "share_ratio": Decimal("0.2500")},
+                    {"id_number": B, "role": "shareholder", "share_ratio": Decimal("0.7500")},
+                ]
+            return []
+
+        def version(self, table: str) -> int | None:
+            return 0
+
+        def ds(self, table: str) -> str | None:
+            return "2026-11-20"
+
+        def distinct(self, table: str, column: str) -> list[str]:
+            return []
+
+    out = answers.enterprise(View(), EnterpriseKey("credit_code", credit))
+    assert [s["id_number"] for s in out["shareholders"]] == [B, A]
+
+
 def test_a_failing_sink_stops_the_answer(storage_root: StorageRoot) -> None:
     class Broken:
         def write(self, record: dict[str, Any]) -> None:
@@ -233,6 +275,14 @@ def test_keys_file_authenticates_by_hash(tmp_path: Path) -> None:
         ApiKeys.from_file(path)
 
 
+def test_the_example_keys_file_is_refused() -> None:
+    """deploy/lookup-keys.example.yaml holds the hash of a public key: a deployment that
+    forgot to replace it must not start."""
+    example = Path(__file__).parents[2] / "deploy" / "lookup-keys.example.yaml"
+    with pytest.raises(KeysFileError, match="public example key"):
+        ApiKeys.from_file(example)
+
+
 def test_audit_key_is_required_outside_dev_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATACLOUD_AUDIT_KEY", raising=False)
     monkeypatch.delenv("DATACLOUD_LOOKUP_DEV", raising=False)
@@ -240,6 +290,9 @@ def test_audit_key_is_required_outside_dev_mode(monkeypatch: pytest.MonkeyPatch)
         audit_key_from_env()
     monkeypatch.setenv("DATACLOUD_AUDIT_KEY", "short")
     with pytest.raises(AuditKeyMissing):
+        audit_key_from_env()
+    monkeypatch.setenv("DATACLOUD_AUDIT_KEY", "change-audit-hmac-key")  # .env.example's
+    with pytest.raises(AuditKeyMissing, match="placeholder"):
         audit_key_from_env()
     monkeypatch.setenv("DATACLOUD_AUDIT_KEY", "a-long-enough-secret")
     assert audit_key_from_env() == (b"a-long-enough-secret", False)
