@@ -100,7 +100,14 @@ class CuratedStore:
             if cached is not None:
                 self._as_of.move_to_end(key)
                 return cached
-            snapshot = Snapshot.load(self.root, versions)
+            try:
+                snapshot = Snapshot.load(self.root, versions)
+            except Exception as e:  # files of an old version removed by vacuum, or unreadable
+                log.warning("curated versions %s unreadable: %s", versions, type(e).__name__)
+                raise NoCuratedData(
+                    f"the curated tables as of {ds} can no longer be read (older than the "
+                    "history kept, publishing.retention_days in dags/curation.yaml)"
+                ) from None
             self._as_of[key] = snapshot
             while len(self._as_of) > self._as_of_size:
                 self._as_of.popitem(last=False)

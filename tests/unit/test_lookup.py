@@ -160,6 +160,21 @@ def test_store_swaps_in_a_new_publish_and_keeps_earlier_dates(storage_root: Stor
         store.as_of("2026-11-19")
 
 
+def test_as_of_past_the_kept_history_is_no_data_not_an_error(storage_root: StorageRoot) -> None:
+    from deltalake import DeltaTable
+
+    _publish(storage_root, {A: "张三", B: "李四"}, "2026-11-20")
+    _publish(storage_root, {A: "张三丰", B: "李四"}, "2026-11-21")
+    for name in ("person", "property_right"):  # vacuum keeps no history at all
+        DeltaTable(str(storage_root.curated(name))).vacuum(
+            retention_hours=0, enforce_retention_duration=False, dry_run=False
+        )
+    store = CuratedStore(storage_root)
+    assert store.current().rows("person", "id_number", A)[0]["name"] == "张三丰"
+    with pytest.raises(NoCuratedData, match="can no longer be read"):
+        store.as_of("2026-11-20")
+
+
 def test_service_masks_for_a_clerk_and_audits_every_outcome(storage_root: StorageRoot) -> None:
     _publish(storage_root, {A: "张三", B: "李四"}, "2026-11-20")
     sink = _ListSink()
