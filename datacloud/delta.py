@@ -326,23 +326,37 @@ def _sorted_rewrite(
     ds: str,
     metadata: dict[str, str] | None,
 ) -> MergeResult:
-    """Replace the touched keys' rows and drop ``gone`` in Arrow; overwrite sorted, one commit."""
-    current = plain_types(dt.to_pyarrow_table())
+    """Replace the touched keys' rows and drop ``gone`` in Arrow; overwrite sorted, one commit.
+
+    The table is read with delta-rs's view types (string_view: taking rows from them copies
+    no string data) and written back as such; Parquet stores plain strings either way.
+    """
+    current = dt.to_pyarrow_table()
     rows = rows.select(current.column_names).cast(current.schema)
-    in_rows = pc.is_in(current[key], value_set=rows[key].combine_chunks())
-    in_gone = pc.is_in(current[key], value_set=gone)
+    new_keys = rows[key].combine_chunks()
+    in_rows = pc.is_in(current[key], value_set=new_keys)
+    in_gone = pc.is_in(current[key], value_set=gone.cast(new_keys.type))
     old = current.filter(in_rows).sort_by([(key, "ascending")])
     deleted = pc.sum(in_gone).as_py() or 0
-    matched = pc.is_in(rows[key], value_set=old[key].combine_chunks())
-    new = rows.filter(matched).sort_by([(key, "ascending")])
+    new = rows.filter(pc.is_in(new_keys, value_set=old[key].combine_chunks()))
+    new = new.sort_by([(key, "ascending")])
     if old.num_rows != new.num_rows:  # a key twice in the table: cannot pair old and new
         raise ValueError(f"{dt.table_uri}: duplicate values of key column {key}")
     updated = (pc.sum(_differs(old, new)).as_py() or 0) if old.num_rows else 0
     inserted = rows.num_rows - new.num_rows
     if inserted == updated == deleted == 0:
         return MergeResult(dt.version(), 0, 0, 0)
-    kept = current.filter(pc.invert(pc.or_(in_rows, in_gone)))
-    table = pa.concat_tables([kept, rows]).sort_by([(k, "ascending") for k in sort_by])
+    # one take from [current, rows] in sort order, skipping the replaced and deleted rows
+    both = pa.concat_tables([current, rows])
+    keep = pa.chunked_array(
+        [
+            *pc.invert(pc.or_(in_rows, in_gone)).chunks,
+            pa.array(np.ones(rows.num_rows, dtype=bool)),
+        ],
+        pa.bool_(),
+    )
+    order = pc.sort_indices(both.select(sort_by), sort_keys=[(k, "ascending") for k in sort_by])
+    table = both.take(order.filter(pc.take(keep, order)))
     counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
     extra = {**(metadata or {}), **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()}}
     write_deltalake(
