@@ -6,9 +6,10 @@ wins. Each golden person field carries its source department and as-of date.
 
 Incremental: the staged tables record their row changes (Delta change data feed). A night
 reads the changes since the staged versions the last curation consumed (``curated/_curation.json``),
-recomputes only the keys they touch from every source, and publishes them with one Delta merge
-per curated table. The first night, ``full=True``, a survivorship change or a staged table
-without a change feed rebuild everything (the same code, every key touched).
+recomputes only the keys they touch from every source, and publishes them in one Delta commit
+per curated table (a sorted rewrite or a merge, see ``delta.publish``). The first night,
+``full=True``, a survivorship change or a staged table without a change feed rebuild
+everything (the same code, every key touched).
 """
 
 from __future__ import annotations
@@ -623,6 +624,11 @@ def curate_all(
             log.warning("curated/%s: no staged source tables yet; not published", name)
             continue
         rows, gone = built
+        if night_for_table.touched.get(name) is not None and _columns_differ(
+            root.curated(name), rows
+        ):  # tonight's build has another layout: only a full build may replace the table
+            night_for_table = Night(root, depts, config, versions)
+            rows, gone = build(night_for_table) or (rows, gone)
         if check is not None:  # 2. check (the curated quality gate)
             try:
                 check(name, rows)
@@ -635,7 +641,15 @@ def curate_all(
             gone = _keys_not_in(root.curated(name), key, rows[key])
         _crash_point(f"before:{name}")
         result = delta.publish(  # 3. publish
-            root.curated(name), rows, key, gone, sort_by, run_id, ds.isoformat(), meta
+            root.curated(name),
+            rows,
+            key,
+            gone,
+            sort_by,
+            run_id,
+            ds.isoformat(),
+            meta,
+            full=table_full,
         )
         _crash_point(f"after:{name}")
         upkeep = delta.maintain(
@@ -694,6 +708,11 @@ def _layout_changed(path: Path, name: str, night: Night) -> bool:
         return True
     have = set(dt.schema().to_arrow().names)
     return LAYOUT[name][0] not in have or (name == "person" and "marital_status" not in have)
+
+
+def _columns_differ(path: Path, rows: pa.Table) -> bool:
+    dt = open_table(path)
+    return dt is not None and dt.schema().to_arrow().names != rows.column_names
 
 
 def _keys_not_in(path: Path, key: str, keys: pa.Array) -> pa.Array:

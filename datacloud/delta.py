@@ -238,8 +238,12 @@ def publish(
     *,
     rewrite_over: float = REWRITE_OVER,
     row_group_rows: int = ROW_GROUP_ROWS,
+    full: bool = True,
 ) -> MergeResult:
     """Publish curated rows by ``key`` in one Delta commit: insert, update changed rows, delete.
+
+    ``full=False`` says ``rows`` hold only some keys (an incremental night): then a table
+    whose columns differ from ``rows`` is an error, never replaced by those rows alone.
 
     A row counts as changed only when one of its columns differs, and nothing changed means
     no commit, so a rerun of a night makes no new version. The first publish writes the table
@@ -255,6 +259,11 @@ def publish(
     rows = rows.sort_by([(k, "ascending") for k in sort_by])
     writer = _writer(row_group_rows)
     dt = open_table(path)
+    if dt is not None and dt.schema().to_arrow().names != rows.column_names and not full:
+        raise ValueError(
+            f"{path}: the published columns differ from tonight's; an incremental publish "
+            "cannot replace the table (rebuild it in full)"
+        )
     if dt is None or dt.schema().to_arrow().names != rows.column_names:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_deltalake(
