@@ -30,6 +30,7 @@ from datacloud.config import QualitySpec, TableSpec
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 from datacloud.quality_ge import ExpectationOutcome, run_suite
+from datacloud.quality_words import check_zh
 
 log = logging.getLogger(__name__)
 CURATED_SCOPE = "curated"
@@ -84,6 +85,8 @@ class GateResult:
                     "observed": mask_text(o.observed),
                     "check": o.check,
                     "severity": o.severity,
+                    "check_zh": check_zh(o.check),
+                    "observed_zh": mask_text(o.observed_zh),
                 }
                 for o in self.failed
             ],

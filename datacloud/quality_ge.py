@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 
 from datacloud.paths import StorageRoot
+from datacloud.quality_words import observed_zh
 
 log = logging.getLogger(__name__)
 SITE = "datacloud"
@@ -43,6 +44,7 @@ class ExpectationOutcome:
     severity: str
     success: bool
     observed: str
+    observed_zh: str = ""  # the same in Chinese, for the department's report
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def run_suite(
                 severity=str(getattr(cfg.severity, "value", cfg.severity)),
                 success=bool(r.success),
                 observed=observed(cfg.type, dict(cfg.kwargs), dict(r.result or {})),
+                observed_zh=observed_zh(cfg.type, dict(cfg.kwargs), dict(r.result or {})),
             )
         )
     urls = ctx.get_docs_sites_urls(resource_identifier=identifier, site_names=[SITE])

@@ -6,7 +6,7 @@ input: a report must be written whatever else failed. File contracts (docs/repor
 
 - ``quality/<dept>/<date>/gate.json``: ``{"suites": [{"suite", "table", "success",
   "severity": "critical"|"warning", "failed_expectations": [{"expectation", "column",
-  "observed"}], "data_docs": "<path relative to the storage root>"}]}``
+  "observed", optional "check_zh", "observed_zh"}], "data_docs": "<path relative to the storage root>"}]}``
 - ``curated/consistency``: a Delta table with at least ``finding``, ``department``,
   ``authoritative_department``, ``id_number``, ``field``, ``business_date``.
 """
@@ -59,6 +59,8 @@ def _suite(raw: dict[str, Any]) -> dict[str, Any]:
                 "expectation": str(f.get("expectation", "")),
                 "column": None if f.get("column") is None else str(f.get("column")),
                 "observed": _observed(f.get("observed")),
+                "check_zh": _observed(f.get("check_zh") or ""),
+                "observed_zh": _observed(f.get("observed_zh") or ""),
             }
             for f in failed
             if isinstance(f, dict)

@@ -118,7 +118,9 @@ def test_thirty_percent_bad_ids_fail_the_gate_and_publish_nothing(good_night: di
     report = json.loads((root.report_dir("gongan", DS) / "report.json").read_text())
     assert report["tables"][0]["failure_kind_zh"] == "质量检查未通过"
     assert report["quality"]["critical_failed"] is True
-    assert "质量检查未通过" in (root.report_dir("gongan", DS) / "index.html").read_text()
+    page = (root.report_dir("gongan", DS) / "index.html").read_text()
+    assert "质量检查未通过" in page
+    assert "身份证号码 合规率" in page and "不合规 3" in page  # plain Chinese for the officer
     feedback = (root.report_dir("gongan", DS) / "rejected.csv").read_text(encoding="utf-8-sig")
     # the gated night's rejected rows still go back to the department (about 30% of 1,500)
     assert feedback.count("ID_CHECK_DIGIT") > 0.25 * PERSONS
