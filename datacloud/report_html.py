@@ -24,6 +24,7 @@ from datacloud import charts
 from datacloud.config import Department
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
+from datacloud.quality_words import FIELD_ZH
 from datacloud.report_sources import night_range, read_report
 from transforms.rules import RULES
 
@@ -218,6 +219,7 @@ def _environment() -> Environment:
         finalize=_masked_output,
     )
     env.filters["num"] = lambda n: "—" if n is None else charts.fmt(n)
+    env.filters["field_zh"] = lambda f: FIELD_ZH.get(f, f) if isinstance(f, str) else f
     env.filters["date_zh"] = _date_zh
     env.filters["generated_zh"] = _generated_zh
     env.filters["mmdd"] = lambda d: f"{d.month:02d}-{d.day:02d}"

@@ -75,6 +75,7 @@ def test_bdc_report_shows_the_nights_findings(storage_root: StorageRoot) -> None
     html = (folder / "index.html").read_text(encoding="utf-8")
     assert "跨部门比对暂未启用" not in html and "不动产权利人在户籍登记中查无此人" in html
     assert "公安厅（户籍）" in html and owner["examples"][0] in html
+    assert '身份证号码 <span class="muted code">id_number</span>' in html  # field in Chinese
     assert not full_id_numbers(html)
 
     gongan = json.loads(
