@@ -210,3 +210,23 @@ def test_a_failed_landing_keeps_the_committed_partition(s3: Any) -> None:
     prefix = f"{PREFIX}/raw/gongan/czrk/ds={DS}/"
     # the failed attempt's files are gone: the committed files and the marker remain
     assert len([o for o in _objects(s3, prefix) if not o["Key"].endswith("/")]) == 2
+
+
+def test_chunks_land_as_one_partition_without_copying(s3: Any) -> None:
+    from datacloud.landing import chunk_folder, land_chunks, write_chunk
+
+    partition = StorageRoot.from_env().raw_partition("gongan", "czrk", DS)
+    folder = chunk_folder(partition, "manual__2026-11-21T02:00")
+    with write_chunk(folder, 0) as writer:
+        writer.write(pa.table({"id": ["1", "2"]}))
+    with pytest.raises(IncompletePartition, match=r"chunks \[1\] of 2"):
+        land_chunks(partition, folder, 2, pa.schema([("id", pa.string())]))
+    for attempt in range(2):  # a retried chunk replaces its earlier attempt
+        with write_chunk(folder, 1) as writer:
+            writer.write(pa.table({"id": [f"3-{attempt}"]}))
+    rows = land_chunks(partition, folder, 2, pa.schema([("id", pa.string())]))
+    assert rows == 3
+    assert read_partition(partition)["id"].to_pylist() == ["1", "2", "3-1"]
+    prefix = f"{PREFIX}/raw/gongan/czrk/ds={DS}/"
+    data = [o["Key"] for o in _objects(s3, prefix) if o["Key"].endswith(".parquet")]
+    assert len(data) == 2  # chunk 0 and the second attempt of chunk 1
