@@ -18,6 +18,7 @@ from datacloud.lookup.cli import lookup_app
 if TYPE_CHECKING:
     from datacloud.config import Department
     from datacloud.paths import StorageRoot
+    from datacloud.storage import DataPath
 
 app = typer.Typer(
     help="datacloud: nightly ETL for the provincial data-resource cloud (政务数据资源共享平台).",
@@ -192,7 +193,7 @@ def docs() -> None:
     console.print(f"wrote {path}")
 
 
-def _curated_table(table: str) -> Path:
+def _curated_table(table: str) -> DataPath:
     from datacloud.canonical import CURATED_TABLES
     from datacloud.delta import open_table
     from datacloud.paths import StorageRoot
@@ -272,9 +273,9 @@ def curated(
         rows = read_table(path, version=version)
     except Exception as e:
         raise UserError(f"curated/{table} version {version}: cannot read ({e})") from None
-    from deltalake import DeltaTable
+    from datacloud.delta import load
 
-    shown = DeltaTable(str(path), version=version).version()
+    shown = load(path, version).version()
     console.print(f"curated/{table} version {shown}: {rows.num_rows:,} rows")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -364,13 +365,14 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
         rows = sum(pa.table(dt.get_add_actions(flatten=True))["num_records"].to_pylist())
         cur.add_row(name, f"{rows:,}", str(dt.version()), str(root.curated(name)))
     console.print(cur)
-    console.print(f"storage root:  {root.root}")
+    console.print(f"storage root:  {root.root} (state); data {root.data_root}")
     console.print(
         f"reports:       {root.root / 'reports' / 'index.html'} (all departments); "
         f"per department <department>/{ds.isoformat()}/index.html, report.json, rejected.csv"
     )
     console.print(
-        f"curated:       {root.root / 'curated'}/<table> (Delta Lake; open with deltalake or polars)"
+        f"curated:       {root.data_root / 'curated'}/<table> "
+        "(Delta Lake; open with deltalake or polars)"
     )
 
 

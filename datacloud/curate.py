@@ -31,9 +31,10 @@ import pyarrow.compute as pc
 from datacloud import delta
 from datacloud.config import Department
 from datacloud.curation_config import PERSON_FIELDS, CurationConfig, load_curation_config
-from datacloud.delta import DeltaTable, open_table, plain_types
+from datacloud.delta import open_table, plain_types
 from datacloud.paths import StorageRoot
 from datacloud.quality import QualityGateError
+from datacloud.storage import DataPath
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _stack(
             pinned = (versions or {}).get(f"{dept.code}/{spec.name}")
             if open_table(path) is None or (versions is not None and pinned is None):
                 continue
-            dt = DeltaTable(str(path), version=pinned)
+            dt = delta.load(path, pinned)
             present = set(dt.schema().to_arrow().names)
             wanted = [c for c in (*columns, "_source_updated_at", "_ds") if c in present]
             t = plain_types(dt.to_pyarrow_table(columns=wanted))
@@ -566,7 +567,7 @@ def read_changes(
             if after > upto[name] or not delta.has_cdf(path, max(after, 0)):
                 log.info("staged %s: no change feed from version %d; full rebuild", name, after)
                 return None
-            present = set(DeltaTable(str(path)).schema().to_arrow().names)
+            present = set(delta.load(path).schema().to_arrow().names)
             cols = [c for c in _CHANGE_COLUMNS[t.kind] if c in present]
             try:
                 out[name] = delta.changes(path, after, upto[name], cols)
@@ -701,7 +702,7 @@ def _crash_point(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _layout_changed(path: Path, name: str, night: Night) -> bool:
+def _layout_changed(path: DataPath, name: str, night: Night) -> bool:
     """The published table lacks a column tonight's build has (or is missing): rebuild it."""
     dt = open_table(path)
     if dt is None:
@@ -710,12 +711,12 @@ def _layout_changed(path: Path, name: str, night: Night) -> bool:
     return LAYOUT[name][0] not in have or (name == "person" and "marital_status" not in have)
 
 
-def _columns_differ(path: Path, rows: pa.Table) -> bool:
+def _columns_differ(path: DataPath, rows: pa.Table) -> bool:
     dt = open_table(path)
     return dt is not None and dt.schema().to_arrow().names != rows.column_names
 
 
-def _keys_not_in(path: Path, key: str, keys: pa.Array) -> pa.Array:
+def _keys_not_in(path: DataPath, key: str, keys: pa.Array) -> pa.Array:
     """Published keys absent from a full build (to delete)."""
     dt = open_table(path)
     if dt is None or key not in dt.schema().to_arrow().names:

@@ -8,7 +8,6 @@ most 128k rows, so point lookups prune on statistics.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +20,8 @@ from deltalake import (
     write_deltalake,
 )
 from deltalake.exceptions import TableNotFoundError
+
+from datacloud.storage import DataPath, prepare_parent, storage_options, uri
 
 ROW_GROUP_ROWS = 128 * 1024
 # publish rewrites a curated table sorted (one overwrite) instead of merging when the files
@@ -51,14 +52,31 @@ class MergeResult:
     deleted: int
 
 
-def open_table(path: Path) -> DeltaTable | None:
+def load(path: DataPath, version: int | None = None) -> DeltaTable:
+    """The Delta table at ``path`` (local or on the object store), at ``version`` or the latest."""
+    return DeltaTable(uri(path), version=version, storage_options=storage_options(path))
+
+
+def open_table(path: DataPath) -> DeltaTable | None:
     try:
-        return DeltaTable(str(path))
+        return load(path)
     except TableNotFoundError:
         return None
 
 
-def version_as_of(path: Path, ds: str) -> int | None:
+def _write(path: DataPath, table: pa.Table, **kwargs: object) -> None:
+    """``write_deltalake`` to a new or existing table at ``path`` (parent folder made locally)."""
+    prepare_parent(path)
+    write_deltalake(uri(path), table, storage_options=storage_options(path), **kwargs)  # type: ignore[call-overload]
+
+
+def _latest(dt: DeltaTable) -> int:
+    """The version now current of a table another call just wrote."""
+    dt.update_incremental()
+    return dt.version()
+
+
+def version_as_of(path: DataPath, ds: str) -> int | None:
     """The latest version committed for a business date on or before ``ds`` (ISO date).
 
     Every datacloud commit records its business date (``datacloud.ds``) in the commit
@@ -79,10 +97,10 @@ def version_as_of(path: Path, ds: str) -> int | None:
 
 
 def read_table(
-    path: Path, columns: list[str] | None = None, version: int | None = None
+    path: DataPath, columns: list[str] | None = None, version: int | None = None
 ) -> pa.Table:
     """Read a whole Delta table (or some columns) as Arrow, with plain string types."""
-    dt = DeltaTable(str(path), version=version)
+    dt = load(path, version)
     table = dt.to_pyarrow_table(columns=columns)
     return plain_types(table)
 
@@ -103,10 +121,11 @@ def _enable_cdf(dt: DeltaTable) -> DeltaTable:
     if dt.metadata().configuration.get(CDF) == "true":
         return dt
     dt.alter.set_table_properties({CDF: "true"}, raise_if_not_exists=False)
-    return DeltaTable(dt.table_uri)
+    dt.update_incremental()
+    return dt
 
 
-def overwrite(path: Path, table: pa.Table, sort_by: list[str], run_id: str, ds: str) -> int:
+def overwrite(path: DataPath, table: pa.Table, sort_by: list[str], run_id: str, ds: str) -> int:
     """Replace the table's content in one commit, unless the content is unchanged.
 
     Returns the table version now current. Rerunning a night with the same input makes
@@ -120,17 +139,15 @@ def overwrite(path: Path, table: pa.Table, sort_by: list[str], run_id: str, ds: 
             existing = existing.sort_by([(k, "ascending") for k in sort_by])
             if existing.equals(table):
                 return current.version()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_deltalake(
-        str(path),
+    _write(
+        path,
         table,
         mode="overwrite",
         schema_mode="overwrite",
         writer_properties=_WRITER,
         commit_properties=_metadata(run_id, ds),
     )
-    dt = DeltaTable(str(path))
-    return dt.version()
+    return load(path).version()
 
 
 def _merge_source(rows: pa.Table, key: str, deleted_keys: pa.Array | None) -> pa.Table:
@@ -147,7 +164,7 @@ def _merge_source(rows: pa.Table, key: str, deleted_keys: pa.Array | None) -> pa
 
 
 def merge_by_key(
-    path: Path,
+    path: DataPath,
     rows: pa.Table,
     key: str,
     compare: list[str],
@@ -164,16 +181,15 @@ def merge_by_key(
     source = _merge_source(rows, key, deleted_keys)
     dt = open_table(path)
     if dt is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            str(path),
+        _write(
+            path,
             rows,
             mode="append",
             writer_properties=_WRITER,
             commit_properties=_metadata(run_id, ds),
             configuration={CDF: "true"},
         )
-        return MergeResult(DeltaTable(str(path)).version(), rows.num_rows, 0, 0)
+        return MergeResult(load(path).version(), rows.num_rows, 0, 0)
     dt = _enable_cdf(dt)
     # each comparison in parentheses: delta-rs's parser binds OR inside IS DISTINCT FROM
     changed = " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in compare) or "false"
@@ -199,27 +215,26 @@ def merge_by_key(
         )
         .execute()
     )
-    dt = DeltaTable(str(path))
     return MergeResult(
-        version=dt.version(),
+        version=_latest(dt),
         inserted=int(stats.get("num_target_rows_inserted", 0)),
         updated=int(stats.get("num_target_rows_updated", 0)),
         deleted=int(stats.get("num_target_rows_deleted", 0)),
     )
 
 
-def has_cdf(path: Path, version: int) -> bool:
+def has_cdf(path: DataPath, version: int) -> bool:
     """Whether the table recorded its row changes (change data feed) from ``version`` on."""
     try:
-        dt = DeltaTable(str(path), version=version)
+        dt = load(path, version)
     except Exception:  # vacuumed log or a version that never existed
         return False
     return dt.metadata().configuration.get(CDF) == "true"
 
 
-def changes(path: Path, after: int, upto: int, columns: list[str]) -> pa.Table:
+def changes(path: DataPath, after: int, upto: int, columns: list[str]) -> pa.Table:
     """The rows inserted, updated (old and new image) or deleted in versions ``after+1..upto``."""
-    dt = DeltaTable(str(path), version=upto)
+    dt = load(path, upto)
     if after >= upto:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
     reader = dt.load_cdf(starting_version=after + 1, ending_version=upto, columns=columns)
@@ -227,7 +242,7 @@ def changes(path: Path, after: int, upto: int, columns: list[str]) -> pa.Table:
 
 
 def publish(
-    path: Path,
+    path: DataPath,
     rows: pa.Table,
     key: str,
     deleted_keys: pa.Array | None,
@@ -265,16 +280,15 @@ def publish(
             "cannot replace the table (rebuild it in full)"
         )
     if dt is None or dt.schema().to_arrow().names != rows.column_names:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(
-            str(path),
+        _write(
+            path,
             rows,
             mode="overwrite",
             schema_mode="overwrite",
             writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
         )
-        return MergeResult(DeltaTable(str(path)).version(), rows.num_rows, 0, 0)
+        return MergeResult(load(path).version(), rows.num_rows, 0, 0)
     gone = pa.array([], rows.schema.field(key).type) if deleted_keys is None else deleted_keys
     gone = pc.cast(gone, rows.schema.field(key).type)
     if rows.num_rows == 0 and len(gone) == 0:
@@ -375,7 +389,7 @@ def _sorted_rewrite(
         writer_properties=writer,
         commit_properties=_metadata(run_id, ds, extra),
     )
-    return MergeResult(DeltaTable(dt.table_uri).version(), inserted, updated, deleted)
+    return MergeResult(_latest(dt), inserted, updated, deleted)
 
 
 def _merge(
@@ -413,7 +427,7 @@ def _merge(
         .execute()
     )
     return MergeResult(
-        version=DeltaTable(dt.table_uri).version(),
+        version=_latest(dt),
         inserted=int(stats.get("num_target_rows_inserted", 0)),
         updated=int(stats.get("num_target_rows_updated", 0)),
         deleted=int(stats.get("num_target_rows_deleted", 0)),
@@ -458,7 +472,7 @@ def overlapping_row_groups(dt: DeltaTable, key: str) -> int:
 
 
 def maintain(
-    path: Path,
+    path: DataPath,
     key: str,
     retention_days: int,
     recluster_files_over: int,
@@ -477,7 +491,7 @@ def maintain(
     delete files no reader of the last ``retention_days`` days needs (vacuum). Both commit
     only when they have something to do.
     """
-    dt = DeltaTable(str(path))
+    dt = load(path)
     out = {"reclustered_files": 0, "vacuumed_files": 0}
     files = len(dt.file_uris())
     if files > recluster_files_over or overlapping_row_groups(dt, key):
@@ -490,7 +504,7 @@ def maintain(
             commit_properties=_metadata(run_id, ds, {"datacloud.maintenance": "recluster"}),
         )
         out["reclustered_files"] = files
-        dt = DeltaTable(str(path))
+        dt = load(path)
     hours = retention_days * 24
     if dt.vacuum(retention_hours=hours, enforce_retention_duration=False, dry_run=True):
         out["vacuumed_files"] = len(
@@ -504,10 +518,10 @@ def maintain(
     return out
 
 
-def history(path: Path) -> list[dict[str, object]]:
+def history(path: DataPath) -> list[dict[str, object]]:
     """Every commit, newest first: version, time, business date, run id, operation, row counts."""
     out: list[dict[str, object]] = []
-    for c in DeltaTable(str(path)).history():
+    for c in load(path).history():
         m = c.get("operationMetrics") or {}
         added = m.get("num_target_rows_inserted", m.get("num_added_rows"))
         updated = m.get("num_target_rows_updated")

@@ -50,7 +50,8 @@ def airflow_env(root: StorageRoot, depts: list[Department], samples: Path) -> di
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "DATACLOUD_ROOT": str(root.root),
+            "DATACLOUD_ROOT": str(root.data_root),
+            "DATACLOUD_STATE_ROOT": str(root.root),
             "DATACLOUD_TASK_RETRIES": "0",
             "NO_COLOR": "1",
         }

@@ -26,13 +26,14 @@ from datacloud.config import Department, TableSpec
 from datacloud.connections import masked
 from datacloud.landing import BackgroundWriter, replace_partition, write_chunk
 from datacloud.readers import choose, read_batches
+from datacloud.storage import DataPath
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Extracted:
-    path: Path
+    path: DataPath
     rows: int
     columns: list[str]
     reader: str
@@ -193,12 +194,12 @@ def extract_table(
     url: URL | str,
     dept: Department,
     table: TableSpec,
-    partition: Path,
+    partition: DataPath,
     ds: date,
     snapshot: Path | None = None,
     batch_size: int | None = None,
     chunk: Mapping[str, Any] | None = None,
-    chunk_dir: Path | None = None,
+    chunk_dir: DataPath | None = None,
 ) -> Extracted:
     """Check the source schema, run the table's query and land its rows as the raw partition.
 

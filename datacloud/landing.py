@@ -1,8 +1,15 @@
 """Raw landing: a partition is complete or absent, never half-written and taken as complete.
 
-Batches are written into a hidden temporary folder beside the partition; a ``_SUCCESS``
-marker with the row count is written last; the folder then replaces the partition by
-rename. Readers only accept a partition that has the marker.
+A partition's ``_SUCCESS`` marker names its row count and its Parquet files; readers only
+accept a partition that has the marker, and read only the files it names.
+
+On a local or shared folder, batches are written into a hidden temporary folder beside the
+partition, the marker last, and the folder then replaces the partition by rename.
+
+On an object store (no rename, ``datacloud/storage.py``), batches are written under an
+attempt prefix inside the partition (``ds=.../_attempt-<id>/``); the marker, one PUT that
+replaces the previous one whole, is written last and is the commit; then earlier attempts
+are deleted. A failed attempt deletes its own files and leaves the previous marker in place.
 """
 
 from __future__ import annotations
@@ -15,9 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from datacloud.storage import DataPath, ObjectPath, filesystem
+
 SUCCESS = "_SUCCESS"
+ATTEMPT = "_attempt-"
 
 
 class IncompletePartition(RuntimeError):
@@ -27,8 +38,9 @@ class IncompletePartition(RuntimeError):
 class PartitionWriter:
     """Writes Arrow batches as Parquet parts into a staging folder."""
 
-    def __init__(self, folder: Path, rows_per_file: int = 1_000_000) -> None:
+    def __init__(self, folder: DataPath, rows_per_file: int = 1_000_000) -> None:
         self.folder = folder
+        self._fs, self._base = filesystem(folder)
         self.rows_per_file = rows_per_file
         self.rows = 0
         self._part = 0
@@ -45,11 +57,11 @@ class PartitionWriter:
             batch = batch.cast(self.schema)
         if self._writer is None or self._rows_in_file >= self.rows_per_file:
             self._close_file()
-            path = self.folder / f"part-{self._part:05d}.parquet"
+            path = f"{self._base}/part-{self._part:05d}.parquet"
             # no dictionaries: raw columns are mostly near-unique (keys, ID numbers, addresses),
             # where a dictionary per row group costs time and makes the file larger (measured)
             self._writer = pq.ParquetWriter(
-                path, self.schema, compression="zstd", use_dictionary=False
+                path, self.schema, compression="zstd", use_dictionary=False, filesystem=self._fs
             )
             self._part += 1
             self._rows_in_file = 0
@@ -66,8 +78,16 @@ class PartitionWriter:
     def close(self, empty_schema: pa.Schema | None = None) -> None:
         self._close_file()
         if self._part == 0 and empty_schema is not None:
-            pq.write_table(empty_schema.empty_table(), self.folder / "part-00000.parquet")
+            pq.write_table(
+                empty_schema.empty_table(), f"{self._base}/part-00000.parquet", filesystem=self._fs
+            )
+            self._part = 1
             self.schema = empty_schema
+
+    @property
+    def files(self) -> list[str]:
+        """The names of the Parquet files written so far."""
+        return [f"part-{i:05d}.parquet" for i in range(self._part)]
 
 
 def _publish(tmp: Path, partition: Path, rows: int) -> None:
@@ -128,8 +148,12 @@ class BackgroundWriter:
 
 
 @contextmanager
-def replace_partition(partition: Path) -> Iterator[PartitionWriter]:
+def replace_partition(partition: DataPath) -> Iterator[PartitionWriter]:
     """Write a partition atomically: on success it replaces the old one, on error nothing changes."""
+    if isinstance(partition, ObjectPath):
+        with _replace_object_partition(partition) as writer:
+            yield writer
+        return
     partition.parent.mkdir(parents=True, exist_ok=True)
     tmp = partition.parent / f".{partition.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -144,15 +168,22 @@ def replace_partition(partition: Path) -> Iterator[PartitionWriter]:
         raise
 
 
-def chunk_folder(partition: Path, run_key: str) -> Path:
-    """Where the chunks of one run of a partition are written before they are landed together."""
+def chunk_folder(partition: DataPath, run_key: str) -> DataPath:
+    """Where the chunks of one run of a partition are written before they are landed together
+    (on the object store: inside the partition, where the marker can name their files)."""
     safe = "".join(ch if ch.isalnum() else "_" for ch in run_key)[:80]
+    if isinstance(partition, ObjectPath):
+        return partition / f"_chunks-{safe}"
     return partition.parent / f".{partition.name}.chunks-{safe}"
 
 
 @contextmanager
-def write_chunk(folder: Path, index: int) -> Iterator[PartitionWriter]:
+def write_chunk(folder: DataPath, index: int) -> Iterator[PartitionWriter]:
     """Write one chunk atomically (a retried chunk replaces its earlier attempt)."""
+    if isinstance(folder, ObjectPath):
+        with _write_object_chunk(folder, index) as writer:
+            yield writer
+        return
     folder.mkdir(parents=True, exist_ok=True)
     done = folder / f"chunk-{index:05d}"
     tmp = folder / f".chunk-{index:05d}.tmp-{uuid.uuid4().hex[:8]}"
@@ -171,8 +202,11 @@ def write_chunk(folder: Path, index: int) -> Iterator[PartitionWriter]:
         raise
 
 
-def land_chunks(partition: Path, folder: Path, chunks: int, empty_schema: pa.Schema) -> int:
+def land_chunks(partition: DataPath, folder: DataPath, chunks: int, empty_schema: pa.Schema) -> int:
     """Land all ``chunks`` of a run as the partition, or raise if any is missing. Returns rows."""
+    if isinstance(partition, ObjectPath) and isinstance(folder, ObjectPath):
+        return _land_object_chunks(partition, folder, chunks, empty_schema)
+    assert isinstance(partition, Path) and isinstance(folder, Path)
     missing = [i for i in range(chunks) if not (folder / f"chunk-{i:05d}" / SUCCESS).is_file()]
     if missing:
         raise IncompletePartition(f"{partition}: chunks {missing} of {chunks} were not extracted")
@@ -196,16 +230,127 @@ def land_chunks(partition: Path, folder: Path, chunks: int, empty_schema: pa.Sch
     return rows
 
 
-def read_partition(partition: Path) -> pa.Table:
-    """Read a complete partition; raise IncompletePartition otherwise."""
-    marker = partition / SUCCESS
-    if not marker.is_file():
+def read_partition(partition: DataPath) -> pa.Table:
+    """Read a complete partition (the files its marker names); raise IncompletePartition
+    otherwise."""
+    fs, base = filesystem(partition)
+    marker = _read_text(fs, f"{base}/{SUCCESS}")
+    if marker is None:
         raise IncompletePartition(f"{partition} is missing or incomplete (no {SUCCESS} marker)")
-    meta = json.loads(marker.read_text(encoding="utf-8"))
-    parts = [pq.read_table(partition / name) for name in meta["files"]]
+    meta = json.loads(marker)
+    parts = [pq.read_table(f"{base}/{name}", filesystem=fs) for name in meta["files"]]
     table = pa.concat_tables(parts) if parts else pa.table({})
     if table.num_rows != meta["rows"]:
         raise IncompletePartition(
             f"{partition}: marker says {meta['rows']} rows, files hold {table.num_rows}"
         )
     return table
+
+
+# --- the object store: no rename, the marker is the commit ---------------------------------
+
+
+def _read_text(fs: pafs.FileSystem, path: str) -> str | None:
+    try:
+        with fs.open_input_stream(path) as f:
+            return bytes(f.read()).decode("utf-8")
+    except (FileNotFoundError, OSError) as e:
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        raise e
+
+
+def _write_text(fs: pafs.FileSystem, path: str, text: str) -> None:
+    """One PUT: readers see the old object or the new one, never a part."""
+    with fs.open_output_stream(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def _children(fs: pafs.FileSystem, base: str, prefix: str) -> list[str]:
+    """Names directly under ``base`` that start with ``prefix``."""
+    infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+    return sorted(i.base_name for i in infos if i.base_name.startswith(prefix))
+
+
+def _delete(fs: pafs.FileSystem, path: str) -> None:
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif info.type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def _attempt() -> str:
+    return f"{ATTEMPT}{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def _replace_object_partition(partition: ObjectPath) -> Iterator[PartitionWriter]:
+    fs, base = filesystem(partition)
+    attempt = _attempt()
+    writer = PartitionWriter(partition / attempt)
+    try:
+        yield writer
+        writer.close()
+        files = [f"{attempt}/{name}" for name in writer.files]
+        _write_text(fs, f"{base}/{SUCCESS}", json.dumps({"rows": writer.rows, "files": files}))
+    except BaseException:
+        writer.close()
+        _delete(fs, f"{base}/{attempt}")
+        raise
+    _clean(fs, base, keep=attempt)
+
+
+def _clean(fs: pafs.FileSystem, base: str, keep: str) -> None:
+    """Delete earlier attempts and chunk folders of a partition (after its marker is written)."""
+    for name in _children(fs, base, ATTEMPT) + _children(fs, base, "_chunks-"):
+        if name != keep:
+            _delete(fs, f"{base}/{name}")
+
+
+@contextmanager
+def _write_object_chunk(folder: ObjectPath, index: int) -> Iterator[PartitionWriter]:
+    """Chunk ``index`` under ``chunk-<index>.<attempt>/``; its marker ``chunk-<index>._SUCCESS``
+    (written last) names the attempt; earlier attempts of the chunk are then deleted."""
+    fs, base = filesystem(folder)
+    stem = f"chunk-{index:05d}"
+    attempt = f"{stem}.{_attempt()}"
+    writer = PartitionWriter(folder / attempt)
+    try:
+        yield writer
+        writer.close()
+        files = [f"{attempt}/{name}" for name in writer.files]
+        marker = json.dumps({"rows": writer.rows, "files": files})
+        _write_text(fs, f"{base}/{stem}.{SUCCESS}", marker)
+    except BaseException:
+        writer.close()
+        _delete(fs, f"{base}/{attempt}")
+        raise
+    for name in _children(fs, base, f"{stem}.{ATTEMPT}"):
+        if name != attempt:
+            _delete(fs, f"{base}/{name}")
+
+
+def _land_object_chunks(
+    partition: ObjectPath, folder: ObjectPath, chunks: int, empty_schema: pa.Schema
+) -> int:
+    """Write the partition's marker naming every chunk's files (they stay where they are)."""
+    fs, base = filesystem(partition)
+    _, chunk_base = filesystem(folder)
+    markers = [_read_text(fs, f"{chunk_base}/chunk-{i:05d}.{SUCCESS}") for i in range(chunks)]
+    missing = [i for i, m in enumerate(markers) if m is None]
+    if missing:
+        raise IncompletePartition(f"{partition}: chunks {missing} of {chunks} were not extracted")
+    rows, files = 0, []
+    for marker in markers:
+        meta = json.loads(marker or "{}")
+        rows += meta["rows"]
+        files += [f"{folder.name}/{name}" for name in meta["files"]]
+    if not files:
+        attempt = _attempt()
+        pq.write_table(empty_schema.empty_table(), f"{base}/{attempt}/part-00000.parquet",
+                       filesystem=fs)  # fmt: skip
+        files = [f"{attempt}/part-00000.parquet"]
+    _write_text(fs, f"{base}/{SUCCESS}", json.dumps({"rows": rows, "files": files}))
+    _clean(fs, base, keep=files[0].split("/", 1)[0])
+    return rows

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from datacloud import runstate
 from datacloud.config import Department, TableSpec, load_department
 from datacloud.paths import StorageRoot, departments_dir
+from datacloud.storage import DataPath
 
 log = logging.getLogger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -173,7 +174,7 @@ def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.T
     )
 
 
-def deleted_keys(staged: Path, raw_keys: pa.Array) -> pa.Array | None:
+def deleted_keys(staged: DataPath, raw_keys: pa.Array) -> pa.Array | None:
     """Staged source keys absent from tonight's full snapshot (rejected rows are not absent)."""
     from datacloud.delta import open_table
     from datacloud.normalise import SOURCE_PK

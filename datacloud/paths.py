@@ -1,8 +1,13 @@
 """Every path under the storage root comes from here.
 
-The storage root is ``DATACLOUD_ROOT`` (default ``var/`` in the repository). It holds
-``raw/``, ``staged/``, ``rejected/``, ``curated/``, ``reports/``, ``quality/`` and, for the embedded
-demo, ``samples/`` and ``airflow/``.
+The data root is ``DATACLOUD_ROOT`` (default ``var/`` in the repository): a local folder or
+``s3://bucket/prefix`` on an S3-compatible object store (``datacloud/storage.py``). It holds the
+data plane that platform users read: ``raw/``, ``staged/`` and ``curated/``.
+
+The state root is ``DATACLOUD_STATE_ROOT``: the control plane, which needs a file system with
+atomic rename (run state ``runs/``, ``reports/``, ``quality/``, ``rejected/``, ``audit/``,
+``curated/_curation.json``, schema snapshots and, for the embedded demo, ``samples/`` and
+``airflow/``). It defaults to the data root when that is local and is required when it is not.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+from datacloud.storage import DataPath, is_object_store, parse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAGS_DIR = REPO_ROOT / "dags"
@@ -40,25 +47,49 @@ def _safe(part: str) -> str:
 
 @dataclass(frozen=True)
 class StorageRoot:
-    """The storage root and the layout below it."""
+    """The storage roots and the layout below them.
+
+    ``root`` is the state root (control plane, always a local or shared folder); ``data`` the
+    data root (raw partitions, staged and curated Delta tables), the same folder unless given.
+    """
 
     root: Path
+    data: DataPath | None = None
+
+    def __post_init__(self) -> None:
+        if self.data is None:
+            object.__setattr__(self, "data", self.root)
+
+    @property
+    def data_root(self) -> DataPath:
+        assert self.data is not None  # set in __post_init__
+        return self.data
 
     @classmethod
     def from_env(cls) -> StorageRoot:
-        root = str(os.environ.get("DATACLOUD_ROOT", REPO_ROOT / "var"))
-        if "://" in root:  # Path() would quietly make "s3://b/" a local folder "s3:/b"
+        data = parse(str(os.environ.get("DATACLOUD_ROOT", REPO_ROOT / "var")))
+        state = os.environ.get("DATACLOUD_STATE_ROOT", "").strip()
+        if not state:
+            if is_object_store(data):
+                raise ValueError(
+                    f"DATACLOUD_ROOT={data} is on an object store: set DATACLOUD_STATE_ROOT to a "
+                    "local or shared folder for run state, reports, quality results and the "
+                    "curation state, which need atomic rename (docs/operations.md)"
+                )
+            assert isinstance(data, Path)
+            return cls(data)
+        if "://" in state:
             raise ValueError(
-                f"DATACLOUD_ROOT={root}: object-store roots are not supported yet; use a local "
-                "or shared-volume path (docs/operations.md)"
+                f"DATACLOUD_STATE_ROOT={state}: must be a local or shared folder, not an object "
+                "store (it needs atomic rename; docs/operations.md)"
             )
-        return cls(Path(root).resolve())
+        return cls(Path(state).resolve(), data)
 
-    def raw_partition(self, dept: str, table: str, ds: date) -> Path:
-        return self.root / "raw" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
+    def raw_partition(self, dept: str, table: str, ds: date) -> DataPath:
+        return self.data_root / "raw" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
 
-    def staged(self, dept: str, table: str) -> Path:
-        return self.root / "staged" / _safe(dept) / _safe(table)
+    def staged(self, dept: str, table: str) -> DataPath:
+        return self.data_root / "staged" / _safe(dept) / _safe(table)
 
     def rejected(self, dept: str, table: str, ds: date) -> Path:
         """Rejected rows and issues of one night, as Parquet (raw values: the department's own data).
@@ -68,8 +99,8 @@ class StorageRoot:
         """
         return self.root / "rejected" / _safe(dept) / _safe(table) / f"ds={ds.isoformat()}"
 
-    def curated(self, table: str) -> Path:
-        return self.root / "curated" / _safe(table)
+    def curated(self, table: str) -> DataPath:
+        return self.data_root / "curated" / _safe(table)
 
     def report_dir(self, dept: str, ds: date) -> Path:
         return self.root / "reports" / _safe(dept) / ds.isoformat()

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
-from datacloud.delta import plain_types, version_as_of
+from datacloud.delta import load, plain_types, version_as_of
 from datacloud.lookup.snapshot import INDEXES, TABLES, commit_ds, latest_version
 from datacloud.lookup.store import NoCuratedData
 from datacloud.paths import StorageRoot
@@ -33,9 +33,7 @@ class DeltaPointView:
     """``CuratedView`` over the curated Delta tables at fixed versions, one query per lookup."""
 
     def __init__(self, root: StorageRoot, versions: dict[str, int]) -> None:
-        self._tables = {
-            name: DeltaTable(str(root.curated(name)), version=v) for name, v in versions.items()
-        }
+        self._tables = {name: load(root.curated(name), v) for name, v in versions.items()}
         self._versions = versions
         self._ds = {name: commit_ds(dt, versions[name]) for name, dt in self._tables.items()}
 

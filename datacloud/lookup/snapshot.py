@@ -11,7 +11,6 @@ dictionary-encoded on load (a handful of department codes in millions of rows).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from datacloud.delta import plain_types
+from datacloud.delta import load, plain_types
 from datacloud.paths import StorageRoot
+from datacloud.storage import DataPath, list_names
 from transforms._arrow import fixed_width_matrix
 
 TABLES = (
@@ -104,7 +104,7 @@ class Snapshot:
         tables: dict[str, pa.Table] = {}
         meta: dict[str, TableVersion] = {}
         for name, version in versions.items():
-            dt = DeltaTable(str(root.curated(name)), version=version)
+            dt = load(root.curated(name), version)
             tables[name] = _compact(plain_types(dt.to_pyarrow_table()))
             meta[name] = TableVersion(version, commit_ds(dt, version))
         snap = cls(meta, tables)
@@ -190,12 +190,10 @@ def commit_ds(dt: DeltaTable, version: int) -> str | None:
     return None
 
 
-def latest_version(path: Path) -> int | None:
+def latest_version(path: DataPath) -> int | None:
     """The newest committed version from the ``_delta_log`` listing (no table load), or None."""
-    log = path / "_delta_log"
-    try:
-        names = [p.name for p in log.iterdir()]
-    except FileNotFoundError:
+    names = list_names(path / "_delta_log")
+    if names is None:
         return None
     versions = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
     return max(versions) if versions else None

@@ -232,13 +232,18 @@ def test_airflow_settings_are_real_options(services: dict) -> None:
         _, section, option = key.lower().split("__", 2)
         assert option in known.get(section, {}).get("options", {}), key
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    # s3:// roots are refused by StorageRoot (not supported yet): a shared volume instead
-    root = env["DATACLOUD_ROOT"]
-    assert "://" not in root
-    for name in ("airflow-scheduler", "airflow-worker", "lookup-api"):
+    # the data plane in the MinIO bucket, the control plane on a volume every service shares
+    root, state = env["DATACLOUD_ROOT"], env["DATACLOUD_STATE_ROOT"]
+    assert root.startswith("s3://")
+    assert "://" not in state
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-dag-processor", "lookup-api"):
         assert services[name]["environment"]["DATACLOUD_ROOT"] == root
-        assert any(str(v).endswith(f":{root}") for v in services[name]["volumes"]), name
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"} <= set(env)
+        assert services[name]["environment"]["DATACLOUD_STATE_ROOT"] == state
+        assert any(str(v).endswith(f":{state}") for v in services[name]["volumes"]), name
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION"} <= set(
+        env
+    )
+    assert env["AWS_CONDITIONAL_PUT"] == "etag"
 
 
 def test_every_department_has_its_connection(services: dict) -> None:
