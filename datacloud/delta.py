@@ -178,7 +178,6 @@ def merge_by_key(
     night changes no content. ``deleted_keys`` (from a full snapshot) are deleted.
     """
     rows = rows.sort_by([(key, "ascending")])
-    source = _merge_source(rows, key, deleted_keys)
     dt = open_table(path)
     if dt is None:
         _write(
@@ -191,35 +190,8 @@ def merge_by_key(
         )
         return MergeResult(load(path).version(), rows.num_rows, 0, 0)
     dt = _enable_cdf(dt)
-    # each comparison in parentheses: delta-rs's parser binds OR inside IS DISTINCT FROM
-    changed = " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in compare) or "false"
-    data_cols = [c for c in rows.column_names]
-    stats = (
-        dt.merge(
-            source,
-            predicate=f't."{key}" = s."{key}"',
-            source_alias="s",
-            target_alias="t",
-            writer_properties=_WRITER,
-            commit_properties=_metadata(run_id, ds),
-            merge_schema=True,
-        )
-        .when_matched_delete(predicate="s._op = 'D'")
-        .when_matched_update(
-            updates={c: f's."{c}"' for c in data_cols},
-            predicate=f"s._op = 'U' AND ({changed})",
-        )
-        .when_not_matched_insert(
-            updates={c: f's."{c}"' for c in data_cols},
-            predicate="s._op = 'U'",
-        )
-        .execute()
-    )
-    return MergeResult(
-        version=_latest(dt),
-        inserted=int(stats.get("num_target_rows_inserted", 0)),
-        updated=int(stats.get("num_target_rows_updated", 0)),
-        deleted=int(stats.get("num_target_rows_deleted", 0)),
+    return _merge(
+        dt, rows, key, deleted_keys, _WRITER, run_id, ds, None, compare=compare, merge_schema=True
     )
 
 
@@ -396,18 +368,21 @@ def _merge(
     dt: DeltaTable,
     rows: pa.Table,
     key: str,
-    gone: pa.Array,
+    gone: pa.Array | None,
     writer: WriterProperties,
     run_id: str,
     ds: str,
     metadata: dict[str, str] | None,
+    compare: list[str] | None = None,
+    merge_schema: bool = False,
 ) -> MergeResult:
-    """One copy-on-write MERGE: insert new keys, update rows whose columns differ, delete."""
+    """One copy-on-write MERGE: insert new keys, update rows where one of ``compare`` (default:
+    every column but the key) differs, delete the ``gone`` keys."""
     source = _merge_source(rows, key, gone)
     data_cols = [c for c in rows.column_names]
-    changed = (
-        " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in data_cols if c != key) or "false"
-    )
+    compare = [c for c in data_cols if c != key] if compare is None else compare
+    # each comparison in parentheses: delta-rs's parser binds OR inside IS DISTINCT FROM
+    changed = " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in compare) or "false"
     stats = (
         dt.merge(
             source,
@@ -416,6 +391,7 @@ def _merge(
             target_alias="t",
             writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
+            merge_schema=merge_schema,
         )
         .when_matched_delete(predicate="s._op = 'D'")
         .when_matched_update(

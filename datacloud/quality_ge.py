@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 
 from datacloud.paths import StorageRoot
-from datacloud.quality_words import observed_zh
+from datacloud.quality_words import in_chinese, in_english, observation
 
 log = logging.getLogger(__name__)
 SITE = "datacloud"
@@ -52,30 +52,6 @@ class SuiteRun:
     outcomes: list[ExpectationOutcome]
     data_docs: str | None  # the result's Data Docs page, relative to the storage root
     seconds: float  # GE's share: import, context, validation, Data Docs
-
-
-def _pct(x: Any) -> str:
-    return f"{float(x or 0):.2f}%"
-
-
-def observed(kind: str, kwargs: dict[str, Any], result: dict[str, Any]) -> str:
-    """What GE saw, in words and counts only."""
-    if kind == "expect_table_row_count_to_be_between":
-        band = f"{kwargs.get('min_value')}..{kwargs.get('max_value')}"
-        return f"{result.get('observed_value')} rows; expected {band}"
-    if "observed_value" in result:
-        return f"{result['observed_value']}"
-    total = int(result.get("element_count") or 0)
-    bad = int(result.get("unexpected_count") or 0)
-    allowed = f"at most {_pct((1 - float(kwargs.get('mostly', 1))) * 100)} allowed"
-    if kind == "expect_column_values_to_not_be_null":
-        share = result.get("unexpected_percent")
-        return f"{_pct(share)} empty ({bad:,} of {total:,} rows); {allowed}"
-    present = total - int(result.get("missing_count") or 0)
-    if kind == "expect_column_values_to_be_unique":
-        return f"{bad:,} of {present:,} rows share a key with another row"
-    share = result.get("unexpected_percent_nonmissing", result.get("unexpected_percent"))
-    return f"{_pct(share)} invalid ({bad:,} of {present:,} values); {allowed}"
 
 
 def _context(root: StorageRoot, scope: tuple[str, str]) -> Any:
@@ -164,6 +140,7 @@ def run_suite(
     outcomes = []
     for r in validation.results:
         cfg = r.expectation_config
+        seen = observation(cfg.type, dict(cfg.kwargs), dict(r.result or {}))
         outcomes.append(
             ExpectationOutcome(
                 check=str((cfg.meta or {}).get("check", cfg.type)),
@@ -171,8 +148,8 @@ def run_suite(
                 column=cfg.kwargs.get("column"),
                 severity=str(getattr(cfg.severity, "value", cfg.severity)),
                 success=bool(r.success),
-                observed=observed(cfg.type, dict(cfg.kwargs), dict(r.result or {})),
-                observed_zh=observed_zh(cfg.type, dict(cfg.kwargs), dict(r.result or {})),
+                observed=in_english(seen),
+                observed_zh=in_chinese(seen),
             )
         )
     urls = ctx.get_docs_sites_urls(resource_identifier=identifier, site_names=[SITE])

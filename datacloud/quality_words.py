@@ -7,6 +7,7 @@ The gate names its checks ``<column>.<kind>`` (``id_number.valid``, ``key.unique
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 # canonical column -> its Chinese name (columns without one are shown as they are)
@@ -55,29 +56,74 @@ def check_zh(check: str) -> str:
     return f"{FIELD_ZH.get(column, column)} {KIND_ZH.get(kind, kind)}".strip()
 
 
-def _pct(x: Any) -> str:
-    return f"{float(x or 0):.2f}%"
+@dataclass(frozen=True)
+class Observation:
+    """What GE saw for one expectation, as counts only (never a value of a row)."""
+
+    what: str  # rows | value | empty | duplicates | invalid
+    bad: int = 0
+    of: int = 0
+    share: float = 0.0  # percent
+    allowed: float = 0.0  # percent
+    value: Any = None  # rows: the row count; value: GE's observed value
+    low: Any = None
+    high: Any = None
+
+
+def observation(kind: str, kwargs: dict[str, Any], result: dict[str, Any]) -> Observation:
+    """Read one GE expectation result (``SUMMARY`` format) into counts."""
+    if kind == "expect_table_row_count_to_be_between":
+        return Observation(
+            "rows",
+            value=result.get("observed_value"),
+            low=kwargs.get("min_value"),
+            high=kwargs.get("max_value"),
+        )
+    if "observed_value" in result:
+        return Observation("value", value=result["observed_value"])
+    total = int(result.get("element_count") or 0)
+    bad = int(result.get("unexpected_count") or 0)
+    allowed = (1 - float(kwargs.get("mostly", 1))) * 100
+    if kind == "expect_column_values_to_not_be_null":
+        share = float(result.get("unexpected_percent") or 0)
+        return Observation("empty", bad, total, share, allowed)
+    present = total - int(result.get("missing_count") or 0)
+    if kind == "expect_column_values_to_be_unique":
+        return Observation("duplicates", bad, present)
+    share = float(
+        result.get("unexpected_percent_nonmissing", result.get("unexpected_percent")) or 0
+    )
+    return Observation("invalid", bad, present, share, allowed)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2f}%"
 
 
 def _n(x: Any) -> str:
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-def observed_zh(kind: str, kwargs: dict[str, Any], result: dict[str, Any]) -> str:
-    """What GE saw, in Chinese words and counts only (the twin of ``quality_ge.observed``)."""
-    if kind == "expect_table_row_count_to_be_between":
-        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
-        return f"本晚 {_n(result.get('observed_value'))} 行，应在 {_n(lo)}–{_n(hi)} 行之间"
-    if "observed_value" in result:
-        return f"{result['observed_value']}"
-    total = int(result.get("element_count") or 0)
-    bad = int(result.get("unexpected_count") or 0)
-    allowed = f"最多允许 {_pct((1 - float(kwargs.get('mostly', 1))) * 100)}"
-    if kind == "expect_column_values_to_not_be_null":
-        share = result.get("unexpected_percent")
-        return f"为空 {_pct(share)}（{total:,} 行中 {bad:,} 行），{allowed}"
-    present = total - int(result.get("missing_count") or 0)
-    if kind == "expect_column_values_to_be_unique":
-        return f"{present:,} 行中有 {bad:,} 行与其他行重复"
-    share = result.get("unexpected_percent_nonmissing", result.get("unexpected_percent"))
-    return f"不合规 {_pct(share)}（{present:,} 个值中 {bad:,} 个），{allowed}"
+def in_english(o: Observation) -> str:
+    """For engineers (gate messages, logs)."""
+    if o.what == "rows":
+        return f"{o.value} rows; expected {o.low}..{o.high}"
+    if o.what == "value":
+        return f"{o.value}"
+    if o.what == "duplicates":
+        return f"{o.bad:,} of {o.of:,} rows share a key with another row"
+    noun = "rows" if o.what == "empty" else "values"
+    return f"{_pct(o.share)} {o.what} ({o.bad:,} of {o.of:,} {noun}); at most {_pct(o.allowed)} allowed"
+
+
+def in_chinese(o: Observation) -> str:
+    """For the department's data officer (the load report)."""
+    if o.what == "rows":
+        return f"本晚 {_n(o.value)} 行，应在 {_n(o.low)}–{_n(o.high)} 行之间"
+    if o.what == "value":
+        return f"{o.value}"
+    if o.what == "duplicates":
+        return f"{o.of:,} 行中有 {o.bad:,} 行与其他行重复"
+    if o.what == "empty":
+        return f"为空 {_pct(o.share)}（{o.of:,} 行中 {o.bad:,} 行），最多允许 {_pct(o.allowed)}"
+    return f"不合规 {_pct(o.share)}（{o.of:,} 个值中 {o.bad:,} 个），最多允许 {_pct(o.allowed)}"
