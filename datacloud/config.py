@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,6 +23,9 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 CODE = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -281,25 +284,35 @@ def _loc(loc: tuple[Any, ...], data: Any) -> str:
     return out or "(top level)"
 
 
-def load_department(path: Path) -> Department:
-    """Load and validate one department YAML; raise ConfigError naming file and field."""
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; ConfigError naming the file when it is unreadable or not YAML."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+def validated(model: type[M], data: Any, path: Path) -> M:
+    """``data`` as ``model``; one ConfigError line per problem, naming file and field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        lines = [
+            f"{path}: field {_loc(tuple(err['loc']), data)}: "
+            + err["msg"].removeprefix("Value error, ")
+            for err in e.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_department(path: Path) -> Department:
+    """Load and validate one department YAML; raise ConfigError naming file and field."""
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'code', 'name', 'tables', …")
-    try:
-        dept = Department.model_validate(data)
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            field = _loc(tuple(err["loc"]), data)
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: field {field}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
+    dept = validated(Department, data, path)
     if path.stem != dept.code:
         raise ConfigError(
             f"{path}: field code: {dept.code!r} must equal the file name {path.stem!r}"

@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from datacloud.config import CODE, ConfigError, Department, _loc
+from datacloud.config import CODE, ConfigError, Department, read_yaml, validated
 from datacloud.paths import DAGS_DIR
 
 # golden person field -> the authority field a department YAML names for it (一数一源)
@@ -123,18 +122,4 @@ def config_path() -> Path:
 def load_curation_config(path: Path | None = None) -> CurationConfig:
     """Load and validate the curation YAML; raise ConfigError naming file and field."""
     path = path or config_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    try:
-        return CurationConfig.model_validate(data or {})
-    except ValidationError as e:
-        lines = [
-            f"{path}: field {_loc(tuple(err['loc']), data)}: "
-            + err["msg"].removeprefix("Value error, ")
-            for err in e.errors()
-        ]
-        raise ConfigError("\n".join(lines)) from None
+    return validated(CurationConfig, read_yaml(path) or {}, path)
