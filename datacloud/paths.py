@@ -119,5 +119,9 @@ class StorageRoot:
     def samples(self) -> Path:
         return self.root / "samples"
 
+    def audit(self) -> Path:
+        """The lookup audit trail (append-only JSON lines, one file per day)."""
+        return self.root / "audit"
+
     def airflow_home(self) -> Path:
         return self.root / "airflow"

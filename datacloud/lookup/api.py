@@ -22,13 +22,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datacloud.lookup.audit import AuditLog, AuditUnavailable, FileSink, audit_key_from_env
 from datacloud.lookup.auth import ApiKeys, Principal
 from datacloud.lookup.keys import MAX_KEY_CHARS, MalformedKey
-from datacloud.lookup.service import Forbidden, LookupService, NotFound
+from datacloud.lookup.service import BLANK_PURPOSE, Forbidden, LookupService, NotFound, is_blank
 from datacloud.lookup.store import CuratedStore, NoCuratedData
 from datacloud.paths import StorageRoot
 
@@ -39,9 +39,18 @@ KEYS_ENV = "DATACLOUD_API_KEYS"
 # --- request and response models -----------------------------------------------------------------
 
 
+def _purpose(value: str) -> str:
+    if is_blank(value):  # the service's own test, so no purpose it refuses gets this far
+        raise ValueError(BLANK_PURPOSE)
+    return value
+
+
+Purpose = Annotated[str, AfterValidator(_purpose)]
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    purpose: str = Field(
+    purpose: Purpose = Field(
         min_length=1,
         max_length=200,
         pattern=r"\S",
@@ -68,7 +77,7 @@ class EnterpriseQuery(_Query):
 
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    purpose: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    purpose: Purpose = Field(min_length=1, max_length=200, pattern=r"\S")
     id_number: str | None = Field(None, max_length=MAX_KEY_CHARS)
     limit: int = Field(100, ge=1, le=1000)
 
@@ -272,7 +281,7 @@ def build(
     keys = ApiKeys.from_file(path)
     key, dev = audit_key_from_env()
     store = CuratedStore(root, poll_seconds=poll_seconds)
-    service = LookupService(store, AuditLog([FileSink(root.root / "audit")], key, dev))
+    service = LookupService(store, AuditLog([FileSink(root.audit())], key, dev))
     return service, keys, store
 
 

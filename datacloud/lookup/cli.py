@@ -51,13 +51,13 @@ def _run(
     from datacloud.lookup.auth import ROLES, Principal
     from datacloud.lookup.keys import MalformedKey
     from datacloud.lookup.pointview import DeltaPointSource
-    from datacloud.lookup.service import LookupService, NotFound
+    from datacloud.lookup.service import LookupService, NotFound, is_blank
     from datacloud.lookup.store import NoCuratedData
     from datacloud.paths import StorageRoot
 
     if role not in ROLES:
         raise _fail(f"--role: expected one of {', '.join(ROLES)}, got {role!r}", 2)
-    if not purpose.strip():
+    if is_blank(purpose):
         raise _fail("--purpose: a lookup needs a purpose", 2)
     try:
         day = date.fromisoformat(as_of) if as_of else None
@@ -69,7 +69,7 @@ def _run(
         raise _fail(str(e), 3) from None
     root = StorageRoot.from_env()
     service = LookupService(
-        DeltaPointSource(root), AuditLog([FileSink(root.root / "audit")], audit_key, dev)
+        DeltaPointSource(root), AuditLog([FileSink(root.audit())], audit_key, dev)
     )
     who = Principal(f"os:{getpass.getuser()}", role, "cli")
     try:

@@ -23,6 +23,15 @@ from datacloud.lookup.store import NoCuratedData
 ENDPOINTS = ("person", "enterprise", "property_status")
 
 
+BLANK_PURPOSE = "purpose: a lookup needs a purpose"
+
+
+def is_blank(purpose: str) -> bool:
+    """No purpose: empty or only whitespace, as Python sees it (``str.strip``, which also takes
+    the control characters U+001C-U+001F that a regex ``\\S`` lets through)."""
+    return not purpose.strip()
+
+
 class Forbidden(PermissionError):
     """The principal's role may not call this endpoint."""
 
@@ -62,8 +71,8 @@ class LookupService:
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown lookup endpoint {endpoint!r}")
         ds = as_of.isoformat() if as_of else None
-        if not purpose.strip():
-            raise ValueError("purpose: a lookup needs a purpose")
+        if is_blank(purpose):
+            raise ValueError(BLANK_PURPOSE)
         if not principal.may(endpoint):
             self.audit.record(principal, endpoint, purpose, raw_key.strip(), "forbidden", ds)
             raise Forbidden(f"role {principal.role} may not call {endpoint}")
