@@ -738,11 +738,25 @@ def quality_gate(root: StorageRoot, ds: date) -> Check:
     """
     from datacloud import quality
 
+    keys: dict[str, tuple[int, pa.Table]] = {}  # link target -> (its version, its key column)
+
+    def link_keys(table: str) -> pa.Table | None:
+        """The key column of a link target, read once per published version of it."""
+        dt = open_table(root.curated(table))
+        if dt is None:
+            return None
+        version = dt.version()
+        if table not in keys or keys[table][0] != version:
+            column = [_LINK_TARGETS[table]]
+            keys[table] = (version, delta.read_table(root.curated(table), column, version))
+        return keys[table][1]
+
     def check(name: str, rows: pa.Table) -> None:
         related = {}
-        for table, column in _LINK_TARGETS.items():
-            if table != name and open_table(root.curated(table)) is not None:
-                related[table] = delta.read_table(root.curated(table), columns=[column])
+        for table in _LINK_TARGETS:
+            found = link_keys(table) if table != name else None
+            if found is not None:
+                related[table] = found
         result = quality.check_curated(root, name, rows, ds, related)
         if not result.passed:
             raise QualityGateError(result.message())
