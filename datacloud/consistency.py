@@ -502,14 +502,14 @@ def publish(
     with the same staged data makes no new version. Returns rows, version, path and the
     counts per department and finding.
     """
-    from datacloud.delta import open_table, overwrite, plain_types
+    from datacloud.delta import open_table, overwrite, read_loaded
 
     night = build(root, depts, ds, versions)
     path = root.curated(TABLE)
     current = open_table(path)
     table = night
     if current is not None:
-        earlier = plain_types(current.to_pyarrow_table())
+        earlier = read_loaded(current)
         if earlier.schema == SCHEMA:
             dates = earlier["business_date"]
             keep = pc.and_(

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from datacloud import delta
 from datacloud.config import Department
 from datacloud.curation_config import PERSON_FIELDS, CurationConfig, load_curation_config
-from datacloud.delta import open_table, plain_types
+from datacloud.delta import open_table, read_loaded
 from datacloud.paths import StorageRoot
 from datacloud.quality import QualityGateError
 from datacloud.storage import DataPath
@@ -151,19 +151,17 @@ def _stack(
                 continue
             path = root.staged(dept.code, spec.name)
             pinned = (versions or {}).get(f"{dept.code}/{spec.name}")
-            if open_table(path) is None or (versions is not None and pinned is None):
+            if versions is not None and pinned is None:
                 continue
-            dt = delta.load(path, pinned)
+            dt = open_table(path, pinned)
+            if dt is None:
+                continue
             present = set(dt.schema().to_arrow().names)
             wanted = [c for c in (*columns, "_source_updated_at", "_ds") if c in present]
-            t = plain_types(dt.to_pyarrow_table(columns=wanted))
-            if where is not None:
-                cols, values = where
-                masks = [pc.is_in(t[c], value_set=values) for c in cols if c in t.column_names]
-                mask = masks[0] if masks else pa.nulls(t.num_rows, pa.bool_())
-                for m in masks[1:]:
-                    mask = pc.or_kleene(mask, m)
-                t = t.filter(mask)
+            if where is None:
+                t = read_loaded(dt, wanted)
+            else:
+                t = delta.read_where(dt, wanted, where[0], pc.cast(where[1], pa.string()))
             n = t.num_rows
             cols_out: dict[str, Any] = {}
             for c in columns:
@@ -335,14 +333,13 @@ def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
     touched ID numbers no longer in it (to delete)."""
     rules = night.config.person_rules(night.depts)
     fields = [f for f in PERSON_FIELDS if f != "marital_status"]
-    register = night.stack({"person"}, ["id_number"], "person", ["id_number"])
+    # the household register's rows are the register and candidates both: read them once
+    register = night.stack({"person"}, ["id_number", *fields], "person", ["id_number"])
     if register is None:
         return None
     keys = pc.unique(register["id_number"].drop_null()).sort()
-    candidates = night.stack(
-        {"person", "housing_fund_account"}, ["id_number", *fields], "person", ["id_number"]
-    )
-    assert candidates is not None
+    funds = night.stack({"housing_fund_account"}, ["id_number", *fields], "person", ["id_number"])
+    candidates = register if funds is None else _concat(register, funds)
     regs = night.stack(
         {"marriage"},
         ["husband_id_number", "wife_id_number", "registration_type", "registered_date"],
@@ -358,6 +355,16 @@ def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
         )
     golden = survive_person(keys, candidates, rules, night.sources)
     return golden, _gone(night.touched.get("person"), keys)
+
+
+def _concat(a: pa.Table, b: pa.Table) -> pa.Table:
+    """Two stacks of the same columns; a column only one of them holds (the other's is all
+    null) takes the holder's type."""
+    fields = []
+    for fa, fb in zip(a.schema, b.schema, strict=True):
+        fields.append(fb if a[fa.name].null_count == a.num_rows else fa)
+    schema = pa.schema(fields)
+    return pa.concat_tables([a.cast(schema), b.cast(schema)])
 
 
 def _gone(touched: pa.Array | None, present: pa.Array) -> pa.Array:
@@ -721,7 +728,7 @@ def _keys_not_in(path: DataPath, key: str, keys: pa.Array) -> pa.Array:
     dt = open_table(path)
     if dt is None or key not in dt.schema().to_arrow().names:
         return pa.array([], pa.string())
-    have = plain_types(dt.to_pyarrow_table(columns=[key]))[key]
+    have = read_loaded(dt, [key])[key]
     return pc.drop_null(have.filter(pc.invert(pc.is_in(have, value_set=keys)))).combine_chunks()
 
 

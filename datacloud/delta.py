@@ -7,26 +7,42 @@ most 128k rows, so point lookups prune on statistics.
 
 from __future__ import annotations
 
+import json
+import os
+import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import (
     ColumnProperties,
     CommitProperties,
     DeltaTable,
+    TableFeatures,
     WriterProperties,
     write_deltalake,
 )
 from deltalake.exceptions import TableNotFoundError
 
-from datacloud.storage import DataPath, prepare_parent, storage_options, uri
+from datacloud import deletion_vectors
+from datacloud.storage import DataPath, is_object_store, prepare_parent, storage_options, uri
 
 ROW_GROUP_ROWS = 128 * 1024
 # publish rewrites a curated table sorted (one overwrite) instead of merging when the files
 # that can hold a touched key hold more than this share of its rows (docs/curation.md)
 REWRITE_OVER = 0.5
+# an incremental publish of a local table marks the touched keys' old rows deleted (deletion
+# vectors) and adds their new rows in one file, while they are at most this share of its rows
+DELETION_VECTORS_UNDER = 0.2
+# maintain rewrites a table sorted once this share of its physical rows is marked deleted
+RECLUSTER_DELETED_OVER = 0.2
+DV_FEATURE = "deletionVectors"
 
 
 def _writer(row_group_rows: int = ROW_GROUP_ROWS) -> WriterProperties:
@@ -57,9 +73,10 @@ def load(path: DataPath, version: int | None = None) -> DeltaTable:
     return DeltaTable(uri(path), version=version, storage_options=storage_options(path))
 
 
-def open_table(path: DataPath) -> DeltaTable | None:
+def open_table(path: DataPath, version: int | None = None) -> DeltaTable | None:
+    """The table at ``path`` (at ``version``), or None when there is none."""
     try:
-        return load(path)
+        return load(path, version)
     except TableNotFoundError:
         return None
 
@@ -99,10 +116,57 @@ def version_as_of(path: DataPath, ds: str) -> int | None:
 def read_table(
     path: DataPath, columns: list[str] | None = None, version: int | None = None
 ) -> pa.Table:
-    """Read a whole Delta table (or some columns) as Arrow, with plain string types."""
-    dt = load(path, version)
-    table = dt.to_pyarrow_table(columns=columns)
-    return plain_types(table)
+    """Read a whole Delta table (or some columns) as Arrow, with plain string types.
+
+    A table with deletion vectors is read through delta-rs's own engine (``scan``), which
+    applies them; deltalake's pyarrow dataset refuses such tables.
+    """
+    return read_loaded(load(path, version), columns)
+
+
+def read_loaded(dt: DeltaTable, columns: list[str] | None = None) -> pa.Table:
+    """``read_table`` of a table already loaded (at its loaded version)."""
+    if not has_deletion_vectors(dt):
+        return plain_types(dt.to_pyarrow_table(columns=columns))
+    table = pa.RecordBatchReader.from_stream(dt.scan(columns=columns)).read_all()
+    names = columns if columns is not None else dt.schema().to_arrow().names
+    return plain_types(table).select(names)
+
+
+def has_deletion_vectors(dt: DeltaTable) -> bool:
+    """Whether the table's protocol lets its files carry deletion vectors."""
+    return DV_FEATURE in (dt.protocol().reader_features or [])
+
+
+def read_where(dt: DeltaTable, columns: list[str], where: list[str], values: pa.Array) -> pa.Table:
+    """The rows of a loaded table whose value in any of the ``where`` columns is in
+    ``values``, as Arrow with the table's own types (``columns`` only).
+
+    A local table is read by polars, which decodes the ``where`` columns first and the other
+    columns only for the matching rows: reading 1% of a table's rows costs a fraction of
+    reading it whole. On the object store: a whole read, then a filter.
+    """
+    schema = pa.schema(dt.schema().to_arrow())
+    where = [c for c in where if c in schema.names]
+    target = pa.schema([schema.field(c) for c in columns])
+    if not where:
+        return target.empty_table()
+    if urlparse(dt.table_uri).scheme not in ("file", ""):
+        table = read_loaded(dt, columns + [c for c in where if c not in columns])
+        mask = pc.is_in(table[where[0]], value_set=values)
+        for c in where[1:]:
+            mask = pc.or_kleene(mask, pc.is_in(table[c], value_set=values))
+        return table.filter(mask).select(columns).cast(target)
+    import polars as pl
+
+    wanted = pl.Series("v", pa.array(values).cast(pa.large_string())).implode()
+    condition = pl.any_horizontal([pl.col(c).is_in(wanted) for c in where])
+    if has_deletion_vectors(dt):
+        frame = pl.scan_delta(dt)
+    else:
+        frame = pl.scan_parquet([str(_local_path(u)) for u in dt.file_uris()])
+    out = frame.filter(condition).select(columns).collect().to_arrow()
+    return out.cast(target)
 
 
 def plain_types(table: pa.Table) -> pa.Table:
@@ -224,6 +288,7 @@ def publish(
     metadata: dict[str, str] | None = None,
     *,
     rewrite_over: float = REWRITE_OVER,
+    deletion_vectors_under: float = DELETION_VECTORS_UNDER,
     row_group_rows: int = ROW_GROUP_ROWS,
     full: bool = True,
 ) -> MergeResult:
@@ -260,15 +325,291 @@ def publish(
             writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
         )
+        if not is_object_store(path):
+            _enable_deletion_vectors(load(path), run_id, ds)
         return MergeResult(load(path).version(), rows.num_rows, 0, 0)
     gone = pa.array([], rows.schema.field(key).type) if deleted_keys is None else deleted_keys
     gone = pc.cast(gone, rows.schema.field(key).type)
     if rows.num_rows == 0 and len(gone) == 0:
         return MergeResult(dt.version(), 0, 0, 0)
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
+    live = _live_rows(dt)
+    if (
+        has_deletion_vectors(dt)
+        and not is_object_store(path)
+        and len(touched) <= deletion_vectors_under * live
+    ):
+        return _deletion_vector_merge(
+            Path(str(path)), dt, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata
+        )
     if share_to_rewrite(dt, key, touched) > rewrite_over:
         return _sorted_rewrite(dt, rows, key, gone, sort_by, writer, run_id, ds, metadata)
     return _merge(dt, rows, key, gone, writer, run_id, ds, metadata)
+
+
+def _enable_deletion_vectors(dt: DeltaTable, run_id: str, ds: str) -> None:
+    """Let the table's files carry deletion vectors (reader 3 / writer 7, ``deletionVectors``).
+
+    Only the one feature: ``delta.enableDeletionVectors`` at creation would also switch on
+    features (variantType) that other readers of the platform may not know.
+    """
+    if not has_deletion_vectors(dt):
+        dt.alter.add_feature(
+            [TableFeatures.DeletionVectors],
+            allow_protocol_versions_increase=True,
+            commit_properties=_metadata(run_id, ds, {"datacloud.maintenance": "deletion vectors"}),
+        )
+
+
+def _local_path(file_uri: str) -> Path:
+    parsed = urlparse(file_uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(file_uri)
+
+
+def deleted_positions(dt: DeltaTable) -> dict[str, np.ndarray]:
+    """Data file (path relative to the table) -> the row positions its deletion vector deletes.
+
+    Only files with a deletion vector; empty for a table without them.
+    """
+    if not has_deletion_vectors(dt):
+        return {}
+    root = _local_path(dt.table_uri)
+    out: dict[str, np.ndarray] = {}
+    for batch in pa.RecordBatchReader.from_stream(dt.deletion_vectors()):
+        batch = pa.record_batch(batch)
+        selection = batch.column(1)
+        flat = pc.invert(selection.flatten()).to_numpy(zero_copy_only=False)
+        offsets = selection.offsets.to_numpy()
+        for i, file_uri in enumerate(batch.column(0).to_pylist()):
+            rel = _local_path(file_uri).relative_to(root).as_posix()
+            out[rel] = np.flatnonzero(flat[offsets[i] : offsets[i + 1]])
+    return out
+
+
+def _live_rows(dt: DeltaTable) -> int:
+    files = pa.table(dt.get_add_actions(flatten=True))
+    physical = pc.sum(files["num_records"]).as_py() or 0
+    return int(physical - sum(len(p) for p in deleted_positions(dt).values()))
+
+
+def _stats_json(table: pa.Table, tight: bool = True) -> str:
+    """Delta ``add`` statistics: row count, null counts, min/max of the primitive columns."""
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for name in table.column_names:
+        column = table[name]
+        nulls[name] = column.null_count
+        t = column.type
+        if not (
+            pa.types.is_string(t)
+            or pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_date32(t)
+        ):
+            continue
+        bounds = pc.min_max(column)
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if lo is not None:
+            mins[name] = lo.isoformat() if hasattr(lo, "isoformat") else lo
+            maxs[name] = hi.isoformat() if hasattr(hi, "isoformat") else hi
+    stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs}
+    return json.dumps({**stats, "nullCount": nulls, "tightBounds": tight}, ensure_ascii=False)
+
+
+def _logged_stats(action: dict[str, Any]) -> str:
+    """An existing file's statistics (from the log snapshot) marked not tight: once some of
+    its rows are deleted its min/max may no longer be reached."""
+    stats: dict[str, Any] = {"numRecords": action["num_records"], "tightBounds": False}
+    for part, name in (("min", "minValues"), ("max", "maxValues"), ("null_count", "nullCount")):
+        values = action.get(part) or {}
+        stats[name] = {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in values.items()
+            if v is not None and not isinstance(v, (bytes, dict))
+        }
+    return json.dumps(stats, ensure_ascii=False, default=str)
+
+
+def _commit(root: Path, version: int, actions: list[dict[str, Any]]) -> None:
+    """Write log entry ``version`` atomically and only if no other writer took it: the file
+    is written aside, then hard-linked to its name (fails if the name exists, as delta-rs's
+    own local commits do), so a reader never sees a partial entry."""
+    log_dir = root / "_delta_log"
+    aside = log_dir / f".{uuid.uuid4().hex}.json.tmp"
+    with open(aside, "w", encoding="utf-8") as f:
+        f.write("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions))
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(aside, log_dir / f"{version:020d}.json")
+    except FileExistsError as e:
+        raise RuntimeError(
+            f"{root}: another writer committed version {version} first; rerun the publish"
+        ) from e
+    finally:
+        aside.unlink()
+
+
+def _live_rows_of(
+    root: Path,
+    actions: list[dict[str, Any]],
+    key: str,
+    touched: pa.Array,
+    already: dict[str, np.ndarray],
+) -> pa.Table:
+    """The rows of the given data files whose ``key`` is touched and not yet deleted, with
+    their file (``_file``) and position in it (``_at``).
+
+    One polars scan of the files: it decodes the key column first and the other columns
+    only for the matching rows.
+    """
+    import polars as pl
+
+    wanted = pl.Series("k", touched.cast(pa.large_string())).implode()
+    frame = (
+        pl.scan_parquet(
+            [root / a["path"] for a in actions], include_file_paths="_file", parallel="prefiltered"
+        )
+        .with_row_index("_row")
+        .filter(pl.col(key).cast(pl.String).is_in(wanted))
+        .collect()
+    )
+    # the row index runs over the files in order: a file's first row is the rows before it
+    sizes = np.array([a["num_records"] for a in actions], np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    row = frame["_row"].to_numpy().astype(np.int64)
+    which = np.searchsorted(starts, row, side="right") - 1
+    at = row - starts[which]
+    paths = np.array([a["path"] for a in actions], dtype=object)
+    live = np.ones(len(row), bool)
+    for i, path in enumerate(paths):
+        dead = already.get(path)
+        if dead is not None and len(dead):
+            mine = which == i
+            live[mine] = ~np.isin(at[mine], dead)
+    out = frame.drop("_row", "_file").to_arrow().filter(pa.array(live))
+    return out.append_column("_at", pa.array(at[live])).append_column(
+        "_file", pa.array(paths[which[live]].tolist(), pa.string())
+    )
+
+
+def _deletion_vector_merge(
+    root: Path,
+    dt: DeltaTable,
+    rows: pa.Table,
+    key: str,
+    gone: pa.Array,
+    sort_by: list[str],
+    row_group_rows: int,
+    run_id: str,
+    ds: str,
+    metadata: dict[str, str] | None,
+) -> MergeResult:
+    """Publish touched keys in one commit without rewriting the files that hold them.
+
+    Each file whose ``key`` range can hold a touched key gets a deletion vector marking the
+    old rows of the keys that changed or are gone (added to the rows it already deletes);
+    the inserted and changed rows, sorted by ``sort_by``, go to one new file. A row whose
+    columns all equal the published ones is left alone; nothing changed, no commit.
+    """
+    schema = pa.schema(dt.schema().to_arrow())
+    rows = rows.cast(schema)
+    touched = pa.chunked_array([rows[key].combine_chunks(), gone], schema.field(key).type)
+    touched = touched.combine_chunks()
+    lowest, highest = pc.min_max(touched)["min"].as_py(), pc.min_max(touched)["max"].as_py()
+    already = deleted_positions(dt)
+    files = {}
+    for action in pa.table(dt.get_add_actions(flatten=False)).to_pylist():
+        low = (action.get("min") or {}).get(key)
+        high = (action.get("max") or {}).get(key)
+        if low is None or high is None or not (high < lowest or low > highest):
+            files[action["path"]] = action
+    old = None
+    if files:
+        found = _live_rows_of(root, list(files.values()), key, touched, already)
+        with_place = pa.schema([*schema, ("_at", pa.int64()), ("_file", pa.string())])
+        old = found.cast(with_place) if found.num_rows else None
+    # pair the old rows with the new ones: unchanged rows stay, changed and gone rows go
+    drop_keys = gone
+    changed = rows
+    updated = 0
+    if old is not None:
+        old = old.sort_by([(key, "ascending")])
+        again = rows.filter(pc.is_in(rows[key], value_set=old[key].combine_chunks()))
+        again = again.sort_by([(key, "ascending")])
+        paired = old.filter(pc.is_in(old[key], value_set=again[key].combine_chunks()))
+        if paired.num_rows != again.num_rows:  # a key twice in the table: cannot pair
+            raise ValueError(f"{root}: duplicate values of key column {key}")
+        differs = _differs(paired.select(rows.column_names), again)
+        updated = pc.sum(differs).as_py() or 0
+        same = paired[key].filter(pc.invert(differs))
+        changed = rows.filter(pc.invert(pc.is_in(rows[key], value_set=same)))
+        drop_keys = pa.chunked_array([gone, paired[key].filter(differs)]).combine_chunks()
+    deleted = 0
+    now = int(time.time() * 1000)
+    actions: list[dict[str, Any]] = []
+    if old is not None:
+        leaving = old.filter(pc.is_in(old[key], value_set=drop_keys))
+        deleted = pc.sum(pc.is_in(leaving[key], value_set=gone)).as_py() or 0
+        for path in pc.unique(leaving["_file"]).to_pylist():
+            action = files[path]
+            dead = already.get(path, np.array([], np.int64))
+            at = leaving.filter(pc.equal(leaving["_file"], path))["_at"].to_numpy()
+            removed = {
+                "path": path,
+                "deletionTimestamp": now,
+                "dataChange": True,
+                "extendedFileMetadata": True,
+                "partitionValues": {},
+                "size": action["size_bytes"],
+            }
+            if len(dead):
+                removed["deletionVector"] = deletion_vectors.descriptor(dead)
+            added = {
+                "path": path,
+                "partitionValues": {},
+                "size": action["size_bytes"],
+                "modificationTime": action["modification_time"],
+                "dataChange": True,
+                "stats": _logged_stats(action),
+                "deletionVector": deletion_vectors.descriptor(np.union1d(dead, at)),
+            }
+            actions += [{"remove": removed}, {"add": added}]
+    inserted = changed.num_rows - updated
+    if changed.num_rows:
+        new = changed.sort_by([(k, "ascending") for k in sort_by])
+        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        pq.write_table(new, root / name, row_group_size=row_group_rows, compression="zstd")
+        actions.append(
+            {
+                "add": {
+                    "path": name,
+                    "partitionValues": {},
+                    "size": (root / name).stat().st_size,
+                    "modificationTime": now,
+                    "dataChange": True,
+                    "stats": _stats_json(new),
+                }
+            }
+        )
+    if not actions:
+        return MergeResult(dt.version(), 0, 0, 0)
+    counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
+    info = {
+        "timestamp": now,
+        "operation": "MERGE",
+        "operationParameters": {"predicate": f"{key} in touched keys", "mode": "deletion vectors"},
+        "clientVersion": "datacloud",
+        "datacloud.run_id": run_id,
+        "datacloud.ds": ds,
+        "datacloud.publish": "deletion_vectors",
+        **(metadata or {}),
+        **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()},
+    }
+    version = dt.version() + 1
+    _commit(root, version, [{"commitInfo": info}, *actions])
+    return MergeResult(version, inserted, updated, deleted)
 
 
 def share_to_rewrite(dt: DeltaTable, key: str, touched: pa.ChunkedArray | pa.Array) -> float:
@@ -326,7 +667,7 @@ def _sorted_rewrite(
     The table is read with delta-rs's view types (string_view: taking rows from them copies
     no string data) and written back as such; Parquet stores plain strings either way.
     """
-    current = dt.to_pyarrow_table()
+    current = dt.to_pyarrow_table() if not has_deletion_vectors(dt) else read_loaded(dt)
     rows = rows.select(current.column_names).cast(current.schema)
     new_keys = rows[key].combine_chunks()
     in_rows = pc.is_in(current[key], value_set=new_keys)
@@ -414,25 +755,38 @@ def key_ranges(dt: DeltaTable, key: str) -> list[tuple[str, int, object, object]
     """(file, row group, min, max) of ``key`` for every row group of the table's data files,
     from the Parquet footers (``None`` bounds: no statistics, or only nulls)."""
     out: list[tuple[str, int, object, object]] = []
-    for fragment in dt.to_pyarrow_dataset().get_fragments():
-        meta = fragment.metadata
+    if has_deletion_vectors(dt):  # local tables only; pyarrow's dataset refuses them
+        footers = [(u, pq.ParquetFile(_local_path(u)).metadata) for u in dt.file_uris()]
+    else:
+        footers = [(f.path, f.metadata) for f in dt.to_pyarrow_dataset().get_fragments()]
+    for path, meta in footers:
         col = meta.schema.names.index(key)
         for i in range(meta.num_row_groups):
             stats = meta.row_group(i).column(col).statistics
             lo, hi = (
                 (stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None)
             )
-            out.append((fragment.path, i, lo, hi))
+            out.append((path, i, lo, hi))
     return out
 
 
-def overlapping_row_groups(dt: DeltaTable, key: str) -> int:
-    """How many row groups (of all data files) overlap another in ``key`` range.
+def overlapping_row_groups(dt: DeltaTable, key: str, *, within_files: bool = False) -> int:
+    """How many row groups (of all data files) overlap another in ``key`` range; with
+    ``within_files``, another of the same file.
 
     Row groups of a table written sorted by key share at most a boundary value (not counted);
     a row group without statistics counts as overlapping when there are others.
     """
     ranges = key_ranges(dt, key)
+    if within_files:
+        by_file: dict[str, list[tuple[str, int, object, object]]] = {}
+        for r in ranges:
+            by_file.setdefault(r[0], []).append(r)
+        return sum(_overlapping(group) for group in by_file.values())
+    return _overlapping(ranges)
+
+
+def _overlapping(ranges: list[tuple[str, int, object, object]]) -> int:
     if len(ranges) < 2:
         return 0
     bounded = sorted((lo, hi) for _, _, lo, hi in ranges if lo is not None and hi is not None)
@@ -459,19 +813,32 @@ def maintain(
 ) -> dict[str, int]:
     """Keep a published table lookup-ready and its history bounded.
 
-    When row groups overlap in ``key`` range (Parquet footer statistics; a MERGE writes its
-    output unsorted) or the table holds more than ``recluster_files_over`` files (small
-    files), rewrite it sorted by ``key`` in one commit (``datacloud.maintenance: recluster``;
-    same rows): row groups of at most ``row_group_rows`` rows that do not overlap in key
-    range, so a point lookup reads one. Then
-    delete files no reader of the last ``retention_days`` days needs (vacuum). Both commit
-    only when they have something to do.
+    Rewrite it sorted by ``key`` in one commit (``datacloud.maintenance: recluster``; same
+    rows: row groups of at most ``row_group_rows`` rows that do not overlap in key range, so
+    a point lookup reads one, and no deletion vectors) when
+
+    - it holds more than ``recluster_files_over`` files (small files);
+    - row groups overlap in ``key`` range (Parquet footer statistics; a MERGE writes its
+      output unsorted). In a table with deletion vectors each night's file of touched keys
+      spans the whole key range by design (sorted within itself), so there only row groups
+      of one file count, and a point lookup reads one row group per file;
+    - more than ``RECLUSTER_DELETED_OVER`` of its physical rows are marked deleted.
+
+    Then delete files no reader of the last ``retention_days`` days needs (vacuum). Both
+    commit only when they have something to do.
     """
     dt = load(path)
     out = {"reclustered_files": 0, "vacuumed_files": 0}
     files = len(dt.file_uris())
-    if files > recluster_files_over or overlapping_row_groups(dt, key):
-        table = plain_types(dt.to_pyarrow_table()).sort_by([(key, "ascending")])
+    with_dv = has_deletion_vectors(dt)
+    physical = pc.sum(pa.table(dt.get_add_actions(flatten=True))["num_records"]).as_py() or 0
+    dead = sum(len(p) for p in deleted_positions(dt).values())
+    if (
+        files > recluster_files_over
+        or overlapping_row_groups(dt, key, within_files=with_dv)
+        or dead > RECLUSTER_DELETED_OVER * physical
+    ):
+        table = read_loaded(dt).sort_by([(key, "ascending")])
         write_deltalake(
             dt,
             table,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from datacloud.delta import load, plain_types
+from datacloud.delta import load, read_loaded
 from datacloud.paths import StorageRoot
 from datacloud.storage import DataPath, list_names
 from transforms._arrow import fixed_width_matrix
@@ -105,7 +105,7 @@ class Snapshot:
         meta: dict[str, TableVersion] = {}
         for name, version in versions.items():
             dt = load(root.curated(name), version)
-            tables[name] = _compact(plain_types(dt.to_pyarrow_table()))
+            tables[name] = _compact(read_loaded(dt))
             meta[name] = TableVersion(version, commit_ds(dt, version))
         snap = cls(meta, tables)
         for name, t in tables.items():

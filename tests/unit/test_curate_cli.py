@@ -26,7 +26,7 @@ def test_history_and_as_of_commands(storage_root: StorageRoot, tmp_path: Path) -
     out = tmp_path / "p.parquet"
     res = runner.invoke(app, ["curated", "person", "--as-of", "2026-11-18", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "version 0: 3 rows" in res.output
+    assert "version 1: 3 rows" in res.output  # 0 wrote it, 1 enabled deletion vectors
     assert C in pq.read_table(out)["id_number"].to_pylist()  # deleted since, readable as of then
     res = runner.invoke(app, ["curated", "person", "--as-of", "2026-10-01"])
     assert res.exit_code != 0

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -13,7 +14,9 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from datacloud.delta import (
+    deleted_positions,
     history,
+    key_ranges,
     maintain,
     merge_by_key,
     overlapping_row_groups,
@@ -131,9 +134,18 @@ def _content(path: Path) -> pa.Table:
     return read_table(path).sort_by("id_number")
 
 
-def test_sorted_rewrite_and_merge_publish_the_same_content(tmp_path: Path) -> None:
+WAYS = {  # publish's three ways: (rewrite_over, deletion_vectors_under)
+    "rewrite": (-1.0, 0.0),
+    "merge": (1.0, 0.0),
+    "deletion_vectors": (1.0, 1.0),
+}
+
+
+def test_sorted_rewrite_merge_and_deletion_vectors_publish_the_same_content(
+    tmp_path: Path,
+) -> None:
     results = {}
-    for way, over in (("rewrite", -1.0), ("merge", 1.0)):
+    for way, (over, dv_under) in WAYS.items():
         path = tmp_path / way
         results[way] = []
         for i, (rows, gone) in enumerate(_nights()):
@@ -147,15 +159,21 @@ def test_sorted_rewrite_and_merge_publish_the_same_content(tmp_path: Path) -> No
                 "2026-11-20",
                 {"datacloud.full": "false"},
                 rewrite_over=over,
+                deletion_vectors_under=dv_under,
             )
             results[way].append((r.version, r.inserted, r.updated, r.deleted))
             ops = [h["operation"] for h in DeltaTable(str(path)).history()]
-            assert ops[0] == ("WRITE" if way == "rewrite" or i == 0 else "MERGE")
-    assert results["rewrite"] == results["merge"]
+            # the first publish writes the table, then lets its files carry deletion vectors
+            assert ops[0] == ("ADD FEATURE" if i == 0 else "WRITE" if way == "rewrite" else "MERGE")
+    assert results["rewrite"] == results["merge"] == results["deletion_vectors"]
     # night 2: +3001, 5 and 10 updated, 7 and 8 deleted; reruns make no version
     assert [r[1:] for r in results["merge"]] == [(3000, 0, 0), (1, 2, 2), (0, 0, 0), (0, 0, 0)]
-    assert [r[0] for r in results["merge"]] == [0, 1, 1, 1]
+    assert [r[0] for r in results["merge"]] == [1, 2, 2, 2]
     assert _content(tmp_path / "rewrite").equals(_content(tmp_path / "merge"))
+    assert _content(tmp_path / "rewrite").equals(_content(tmp_path / "deletion_vectors"))
+    dv = DeltaTable(str(tmp_path / "deletion_vectors"))
+    assert len(dv.file_uris()) == 2  # yesterday's file, kept with a deletion vector, and one new
+    assert {len(p) for p in deleted_positions(dv).values()} == {4}  # 5, 10 replaced; 7, 8 gone
     got = _content(tmp_path / "rewrite").to_pylist()
     assert len(got) == 2999
     by_id = {r["id_number"]: r for r in got}
@@ -222,6 +240,7 @@ def test_an_incremental_night_leaves_row_groups_sorted_and_disjoint(
         "r1",
         "2026-11-20",
         rewrite_over=-1.0 if way == "rewrite" else 1.0,
+        deletion_vectors_under=0.0,
         row_group_rows=rg,
     )
     assert (r.inserted, r.deleted) == (2, 2)
@@ -238,6 +257,62 @@ def test_an_incremental_night_leaves_row_groups_sorted_and_disjoint(
     for probe in (f"{touched[0]:017d}X", f"{2 * n + 1:017d}X", f"{1:017d}X"):
         assert sum(lo <= probe <= hi for lo, hi in ranges) == 1  # one row group to read
     assert read_table(path).num_rows == n + 2 - 2
+
+
+def _point_lookup_reads(path: Path, key: str, probe: str) -> int:
+    """Row groups a point lookup of ``probe`` must read (footer min/max)."""
+    return sum(lo <= probe <= hi for _, _, lo, hi in key_ranges(DeltaTable(str(path)), key))
+
+
+def test_a_deletion_vector_night_rewrites_no_file_and_stays_lookup_ready(tmp_path: Path) -> None:
+    """20,000 persons; a night touches 1% random keys, inserts and deletes. The published
+    file is kept whole with a deletion vector; the night's rows go to one sorted file; a
+    point lookup reads at most one row group per file; readers (delta-rs, polars) see
+    exactly the night's content; maintain reclusters once a fifth of the rows is deleted."""
+    path = tmp_path / "person"
+    n, rg = 20_000, 1_000
+    base = _people(list(range(0, 2 * n, 2)), "a")
+    publish(path, base, "id_number", None, ["id_number"], "r0", "2026-11-19", row_group_rows=rg)
+    first = set(DeltaTable(str(path)).file_uris())
+    rng = np.random.default_rng(7)
+    touched = sorted(rng.choice(np.arange(0, 2 * n, 2), n // 100, replace=False).tolist())
+    night = pa.concat_tables([_people(touched, "b"), _people([1, 2 * n + 1], "c")])  # 2 new
+    gone = pa.array([f"{i:017d}X" for i in (4, 6)])
+    r = publish(path, night, "id_number", gone, ["id_number"], "r1", "2026-11-20",
+                row_group_rows=rg)  # fmt: skip
+    assert (r.inserted, r.updated, r.deleted) == (2, len(touched), 2)
+    dt = DeltaTable(str(path))
+    assert first < set(dt.file_uris()) and len(dt.file_uris()) == 2  # nothing rewritten
+    assert sum(len(p) for p in deleted_positions(dt).values()) == len(touched) + 2
+    assert overlapping_row_groups(dt, "id_number", within_files=True) == 0
+    assert maintain(path, "id_number", 30, 32, "r1", "2026-11-20")["reclustered_files"] == 0
+    for probe in (f"{touched[0]:017d}X", f"{2 * n + 1:017d}X", f"{1:017d}X"):
+        assert _point_lookup_reads(path, "id_number", probe) <= 2
+    # what every reader sees: yesterday's rows, the touched ones replaced, 4 and 6 gone
+    expected = {r["id_number"]: r for r in base.to_pylist()}
+    for row in night.to_pylist():
+        expected[row["id_number"]] = row
+    for k in gone.to_pylist():
+        del expected[k]
+    got = read_table(path).sort_by("id_number")
+    assert got.to_pylist() == sorted(expected.values(), key=lambda r: r["id_number"])
+    assert pl.read_delta(str(path)).sort("id_number").to_arrow().cast(got.schema).equals(got)
+    # a second night on the same files: their deletion vectors grow, earlier ones kept
+    again = _people(touched[:10], "c")
+    publish(path, again, "id_number", None, ["id_number"], "r2", "2026-11-21", row_group_rows=rg)
+    assert read_table(path).num_rows == n
+    assert (
+        read_table(path, version=version_as_of(path, "2026-11-20")).sort_by("id_number").equals(got)
+    )
+    # a night deleting a fifth of the rows: maintain rewrites the table sorted, no vectors
+    many = pa.array([f"{i:017d}X" for i in range(8, 2 * n, 8)])
+    publish(path, night.slice(0, 0), "id_number", many, ["id_number"], "r3", "2026-11-22",
+            deletion_vectors_under=1.0, row_group_rows=rg)  # fmt: skip
+    done = maintain(path, "id_number", 30, 32, "r3", "2026-11-22", row_group_rows=rg)
+    assert done["reclustered_files"] == 3
+    assert deleted_positions(DeltaTable(str(path))) == {}
+    assert read_table(path).num_rows == n - len(many)
+    _row_groups_sorted_and_disjoint(path, "id_number", rg)
 
 
 def test_share_to_rewrite_reads_file_key_ranges_from_the_log(tmp_path: Path) -> None:
