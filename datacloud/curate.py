@@ -658,6 +658,7 @@ def curate_all(
             ds.isoformat(),
             meta,
             full=table_full,
+            deletion_vectors=config.publishing.deletion_vectors,
         )
         _crash_point(f"after:{name}")
         upkeep = delta.maintain(

@@ -64,6 +64,9 @@ class Survivorship(_Model):
 class Publishing(_Model):
     retention_days: int = Field(default=30, ge=1, le=3650)
     compact_when_files_over: int = Field(default=32, ge=2, le=100_000)
+    # incremental nights mark replaced rows deleted instead of rewriting files (local
+    # storage); readers must apply deletion vectors (docs/curation.md, "Reading")
+    deletion_vectors: bool = True
 
 
 class CurationConfig(_Model):

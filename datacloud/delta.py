@@ -198,7 +198,7 @@ def overwrite(path: DataPath, table: pa.Table, sort_by: list[str], run_id: str, 
     table = table.sort_by([(k, "ascending") for k in sort_by])
     current = open_table(path)
     if current is not None:
-        existing = plain_types(current.to_pyarrow_table())
+        existing = read_loaded(current)
         if existing.schema == table.schema and existing.num_rows == table.num_rows:
             existing = existing.sort_by([(k, "ascending") for k in sort_by])
             if existing.equals(table):
@@ -291,6 +291,7 @@ def publish(
     deletion_vectors_under: float = DELETION_VECTORS_UNDER,
     row_group_rows: int = ROW_GROUP_ROWS,
     full: bool = True,
+    deletion_vectors: bool = True,
 ) -> MergeResult:
     """Publish curated rows by ``key`` in one Delta commit: insert, update changed rows, delete.
 
@@ -301,8 +302,12 @@ def publish(
     no commit, so a rerun of a night makes no new version. The first publish writes the table
     sorted by ``sort_by`` with row groups of at most ``row_group_rows`` (statistics on).
 
-    Later publishes are adaptive. The Delta log's per-file min/max of ``key`` tell which
-    files can hold a touched or deleted key; when those files hold more than
+    Later publishes are adaptive. With ``deletion_vectors`` (a local table; the first
+    publish then lets its files carry them), touched and deleted keys of at most
+    ``deletion_vectors_under`` of its rows are published without rewriting a file: the old
+    rows are marked deleted, the new ones written to one sorted file (see
+    ``_deletion_vector_merge``). Otherwise the Delta log's per-file min/max of ``key`` tell
+    which files can hold a touched or deleted key; when those files hold more than
     ``rewrite_over`` of the table's rows, the table is rewritten sorted in one overwrite
     commit (the touched keys' rows replaced in Arrow): a copy-on-write merge would rewrite
     those files anyway, unsorted and slower. Otherwise one MERGE rewrites only those files
@@ -325,7 +330,7 @@ def publish(
             writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
         )
-        if not is_object_store(path):
+        if deletion_vectors and not is_object_store(path):
             _enable_deletion_vectors(load(path), run_id, ds)
         return MergeResult(load(path).version(), rows.num_rows, 0, 0)
     gone = pa.array([], rows.schema.field(key).type) if deleted_keys is None else deleted_keys
@@ -335,7 +340,8 @@ def publish(
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
     live = _live_rows(dt)
     if (
-        has_deletion_vectors(dt)
+        deletion_vectors
+        and has_deletion_vectors(dt)
         and not is_object_store(path)
         and len(touched) <= deletion_vectors_under * live
     ):

@@ -176,13 +176,13 @@ def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.T
 
 def deleted_keys(staged: DataPath, raw_keys: pa.Array) -> pa.Array | None:
     """Staged source keys absent from tonight's full snapshot (rejected rows are not absent)."""
-    from datacloud.delta import open_table
+    from datacloud.delta import open_table, read_loaded
     from datacloud.normalise import SOURCE_PK
 
     current = open_table(staged)
     if current is None:
         return None
-    keys = pc.cast(current.to_pyarrow_table(columns=[SOURCE_PK])[SOURCE_PK], pa.string())
+    keys = pc.cast(read_loaded(current, [SOURCE_PK])[SOURCE_PK], pa.string())
     return keys.filter(pc.invert(pc.is_in(keys, value_set=raw_keys))).combine_chunks()
 
 

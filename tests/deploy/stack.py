@@ -523,9 +523,9 @@ def main() -> int:
         ]
         print(f"extract_czrk chunks: {', '.join(sorted(chunks))}")
         for name in ("person", "enterprise"):
-            from deltalake import DeltaTable
+            from datacloud.delta import read_table
 
-            rows = DeltaTable(str(done.stack.root / "curated" / name)).to_pyarrow_table().num_rows
+            rows = read_table(done.stack.root / "curated" / name).num_rows
             print(f"curated/{name}: {rows} rows")
         print(f"night finished in {done.seconds:.0f} s; run folder {done.stack.run_dir}")
     return 0

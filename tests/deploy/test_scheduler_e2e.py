@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import stack
-from deltalake import DeltaTable
+
+from datacloud.delta import read_table
 
 pytestmark = [
     pytest.mark.e2e,
@@ -56,11 +57,11 @@ def test_every_task_instance_succeeded_and_czrk_ran_as_four_mapped_chunks(
 def test_curated_tables_have_rows_and_unique_keys(night: stack.Night) -> None:
     from transforms.id_number import is_valid_id_number
 
-    persons = DeltaTable(str(_root(night) / "curated" / "person")).to_pyarrow_table()
+    persons = read_table(_root(night) / "curated" / "person")
     ids = persons["id_number"].to_pylist()
     assert persons.num_rows > 0 and len(ids) == len(set(ids))
     assert all(is_valid_id_number(i) for i in ids)
-    enterprises = DeltaTable(str(_root(night) / "curated" / "enterprise")).to_pyarrow_table()
+    enterprises = read_table(_root(night) / "curated" / "enterprise")
     codes = [c for c in enterprises["credit_code"].to_pylist() if c]
     assert codes and len(codes) == len(set(codes))
 

@@ -15,10 +15,13 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+
+from datacloud.delta import read_table
 
 pytestmark = pytest.mark.e2e
 
@@ -59,8 +62,9 @@ def _airflow_env(root) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return demo.airflow_env(root, demo.departments(), root.samples())
 
 
-def _delta(root: Path, name: str) -> DeltaTable:
-    return DeltaTable(str(root / "curated" / name))
+def _curated(root: Path, name: str) -> pa.Table:
+    """A curated table as platform users read it (deletion vectors applied)."""
+    return read_table(root / "curated" / name)
 
 
 def test_curated_tables_open_with_deltalake_and_polars(night: dict) -> None:
@@ -70,29 +74,25 @@ def test_curated_tables_open_with_deltalake_and_polars(night: dict) -> None:
         ("enterprise", "credit_code"),
         ("property_right", "owner_id_number"),
     ]:
-        t = _delta(root, name).to_pyarrow_table()
+        t = _curated(root, name)
         assert key in t.column_names and t.num_rows > 0
         df = pl.read_delta(str(root / "curated" / name))
         assert df.height == t.num_rows
+        scanned = pa.RecordBatchReader.from_stream(DeltaTable(str(root / "curated" / name)).scan())
+        assert scanned.read_all().num_rows == t.num_rows
 
 
 def test_curated_identifiers_are_all_valid_and_unique(night: dict) -> None:
     from transforms.credit_code import is_valid_credit_code
     from transforms.id_number import is_valid_id_number
 
-    persons = _delta(night["root"], "person").to_pyarrow_table()
+    persons = _curated(night["root"], "person")
     ids = persons["id_number"].to_pylist()
     assert len(ids) == len(set(ids))
     assert all(is_valid_id_number(i) for i in ids)
-    codes = [
-        c
-        for c in _delta(night["root"], "enterprise").to_pyarrow_table()["credit_code"].to_pylist()
-        if c
-    ]
+    codes = [c for c in _curated(night["root"], "enterprise")["credit_code"].to_pylist() if c]
     assert codes and all(is_valid_credit_code(c) for c in codes)
-    owners = (
-        _delta(night["root"], "property_right").to_pyarrow_table()["owner_id_number"].to_pylist()
-    )
+    owners = _curated(night["root"], "property_right")["owner_id_number"].to_pylist()
     assert all(is_valid_id_number(i) for i in owners)
 
 
@@ -104,15 +104,13 @@ def test_fixable_dirt_is_repaired_to_the_ground_truth(night: dict) -> None:
     ).to_pylist()
     rows = [r for r in rows if r["dirt"] in fixable]
     assert rows, "the sample should contain fixable ID-number dirt in gongan"
-    curated = set(_delta(night["root"], "person").to_pyarrow_table()["id_number"].to_pylist())
+    curated = set(_curated(night["root"], "person")["id_number"].to_pylist())
     assert all(r["clean"] in curated for r in rows)
 
 
 def test_no_property_check_has_both_answers(night: dict) -> None:
-    persons = set(_delta(night["root"], "person").to_pyarrow_table()["id_number"].to_pylist())
-    owners = set(
-        _delta(night["root"], "property_right").to_pyarrow_table()["owner_id_number"].to_pylist()
-    )
+    persons = set(_curated(night["root"], "person")["id_number"].to_pylist())
+    owners = set(_curated(night["root"], "property_right")["owner_id_number"].to_pylist())
     assert persons & owners and persons - owners
 
 
@@ -164,12 +162,13 @@ def test_rerunning_the_night_changes_no_content(night: dict) -> None:
 
     root = StorageRoot(night["root"])
     before = {
-        n: _delta(night["root"], n).version() for n in ("person", "enterprise", "property_right")
+        n: DeltaTable(str(night["root"] / "curated" / n)).version()
+        for n in ("person", "enterprise", "property_right")
     }
     staged_before = DeltaTable(str(night["root"] / "staged" / "gongan" / "czrk")).to_pyarrow_table()
     for dag_id in ("dept_gongan", "curation"):
         assert demo.run_dag(dag_id, DS, _airflow_env(root), root).ok
-    after = {n: _delta(night["root"], n).version() for n in before}
+    after = {n: DeltaTable(str(night["root"] / "curated" / n)).version() for n in before}
     assert after == before
     staged_after = DeltaTable(str(night["root"] / "staged" / "gongan" / "czrk")).to_pyarrow_table()
     drop = ["_run_id", "_loaded_at"]
@@ -200,7 +199,7 @@ def test_an_unreachable_source_fails_its_department_only_and_is_reported(night: 
     assert table["failed_stage"] == "extract"
     assert "department mz, table hydj" in table["error"]
     # the curated tables of the good night are still readable
-    assert _delta(night["root"], "person").to_pyarrow_table().num_rows > 0
+    assert _curated(night["root"], "person").num_rows > 0
 
 
 def _full_id_numbers(text: str) -> set[str]:

@@ -326,3 +326,23 @@ def test_share_to_rewrite_reads_file_key_ranges_from_the_log(tmp_path: Path) -> 
     assert share_to_rewrite(dt, "id_number", k(5, 999, 2500)) == 0.5
     assert share_to_rewrite(dt, "id_number", k(5, 1500, 2500, 3999)) == 1.0
     assert share_to_rewrite(dt, "id_number", k(9000)) == 0.0  # a new key past every file
+
+
+def test_with_deletion_vectors_off_tables_stay_readable_by_deltalakes_pyarrow(
+    tmp_path: Path,
+) -> None:
+    """``publishing.deletion_vectors: false``: no deletion-vector feature, copy-on-write
+    nights, and deltalake's pyarrow dataset keeps reading the table (it refuses tables whose
+    protocol allows deletion vectors)."""
+    on, off = tmp_path / "on", tmp_path / "off"
+    for path, dv in ((on, True), (off, False)):
+        for i, (rows, gone) in enumerate(_nights()[:2]):
+            publish(
+                path, rows, "id_number", gone, ["id_number"], f"r{i}", "2026-11-20",
+                deletion_vectors=dv,
+            )  # fmt: skip
+    assert DeltaTable(str(off)).to_pyarrow_table().num_rows == 2999
+    assert deleted_positions(DeltaTable(str(off))) == {}
+    with pytest.raises(Exception, match="deletionVectors"):
+        DeltaTable(str(on)).to_pyarrow_table()
+    assert _content(on).equals(_content(off))
