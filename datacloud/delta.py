@@ -7,6 +7,7 @@ most 128k rows, so point lookups prune on statistics.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -69,8 +70,20 @@ class MergeResult:
 
 
 def load(path: DataPath, version: int | None = None) -> DeltaTable:
-    """The Delta table at ``path`` (local or on the object store), at ``version`` or the latest."""
-    return DeltaTable(uri(path), version=version, storage_options=storage_options(path))
+    """The Delta table at ``path`` (local or on the object store), at ``version`` or the latest.
+
+    A given version never changes, so its loaded log is kept (the last 128) and shared: do
+    not ``update_incremental`` or write through a table loaded at a version.
+    """
+    options = storage_options(path)
+    if version is None:
+        return DeltaTable(uri(path), storage_options=options)
+    return _load_version(uri(path), version, tuple(sorted((options or {}).items())))
+
+
+@functools.lru_cache(maxsize=128)
+def _load_version(location: str, version: int, options: tuple[tuple[str, str], ...]) -> DeltaTable:
+    return DeltaTable(location, version=version, storage_options=dict(options) or None)
 
 
 def open_table(path: DataPath, version: int | None = None) -> DeltaTable | None:
