@@ -346,3 +346,35 @@ def test_with_deletion_vectors_off_tables_stay_readable_by_deltalakes_pyarrow(
     with pytest.raises(Exception, match="deletionVectors"):
         DeltaTable(str(on)).to_pyarrow_table()
     assert _content(on).equals(_content(off))
+
+
+def test_deletion_vectors_of_every_container_kind_are_read_back_by_delta_rs(
+    tmp_path: Path,
+) -> None:
+    """One 200,000-row file; a night deletes a dense run (a 65,536-bit bitmap container in
+    the roaring format), a sparse scatter (array containers) across three 65,536-row ranges,
+    and replaces some rows; delta-rs's reader, polars and ``deleted_positions`` all agree
+    with what was deleted."""
+    path = tmp_path / "t"
+    n = 200_000
+    base = _people(list(range(n)), "a")
+    publish(path, base, "id_number", None, ["id_number"], "r0", "2026-11-19", row_group_rows=n)
+    dense = list(range(70_000, 80_000))  # 10,000 in one 65,536 range: a bitmap container
+    sparse = list(range(5, n, 997))  # array containers in every range
+    gone_ids = sorted(set(dense) | set(sparse))
+    replaced = [1, 65_535, 65_536, 131_072, n - 1]
+    night = _people([i for i in replaced if i not in gone_ids], "z")
+    gone = pa.array([f"{i:017d}X" for i in gone_ids])
+    r = publish(path, night, "id_number", gone, ["id_number"], "r1", "2026-11-20",
+                deletion_vectors_under=1.0, row_group_rows=n)  # fmt: skip
+    assert (r.deleted, r.inserted) == (len(gone_ids), 0)
+    dt = DeltaTable(str(path))
+    [(_, positions)] = [(p, v) for p, v in deleted_positions(dt).items() if len(v) > 1000]
+    expected_dead = sorted(set(gone_ids) | {i for i in replaced if i not in gone_ids})
+    assert positions.tolist() == expected_dead  # row i of the file is person i
+    got = read_table(path)
+    assert got.num_rows == n - len(gone_ids)
+    assert set(got["id_number"].to_pylist()).isdisjoint(gone.to_pylist())
+    names = dict(zip(got["id_number"].to_pylist(), got["name"].to_pylist(), strict=True))
+    assert all(names[f"{i:017d}X"].startswith("z") for i in replaced if i not in gone_ids)
+    assert pl.read_delta(str(path)).height == got.num_rows
