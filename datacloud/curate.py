@@ -720,8 +720,9 @@ def _layout_changed(path: DataPath, name: str, night: Night) -> bool:
 
 
 def _columns_differ(path: DataPath, rows: pa.Table) -> bool:
+    """Whether the published table has other columns than ``rows`` (and its row hash)."""
     dt = open_table(path)
-    return dt is not None and dt.schema().to_arrow().names != rows.column_names
+    return dt is not None and dt.schema().to_arrow().names != [*rows.column_names, delta.ROW_HASH]
 
 
 def _keys_not_in(path: DataPath, key: str, keys: pa.Array) -> pa.Array:

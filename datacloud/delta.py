@@ -44,6 +44,9 @@ DELETION_VECTORS_UNDER = 0.2
 # maintain rewrites a table sorted once this share of its physical rows is marked deleted
 RECLUSTER_DELETED_OVER = 0.2
 DV_FEATURE = "deletionVectors"
+# every published curated row carries a 64-bit hash of its other columns: an incremental
+# publish compares it instead of reading the old rows whole
+ROW_HASH = "_row_hash"
 
 
 def _writer(row_group_rows: int = ROW_GROUP_ROWS) -> WriterProperties:
@@ -326,7 +329,7 @@ def publish(
     those files anyway, unsorted and slower. Otherwise one MERGE rewrites only those files
     (unsorted: ``maintain`` reclusters when file key ranges then overlap).
     """
-    rows = rows.sort_by([(k, "ascending") for k in sort_by])
+    rows = with_row_hash(rows).sort_by([(k, "ascending") for k in sort_by])
     writer = _writer(row_group_rows)
     dt = open_table(path)
     if dt is not None and dt.schema().to_arrow().names != rows.column_names and not full:
@@ -364,6 +367,24 @@ def publish(
     if share_to_rewrite(dt, key, touched) > rewrite_over:
         return _sorted_rewrite(dt, rows, key, gone, sort_by, writer, run_id, ds, metadata)
     return _merge(dt, rows, key, gone, writer, run_id, ds, metadata)
+
+
+def with_row_hash(rows: pa.Table) -> pa.Table:
+    """``rows`` with ``_row_hash``: a 64-bit hash of every other column's value (polars
+    ``hash_rows``, fixed seeds). Two rows with the same values hash the same in one polars
+    version; another version may hash differently, which makes the next incremental publish
+    replace its touched rows although they are unchanged (same content, counted as updated).
+    Two different rows of one key hash the same with a chance of 2**-64.
+    """
+    import polars as pl
+
+    if ROW_HASH in rows.column_names:
+        rows = rows.drop_columns([ROW_HASH])
+    frame = pl.from_arrow(rows)
+    assert isinstance(frame, pl.DataFrame)
+    hashes = frame.hash_rows(seed=20261121)
+    # Delta has no unsigned type: the same 64 bits as a signed long
+    return rows.append_column(ROW_HASH, hashes.to_arrow().cast(pa.uint64()).view(pa.int64()))
 
 
 def _enable_deletion_vectors(dt: DeltaTable, run_id: str, ds: str) -> None:
@@ -470,47 +491,30 @@ def _commit(root: Path, version: int, actions: list[dict[str, Any]]) -> None:
         aside.unlink()
 
 
-def _live_rows_of(
+def _published_hashes(
     root: Path,
     actions: list[dict[str, Any]],
     key: str,
     touched: pa.Array,
     already: dict[str, np.ndarray],
 ) -> pa.Table:
-    """The rows of the given data files whose ``key`` is touched and not yet deleted, with
-    their file (``_file``) and position in it (``_at``).
-
-    One polars scan of the files: it decodes the key column first and the other columns
-    only for the matching rows.
-    """
-    import polars as pl
-
-    wanted = pl.Series("k", touched.cast(pa.large_string())).implode()
-    frame = (
-        pl.scan_parquet(
-            [root / a["path"] for a in actions], include_file_paths="_file", parallel="prefiltered"
-        )
-        .with_row_index("_row")
-        .filter(pl.col(key).cast(pl.String).is_in(wanted))
-        .collect()
-    )
-    # the row index runs over the files in order: a file's first row is the rows before it
-    sizes = np.array([a["num_records"] for a in actions], np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    row = frame["_row"].to_numpy().astype(np.int64)
-    which = np.searchsorted(starts, row, side="right") - 1
-    at = row - starts[which]
-    paths = np.array([a["path"] for a in actions], dtype=object)
-    live = np.ones(len(row), bool)
-    for i, path in enumerate(paths):
+    """Per published row of the given files whose ``key`` is touched and not yet deleted:
+    ``key``, ``_row_hash``, its file (``_file``) and position in it (``_at``). Only the two
+    columns are read."""
+    parts = []
+    for action in actions:
+        path = action["path"]
+        found = pq.read_table(root / path, columns=[key, ROW_HASH])
+        at = np.flatnonzero(pc.is_in(found[key], value_set=touched).to_numpy(zero_copy_only=False))
         dead = already.get(path)
         if dead is not None and len(dead):
-            mine = which == i
-            live[mine] = ~np.isin(at[mine], dead)
-    out = frame.drop("_row", "_file").to_arrow().filter(pa.array(live))
-    return out.append_column("_at", pa.array(at[live])).append_column(
-        "_file", pa.array(paths[which[live]].tolist(), pa.string())
-    )
+            at = at[~np.isin(at, dead)]
+        if len(at):
+            part = found.take(pa.array(at)).append_column("_at", pa.array(at, pa.int64()))
+            parts.append(part.append_column("_file", pa.array([path] * len(at), pa.string())))
+    if not parts:
+        return pa.table({key: touched.slice(0, 0), ROW_HASH: pa.array([], pa.int64())})
+    return pa.concat_tables(parts, promote_options="permissive")
 
 
 def _deletion_vector_merge(
@@ -530,7 +534,8 @@ def _deletion_vector_merge(
     Each file whose ``key`` range can hold a touched key gets a deletion vector marking the
     old rows of the keys that changed or are gone (added to the rows it already deletes);
     the inserted and changed rows, sorted by ``sort_by``, go to one new file. A row whose
-    columns all equal the published ones is left alone; nothing changed, no commit.
+    ``_row_hash`` equals the published one is left alone; nothing changed, no commit. Only
+    the key and hash columns of the published files are read.
     """
     schema = pa.schema(dt.schema().to_arrow())
     rows = rows.cast(schema)
@@ -546,21 +551,19 @@ def _deletion_vector_merge(
             files[action["path"]] = action
     old = None
     if files:
-        found = _live_rows_of(root, list(files.values()), key, touched, already)
-        with_place = pa.schema([*schema, ("_at", pa.int64()), ("_file", pa.string())])
-        old = found.cast(with_place) if found.num_rows else None
-    # pair the old rows with the new ones: unchanged rows stay, changed and gone rows go
+        found = _published_hashes(root, list(files.values()), key, touched, already)
+        old = found.sort_by([(key, "ascending")]) if found.num_rows else None
+    # pair the published rows with the new ones by key: equal hashes stay, others go
     drop_keys = gone
     changed = rows
     updated = 0
     if old is not None:
-        old = old.sort_by([(key, "ascending")])
         again = rows.filter(pc.is_in(rows[key], value_set=old[key].combine_chunks()))
         again = again.sort_by([(key, "ascending")])
         paired = old.filter(pc.is_in(old[key], value_set=again[key].combine_chunks()))
         if paired.num_rows != again.num_rows:  # a key twice in the table: cannot pair
             raise ValueError(f"{root}: duplicate values of key column {key}")
-        differs = _differs(paired.select(rows.column_names), again)
+        differs = pc.not_equal(paired[ROW_HASH], again[ROW_HASH])
         updated = pc.sum(differs).as_py() or 0
         same = paired[key].filter(pc.invert(differs))
         changed = rows.filter(pc.invert(pc.is_in(rows[key], value_set=same)))
