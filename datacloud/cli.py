@@ -328,10 +328,9 @@ def demo(
 
 
 def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None:
-    import pyarrow as pa
 
     from datacloud.canonical import CURATED_TABLES
-    from datacloud.delta import open_table
+    from datacloud.delta import live_rows, open_table
 
     table = Table(title=f"night of {ds.isoformat()}")
     for col in ("department", "status", "extracted", "accepted", "rejected", "deduplicated"):
@@ -362,7 +361,7 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
         if dt is None:
             cur.add_row(name, "-", "-", "not published")
             continue
-        rows = sum(pa.table(dt.get_add_actions(flatten=True))["num_records"].to_pylist())
+        rows = live_rows(dt)
         cur.add_row(name, f"{rows:,}", str(dt.version()), str(root.curated(name)))
     console.print(cur)
     console.print(f"storage root:  {root.root} (state); data {root.data_root}")
@@ -372,7 +371,7 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
     )
     console.print(
         f"curated:       {root.data_root / 'curated'}/<table> "
-        "(Delta Lake; open with deltalake or polars)"
+        "(Delta Lake; open with polars or deltalake's DeltaTable.scan())"
     )
 
 

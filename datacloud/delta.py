@@ -354,7 +354,7 @@ def publish(
     if rows.num_rows == 0 and len(gone) == 0:
         return MergeResult(dt.version(), 0, 0, 0)
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
-    live = _live_rows(dt)
+    live = live_rows(dt)
     if (
         deletion_vectors
         and has_deletion_vectors(dt)
@@ -426,7 +426,8 @@ def deleted_positions(dt: DeltaTable) -> dict[str, np.ndarray]:
     return out
 
 
-def _live_rows(dt: DeltaTable) -> int:
+def live_rows(dt: DeltaTable) -> int:
+    """Rows a reader sees: the physical rows less those deletion vectors mark deleted."""
     files = pa.table(dt.get_add_actions(flatten=True))
     physical = pc.sum(files["num_records"]).as_py() or 0
     return int(physical - sum(len(p) for p in deleted_positions(dt).values()))
