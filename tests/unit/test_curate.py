@@ -244,7 +244,7 @@ def test_authority_order_is_configurable(storage_root: StorageRoot) -> None:
         {"survivorship": {"person": {"phone": {"authority": ["gongan"]}}}}
     ).survivorship.person["phone"]
     cfg = CurationConfig.model_validate(
-        {"survivorship": {"person": person, "enterprise": {"authority": ["scjg"]}}}
+        {"survivorship": {"person": person, "enterprise": cfg.survivorship.enterprise}}
     )
     run(storage_root, D1, config=cfg)
     g = golden(storage_root)
@@ -256,7 +256,7 @@ def test_a_department_yaml_contradicting_the_rule_is_an_error() -> None:
     from datacloud.config import ConfigError
 
     cfg = CurationConfig.model_validate({"survivorship": {"person": {"name": "latest"}}})
-    with pytest.raises(ConfigError, match=r"survivorship.name: departments \['gongan'\]"):
+    with pytest.raises(ConfigError, match=r"survivorship.person.name: departments \['gongan'\]"):
         cfg.person_rules(DEPTS)
 
 
