@@ -44,6 +44,7 @@ CONFLICTS = {
 }
 REJECTING = {"id_wrong_check", "credit_wrong_check", "impossible_date"}
 PKS = {"czrk": "rkbh", "qyjbxx": "qyid", "qygd": "gdid", "bdc_qlr": "ywh", "grzh": "grzh"}
+PKS["qydmdz"] = "dzid"
 PKS["hydj"] = "djxh"
 # the ID column of the person a name or sex column describes
 ID_OF = {
