@@ -430,9 +430,8 @@ def enterprise_roles(night: Night) -> tuple[pa.Table, pa.Array] | None:
     rows = rows.append_column(KEY, role_key(rows))
     authority = night.config.enterprise_rules(night.depts)["legal_representative"]
     out = first_per_key(rows, KEY, authority, night.sources)
-    if touched is None:
-        return out, _gone(None, out[KEY])
-    return out, _gone(_published_roles(night.root, touched), out[KEY])
+    published = None if touched is None else _published_roles(night.root, touched)
+    return out, _gone(published, out[KEY])
 
 
 def _published_roles(root: StorageRoot, enterprises: pa.Array) -> pa.Array:
