@@ -16,6 +16,8 @@ REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "property_right": ("certificate_no", "owner_id_number"),
     "housing_fund_account": ("account_no", "id_number"),
     "marriage": ("registration_id", "husband_id_number", "wife_id_number"),
+    # the crosswalk of legacy 注册号 to the credit codes that replaced them (换照)
+    "enterprise_code_map": ("reg_number", "credit_code"),
 }
 
 KINDS: Final[tuple[str, ...]] = tuple(REQUIRED_COLUMNS)
@@ -37,6 +39,7 @@ NORMALISER_NAMES: Final[frozenset[str]] = frozenset(
     {
         "id_number",
         "credit_code",
+        "reg_number",
         "person_name",
         "text",
         "enterprise_name",

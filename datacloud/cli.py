@@ -146,8 +146,10 @@ def normalise(
 def validate(
     folder: Annotated[Path | None, typer.Option(help="folder of department YAMLs")] = None,
 ) -> None:
-    """Validate every department YAML and check that its extraction queries exist."""
+    """Validate every department YAML, check that its extraction queries exist, and check
+    dags/curation.yaml against the departments' authority lists."""
     from datacloud.config import check_sql, load_departments
+    from datacloud.curation_config import config_path, load_curation_config
 
     depts = load_departments(folder)
     problems = [p for d in depts for p in check_sql(d)]
@@ -155,6 +157,8 @@ def validate(
         raise UserError("\n".join(problems))
     for d in depts:
         console.print(f"[green]ok[/] {d.code}: {d.name}, {len(d.tables)} table(s)")
+    load_curation_config().fingerprint(depts)  # resolves every survivorship rule
+    console.print(f"[green]ok[/] survivorship: {config_path()}")
 
 
 @app.command()

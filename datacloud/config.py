@@ -142,6 +142,7 @@ class TableSpec(_Model):
         "property_right",
         "housing_fund_account",
         "marriage",
+        "enterprise_code_map",
     ]
     description: str = ""
     mode: Literal["full", "incremental"] = "full"

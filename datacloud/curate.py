@@ -1,8 +1,11 @@
 """Curation: golden records (一人一档, 一企一档) and relation tables from the staged tables.
 
-Survivorship per field (一数一源, ``dags/curation.yaml``): the authority departments of a field
-win, in order, where they have a value; otherwise the most recently updated non-null value
-wins. Each golden person field carries its source department and as-of date.
+Survivorship per field (一数一源, ``dags/curation.yaml``, ``transforms.survivorship``): the
+authority departments of a field win, in order, where they have a value; otherwise the most
+recently updated non-null value wins. Each golden person and enterprise field carries its
+source department and as-of date. Legacy registration numbers (注册号) take the credit code
+the crosswalk (kind ``enterprise_code_map``) maps them to, so a legacy record merges into its
+credit code's golden record; unmapped ones stay their own rows (``REG:<注册号>``).
 
 Incremental: the staged tables record their row changes (Delta change data feed). A night
 reads the changes since the staged versions the last curation consumed (``curated/_curation.json``),
@@ -24,17 +27,23 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from datacloud import delta
 from datacloud.config import Department
-from datacloud.curation_config import PERSON_FIELDS, CurationConfig, load_curation_config
+from datacloud.curation_config import (
+    FIELD_COLUMNS,
+    PERSON_FIELDS,
+    CurationConfig,
+    load_curation_config,
+)
 from datacloud.delta import open_table, read_loaded
 from datacloud.paths import StorageRoot
 from datacloud.quality import QualityGateError
 from datacloud.storage import DataPath
+from transforms.code_map import mapped_credit_codes, resolve_crosswalk
+from transforms.survivorship import first_per_key, survive
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,7 @@ FUND_COLUMNS = [
     "id_number",
     "employer_name",
     "employer_credit_code",
+    "employer_reg_number",
     "opened_date",
     "status",
     "monthly_contribution",
@@ -98,6 +108,7 @@ class Relation:
     columns: list[str]
     key: list[str]  # identifies a row; joined into _key
     sort_by: list[str]  # file order for lookups
+    crosswalk: tuple[str, str] | None = None  # (credit code, 注册号) columns the crosswalk maps
 
 
 RELATIONS = {
@@ -108,7 +119,11 @@ RELATIONS = {
         ["owner_id_number", "certificate_no"],
     ),
     "housing_fund_account": Relation(
-        "housing_fund_account", FUND_COLUMNS, ["account_no"], ["id_number", "account_no"]
+        "housing_fund_account",
+        FUND_COLUMNS,
+        ["account_no"],
+        ["id_number", "account_no"],
+        ("employer_credit_code", "employer_reg_number"),
     ),
     "marriage": Relation(
         "marriage",
@@ -181,85 +196,7 @@ def _stack(
     return out.cast(pa.schema(untyped))
 
 
-# --- survivorship (pure) --------------------------------------------------------------------
-
-
-def _winners(
-    group: np.ndarray, as_of: pa.Array, source: pa.Array, sources: list[str]
-) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray, list[str]], np.ndarray]]:
-    """Order rows by (group, as_of, source); returns the order, group starts and a picker.
-
-    ``pick(valid, authority)`` gives per group the row (an index into the input) that wins:
-    the highest authority rank among rows with ``valid`` true, then the latest as_of, then
-    the later source in ``sources``; -1 where no row of the group is valid.
-    """
-    src = pc.index_in(source, value_set=pa.array(sources, pa.string())).to_numpy(
-        zero_copy_only=False
-    )
-    days = pc.fill_null(pc.cast(as_of, pa.int32()), -(2**20)).to_numpy().astype(np.int64)
-    days -= days.min(initial=0)
-    span = int(days.max(initial=0)) + 1
-    composite = (group.astype(np.int64) * span + days) * len(sources) + src
-    order = np.argsort(composite, kind="stable")
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.array([], np.int64)
-    n = len(order)
-    src_sorted = src[order]
-
-    def pick(valid: np.ndarray, authority: list[str]) -> np.ndarray:
-        if n == 0:
-            return np.array([], np.int64)
-        rank_of = np.zeros(len(sources), np.int64)
-        for i, code in enumerate(authority):
-            if code in sources:
-                rank_of[sources.index(code)] = len(authority) - i
-        score = np.where(valid[order], (rank_of[src_sorted] + 1) * n + np.arange(n), -1)
-        best = np.maximum.reduceat(score, starts)
-        return np.where(best >= 0, order[best % n], -1)
-
-    return order, starts, pick
-
-
-def _place(idx: np.ndarray) -> pa.Array:
-    return pa.array(idx, pa.int64(), mask=idx < 0)
-
-
-def survive_person(
-    keys: pa.Array,
-    candidates: pa.Table,
-    rules: dict[str, list[str]],
-    sources: list[str],
-) -> pa.Table:
-    """Golden person records for ``keys`` (sorted unique ID numbers) from candidate rows.
-
-    ``candidates``: ``id_number``, one column per golden field, ``source``, ``as_of``.
-    ``rules``: field -> authority departments in priority order ([] = latest non-null).
-    Returns ``id_number`` and per field ``<field>``, ``<field>_source``, ``<field>_as_of``.
-    """
-    pos = pc.index_in(candidates["id_number"], value_set=keys)
-    candidates = candidates.filter(pc.is_valid(pos))
-    group = pc.drop_null(pos).to_numpy().astype(np.int64)
-    order, starts, pick = _winners(group, candidates["as_of"], candidates["source"], sources)
-    group_key = group[order[starts]] if len(order) else np.array([], np.int64)
-    out: dict[str, Any] = {"id_number": keys}
-    for name, authority in rules.items():
-        valid = pc.is_valid(candidates[name]).to_numpy(zero_copy_only=False)
-        winner = np.full(len(keys), -1, np.int64)
-        winner[group_key] = pick(valid, authority)
-        take = _place(winner)
-        out[name] = candidates[name].take(take)
-        out[f"{name}_source"] = candidates["source"].take(take)
-        out[f"{name}_as_of"] = candidates["as_of"].take(take)
-    return pa.table(out)
-
-
-def first_per_key(rows: pa.Table, key: str, authority: list[str], sources: list[str]) -> pa.Table:
-    """The surviving row per ``key``: authority departments first, then the latest as_of."""
-    keys = pc.unique(rows[key]).sort()
-    group = pc.index_in(rows[key], value_set=keys).to_numpy().astype(np.int64)
-    _, _, pick = _winners(group, rows["as_of"], rows["source"], sources)
-    winners = pick(np.ones(rows.num_rows, bool), authority)
-    return rows.take(pa.array(winners, pa.int64()))
+# --- survivorship (pure; the rules themselves are transforms.survivorship) -------------------
 
 
 def _joined_key(rows: pa.Table, columns: list[str], prefix: str = "") -> pa.Array:
@@ -276,6 +213,32 @@ def enterprise_key(rows: pa.Table) -> pa.Array:
     return pc.coalesce(
         rows["credit_code"], pc.binary_join_element_wise("REG:", rows["reg_number"], "")
     )
+
+
+def with_credit_codes(
+    rows: pa.Table, crosswalk: pa.Table, credit: str = "credit_code", reg: str = "reg_number"
+) -> pa.Table:
+    """Rows whose credit code is null and whose 注册号 the crosswalk maps get its credit code."""
+    mapped = mapped_credit_codes(rows[credit], rows[reg], crosswalk)
+    return rows.set_column(rows.schema.get_field_index(credit), credit, mapped)
+
+
+def role_key(rows: pa.Table) -> pa.Array:
+    """The ``_key`` of an enterprise role: ID number, credit code, 注册号 and role joined by ``|``;
+    the 注册号 only where no credit code is known, so a legacy row mapped to a credit code has
+    the key of that credit code's rows."""
+    legacy_only = pc.if_else(
+        pc.is_valid(rows["credit_code"]), pa.scalar(None, pa.string()), rows["reg_number"]
+    )
+    parts = rows.select(["id_number", "credit_code", "role"]).append_column(
+        "reg_number", legacy_only
+    )
+    return _joined_key(parts, ROLE_KEY)
+
+
+def role_enterprises(rows: pa.Table) -> pa.Array:
+    """The enterprise key of each role row; ``""`` for a row naming no enterprise at all."""
+    return pc.fill_null(enterprise_key(rows), "")
 
 
 def marital_candidates(registrations: pa.Table) -> pa.Table:
@@ -314,10 +277,25 @@ class Night:
     config: CurationConfig
     versions: dict[str, int]
     touched: dict[str, pa.Array | None] = field(default_factory=dict)
+    _crosswalk: pa.Table | None = field(default=None, repr=False)
 
     @property
     def sources(self) -> list[str]:
         return [d.code for d in self.depts]
+
+    def crosswalk(self) -> pa.Table:
+        """注册号 -> credit code from the ``enterprise_code_map`` tables at the pinned versions,
+        one credit code per 注册号 (``transforms.code_map.resolve_crosswalk``)."""
+        if self._crosswalk is None:
+            rows = _stack(
+                self.root,
+                self.depts,
+                {"enterprise_code_map"},
+                ["reg_number", "credit_code"],
+                versions=self.versions,
+            )
+            self._crosswalk = resolve_crosswalk(rows, self.sources)
+        return self._crosswalk
 
     def stack(
         self, kinds: set[str], columns: list[str], table: str, key_cols: list[str] | None = None
@@ -353,7 +331,7 @@ def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
         candidates = candidates.append_column(
             "marital_status", pa.nulls(candidates.num_rows, pa.string())
         )
-    golden = survive_person(keys, candidates, rules, night.sources)
+    golden = survive(keys, "id_number", candidates, rules, night.sources)
     return golden, _gone(night.touched.get("person"), keys)
 
 
@@ -377,16 +355,46 @@ def _with_key(rows: pa.Table, key: pa.Array) -> pa.Table:
     return rows.append_column(KEY, key).filter(pc.is_valid(key))
 
 
-def enterprise_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
-    """curated/enterprise: one row per credit code; legacy numbers kept as their own rows."""
+def golden_enterprises(night: Night, keys: pa.Array | None) -> pa.Table | None:
+    """Golden enterprise records of ``keys`` (enterprise keys; None: all), per field.
+
+    Candidates are the ``enterprise`` rows, legacy ones mapped through the crosswalk (so they
+    join their credit code's group), and the crosswalk's rows, which give a credit code its
+    注册号. ``credit_code`` is the key's credit code (null for an unmapped legacy record).
+    """
     rows = night.stack({"enterprise"}, ENTERPRISE_COLUMNS, "enterprise")
     if rows is None:
         return None
+    crosswalk = night.crosswalk()
+    rows = with_credit_codes(rows, crosswalk)
     rows = _with_key(rows, enterprise_key(rows))
+    if keys is not None:
+        rows = rows.filter(pc.is_in(rows[KEY], value_set=keys))
+    present = pc.unique(rows[KEY]).sort()
+    links = crosswalk.filter(pc.is_in(crosswalk["credit_code"], value_set=present))
+    links = links.append_column(KEY, links["credit_code"])
+    candidates = pa.concat_tables([rows, links], promote_options="permissive")
+    rules = night.config.enterprise_rules(night.depts)
+    golden = survive(present, KEY, candidates, rules, night.sources, FIELD_COLUMNS)
+    credit = pc.if_else(
+        pc.starts_with(golden[KEY], "REG:"), pa.scalar(None, pa.string()), golden[KEY]
+    )
+    return pa.table(
+        {
+            "credit_code": credit,
+            **{c: golden[c] for c in golden.column_names if c != KEY},
+            KEY: golden[KEY],
+        }
+    )
+
+
+def enterprise_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
+    """curated/enterprise: one row per credit code (legacy 注册号 mapped through the crosswalk);
+    an unmapped legacy number is its own row."""
     touched = night.touched.get("enterprise")
-    if touched is not None:
-        rows = rows.filter(pc.is_in(rows[KEY], value_set=touched))
-    out = first_per_key(rows, KEY, night.config.enterprise_rule(night.depts), night.sources)
+    out = golden_enterprises(night, touched)
+    if out is None:
+        return None
     return out, _gone(touched, out[KEY])
 
 
@@ -395,6 +403,8 @@ def relation(night: Night, name: str) -> tuple[pa.Table, pa.Array] | None:
     rows = night.stack({spec.kind}, spec.columns, name)
     if rows is None:
         return None
+    if spec.crosswalk is not None:
+        rows = with_credit_codes(rows, night.crosswalk(), *spec.crosswalk)
     rows = _with_key(rows, _joined_key(rows, spec.key))
     touched = night.touched.get(name)
     if touched is not None:
@@ -404,43 +414,63 @@ def relation(night: Night, name: str) -> tuple[pa.Table, pa.Array] | None:
 
 
 def enterprise_roles(night: Night) -> tuple[pa.Table, pa.Array] | None:
-    """curated/enterprise_role: shareholders, and legal representatives from the enterprise records."""
+    """curated/enterprise_role: shareholders (legacy 注册号 mapped through the crosswalk) and the
+    legal representative of each golden enterprise record (its ``legal_representative``).
+
+    Touched keys are enterprise keys: every role of a touched enterprise is rebuilt, and its
+    published roles that the build no longer has are deleted.
+    """
+    touched = night.touched.get("enterprise_role")
     holders = night.stack({"enterprise_role"}, ROLE_COLUMNS, "enterprise_role")
-    ents = night.stack({"enterprise"}, ENTERPRISE_COLUMNS, "enterprise_role")
-    parts = [] if holders is None else [holders]
-    if ents is not None:
-        ents = ents.filter(pc.is_valid(ents["legal_rep_id_number"]))
-        parts.append(legal_representatives(ents, holders.schema if holders is not None else None))
+    golden = golden_enterprises(night, touched)
+    parts = []
+    if holders is not None:
+        holders = with_credit_codes(holders, night.crosswalk())
+        if touched is not None:
+            holders = holders.filter(pc.is_in(role_enterprises(holders), value_set=touched))
+        parts.append(holders)
+    if golden is not None:
+        parts.append(legal_representatives(golden, holders.schema if holders is not None else None))
     if not parts:
         return None
     rows = pa.concat_tables(parts, promote_options="permissive")
-    rows = _with_key(rows, _joined_key(rows, ROLE_KEY))
-    touched = night.touched.get("enterprise_role")
-    if touched is not None:
-        rows = rows.filter(pc.is_in(rows[KEY], value_set=touched))
-    authority = night.config.enterprise_rule(night.depts)
+    rows = rows.append_column(KEY, role_key(rows))
+    authority = night.config.enterprise_rules(night.depts)["legal_representative"]
     out = first_per_key(rows, KEY, authority, night.sources)
-    return out, _gone(touched, out[KEY])
+    published = None if touched is None else _published_roles(night.root, touched)
+    return out, _gone(published, out[KEY])
 
 
-def legal_representatives(ents: pa.Table, holders: pa.Schema | None) -> pa.Table:
-    """Enterprise records as ``legal_representative`` role rows (columns of the role table)."""
-    n = ents.num_rows
+def _published_roles(root: StorageRoot, enterprises: pa.Array) -> pa.Array:
+    """The published role keys of the given enterprise keys (role_enterprises)."""
+    dt = open_table(root.curated("enterprise_role"))
+    if dt is None:
+        return pa.array([], pa.string())
+    t = read_loaded(dt, [KEY, "credit_code", "reg_number"])
+    mine = pc.is_in(role_enterprises(t), value_set=enterprises)
+    return t[KEY].filter(mine).combine_chunks()
+
+
+def legal_representatives(golden: pa.Table, holders: pa.Schema | None) -> pa.Table:
+    """Golden enterprise records as ``legal_representative`` role rows (columns of the role
+    table), with the legal representative's source and as-of date; none without an ID number."""
+    golden = golden.filter(pc.is_valid(golden["legal_rep_id_number"]))
+    n = golden.num_rows
 
     def nulls(c: str) -> pa.Array:
         return pa.nulls(n, holders.field(c).type if holders is not None else pa.string())
 
     return pa.table(
         {
-            "credit_code": ents["credit_code"],
-            "reg_number": ents["reg_number"],
-            "id_number": ents["legal_rep_id_number"],
-            "name": ents["legal_rep_name"],
+            "credit_code": golden["credit_code"],
+            "reg_number": golden["reg_number"],
+            "id_number": golden["legal_rep_id_number"],
+            "name": golden["legal_rep_name"],
             "role": pa.array(["legal_representative"] * n, pa.string()),
             "subscribed_capital": nulls("subscribed_capital"),
             "share_ratio": nulls("share_ratio"),
-            "source": ents["source"],
-            "as_of": ents["as_of"],
+            "source": golden["legal_representative_source"],
+            "as_of": golden["legal_representative_as_of"],
         }
     )
 
@@ -459,7 +489,12 @@ BUILDERS: dict[str, Callable[[Night], tuple[pa.Table, pa.Array] | None]] = {
 
 
 def _touched(night: Night, changes: dict[str, pa.Table]) -> dict[str, pa.Array]:
-    """Curated table -> the keys the staged changes touch (old and new images, deletions)."""
+    """Curated table -> the keys the staged changes touch (old and new images, deletions).
+
+    A crosswalk change (注册号 R mapped to credit code C, or no longer) touches the enterprise
+    keys ``REG:R`` and ``C`` of both images, the roles of those enterprises, and the relation
+    rows (housing-fund accounts) whose employer is written as R.
+    """
 
     def of(kind: str, fn: Callable[[pa.Table], pa.Array]) -> list[pa.Array]:
         out = []
@@ -482,23 +517,46 @@ def _touched(night: Night, changes: dict[str, pa.Table]) -> dict[str, pa.Array]:
     def rel(name: str) -> Callable[[pa.Table], pa.Array]:
         return lambda r: _joined_key(r, RELATIONS[name].key)
 
-    def roles_of_enterprises(r: pa.Table) -> pa.Array:
-        r = r.append_column("source", pa.nulls(r.num_rows, pa.string()))
-        r = r.append_column("as_of", pa.nulls(r.num_rows, pa.date32()))
-        return _joined_key(legal_representatives(r, None), ROLE_KEY)
+    crosswalk = night.crosswalk()
 
+    def both(key: Callable[[pa.Table], pa.Array]) -> Callable[[pa.Table], pa.Array]:
+        """A row's enterprise key as written and through tonight's crosswalk (an image from
+        before a crosswalk change is covered by the change's own keys, below)."""
+        return lambda r: pa.chunked_array([key(r), key(with_credit_codes(r, crosswalk))])
+
+    def remapped(r: pa.Table) -> pa.Array:  # a crosswalk row: its 注册号's and its credit code's
+        legacy = pc.binary_join_element_wise("REG:", r["reg_number"], "")
+        return pa.chunked_array([legacy, pc.cast(r["credit_code"], pa.string())])
+
+    regs = union(of("enterprise_code_map", ids("reg_number")))
+
+    def employers(name: str) -> list[pa.Array]:
+        """Relation rows naming a remapped 注册号 (housing-fund employers)."""
+        spec = RELATIONS[name]
+        if spec.crosswalk is None or not len(regs):
+            return []
+        reg = spec.crosswalk[1]
+        rows = _stack(
+            night.root,
+            night.depts,
+            {spec.kind},
+            [*spec.key, reg],
+            versions=night.versions,
+            where=([reg], regs),
+        )
+        return [] if rows is None else [_joined_key(rows, spec.key)]
+
+    enterprises = of("enterprise", both(enterprise_key)) + of("enterprise_code_map", remapped)
     return {
         "person": union(
             of("person", ids("id_number"))
             + of("housing_fund_account", ids("id_number"))
             + of("marriage", ids("husband_id_number", "wife_id_number"))
         ),
-        "enterprise": union(of("enterprise", enterprise_key)),
-        **{n: union(of(RELATIONS[n].kind, rel(n))) for n in RELATIONS},
-        "enterprise_role": union(
-            of("enterprise_role", lambda r: _joined_key(r, ROLE_KEY))
-            + of("enterprise", roles_of_enterprises)
-        ),
+        "enterprise": union(enterprises),
+        **{n: union(of(RELATIONS[n].kind, rel(n)) + employers(n)) for n in RELATIONS},
+        # enterprise keys: the roles of these enterprises are rebuilt (enterprise_roles)
+        "enterprise_role": union(enterprises + of("enterprise_role", both(role_enterprises))),
     }
 
 
@@ -506,8 +564,9 @@ _CHANGE_COLUMNS = {
     "person": ["id_number"],
     "housing_fund_account": ["id_number", "account_no"],
     "marriage": ["husband_id_number", "wife_id_number", "registration_id"],
-    "enterprise": ["credit_code", "reg_number", "legal_rep_id_number", "legal_rep_name"],
-    "enterprise_role": ["credit_code", "reg_number", "id_number", "role"],
+    "enterprise": ["credit_code", "reg_number"],
+    "enterprise_role": ["credit_code", "reg_number"],
+    "enterprise_code_map": ["reg_number", "credit_code"],
     "property_right": ["certificate_no", "owner_id_number"],
 }
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,7 +28,24 @@ PERSON_FIELDS: dict[str, str | None] = {
     "phone": None,
     "marital_status": "marital_status",
 }
-ENTERPRISE_AUTHORITY = "enterprise_name"
+# golden enterprise field -> the authority field a department YAML names for it (一数一源),
+# in the order of the curated columns
+ENTERPRISE_FIELDS: dict[str, str | None] = {
+    "reg_number": None,
+    "org_code": None,
+    "name": "enterprise_name",
+    "enterprise_type": None,
+    "status": "enterprise_status",
+    "legal_representative": "legal_representative",
+    "registered_capital": None,
+    "established_date": None,
+    "address": None,
+}
+# a golden field that yields several columns, all from the same source row (the first decides
+# whether a row has a value); every other field yields its own column
+FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "legal_representative": ("legal_rep_id_number", "legal_rep_name"),
+}
 
 DeptCode = Annotated[str, Field(pattern=CODE.pattern)]
 
@@ -46,19 +63,34 @@ class Authority(_Model):
 Rule = Authority | Literal["latest"]
 
 
+def _known_fields(kind: str, fields: dict[str, str | None], v: Any) -> Any:
+    """Refuse unknown field names before their rules are parsed (a clearer error)."""
+    if isinstance(v, dict):
+        bad = [f for f in v if f not in fields]
+        if bad:
+            raise ValueError(f"unknown golden {kind} fields {bad}; expected some of {list(fields)}")
+    return v
+
+
 class Survivorship(_Model):
     person: dict[str, Rule] = Field(default_factory=dict)
-    enterprise: Rule | None = None
+    enterprise: dict[str, Rule] = Field(default_factory=dict)
 
-    @field_validator("person")
+    @field_validator("person", mode="before")
     @classmethod
-    def _known_fields(cls, v: dict[str, Rule]) -> dict[str, Rule]:
-        bad = [f for f in v if f not in PERSON_FIELDS]
-        if bad:
+    def _person_fields(cls, v: Any) -> Any:
+        return _known_fields("person", PERSON_FIELDS, v)
+
+    @field_validator("enterprise", mode="before")
+    @classmethod
+    def _enterprise_fields(cls, v: Any) -> Any:
+        if v == "latest" or (isinstance(v, dict) and "authority" in v):
             raise ValueError(
-                f"unknown golden person fields {bad}; expected some of {list(PERSON_FIELDS)}"
+                "enterprises survive per field: give a rule per golden enterprise field, e.g. "
+                "{name: {authority: [scjg]}, address: latest}; fields: "
+                f"{list(ENTERPRISE_FIELDS)}"
             )
-        return v
+        return _known_fields("enterprise", ENTERPRISE_FIELDS, v)
 
 
 class Publishing(_Model):
@@ -88,33 +120,43 @@ class CurationConfig(_Model):
         A field this file leaves out takes the departments whose YAML lists it under
         ``authority:``; a department YAML that contradicts this file is an error.
         """
-        out: dict[str, list[str]] = {}
-        for field, authority_field in PERSON_FIELDS.items():
-            declared = [d.code for d in depts if authority_field and authority_field in d.authority]
-            out[field] = self._resolve(self.survivorship.person.get(field), declared, field)
-        return out
+        return _rules("person", PERSON_FIELDS, self.survivorship.person, depts)
 
-    def enterprise_rule(self, depts: list[Department]) -> list[str]:
-        declared = [d.code for d in depts if ENTERPRISE_AUTHORITY in d.authority]
-        return self._resolve(self.survivorship.enterprise, declared, "enterprise")
-
-    @staticmethod
-    def _resolve(rule: Rule | None, declared: list[str], field: str) -> list[str]:
-        if rule is None:
-            return declared
-        listed = [] if rule == "latest" else list(rule.authority)
-        stray = [d for d in declared if d not in listed]
-        if stray:
-            raise ConfigError(
-                f"{config_path()}: field survivorship.{field}: departments {stray} declare "
-                f"authority for {field!r} in their YAML, but the rule here is {listed or 'latest'}"
-            )
-        return listed
+    def enterprise_rules(self, depts: list[Department]) -> dict[str, list[str]]:
+        """Golden enterprise field -> authority departments in priority order, as for persons
+        (``enterprise_name``, ``enterprise_status`` and ``legal_representative`` in a department
+        YAML declare authority for ``name``, ``status`` and ``legal_representative``)."""
+        return _rules("enterprise", ENTERPRISE_FIELDS, self.survivorship.enterprise, depts)
 
     def fingerprint(self, depts: list[Department]) -> str:
         """A digest of the effective survivorship: a change forces a full rebuild."""
-        doc = {"person": self.person_rules(depts), "enterprise": self.enterprise_rule(depts)}
+        doc = {"person": self.person_rules(depts), "enterprise": self.enterprise_rules(depts)}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _rules(
+    kind: str, fields: dict[str, str | None], rules: dict[str, Rule], depts: list[Department]
+) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for field, authority_field in fields.items():
+        declared = [d.code for d in depts if authority_field and authority_field in d.authority]
+        out[field] = _resolve(rules.get(field), declared, f"{kind}.{field}", authority_field)
+    return out
+
+
+def _resolve(
+    rule: Rule | None, declared: list[str], field: str, authority: str | None
+) -> list[str]:
+    if rule is None:
+        return declared
+    listed = [] if rule == "latest" else list(rule.authority)
+    stray = [d for d in declared if d not in listed]
+    if stray:
+        raise ConfigError(
+            f"{config_path()}: field survivorship.{field}: departments {stray} declare "
+            f"authority for {authority!r} in their YAML, but the rule here is {listed or 'latest'}"
+        )
+    return listed
 
 
 def config_path() -> Path:

@@ -40,3 +40,35 @@ def storage_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+SAMPLE_PERSONS, SAMPLE_SEED = 3_000, 20261120
+
+
+@pytest.fixture(scope="session")
+def sample_night(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A sample night without Airflow, shared by the suites that check the pipeline against
+    the generator's ground truth: 3,000 persons (default dirt, seed 20261120, business date
+    2026-11-20) written as SQLite department databases, then ``nightly.extract`` and
+    ``nightly.stage`` of every department table (real Delta tables). Keys: ``root``,
+    ``sample``, ``depts``, ``ds``. test_consistency_sample publishes its findings into this
+    root; the others only read its staged tables."""
+    from datetime import date
+
+    from datacloud import nightly
+    from datacloud.config import load_departments
+    from datacloud.paths import StorageRoot
+    from datacloud.sample import generate, write_sqlite
+
+    ds = date(2026, 11, 20)
+    root = StorageRoot(tmp_path_factory.mktemp("sample-night"))
+    sample = generate(SAMPLE_PERSONS, SAMPLE_SEED, business_date=ds)
+    dbs = write_sqlite(sample, root.samples())
+    depts = load_departments()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATACLOUD_ROOT", str(root.root))
+        for dept in depts:
+            for table in dept.tables:
+                nightly.extract(dept.code, table.name, ds, f"sqlite:///{dbs[dept.code]}")
+                nightly.stage(dept.code, table.name, ds, "night-1")
+    return {"root": root, "sample": sample, "depts": depts, "ds": ds}

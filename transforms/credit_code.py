@@ -197,3 +197,29 @@ def normalise_credit_code(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
         issues=issues_array(codes, _ISSUES),
         extras={"reg_number": reg_number, "org_code": org_code},
     )
+
+
+def normalise_reg_number(raw: pa.Array, ctx: NormaliseContext) -> Normalised:
+    """Clean and validate a 15-digit business registration number (工商注册号), as a crosswalk
+    of legacy numbers holds it.
+
+    Input: ``pa.string()`` (other string types and numbers are cast). Cleaning as for credit
+    codes: NFKC, spaces and ``- _ .`` removed. Output ``values``: ``pa.string()`` 15-digit 注册号,
+    null when rejected; ``issues``: CC_REG_NUMBER_CHECK (15 digits failing the MOD 11,10 check)
+    or CC_NOT_REG_NUMBER (anything else, a credit code or an organisation code included), both
+    reject. Blank strings are null.
+    """
+    out = normalise_credit_code(raw, ctx)
+    kept = pc.equal(out.issues, "CC_LEGACY_REG_NUMBER")
+    check = pc.equal(out.issues, "CC_REG_NUMBER_CHECK")
+    present = pc.or_(pc.is_valid(out.issues), pc.is_valid(out.values))
+    issues = pc.if_else(
+        pc.fill_null(kept, False),
+        pa.scalar(None, pa.string()),
+        pc.if_else(
+            pc.fill_null(check, False),
+            "CC_REG_NUMBER_CHECK",
+            pc.if_else(present, "CC_NOT_REG_NUMBER", pa.scalar(None, pa.string())),
+        ),
+    )
+    return Normalised(values=out.extras["reg_number"], issues=issues)

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from transforms.capital import normalise_capital
 from transforms.codes import normalise_division, normalise_ethnicity
-from transforms.credit_code import normalise_credit_code
+from transforms.credit_code import normalise_credit_code, normalise_reg_number
 from transforms.dates import normalise_date
 from transforms.id_number import normalise_id_number
 from transforms.names import normalise_enterprise_name, normalise_person_name, normalise_text
@@ -21,6 +21,7 @@ Normaliser = Callable[[pa.Array, NormaliseContext], Normalised]
 NORMALISERS: dict[str, Normaliser] = {
     "id_number": normalise_id_number,
     "credit_code": normalise_credit_code,
+    "reg_number": normalise_reg_number,
     "person_name": normalise_person_name,
     "text": normalise_text,
     "enterprise_name": normalise_enterprise_name,

@@ -158,6 +158,15 @@ _RULES: tuple[Rule, ...] = (
         "请核对注册号，或直接改填该主体的18位统一社会信用代码。",
     ),
     Rule(
+        "CC_NOT_REG_NUMBER",
+        "reject",
+        "credit_code",
+        "此处应填写15位工商注册号，填写的不是注册号（位数或字符不对，或填的是统一社会信用代码）。",
+        "A 15-digit business registration number (注册号) is expected here; the value is not "
+        "one (wrong length or characters, or a credit code).",
+        "请核对该主体换照前的15位工商注册号并更正。",
+    ),
+    Rule(
         "CC_LEGACY_REG_NUMBER",
         "warn",
         "credit_code",

@@ -47,6 +47,13 @@ class Dirt:
         self.dept = ""
         self.table = ""
 
+    def fork(self, rng: np.random.Generator) -> Dirt:
+        """A Dirt drawing from its own stream that records into this one's ground truth and
+        counts: a table added later gets dirt without changing the draws of the others."""
+        other = Dirt(self.rates, rng, self.business_date)
+        other.counts, other._truth = self.counts, self._truth
+        return other
+
     def at(self, dept: str, table: str) -> Dirt:
         """Name the table the next calls apply to (they record ground truth under it)."""
         self.dept, self.table = dept, table

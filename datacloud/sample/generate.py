@@ -27,6 +27,8 @@ _STREAMS = (
     *DEPARTMENTS,
     *(f"dirt.{d}" for d in DEPARTMENTS),
     *(f"consistency.{d}" for d in DEPARTMENTS),  # appended: the streams above keep their index
+    "scjg.qydmdz",  # the crosswalk table, added later: rows and dirt of its own
+    "dirt.scjg.qydmdz",
 )
 
 
@@ -74,7 +76,14 @@ def generate(
     tables = {
         "gongan": gongan.build(people, pools, _rng(seed, "gongan"), dirts["gongan"], bd),
         "scjg": scjg.build(
-            ents, people, pools, _rng(seed, "scjg"), dirts["scjg"], cons["scjg"], bd
+            ents,
+            people,
+            pools,
+            _rng(seed, "scjg"),
+            dirts["scjg"],
+            cons["scjg"],
+            bd,
+            (_rng(seed, "scjg.qydmdz"), dirts["scjg"].fork(_rng(seed, "dirt.scjg.qydmdz"))),
         ),
         "bdc": bdc.build(
             people, marriages, pools, _rng(seed, "bdc"), dirts["bdc"], cons["bdc"], bd

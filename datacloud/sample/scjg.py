@@ -1,4 +1,5 @@
-"""scjg (市场监管 market regulation): enterprises (qyjbxx) and their shareholders (qygd)."""
+"""scjg (市场监管 market regulation): enterprises (qyjbxx), their shareholders (qygd) and the
+crosswalk of legacy registration numbers to the credit codes that replaced them (qydmdz)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ DEPT = "scjg"
 KINDS = ("有限责任公司", "股份有限公司", "个人独资企业", "合伙企业")
 STATUSES = ("存续", "在业", "吊销", "注销", "迁出")
 LEGACY_BEFORE = dt.date(2015, 10, 1)  # credit codes replaced registration numbers
+RELICENSED = 0.8  # share of the legacy enterprises whose 换照 record is in the crosswalk
 _CAPITAL_WAN = np.array([3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 800, 1000, 2000, 5000, 12000])
 _CAPITAL_P = np.array([3, 5, 12, 8, 10, 14, 16, 9, 7, 6, 3, 3, 2, 1, 1], dtype=float)
 
@@ -141,10 +143,14 @@ def build(
     dirt: Dirt,
     conflicts: Conflicts,
     business_date: dt.date,
+    crosswalk: tuple[np.random.Generator, Dirt],
 ) -> dict[str, pa.Table]:
+    """The three tables; ``crosswalk`` is the random stream and dirt of qydmdz (its own, so
+    the other two tables are what they were before it existed)."""
     return {
         "qyjbxx": _qyjbxx(ents, persons, pools, rng, dirt, conflicts, business_date),
         "qygd": _qygd(ents, persons, rng, dirt, conflicts, business_date),
+        "qydmdz": _qydmdz(ents, *crosswalk, business_date),
     }
 
 
@@ -283,3 +289,27 @@ def _qygd(
     cols["gdmc"] = dirt.names(pk, "gdmc", cols["gdmc"], dotted[origin], exclude=renamed)
     cols["gdzjhm"] = dirt.id_numbers(pk, "gdzjhm", cols["gdzjhm"])
     return to_table(DEPT, "qygd", cols)
+
+
+def _qydmdz(
+    ents: Enterprises, rng: np.random.Generator, dirt: Dirt, business_date: dt.date
+) -> pa.Table:
+    """换照 records: the 注册号 and the credit code that replaced it, for a share (``RELICENSED``)
+    of the enterprises registered before 2015-10-01; the others' 注册号 stay unmapped."""
+    chosen = np.flatnonzero(ents.legacy & (rng.random(len(ents)) < RELICENSED))
+    m = len(chosen)
+    relicensed = np.maximum(ents.established[chosen], day(LEGACY_BEFORE))
+    cols = {
+        "dzid": np.arange(1, m + 1),
+        "zch": ents.reg_number[chosen].copy(),
+        "tyshxydm": ents.credit_code[chosen].copy(),
+        "gxsj": update_times(rng, relicensed, business_date),
+    }
+    dirt.at(DEPT, "qydmdz")
+    cols, _ = dirt.duplicates(cols, "dzid", lambda rows: m + np.arange(1, len(rows) + 1))
+    pk = cols["dzid"]
+    never_legacy = np.zeros(len(pk), dtype=bool)  # the column holds credit codes only
+    cols["tyshxydm"] = dirt.credit_codes(
+        pk, "tyshxydm", cols["tyshxydm"], cols["zch"], never_legacy
+    )
+    return to_table(DEPT, "qydmdz", cols)

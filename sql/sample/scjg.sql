@@ -11,6 +11,9 @@
 --     (once rows entered twice are removed);
 --   * clrq is the establishment date as 'YYYY/M/D' (no zero padding);
 --   * djzt is one of 存续/在业/吊销/注销/迁出; zs (address) may be NULL;
+--   * qydmdz (企业代码对照) holds, for most enterprises registered before 2015-10-01, the
+--     15-digit 注册号 (zch) and the credit code that replaced it when re-licensed (换照); its
+--     gxsj is the re-licensing time;
 --   * gxsj is the last update, Asia/Shanghai local time without zone.
 -- Types are portable across SQLite, PostgreSQL and MariaDB; the sample writer turns TIMESTAMP
 -- into DATETIME on MySQL/MariaDB (whose TIMESTAMP converts time zones and ends in 2038).
@@ -37,4 +40,11 @@ CREATE TABLE qygd (
     rjcze VARCHAR(32),             -- 认缴出资额
     czbl DECIMAL(7,4),             -- 出资比例
     gxsj TIMESTAMP                 -- 更新时间
+);
+
+CREATE TABLE qydmdz (
+    dzid INTEGER PRIMARY KEY,      -- 对照ID
+    zch VARCHAR(32),               -- 注册号 (15位工商注册号)
+    tyshxydm VARCHAR(32),          -- 统一社会信用代码 (换照后)
+    gxsj TIMESTAMP                 -- 更新时间 (换照时间)
 );

@@ -81,12 +81,14 @@ def test_department_dag_structure() -> None:
         "stage_qyjbxx",
         "extract_qygd",
         "stage_qygd",
+        "extract_qydmdz",
+        "stage_qydmdz",
         "report",
         "watcher",
     }
     rep = dag.get_task("report")
     assert rep.trigger_rule == "all_done"
-    assert rep.upstream_task_ids == {"stage_qyjbxx", "stage_qygd"}
+    assert rep.upstream_task_ids == {"stage_qyjbxx", "stage_qygd", "stage_qydmdz"}
     assert dag.get_task("stage_qygd").upstream_task_ids == {"extract_qygd"}
     watcher = dag.get_task("watcher")
     assert watcher.trigger_rule == "one_failed"
@@ -95,6 +97,8 @@ def test_department_dag_structure() -> None:
         "stage_qyjbxx",
         "extract_qygd",
         "stage_qygd",
+        "extract_qydmdz",
+        "stage_qydmdz",
     }
     for t in dag.tasks:
         if t.task_id == "watcher":  # it only turns a failed table into a failed run

@@ -203,6 +203,24 @@ def test_enterprise_with_legal_representative_and_shareholders(client, curated) 
     assert ent["legal_rep_id_number"] not in json.dumps(masked)
 
 
+def test_a_registration_number_the_crosswalk_maps_finds_its_credit_code(client, curated) -> None:
+    """The sample's crosswalk (scjg.qydmdz) gives most legacy enterprises' golden records their
+    注册号: a lookup by it answers the credit code's record, fields with their sources."""
+    ent = next(e for e in curated["enterprise"] if e["credit_code"] and e["reg_number"])
+    body = _post(client, "enterprise", {"code": ent["reg_number"]}, AUDITOR).json()
+    assert body["key"] == {"kind": "reg_number", "value": ent["reg_number"]}
+    assert body["record"]["credit_code"] == ent["credit_code"]
+    assert body["record"]["reg_number_source"] == "scjg"
+    rep = body["legal_representative"]
+    assert (rep["source"], rep["as_of"]) == (
+        ent["legal_representative_source"],
+        ent["legal_representative_as_of"].isoformat(),
+    )
+    clerk = _post(client, "enterprise", {"code": ent["reg_number"]}, CLERK).json()
+    assert clerk["record"]["name_source"] == ent["name_source"]
+    assert "status_as_of" in clerk["record"] and "_key" not in clerk["record"]
+
+
 def test_input_goes_through_the_pipeline_normalisation(client, curated) -> None:
     p = next(x for x in curated["person"] if x["id_number"][6:8] == "19")
     full_width = p["id_number"].translate(str.maketrans("0123456789X", "０１２３４５６７８９ｘ"))

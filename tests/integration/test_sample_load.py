@@ -27,6 +27,7 @@ CHECKS = {  # table -> (primary key, columns compared value by value)
     "czrk": ("rkbh", "gmsfhm, xm, xb, csrq, hjdz, lxdh"),
     "qyjbxx": ("qyid", "tyshxydm, qymc, fddbr_sfzh, zczb, clrq, djzt"),
     "qygd": ("gdid", "qyid, gdzjhm, rjcze"),
+    "qydmdz": ("dzid", "zch, tyshxydm"),
     "bdc_qlr": ("ywh", "bdcqzh, bdcdyh, zjh, xb, zl, djsj"),
     "grzh": ("grzh", "zjhm, xingbie, csny, dwtyshxydm, sjhm"),
     "hydj": ("djxh", "ywlx, nfsfzh, nvfxm, djrq, djjg"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,17 @@ def test_validate_names_file_and_field_of_a_bad_yaml(tmp_path: Path) -> None:
     out = run("validate", "--folder", str(tmp_path))
     assert out.returncode == 2
     assert f"{tmp_path / 'bad.yaml'}: field tables" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_validate_checks_the_survivorship_rules_against_the_departments(tmp_path: Path) -> None:
+    ok = run("validate")
+    assert ok.returncode == 0 and "survivorship" in ok.stdout, ok.stderr
+    path = tmp_path / "curation.yaml"
+    path.write_text("survivorship:\n  enterprise:\n    status: latest\n", "utf-8")
+    out = run("validate", env={**os.environ, "DATACLOUD_CURATION_CONFIG": str(path)})
+    assert out.returncode == 2
+    assert f"{path}: field survivorship.enterprise.status: departments ['scjg']" in out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -44,6 +44,7 @@ CONFLICTS = {
 }
 REJECTING = {"id_wrong_check", "credit_wrong_check", "impossible_date"}
 PKS = {"czrk": "rkbh", "qyjbxx": "qyid", "qygd": "gdid", "bdc_qlr": "ywh", "grzh": "grzh"}
+PKS["qydmdz"] = "dzid"
 PKS["hydj"] = "djxh"
 # the ID column of the person a name or sex column describes
 ID_OF = {
@@ -59,17 +60,15 @@ ID_OF = {
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = StorageRoot(tmp_path_factory.mktemp("consistency-root"))
-    sample = generate(PERSONS, SEED, business_date=DS)
-    dbs = write_sqlite(sample, root.samples())
-    depts = load_departments()
+def night(sample_night: dict[str, Any]) -> dict[str, Any]:
+    root, sample, depts = sample_night["root"], sample_night["sample"], sample_night["depts"]
+    assert (sample.manifest["persons"], sample.manifest["seed"], sample_night["ds"]) == (
+        PERSONS,
+        SEED,
+        DS,
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATACLOUD_ROOT", str(root.root))
-        for dept in depts:
-            for table in dept.tables:
-                nightly.extract(dept.code, table.name, DS, f"sqlite:///{dbs[dept.code]}")
-                nightly.stage(dept.code, table.name, DS, "night-1")
         published = consistency.publish(root, depts, DS, "night-1")
         again = consistency.publish(root, depts, DS, "night-1-rerun")
     return {

@@ -18,7 +18,11 @@ from datacloud import curate, delta
 from datacloud.config import load_departments
 from datacloud.curation_config import CurationConfig, load_curation_config
 from datacloud.paths import StorageRoot
-from transforms.credit_code import credit_code_check_char, org_code_check_char
+from transforms.credit_code import (
+    credit_code_check_char,
+    org_code_check_char,
+    reg_number_check_digit,
+)
 from transforms.id_number import id_check_char
 
 
@@ -29,6 +33,19 @@ def _id(first17: str) -> str:
 A, B, C, D = (_id(f"3301061980010{i}00{i}") for i in range(1, 5))
 _ORG = "MA2B1C3D" + org_code_check_char("MA2B1C3D")
 CC = "91330106" + _ORG + credit_code_check_char("91330106" + _ORG)  # valid, as staged codes are
+
+
+def _cc(org8: str) -> str:
+    body = "91330106" + org8 + org_code_check_char(org8)
+    return body + credit_code_check_char(body)
+
+
+def _reg(first14: str) -> str:
+    return first14 + reg_number_check_digit(first14)
+
+
+CC2, CC3 = _cc("MA2B1C4E"), _cc("MA2B1C5F")
+REG2, REG3 = _reg("33010600001234"), _reg("33010600005678")
 DEPTS = load_departments()
 PERSON_COMPARE = [
     "id_number",
@@ -103,16 +120,56 @@ def marriage(pk: str, kind: str, husband: str, wife: str, on: date) -> dict[str,
     }
 
 
-def enterprise(pk: str, code: str | None, reg: str | None, name: str, rep: str) -> dict[str, Any]:
+def enterprise(
+    pk: str,
+    code: str | None,
+    reg: str | None,
+    name: str,
+    rep: str,
+    *,
+    status: str = "存续",
+    address: str | None = None,
+    when: datetime = datetime(2026, 11, 1),
+) -> dict[str, Any]:
     return {
         "_source_pk": pk,
         "credit_code": code,
         "reg_number": reg,
         "name": name,
-        "status": "存续",
+        "status": status,
+        "address": address,
         "legal_rep_id_number": rep,
         "legal_rep_name": "张三",
-        "_source_updated_at": datetime(2026, 11, 1),
+        "_source_updated_at": when,
+    }
+
+
+def shareholder(pk: str, code: str | None, reg: str | None, id_number: str) -> dict[str, Any]:
+    return {
+        "_source_pk": pk,
+        "credit_code": code,
+        "reg_number": reg,
+        "id_number": id_number,
+        "name": "李四",
+        "role": "shareholder",
+        "share_ratio": 0.5,
+        "_source_updated_at": datetime(2026, 10, 1),
+    }
+
+
+def employee(pk: str, id_number: str, employer_reg: str) -> dict[str, Any]:
+    """A fund account whose employer is written as its legacy 注册号."""
+    row = fund(pk, id_number, None, "2026-06-01 08:00", None)
+    return {**row, "employer_credit_code": None, "employer_reg_number": employer_reg}
+
+
+def relicensed(pk: str, reg: str, code: str) -> dict[str, Any]:
+    """A crosswalk row (换照): the 注册号 and the credit code that replaced it."""
+    return {
+        "_source_pk": pk,
+        "reg_number": reg,
+        "credit_code": code,
+        "_source_updated_at": datetime(2016, 3, 1),
     }
 
 
@@ -165,7 +222,7 @@ def night_one(root: StorageRoot) -> None:
         "qyjbxx",
         [
             enterprise("E1", CC, None, "杭州甲有限公司", A),
-            enterprise("E2", None, "330106000012345", "杭州乙商行", C),
+            enterprise("E2", None, REG2, "杭州乙商行", C),
         ],
         D1,
     )
@@ -206,7 +263,7 @@ def test_survivorship_rules(storage_root: StorageRoot) -> None:
     assert g[A]["marital_status_as_of"] == date(2010, 5, 1)
     assert g[C]["marital_status"] is None  # no registration
     ents = golden(storage_root, "enterprise")
-    assert set(ents) == {CC, "REG:330106000012345"}  # legacy number kept as its own row
+    assert set(ents) == {CC, f"REG:{REG2}"}  # legacy number kept as its own row
     roles = delta.read_table(storage_root.curated("enterprise_role")).to_pylist()
     assert {(r["id_number"], r["role"]) for r in roles} == {
         (A, "legal_representative"),
@@ -244,7 +301,7 @@ def test_authority_order_is_configurable(storage_root: StorageRoot) -> None:
         {"survivorship": {"person": {"phone": {"authority": ["gongan"]}}}}
     ).survivorship.person["phone"]
     cfg = CurationConfig.model_validate(
-        {"survivorship": {"person": person, "enterprise": {"authority": ["scjg"]}}}
+        {"survivorship": {"person": person, "enterprise": cfg.survivorship.enterprise}}
     )
     run(storage_root, D1, config=cfg)
     g = golden(storage_root)
@@ -256,7 +313,7 @@ def test_a_department_yaml_contradicting_the_rule_is_an_error() -> None:
     from datacloud.config import ConfigError
 
     cfg = CurationConfig.model_validate({"survivorship": {"person": {"name": "latest"}}})
-    with pytest.raises(ConfigError, match=r"survivorship.name: departments \['gongan'\]"):
+    with pytest.raises(ConfigError, match=r"survivorship.person.name: departments \['gongan'\]"):
         cfg.person_rules(DEPTS)
 
 
@@ -311,8 +368,28 @@ def test_a_deleted_snapshot_row_leaves_staged_and_golden_right(storage_root: Sto
     assert set(golden(storage_root, "enterprise")) == {CC}
 
 
-def test_incremental_equals_full(storage_root: StorageRoot, tmp_path: Path) -> None:
-    nights(storage_root)
+def crosswalk_nights(root: StorageRoot) -> None:
+    """Three nights of crosswalk changes: REG3 mapped to CC from the start; REG2 mapped to
+    CC2 on the second night; on the third REG3's mapping is withdrawn, REG2's corrected to
+    CC3, and CC gets another legal representative."""
+    crosswalk_night_one(root)
+    run(root, D1)
+    stage(root, "scjg", "qydmdz", [relicensed("M1", REG3, CC), relicensed("M2", REG2, CC2)], D2)
+    run(root, D2)
+    stage(root, "scjg", "qydmdz", [relicensed("M2", REG2, CC3)], D3)
+    stage(
+        root,
+        "scjg",
+        "qyjbxx",
+        [*crosswalk_enterprises()[1:], enterprise("E1", CC, None, "杭州甲有限公司", D)],
+        D3,
+    )
+    run(root, D3)
+
+
+@pytest.mark.parametrize("history", [nights, crosswalk_nights])
+def test_incremental_equals_full(storage_root: StorageRoot, history: Any) -> None:
+    history(storage_root)
     incremental = content(storage_root)
     out = run(storage_root, D3, full=True)  # rebuild in full over the same staged versions
     tables = [out[n] for n in curate.LAYOUT]
@@ -323,8 +400,9 @@ def test_incremental_equals_full(storage_root: StorageRoot, tmp_path: Path) -> N
         assert full[name].equals(incremental[name]), name
 
 
-def test_three_reruns_change_nothing(storage_root: StorageRoot) -> None:
-    nights(storage_root)
+@pytest.mark.parametrize("history", [nights, crosswalk_nights])
+def test_three_reruns_change_nothing(storage_root: StorageRoot, history: Any) -> None:
+    history(storage_root)
     before = content(storage_root)
     names = [*curate.LAYOUT, "consistency"]
     versions = {n: delta.open_table(storage_root.curated(n)).version() for n in names}
@@ -384,3 +462,165 @@ def test_the_curated_quality_gate_keeps_a_failing_table_unpublished(
     out = run(storage_root, D1, check=gate)  # the undoctored gate passes and publishes
     assert out["person"]["inserted"] == len(golden(storage_root))
     assert curate.read_state(storage_root) is not None
+
+
+# --- enterprises: the crosswalk of legacy registration numbers ------------------------------
+
+
+def crosswalk_enterprises() -> list[dict[str, Any]]:
+    return [
+        enterprise("E1", CC, None, "杭州甲有限公司", A),
+        enterprise("E2", None, REG2, "杭州乙商行", C),
+        enterprise(  # CC's record before 换照, older; the only one with an address
+            "E3",
+            None,
+            REG3,
+            "杭州甲公司",
+            B,
+            status="注销",
+            address="杭州市西湖区文三路1号",
+            when=datetime(2015, 6, 1),
+        ),
+    ]
+
+
+def crosswalk_night_one(root: StorageRoot) -> None:
+    """Persons A-D; enterprise CC with its record from before 换照 (REG3, which the crosswalk
+    maps to CC) and a legacy enterprise REG2 that it does not map; a shareholder of each
+    legacy number; a fund account whose employer is written as REG2."""
+    people = [(A, "张三"), (B, "李四"), (C, "王五"), (D, "赵六")]
+    register = [person(f"RK{i}", p, n, "2026-01-01 08:00") for i, (p, n) in enumerate(people)]
+    stage(root, "gongan", "czrk", register, D1)
+    stage(root, "scjg", "qyjbxx", crosswalk_enterprises(), D1)
+    stage(
+        root,
+        "scjg",
+        "qygd",
+        [shareholder("S1", None, REG2, D), shareholder("S2", None, REG3, C)],
+        D1,
+    )
+    stage(root, "scjg", "qydmdz", [relicensed("M1", REG3, CC)], D1)
+    stage(root, "gjj", "grzh", [employee("G1", A, REG2)], D1)
+    stage(root, "mz", "hydj", [marriage("H1", "结婚", A, B, date(2010, 5, 1))], D1)
+    right = {"_source_pk": "Q1", "certificate_no": "浙(2020)1号", "owner_id_number": A}
+    stage(root, "bdc", "bdc_qlr", [{**right, "_source_updated_at": datetime(2026, 1, 1)}], D1)
+
+
+def roles(root: StorageRoot) -> set[tuple[Any, ...]]:
+    rows = delta.read_table(root.curated("enterprise_role")).to_pylist()
+    return {(r["id_number"], r["credit_code"], r["reg_number"], r["role"]) for r in rows}
+
+
+def test_a_mapped_legacy_row_merges_into_its_credit_codes_golden_record(
+    storage_root: StorageRoot,
+) -> None:
+    crosswalk_night_one(storage_root)
+    run(storage_root, D1)
+    ents = golden(storage_root, "enterprise")
+    assert set(ents) == {CC, f"REG:{REG2}"}  # REG3 merged into CC; REG2 unmapped stays
+    g = ents[CC]
+    assert (g["credit_code"], g["reg_number"]) == (CC, REG3)  # a lookup by REG3 finds it
+    # per field across both records: the later credit-code record for what both have ...
+    assert (g["name"], g["status"], g["status_as_of"]) == (
+        "杭州甲有限公司",
+        "存续",
+        date(2026, 11, 1),
+    )
+    assert (g["legal_rep_id_number"], g["legal_representative_source"]) == (A, "scjg")
+    # ... the legacy record where only it has a value
+    assert (g["address"], g["address_as_of"]) == ("杭州市西湖区文三路1号", date(2015, 6, 1))
+    legacy = ents[f"REG:{REG2}"]
+    assert (legacy["credit_code"], legacy["reg_number"], legacy["name"]) == (
+        None,
+        REG2,
+        "杭州乙商行",
+    )
+    assert roles(storage_root) == {
+        (A, CC, REG3, "legal_representative"),  # CC's golden one; not B of the older record
+        (C, CC, REG3, "shareholder"),  # written with REG3, mapped
+        (C, None, REG2, "legal_representative"),
+        (D, None, REG2, "shareholder"),  # unmapped: stays with its 注册号
+    }
+    account = golden(storage_root, "housing_fund_account")["G1"]
+    assert (account["employer_credit_code"], account["employer_reg_number"]) == (None, REG2)
+
+
+def test_a_crosswalk_change_remaps_enterprises_roles_and_employers(
+    storage_root: StorageRoot,
+) -> None:
+    crosswalk_night_one(storage_root)
+    run(storage_root, D1)
+    stage(
+        storage_root,
+        "scjg",
+        "qydmdz",
+        [relicensed("M1", REG3, CC), relicensed("M2", REG2, CC2)],
+        D2,
+    )
+    out = run(storage_root, D2)
+    assert not out["enterprise"]["full"] and not out["enterprise_role"]["full"]
+    assert out["enterprise"]["deleted"] == 1 and out["enterprise"]["inserted"] == 1
+    ents = golden(storage_root, "enterprise")
+    assert set(ents) == {CC, CC2}
+    assert (ents[CC2]["reg_number"], ents[CC2]["name"]) == (REG2, "杭州乙商行")
+    assert roles(storage_root) == {
+        (A, CC, REG3, "legal_representative"),
+        (C, CC, REG3, "shareholder"),
+        (C, CC2, REG2, "legal_representative"),
+        (D, CC2, REG2, "shareholder"),
+    }
+    account = golden(storage_root, "housing_fund_account")["G1"]
+    assert (account["employer_credit_code"], account["employer_reg_number"]) == (CC2, REG2)
+
+
+def test_incremental_equals_full_night_by_night(storage_root: StorageRoot, tmp_path: Path) -> None:
+    """The crosswalk nights, each one curated incrementally in one root and in full in another
+    over the same staged rows: equal after every night."""
+    other = StorageRoot(tmp_path / "full")
+    steps = [
+        (D1, lambda r: crosswalk_night_one(r)),
+        (
+            D2,
+            lambda r: stage(
+                r, "scjg", "qydmdz", [relicensed("M1", REG3, CC), relicensed("M2", REG2, CC2)], D2
+            ),
+        ),
+        (D3, lambda r: stage(r, "scjg", "qydmdz", [relicensed("M2", REG2, CC3)], D3)),
+    ]
+    for ds, step in steps:
+        for root in (storage_root, other):
+            step(root)
+        run(storage_root, ds)
+        run(other, ds, full=True)
+        incremental, full = content(storage_root), content(other)
+        for name in curate.LAYOUT:
+            assert full[name].equals(incremental[name]), (ds, name)
+
+
+def test_a_lookup_by_a_mapped_registration_number_finds_the_golden_record(
+    storage_root: StorageRoot,
+) -> None:
+    from datacloud.lookup import answers
+    from datacloud.lookup.keys import enterprise_key
+    from datacloud.lookup.pointview import DeltaPointSource
+
+    crosswalk_night_one(storage_root)
+    run(storage_root, D1)
+    view = DeltaPointSource(storage_root).current()
+    body = answers.enterprise(view, enterprise_key(REG3))
+    assert body is not None and body["key"] == {"kind": "reg_number", "value": REG3}
+    assert body["record"]["credit_code"] == CC
+    assert body["legal_representative"] == {
+        "id_number": A,
+        "name": "张三",
+        "source": "scjg",
+        "as_of": "2026-11-01",
+    }
+    assert [s["id_number"] for s in body["shareholders"]] == [C]
+    unmapped = answers.enterprise(view, enterprise_key(REG2))
+    assert unmapped is not None and unmapped["record"]["reg_number"] == REG2
+    assert unmapped["record"]["credit_code"] is None
+    clerk = answers.masked("enterprise", body)
+    assert clerk["record"]["name_source"] == "scjg" and "address_as_of" in clerk["record"]
+    assert clerk["legal_representative"]["source"] == "scjg"
+    assert A not in str(clerk)

@@ -56,7 +56,9 @@ def full_id_numbers(text: str) -> set[str]:
 
 @pytest.fixture
 def scjg() -> Department:
-    return load_department(DEPARTMENTS_DIR / "scjg.yaml")
+    """scjg with its two enterprise tables (its crosswalk table qydmdz left out)."""
+    dept = load_department(DEPARTMENTS_DIR / "scjg.yaml")
+    return dept.model_copy(update={"tables": [dept.table("qyjbxx"), dept.table("qygd")]})
 
 
 @pytest.fixture(scope="module")

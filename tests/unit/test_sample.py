@@ -47,6 +47,7 @@ PKS = {
     "czrk": "rkbh",
     "qyjbxx": "qyid",
     "qygd": "gdid",
+    "qydmdz": "dzid",
     "bdc_qlr": "ywh",
     "grzh": "grzh",
     "hydj": "djxh",
