@@ -135,3 +135,79 @@ def test_kill_at_random_moments(before_and_after, tmp_path: Path) -> None:
         killed += proc.wait(timeout=300) == -signal.SIGKILL
         _check_readers_then_rerun(root, old, new)
     assert killed > 0  # at least one attempt was killed mid-run, not after it finished
+
+
+DV_SCRIPT = """
+import sys
+import pyarrow as pa
+from datacloud import delta
+t = pa.ipc.open_file(sys.argv[2]).read_all()
+gone = pa.array(sys.argv[3].split(","))
+print("go", flush=True)
+delta.publish(sys.argv[1], t, "id_number", gone, ["id_number"], "dv-run", "2026-11-21",
+              row_group_rows=1000)
+"""
+
+
+def _people(ids: range | list[int], tag: str) -> pa.Table:
+    return pa.table(
+        {
+            "id_number": [f"{i:017d}X" for i in ids],
+            "name": [f"{tag}{i % 7}" for i in ids],
+            "n": pa.array([i % 11 for i in ids], pa.int64()),
+        }
+    )
+
+
+def test_kill_a_deletion_vector_publish_at_random_moments(tmp_path: Path) -> None:
+    """A curated table of 20,000 rows; a night replaces 1% and deletes 2 by deletion vectors
+    (the new file is written, then the log entry linked into place). SIGKILL from outside at
+    random moments of the publish: readers see yesterday's content or the night's, never a
+    mix, and rerunning the publish lands on the night's content."""
+    from datacloud import delta
+
+    base = tmp_path / "base"
+    delta.publish(base, _people(range(0, 40_000, 2), "a"), "id_number", None, ["id_number"],
+                  "r0", "2026-11-20", row_group_rows=1000)  # fmt: skip
+    night = _people(range(0, 40_000, 200), "b")  # 200 keys replaced
+    gone = [f"{i:017d}X" for i in (2, 4)]
+    rows_file = tmp_path / "night.arrow"
+    with pa.OSFile(str(rows_file), "wb") as sink, pa.ipc.new_file(sink, night.schema) as w:
+        w.write_table(night)
+    ref = tmp_path / "ref"
+    shutil.copytree(base, ref)
+    old = delta.read_table(base).sort_by("id_number")
+    delta.publish(ref, night, "id_number", pa.array(gone), ["id_number"], "dv-run",
+                  "2026-11-21", row_group_rows=1000)  # fmt: skip
+    new = delta.read_table(ref).sort_by("id_number")
+    assert old.num_rows - new.num_rows == 2 and not old.equals(new)
+    assert delta.load(ref).history(1)[0]["datacloud.publish"] == "deletion_vectors"
+
+    def run(root: Path) -> subprocess.Popen[str]:
+        argv = [sys.executable, "-c", DV_SCRIPT, str(root), str(rows_file), ",".join(gone)]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+    probe = tmp_path / "probe"
+    shutil.copytree(base, probe)
+    proc = run(probe)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
+    t0 = time.perf_counter()
+    assert proc.wait(timeout=120) == 0
+    whole = time.perf_counter() - t0  # spreads the kills over the publish, never asserted
+    rng = random.Random(20261121)
+    outcomes = set()
+    for attempt in range(12):
+        root = tmp_path / f"dv{attempt}"
+        shutil.copytree(base, root)
+        proc = run(root)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
+        time.sleep(rng.uniform(0.0, 1.2) * whole)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=120)
+        seen = delta.read_table(root).sort_by("id_number")
+        assert seen.equals(old) or seen.equals(new), f"attempt {attempt}: a mix of nights"
+        outcomes.add("new" if seen.equals(new) else "old")
+        delta.publish(root, night, "id_number", pa.array(gone), ["id_number"], "dv-run",
+                      "2026-11-21", row_group_rows=1000)  # fmt: skip
+        assert delta.read_table(root).sort_by("id_number").equals(new)
+    assert "old" in outcomes  # some kill landed before the commit
