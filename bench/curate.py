@@ -10,7 +10,8 @@ row per person), gjj.grzh (a fund account for 60% of them, some with a later pho
   published curated/person (touched keys, their staged rows read by polars with late
   materialisation, survivorship, one ``delta.publish`` commit: deletion vectors on
   yesterday's file and one new file, ``publishing.deletion_vectors`` as shipped), with the
-  seconds of each phase recorded (``incremental_breakdown_s``). Yesterday's table is copied back before each run, untimed.
+  seconds of each phase recorded (``incremental_breakdown_s``). Yesterday's table is copied
+  back before each run, untimed.
   Anchor: the full golden person build (read the three staged tables, survivorship
   for every field, publish). Target ``<= 0.10``.
 * ``merge_vs_duckdb``: ours, the full golden person build and publish; anchor, the same

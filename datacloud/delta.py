@@ -304,7 +304,7 @@ def publish(
     metadata: dict[str, str] | None = None,
     *,
     rewrite_over: float = REWRITE_OVER,
-    deletion_vectors_under: float = DELETION_VECTORS_UNDER,
+    deletion_vectors_under: float | None = None,
     row_group_rows: int = ROW_GROUP_ROWS,
     full: bool = True,
     deletion_vectors: bool = True,
@@ -359,7 +359,9 @@ def publish(
         deletion_vectors
         and has_deletion_vectors(dt)
         and not is_object_store(path)
-        and len(touched) <= deletion_vectors_under * live
+        and len(touched)
+        <= (DELETION_VECTORS_UNDER if deletion_vectors_under is None else deletion_vectors_under)
+        * live
     ):
         return _deletion_vector_merge(
             Path(str(path)), dt, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata
