@@ -605,7 +605,13 @@ def _deletion_vector_merge(
     if changed.num_rows:
         new = changed.sort_by([(k, "ascending") for k in sort_by])
         name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
-        pq.write_table(new, root / name, row_group_size=row_group_rows, compression="zstd")
+        pq.write_table(
+            new,
+            root / name,
+            row_group_size=row_group_rows,
+            compression="zstd",
+            write_page_index=True,
+        )
         actions.append(
             {
                 "add": {
