@@ -24,6 +24,7 @@ from datacloud.delta import (
     overwrite,
     publish,
     read_table,
+    read_where,
     share_to_rewrite,
     version_as_of,
 )
@@ -300,9 +301,18 @@ def test_a_deletion_vector_night_rewrites_no_file_and_stays_lookup_ready(tmp_pat
         expected.values(), key=lambda r: r["id_number"]
     )
     assert pl.read_delta(str(path)).sort("id_number").to_arrow().cast(got.schema).equals(got)
+    probe = pa.array([f"{touched[0]:017d}X", f"{4:017d}X", f"{1:017d}X"])  # replaced, gone, new
+    some = read_where(dt, ["id_number", "name"], ["id_number"], probe).sort_by("id_number")
+    assert some.to_pylist() == [
+        {"id_number": f"{1:017d}X", "name": "c1"},
+        {"id_number": f"{touched[0]:017d}X", "name": f"b{touched[0] % 7}"},
+    ]
     # a second night on the same files: their deletion vectors grow, earlier ones kept
     again = _people(touched[:10], "c")
     publish(path, again, "id_number", None, ["id_number"], "r2", "2026-11-21", row_group_rows=rg)
+    assert read_table(path).num_rows == n
+    # vacuum keeps the files deletion vectors point into (inline vectors: no file of their own)
+    DeltaTable(str(path)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
     assert read_table(path).num_rows == n
     assert (
         read_table(path, version=version_as_of(path, "2026-11-20")).sort_by("id_number").equals(got)
