@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import math
 import os
 import time
 import uuid
@@ -33,6 +35,8 @@ from deltalake.exceptions import TableNotFoundError
 
 from datacloud import deletion_vectors
 from datacloud.storage import DataPath, is_object_store, prepare_parent, storage_options, uri
+
+log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
 # publish rewrites a curated table sorted (one overwrite) instead of merging when the files
@@ -180,7 +184,13 @@ def read_where(dt: DeltaTable, columns: list[str], where: list[str], values: pa.
     if has_deletion_vectors(dt):
         frame = pl.scan_delta(dt)
     else:
-        frame = pl.scan_parquet([str(_local_path(u)) for u in dt.file_uris()])
+        # a file written before the table gained a column has none: nulls (as Delta reads it)
+        frame = pl.scan_parquet(
+            sorted(str(_local_path(u)) for u in dt.file_uris()),
+            schema=pl.from_arrow(schema.empty_table()).schema,  # type: ignore[union-attr]
+            missing_columns="insert",
+            extra_columns="ignore",
+        )
     out = frame.filter(condition).select(columns).collect().to_arrow()
     return out.cast(target)
 
@@ -329,9 +339,13 @@ def publish(
     those files anyway, unsorted and slower. Otherwise one MERGE rewrites only those files
     (unsorted: ``maintain`` reclusters when file key ranges then overlap).
     """
-    rows = with_row_hash(rows).sort_by([(k, "ascending") for k in sort_by])
     writer = _writer(row_group_rows)
     dt = open_table(path)
+    if dt is not None:  # hash the values as the table stores them (decimal scale, int width)
+        stored = pa.schema([f for f in pa.schema(dt.schema().to_arrow()) if f.name != ROW_HASH])
+        if stored.names == [c for c in rows.column_names if c != ROW_HASH]:
+            rows = rows.select(stored.names).cast(stored)
+    rows = with_row_hash(rows).sort_by([(k, "ascending") for k in sort_by])
     if dt is not None and dt.schema().to_arrow().names != rows.column_names and not full:
         raise ValueError(
             f"{path}: the published columns differ from tonight's; an incremental publish "
@@ -353,6 +367,8 @@ def publish(
     gone = pc.cast(gone, rows.schema.field(key).type)
     if rows.num_rows == 0 and len(gone) == 0:
         return MergeResult(dt.version(), 0, 0, 0)
+    if pc.any(pc.is_in(gone, value_set=rows[key].combine_chunks())).as_py():
+        raise ValueError(f"{path}: a key is both published and deleted tonight")
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
     live = live_rows(dt)
     if (
@@ -363,9 +379,13 @@ def publish(
         <= (DELETION_VECTORS_UNDER if deletion_vectors_under is None else deletion_vectors_under)
         * live
     ):
-        return _deletion_vector_merge(
-            Path(str(path)), dt, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata
-        )
+        try:
+            return _deletion_vector_merge(
+                Path(str(path)), dt, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata
+            )
+        except VectorsUnknown as e:  # rewrite instead: the rewrite drops every vector
+            log.warning("%s: deletion vector of %s not in the log; rewriting instead", path, e)
+            rewrite_over = -1.0
     if share_to_rewrite(dt, key, touched) > rewrite_over:
         return _sorted_rewrite(dt, rows, key, gone, sort_by, writer, run_id, ds, metadata)
     return _merge(dt, rows, key, gone, writer, run_id, ds, metadata)
@@ -451,13 +471,18 @@ def _stats_json(table: pa.Table, tight: bool = True) -> str:
             or pa.types.is_date32(t)
         ):
             continue
+        if pa.types.is_floating(t):  # NaN and ±inf have no JSON: no bounds for such a column
+            column = pc.drop_null(column)
+            if not pc.all(pc.is_finite(column)).as_py():
+                continue
         bounds = pc.min_max(column)
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
         if lo is not None:
             mins[name] = lo.isoformat() if hasattr(lo, "isoformat") else lo
             maxs[name] = hi.isoformat() if hasattr(hi, "isoformat") else hi
     stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs}
-    return json.dumps({**stats, "nullCount": nulls, "tightBounds": tight}, ensure_ascii=False)
+    doc = {**stats, "nullCount": nulls, "tightBounds": tight}
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False)
 
 
 def _logged_stats(action: dict[str, Any]) -> str:
@@ -469,9 +494,19 @@ def _logged_stats(action: dict[str, Any]) -> str:
         stats[name] = {
             k: (v.isoformat() if hasattr(v, "isoformat") else v)
             for k, v in values.items()
-            if v is not None and not isinstance(v, (bytes, dict))
+            if v is not None
+            and not isinstance(v, (bytes, dict))
+            and not (isinstance(v, float) and not math.isfinite(v))
         }
-    return json.dumps(stats, ensure_ascii=False, default=str)
+    return json.dumps(stats, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _commit(root: Path, version: int, actions: list[dict[str, Any]]) -> None:
@@ -574,6 +609,7 @@ def _deletion_vector_merge(
     deleted = 0
     now = int(time.time() * 1000)
     actions: list[dict[str, Any]] = []
+    logged = _logged_vectors(root) if already else {}
     if old is not None:
         leaving = old.filter(pc.is_in(old[key], value_set=drop_keys))
         deleted = pc.sum(pc.is_in(leaving[key], value_set=gone)).as_py() or 0
@@ -590,7 +626,9 @@ def _deletion_vector_merge(
                 "size": action["size_bytes"],
             }
             if len(dead):
-                removed["deletionVector"] = deletion_vectors.descriptor(dead)
+                if path not in logged:
+                    raise VectorsUnknown(path)
+                removed["deletionVector"] = logged[path]
             added = {
                 "path": path,
                 "partitionValues": {},
@@ -612,6 +650,7 @@ def _deletion_vector_merge(
             compression="zstd",
             write_page_index=True,
         )
+        _fsync(root / name)  # on disk before the log entry that names it
         actions.append(
             {
                 "add": {
@@ -639,7 +678,12 @@ def _deletion_vector_merge(
         **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()},
     }
     version = dt.version() + 1
-    _commit(root, version, [{"commitInfo": info}, *actions])
+    try:
+        _commit(root, version, [{"commitInfo": info}, *actions])
+    except RuntimeError:  # another writer took the version: tonight's file is nobody's
+        if changed.num_rows:
+            (root / actions[-1]["add"]["path"]).unlink(missing_ok=True)
+        raise
     return MergeResult(version, inserted, updated, deleted)
 
 
@@ -880,16 +924,82 @@ def maintain(
         out["reclustered_files"] = files
         dt = load(path)
     hours = retention_days * 24
-    if dt.vacuum(retention_hours=hours, enforce_retention_duration=False, dry_run=True):
+    # full: also files no version names (a publish killed before its commit), once older
+    # than the retention, so never a file a running publish is about to commit
+    due = dt.vacuum(retention_hours=hours, enforce_retention_duration=False, full=True)
+    if not is_object_store(path):  # tombstones whose files are gone already: nothing to do
+        due = [f for f in due if (Path(str(path)) / _local_path(f)).exists()]
+    if due:
         out["vacuumed_files"] = len(
             dt.vacuum(
                 retention_hours=hours,
                 enforce_retention_duration=False,
                 dry_run=False,
+                full=True,
                 commit_properties=_metadata(run_id, ds),
             )
         )
+        dt = load(path)
+    if not is_object_store(path):
+        _checkpoint_if_due(Path(str(path)), dt)
+        for aside in (Path(str(path)) / "_delta_log").glob(".*.json.tmp"):  # a killed _commit
+            if time.time() - aside.stat().st_mtime > 86_400:
+                aside.unlink(missing_ok=True)
     return out
+
+
+CHECKPOINT_EVERY = 10
+
+
+def _checkpoint_if_due(root: Path, dt: DeltaTable) -> None:
+    """A checkpoint once ``CHECKPOINT_EVERY`` versions have passed since the last one, so a
+    reader replays few log entries. delta-rs checkpoints after its own commits every 100
+    versions; the deletion-vector commits bypass that hook."""
+    last = root / "_delta_log" / "_last_checkpoint"
+    since = json.loads(last.read_text())["version"] if last.exists() else -1
+    if dt.version() - int(since) >= CHECKPOINT_EVERY:
+        dt.create_checkpoint()
+
+
+class VectorsUnknown(Exception):
+    """A file's current deletion vector is not in the log as expected (another writer)."""
+
+
+def _logged_vectors(root: Path) -> dict[str, dict[str, Any]]:
+    """Data file -> its current ``deletionVector`` descriptor, as the log holds it (the last
+    checkpoint, then the entries after it). A ``remove`` must name a file's vector exactly."""
+    log = root / "_delta_log"
+    out: dict[str, dict[str, Any]] = {}
+    start = -1
+    last = log / "_last_checkpoint"
+    if last.exists():
+        info = json.loads(last.read_text())
+        start = int(info["version"])
+        if info.get("parts"):
+            parts = sorted(log.glob(f"{start:020d}.checkpoint.*.parquet"))
+        else:
+            parts = [log / f"{start:020d}.checkpoint.parquet"]
+        for part in parts:
+            adds = pq.read_table(part, columns=["add"])["add"]
+            for add in adds.to_pylist():
+                if add is not None and add.get("deletionVector"):
+                    out[add["path"]] = add["deletionVector"]
+    entries = sorted(
+        (int(f.name.split(".")[0]), f) for f in log.glob("*.json") if f.name[0].isdigit()
+    )
+    for version, entry in entries:
+        if version <= start:
+            continue
+        for line in entry.read_text(encoding="utf-8").splitlines():
+            action = json.loads(line)
+            if "remove" in action:
+                out.pop(action["remove"]["path"], None)
+            elif "add" in action:
+                add = action["add"]
+                out.pop(add["path"], None)
+                if add.get("deletionVector"):
+                    out[add["path"]] = add["deletionVector"]
+    return {k: {f: v for f, v in d.items() if v is not None} for k, d in out.items()}
 
 
 def history(path: DataPath) -> list[dict[str, object]]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import decimal
 import itertools
+import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -391,3 +395,52 @@ def test_deletion_vectors_of_every_container_kind_are_read_back_by_delta_rs(
     names = dict(zip(got["id_number"].to_pylist(), got["name"].to_pylist(), strict=True))
     assert all(names[f"{i:017d}X"].startswith("z") for i in replaced if i not in gone_ids)
     assert pl.read_delta(str(path)).height == got.num_rows
+
+
+def test_deletion_vector_nights_survive_checkpoints_odd_values_and_crashes(tmp_path: Path) -> None:
+    """Found in review, each checked here: a vector read back from a checkpoint is named
+    exactly by the next night's ``remove``; NaN and infinity get no statistics (JSON has
+    none); a decimal's value is hashed at the table's scale; a publish killed before its
+    commit leaves a file that maintain vacuums once it is older than the retention, and a
+    second maintain finds nothing to do; a checkpoint every ten versions."""
+    path = tmp_path / "t"
+    n = 2_000
+
+    def rows(ids: list[int], tag: str) -> pa.Table:
+        t = _people(ids, tag)
+        f = [float("nan") if i % 3 == 0 else float("inf") if i % 3 == 1 else 1.5 for i in ids]
+        cap = pa.array([decimal.Decimal(i) / 1_000_000 for i in ids], pa.decimal128(20, 6))
+        return t.append_column("f", pa.array(f)).append_column("cap", cap)
+
+    publish(path, rows(list(range(n)), "a"), "id_number", None, ["id_number"], "r0", "2026-11-19")
+    publish(path, rows([5, 6], "b"), "id_number", None, ["id_number"], "r1", "2026-11-20")
+    DeltaTable(str(path)).create_checkpoint()  # the file's vector now lives in the checkpoint
+    publish(path, rows([7], "c"), "id_number", None, ["id_number"], "r2", "2026-11-21")
+    got = read_table(path)
+    assert got.num_rows == n and len(DeltaTable(str(path)).file_uris()) == 3
+    assert pl.read_delta(str(path)).height == n
+    names = dict(zip(got["id_number"].to_pylist(), got["name"].to_pylist(), strict=True))
+    assert [names[f"{i:017d}X"][0] for i in (5, 6, 7, 8)] == ["b", "b", "c", "a"]
+    # the same value at another decimal scale is no change; another value is
+    same = rows([9], "a").set_column(
+        5, "cap", pa.array([decimal.Decimal("0.000009")], pa.decimal128(20, 9))
+    )
+    assert publish(path, same, "id_number", None, ["id_number"], "r3", "2026-11-22").updated == 0
+    other = same.set_column(5, "cap", pa.array([decimal.Decimal("9")], pa.decimal128(20, 0)))
+    assert publish(path, other, "id_number", None, ["id_number"], "r4", "2026-11-22").updated == 1
+    # a publish killed between its data file and its commit: an orphan file, 31 days old
+    orphan = path / "part-00000-killed-c000.zstd.parquet"
+    pq.write_table(rows([1], "z"), orphan)
+    month_ago = time.time() - 31 * 86_400
+    os.utime(orphan, (month_ago, month_ago))
+    assert maintain(path, "id_number", 30, 32, "r5", "2026-11-23")["vacuumed_files"] == 1
+    assert not orphan.exists()
+    version = DeltaTable(str(path)).version()
+    assert maintain(path, "id_number", 30, 32, "r6", "2026-11-23")["vacuumed_files"] == 0
+    assert DeltaTable(str(path)).version() == version  # nothing to do, no commit
+    for i in range(12):  # checkpoints keep the log a reader replays short
+        publish(path, rows([100 + i], "d"), "id_number", None, ["id_number"], "r", "2026-11-24")
+        maintain(path, "id_number", 30, 32, "r", "2026-11-24")
+    last = json.loads((path / "_delta_log" / "_last_checkpoint").read_text())["version"]
+    assert DeltaTable(str(path)).version() - last < 10
+    assert read_table(path).num_rows == n
