@@ -506,13 +506,12 @@ def _touched(night: Night, changes: dict[str, pa.Table]) -> dict[str, pa.Array]:
         return out
 
     def ids(*cols: str) -> Callable[[pa.Table], pa.Array]:
-        return lambda r: pa.chunked_array([r[c] for c in cols if c in r.column_names])
+        return lambda r: _strings([r[c] for c in cols if c in r.column_names])
 
     def union(arrays: list[pa.Array]) -> pa.Array:
         if not arrays:
             return pa.array([], pa.string())
-        flat = pa.chunked_array(arrays, pa.string()).combine_chunks()
-        return pc.unique(flat.drop_null())
+        return pc.unique(_strings(arrays).combine_chunks().drop_null())
 
     def rel(name: str) -> Callable[[pa.Table], pa.Array]:
         return lambda r: _joined_key(r, RELATIONS[name].key)
@@ -522,11 +521,11 @@ def _touched(night: Night, changes: dict[str, pa.Table]) -> dict[str, pa.Array]:
     def both(key: Callable[[pa.Table], pa.Array]) -> Callable[[pa.Table], pa.Array]:
         """A row's enterprise key as written and through tonight's crosswalk (an image from
         before a crosswalk change is covered by the change's own keys, below)."""
-        return lambda r: pa.chunked_array([key(r), key(with_credit_codes(r, crosswalk))])
+        return lambda r: _strings([key(r), key(with_credit_codes(r, crosswalk))])
 
     def remapped(r: pa.Table) -> pa.Array:  # a crosswalk row: its 注册号's and its credit code's
         legacy = pc.binary_join_element_wise("REG:", r["reg_number"], "")
-        return pa.chunked_array([legacy, pc.cast(r["credit_code"], pa.string())])
+        return _strings([legacy, r["credit_code"]])
 
     regs = union(of("enterprise_code_map", ids("reg_number")))
 
@@ -558,6 +557,16 @@ def _touched(night: Night, changes: dict[str, pa.Table]) -> dict[str, pa.Array]:
         # enterprise keys: the roles of these enterprises are rebuilt (enterprise_roles)
         "enterprise_role": union(enterprises + of("enterprise_role", both(role_enterprises))),
     }
+
+
+def _strings(arrays: list[pa.Array] | list[pa.ChunkedArray]) -> pa.ChunkedArray:
+    """Arrays or chunked arrays as one chunked string array. (``pa.chunked_array`` given a
+    chunked array reads it value by value, in Python.)"""
+    chunks: list[pa.Array] = []
+    for a in arrays:
+        a = pc.cast(a, pa.string())
+        chunks.extend(a.chunks if isinstance(a, pa.ChunkedArray) else [a])
+    return pa.chunked_array(chunks, pa.string())
 
 
 _CHANGE_COLUMNS = {

@@ -365,6 +365,8 @@ def publish(
         return MergeResult(load(path).version(), rows.num_rows, 0, 0)
     gone = pa.array([], rows.schema.field(key).type) if deleted_keys is None else deleted_keys
     gone = pc.cast(gone, rows.schema.field(key).type)
+    if isinstance(gone, pa.ChunkedArray):
+        gone = gone.combine_chunks()
     if rows.num_rows == 0 and len(gone) == 0:
         return MergeResult(dt.version(), 0, 0, 0)
     if pc.any(pc.is_in(gone, value_set=rows[key].combine_chunks())).as_py():
@@ -539,17 +541,33 @@ def _published_hashes(
     """Per published row of the given files whose ``key`` is touched and not yet deleted:
     ``key``, ``_row_hash``, its file (``_file``) and position in it (``_at``). Only the two
     columns are read."""
+    import polars as pl
+
+    wanted = pl.Series("k", touched.cast(pa.large_string())).implode()
     parts = []
     for action in actions:
         path = action["path"]
-        found = pq.read_table(root / path, columns=[key, ROW_HASH])
-        at = np.flatnonzero(pc.is_in(found[key], value_set=touched).to_numpy(zero_copy_only=False))
+        found = (
+            pl.scan_parquet(root / path)
+            .select(key, ROW_HASH)
+            .with_row_index("_at")
+            .filter(pl.col(key).cast(pl.String).is_in(wanted))
+            .collect()
+        )
+        at = found["_at"].to_numpy().astype(np.int64)
+        keep = np.ones(len(at), bool)
         dead = already.get(path)
         if dead is not None and len(dead):
-            at = at[~np.isin(at, dead)]
-        if len(at):
-            part = found.take(pa.array(at)).append_column("_at", pa.array(at, pa.int64()))
-            parts.append(part.append_column("_file", pa.array([path] * len(at), pa.string())))
+            keep = ~np.isin(at, dead)
+        if keep.any():
+            part = pa.table(
+                {
+                    key: found[key].to_arrow().cast(touched.type).filter(keep),
+                    ROW_HASH: found[ROW_HASH].to_arrow().filter(keep),
+                    "_at": pa.array(at[keep], pa.int64()),
+                }
+            )
+            parts.append(part.append_column("_file", pa.array([path] * len(part), pa.string())))
     if not parts:
         return pa.table({key: touched.slice(0, 0), ROW_HASH: pa.array([], pa.int64())})
     return pa.concat_tables(parts, promote_options="permissive")
@@ -605,7 +623,8 @@ def _deletion_vector_merge(
         updated = pc.sum(differs).as_py() or 0
         same = paired[key].filter(pc.invert(differs))
         changed = rows.filter(pc.invert(pc.is_in(rows[key], value_set=same)))
-        drop_keys = pa.chunked_array([gone, paired[key].filter(differs)]).combine_chunks()
+        changed_keys = paired[key].filter(differs).combine_chunks()
+        drop_keys = pa.concat_arrays([gone, changed_keys.cast(gone.type)])
     deleted = 0
     now = int(time.time() * 1000)
     actions: list[dict[str, Any]] = []
