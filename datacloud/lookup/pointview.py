@@ -16,8 +16,8 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 
-from datacloud.delta import load, plain_types, version_as_of
-from datacloud.lookup.snapshot import INDEXES, TABLES, commit_ds, latest_version
+from datacloud.delta import load, plain_types
+from datacloud.lookup.snapshot import INDEXES, commit_ds, published_versions
 from datacloud.lookup.store import NoCuratedData
 from datacloud.paths import StorageRoot
 
@@ -74,17 +74,7 @@ class DeltaPointSource:
         return DeltaPointView(self.root, versions)
 
     def current(self) -> DeltaPointView:
-        versions = {}
-        for name in TABLES:
-            v = latest_version(self.root.curated(name))
-            if v is not None:
-                versions[name] = v
-        return self._view(versions, "yet")
+        return self._view(published_versions(self.root), "yet")
 
     def as_of(self, ds: str) -> DeltaPointView:
-        versions = {}
-        for name in TABLES:
-            v = version_as_of(self.root.curated(name), ds)
-            if v is not None:
-                versions[name] = v
-        return self._view(versions, f"on or before {ds}")
+        return self._view(published_versions(self.root, ds), f"on or before {ds}")

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from datacloud.delta import load, read_loaded
+from datacloud.delta import load, read_loaded, version_as_of
 from datacloud.paths import StorageRoot
 from datacloud.storage import DataPath, list_names
 from transforms._arrow import fixed_width_matrix
@@ -197,3 +197,15 @@ def latest_version(path: DataPath) -> int | None:
         return None
     versions = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
     return max(versions) if versions else None
+
+
+def published_versions(root: StorageRoot, ds: str | None = None) -> dict[str, int]:
+    """Curated table -> its newest version, or with ``ds`` the last one committed for a
+    business date on or before it; tables with none are left out."""
+    out = {}
+    for name in TABLES:
+        path = root.curated(name)
+        version = latest_version(path) if ds is None else version_as_of(path, ds)
+        if version is not None:
+            out[name] = version
+    return out

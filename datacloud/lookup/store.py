@@ -16,8 +16,7 @@ import logging
 import threading
 from collections import OrderedDict
 
-from datacloud.delta import version_as_of
-from datacloud.lookup.snapshot import TABLES, Snapshot, latest_version
+from datacloud.lookup.snapshot import Snapshot, published_versions
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
@@ -41,18 +40,10 @@ class CuratedStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def latest_versions(self) -> dict[str, int]:
-        out = {}
-        for name in TABLES:
-            version = latest_version(self.root.curated(name))
-            if version is not None:
-                out[name] = version
-        return out
-
     def refresh(self) -> bool:
         """Load and swap in a newer published version if there is one; True when swapped."""
         with self._build_lock:
-            versions = self.latest_versions()
+            versions = published_versions(self.root)
             current = self._current
             if current is not None and versions == {
                 k: v.version for k, v in current.versions.items()
@@ -84,11 +75,7 @@ class CuratedStore:
 
     def as_of(self, ds: str) -> Snapshot:
         """The snapshot of the versions each curated table had on business date ``ds``."""
-        versions = {}
-        for name in TABLES:
-            version = version_as_of(self.root.curated(name), ds)
-            if version is not None:
-                versions[name] = version
+        versions = published_versions(self.root, ds)
         if "person" not in versions:
             raise NoCuratedData(f"no curated data published on or before {ds}")
         current = self._current
