@@ -372,7 +372,8 @@ def publish(
     if pc.any(pc.is_in(gone, value_set=rows[key].combine_chunks())).as_py():
         raise ValueError(f"{path}: a key is both published and deleted tonight")
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
-    live = live_rows(dt)
+    already = deleted_positions(dt)
+    live = live_rows(dt, already)
     if (
         deletion_vectors
         and has_deletion_vectors(dt)
@@ -383,7 +384,17 @@ def publish(
     ):
         try:
             return _deletion_vector_merge(
-                Path(str(path)), dt, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata
+                Path(str(path)),
+                dt,
+                already,
+                rows,
+                key,
+                gone,
+                sort_by,
+                row_group_rows,
+                run_id,
+                ds,
+                metadata,
             )
         except VectorsUnknown as e:  # rewrite instead: the rewrite drops every vector
             log.warning("%s: deletion vector of %s not in the log; rewriting instead", path, e)
@@ -450,14 +461,24 @@ def deleted_positions(dt: DeltaTable) -> dict[str, np.ndarray]:
     return out
 
 
-def live_rows(dt: DeltaTable) -> int:
-    """Rows a reader sees: the physical rows less those deletion vectors mark deleted."""
-    files = pa.table(dt.get_add_actions(flatten=True))
-    physical = pc.sum(files["num_records"]).as_py() or 0
-    return int(physical - sum(len(p) for p in deleted_positions(dt).values()))
+def _physical_rows(dt: DeltaTable) -> int:
+    """Rows in the table's data files, deleted ones included (the log's ``numRecords``)."""
+    return int(pc.sum(pa.table(dt.get_add_actions(flatten=True))["num_records"]).as_py() or 0)
 
 
-def _stats_json(table: pa.Table, tight: bool = True) -> str:
+def live_rows(dt: DeltaTable, already: dict[str, np.ndarray] | None = None) -> int:
+    """Rows a reader sees: the physical rows less those deletion vectors mark deleted
+    (``already``: ``deleted_positions(dt)``, when the caller has it)."""
+    already = deleted_positions(dt) if already is None else already
+    return _physical_rows(dt) - sum(len(p) for p in already.values())
+
+
+def _stat_value(v: Any) -> Any:
+    """A min/max as Delta statistics write it: dates and times in ISO form."""
+    return v.isoformat() if hasattr(v, "isoformat") else v
+
+
+def _stats_json(table: pa.Table) -> str:
     """Delta ``add`` statistics: row count, null counts, min/max of the primitive columns."""
     mins: dict[str, Any] = {}
     maxs: dict[str, Any] = {}
@@ -480,10 +501,9 @@ def _stats_json(table: pa.Table, tight: bool = True) -> str:
         bounds = pc.min_max(column)
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
         if lo is not None:
-            mins[name] = lo.isoformat() if hasattr(lo, "isoformat") else lo
-            maxs[name] = hi.isoformat() if hasattr(hi, "isoformat") else hi
+            mins[name], maxs[name] = _stat_value(lo), _stat_value(hi)
     stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs}
-    doc = {**stats, "nullCount": nulls, "tightBounds": tight}
+    doc = {**stats, "nullCount": nulls, "tightBounds": True}
     return json.dumps(doc, ensure_ascii=False, allow_nan=False)
 
 
@@ -494,7 +514,7 @@ def _logged_stats(action: dict[str, Any]) -> str:
     for part, name in (("min", "minValues"), ("max", "maxValues"), ("null_count", "nullCount")):
         values = action.get(part) or {}
         stats[name] = {
-            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            k: _stat_value(v)
             for k, v in values.items()
             if v is not None
             and not isinstance(v, (bytes, dict))
@@ -576,6 +596,7 @@ def _published_hashes(
 def _deletion_vector_merge(
     root: Path,
     dt: DeltaTable,
+    already: dict[str, np.ndarray],
     rows: pa.Table,
     key: str,
     gone: pa.Array,
@@ -597,8 +618,8 @@ def _deletion_vector_merge(
     rows = rows.cast(schema)
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], schema.field(key).type)
     touched = touched.combine_chunks()
-    lowest, highest = pc.min_max(touched)["min"].as_py(), pc.min_max(touched)["max"].as_py()
-    already = deleted_positions(dt)
+    bounds = pc.min_max(touched)
+    lowest, highest = bounds["min"].as_py(), bounds["max"].as_py()
     files = {}
     for action in pa.table(dt.get_add_actions(flatten=False)).to_pylist():
         low = (action.get("min") or {}).get(key)
@@ -925,8 +946,8 @@ def maintain(
     out = {"reclustered_files": 0, "vacuumed_files": 0}
     files = len(dt.file_uris())
     with_dv = has_deletion_vectors(dt)
-    physical = pc.sum(pa.table(dt.get_add_actions(flatten=True))["num_records"]).as_py() or 0
-    dead = sum(len(p) for p in deleted_positions(dt).values())
+    physical = _physical_rows(dt)
+    dead = physical - live_rows(dt)
     if (
         files > recluster_files_over
         or overlapping_row_groups(dt, key, within_files=with_dv)
