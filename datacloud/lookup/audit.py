@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -68,11 +69,27 @@ class AuditSink(Protocol):
     def write(self, record: dict[str, Any]) -> None: ...
 
 
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MIN_FREE_BYTES = 1 << 20  # check_writable: less free space than this is "disk full"
+
+
+def _masked(value: Any) -> Any:
+    """An event's detail with ID and mobile numbers in any string masked (mask_text)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
 class FileSink:
     """JSON lines, one file per UTC day, appended and fsynced under a lock."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, min_free_bytes: int = MIN_FREE_BYTES) -> None:
         self.folder = folder
+        self.min_free_bytes = min_free_bytes
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._day: str | None = None
@@ -99,6 +116,32 @@ class FileSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def check_writable(self) -> str | None:
+        """None when a record can be written now, else why not (nothing is written)."""
+        folder = self.folder
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if probe != folder:
+            if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+                return f"the audit folder {folder} is missing and cannot be created"
+        elif not folder.is_dir():
+            return f"the audit folder {folder} is not a directory"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            return f"the audit folder {folder} is not writable"
+        st = os.statvfs(probe)
+        if st.f_bavail * st.f_frsize < self.min_free_bytes:
+            return f"the disk of {folder} is full ({st.f_bavail * st.f_frsize} bytes free)"
+        today = self.path(datetime.now(UTC).date().isoformat())
+        if today.exists() or today.is_symlink():
+            if not today.is_file():
+                return f"the audit file {today.name} is not a regular file"
+            if not os.access(today, os.W_OK):
+                return f"the audit file {today.name} is not writable"
+        elif st.f_favail == 0:
+            return f"no free inodes on the disk of {folder}"
+        return None
 
     def records(self) -> Iterator[dict[str, Any]]:
         for path in sorted(self.folder.glob("lookups-*.jsonl")):
@@ -141,7 +184,40 @@ class AuditLog:
             "key_hmac": self.key_hash(number),
             "as_of": as_of,
             "outcome": outcome,
+            "kind": "lookup",
         }
+        return self._write(record)
+
+    def event(
+        self, kind: str, principal: Principal | None, detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A non-lookup record (``kind``, e.g. ``key_refused``) on the same trail, same path.
+
+        Strings in ``detail`` are masked (``mask_text``); ``AuditUnavailable`` when unwritable.
+        """
+        if kind == "lookup" or not _KIND.match(kind):
+            raise ValueError(f"event kind must match {_KIND.pattern} and not be 'lookup'")
+        record: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "kind": kind,
+            "who": principal.holder if principal else None,
+            "role": principal.role if principal else None,
+            "channel": principal.channel if principal else None,
+            "detail": _masked(detail),
+        }
+        return self._write(record)
+
+    def check_writable(self) -> str | None:
+        """None when every sink can take a record now, else the first reason (writes nothing)."""
+        for sink in self.sinks:
+            check = getattr(sink, "check_writable", None)
+            reason = check() if check is not None else None
+            if reason:
+                return f"{type(sink).__name__}: {reason}"
+        return None
+
+    def _write(self, record: dict[str, Any]) -> dict[str, Any]:
         if self.dev:
             record["dev"] = True
         for sink in self.sinks:
