@@ -3,7 +3,9 @@
 A department is data. ``dags/departments/<code>.yaml`` names the connection, the schedule,
 and per source table the extraction mode, keys and the mapping of source columns to the
 canonical schema, each column through a named normaliser from ``transforms.registry``.
-Errors name the file, the field and what was expected.
+Errors name the file, the field and what was expected. A YAML file is read as UTF-8 text
+(UTF-16, binary content or a repeated mapping key is a ConfigError naming file and line, never a
+silently different configuration).
 """
 
 from __future__ import annotations
@@ -285,14 +287,85 @@ def _loc(loc: tuple[Any, ...], data: Any) -> str:
     return out or "(top level)"
 
 
-def read_yaml(path: Path) -> Any:
-    """A YAML file's content; ConfigError naming the file when it is unreadable or not YAML."""
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last one
+    silently: a repeated ``mode:`` or ``columns:`` would change a department without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<' merges may override, as YAML intends
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue  # an unhashable key: the base class says what is wrong with it
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"repeated key {key!r} (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+# byte-order marks of the encodings people save YAML in by mistake (longest first)
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def yaml_text(data: bytes, path: Path) -> str:
+    """The text of a YAML file's bytes: UTF-8 (a UTF-8 byte-order mark is allowed); a
+    ConfigError naming the file for UTF-16/32, binary content or bytes that are not UTF-8."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            raise ConfigError(f"{path}: the file is {name} text; save it as UTF-8")
+    if b"\x00" in data:
+        raise ConfigError(
+            f"{path}: not a YAML text file (it holds NUL bytes; UTF-16 without a byte-order "
+            "mark, or a binary file); save it as UTF-8 text"
+        )
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
+
+
+def parse_yaml(text: str, path: Path) -> Any:
+    """YAML text as Python data (safe types only, no repeated keys); ConfigError naming the file."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe types only
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(x for x in (e.context, e.problem) if x) or "unreadable"
+        raise ConfigError(f"{path}: not valid YAML: {where}{what}") from None
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        raise ConfigError(
+            f"{path}: not valid YAML: line {line}: character #x{e.character:04x} is not allowed"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; ConfigError naming the file when it is unreadable, not UTF-8
+    text, or not YAML (including a mapping that repeats a key)."""
+    try:
+        data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse_yaml(yaml_text(data, path), path)
 
 
 def validated(model: type[M], data: Any, path: Path) -> M:
