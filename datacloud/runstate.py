@@ -6,13 +6,21 @@ report is written even when an earlier task failed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
+
+# fields that hold error texts (a driver error may quote a row's values): masked when stored
+ERROR_FIELDS = frozenset({"error", "message", "errors"})
 
 
 def _path(root: StorageRoot, dept: str, ds: date, table: str) -> Path:
@@ -27,21 +35,57 @@ def read(root: StorageRoot, dept: str, ds: date, table: str) -> dict[str, Any]:
     return data
 
 
-def update(root: StorageRoot, dept: str, ds: date, table: str, **fields: Any) -> dict[str, Any]:
-    """Merge fields into the table's state (atomic replace of the file)."""
-    state = read(root, dept, ds, table)
-    state.update(fields, table=table)
-    p = _path(root, dept, ds, table)
+def _masked(value: Any) -> Any:
+    """An error field's value with ID and mobile numbers masked (strings at any depth)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
+@contextmanager
+def _locked(p: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<table>.json.lock`` beside the state file: the chunk tasks
+    of one table run in parallel, and each read-modify-write must see the others' fields."""
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, p)
+    fd = os.open(p.with_name(p.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def update(root: StorageRoot, dept: str, ds: date, table: str, **fields: Any) -> dict[str, Any]:
+    """Merge fields into the table's state, under the table's lock: read, merge, write a
+    unique temporary file, fsync it, replace the state file. Error fields are masked."""
+    fields = {k: _masked(v) if k in ERROR_FIELDS else v for k, v in fields.items()}
+    p = _path(root, dept, ds, table)
+    with _locked(p):
+        state = read(root, dept, ds, table)
+        state.update(fields, table=table)
+        text = json.dumps(state, ensure_ascii=False, indent=2, default=str)
+        tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return state
 
 
 def reset(root: StorageRoot, dept: str, ds: date, table: str) -> None:
     """Forget an earlier attempt of the same night (a rerun starts clean)."""
-    _path(root, dept, ds, table).unlink(missing_ok=True)
+    p = _path(root, dept, ds, table)
+    with _locked(p):
+        p.unlink(missing_ok=True)
 
 
 def history(
