@@ -1,8 +1,17 @@
-"""The ``datacloud`` command line."""
+"""The ``datacloud`` command line.
+
+Exit codes (docs/operations.md "Command-line exit codes"): 0 done; 1 a negative answer (a
+lookup found no record, a demo DAG run failed); 2 a usage, input or configuration error (one
+message on stderr naming the option or file, never a traceback); 3 something the command needs
+is unavailable (the lookup audit trail or audit key, curated data not published); 70 an
+internal error (a bug: one line, ``DATACLOUD_DEBUG=1`` for the traceback); 130 interrupted.
+The consoles print no rich markup: text from arguments, files and data is printed verbatim.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -12,7 +21,9 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from datacloud.lookup.audit_cli import audit_app
 from datacloud.lookup.cli import lookup_app
 
 if TYPE_CHECKING:
@@ -27,12 +38,29 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(lookup_app, name="lookup")
-console = Console()
-err = Console(stderr=True)
+app.add_typer(audit_app, name="audit")
+# no markup: a '[/]' or '[bold]' in an argument, a path, a YAML or a table cell prints verbatim
+console = Console(markup=False, soft_wrap=True)
+err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+EXIT_OK = 0
+EXIT_NEGATIVE = 1  # a lookup found no record; a demo DAG run failed
+EXIT_USAGE = 2  # bad option, argument, input file or configuration
+EXIT_UNAVAILABLE = 3  # audit trail or key unavailable; curated data not published
+EXIT_INTERNAL = 70  # an unexpected error (EX_SOFTWARE): a bug
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
-    """A problem with the user's input: printed as one clear message, exit code 2."""
+    """A problem the user can fix: printed as one clear message, exit code ``code`` (2)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _ok(message: str) -> Text:
+    return Text.assemble(("ok", "green"), " ", message)
 
 
 def _date(value: str) -> date:
@@ -42,10 +70,31 @@ def _date(value: str) -> date:
         raise UserError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
 
 
+def _dept_code(value: str) -> str:
+    """A department code as --dept gives it: the config's code pattern, never a path."""
+    from datacloud.config import CODE
+
+    if not CODE.fullmatch(value):
+        raise UserError(
+            f"--dept: expected a department code (a lower-case letter, then 1-30 lower-case "
+            f"letters, digits or _, e.g. gongan), got {value!r}"
+        )
+    return value
+
+
+def _refuse_existing(paths: list[Path], force: bool) -> None:
+    """--out must not overwrite a file unless --force says so; a folder is never overwritten."""
+    for path in paths:
+        if path.is_dir():
+            raise UserError(f"--out: {path} is a folder, expected a file path")
+        if path.exists() and not force:
+            raise UserError(f"--out: {path} exists; give --force to overwrite it")
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -85,6 +134,8 @@ def sample(
     except ValueError as e:
         raise UserError(f"--dirt: {e}") from None
     target = out or StorageRoot.from_env().samples()
+    if target.exists() and not target.is_dir():
+        raise UserError(f"--out: {target} is a file, expected a folder")
     with _progress() as p:
         t = p.add_task(f"generating {persons:,} persons (seed {seed})", total=None)
         data = generate(persons, seed, ds, rates)
@@ -122,6 +173,10 @@ def normalise(
         str | None,
         typer.Option("--date", help="business date YYYY-MM-DD (default: today in Shanghai)"),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", "--overwrite", help="overwrite valid/rejected.parquet in --out"),
+    ] = False,
 ) -> None:
     """Normalise a CSV of person or enterprise records with the platform's rules."""
     from datetime import datetime
@@ -132,9 +187,12 @@ def normalise(
     if kind not in ("person", "enterprise"):
         raise UserError(f"KIND: expected 'person' or 'enterprise', got {kind!r}")
     ds = _date(business_date) if business_date else datetime.now(SHANGHAI).date()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} is a file, expected a folder")
+    _refuse_existing([out / "valid.parquet", out / "rejected.parquet"], force)
     try:
         result = normalise_csv(kind, input_csv, out, ds)  # type: ignore[arg-type]
-    except InputError as e:
+    except InputError as e:  # CsvHeaderError and other user_error ValueErrors: see main()
         raise UserError(str(e)) from None
     console.print(
         f"{result.rows_in:,} rows in: {result.rows_valid:,} valid -> {result.valid}, "
@@ -150,15 +208,21 @@ def validate(
     dags/curation.yaml against the departments' authority lists."""
     from datacloud.config import check_sql, load_departments
     from datacloud.curation_config import config_path, load_curation_config
+    from datacloud.paths import departments_dir
 
-    depts = load_departments(folder)
+    where = folder or departments_dir()
+    if not where.is_dir():
+        raise UserError(f"--folder: {where} is not a folder")
+    depts = load_departments(where)
+    if not depts:
+        raise UserError(f"--folder: no department YAML (*.yaml) in {where}")
     problems = [p for d in depts for p in check_sql(d)]
     if problems:
         raise UserError("\n".join(problems))
     for d in depts:
-        console.print(f"[green]ok[/] {d.code}: {d.name}, {len(d.tables)} table(s)")
+        console.print(_ok(f"{d.code}: {d.name}, {len(d.tables)} table(s)"))
     load_curation_config().fingerprint(depts)  # resolves every survivorship rule
-    console.print(f"[green]ok[/] survivorship: {config_path()}")
+    console.print(_ok(f"survivorship: {config_path()}"))
 
 
 @app.command()
@@ -172,14 +236,15 @@ def report(
     from datacloud.paths import StorageRoot
     from datacloud.report import write_department_report, write_overview
 
+    ds = _date(business_date)
+    code = _dept_code(dept)
     try:
-        d = department(dept)
+        d = department(code)
     except ConfigError as e:
         if "cannot read" in str(e):
             raise UserError(f"--dept: no department {dept!r} (no YAML for it)") from None
         raise
     root = StorageRoot.from_env()
-    ds = _date(business_date)
     out = write_department_report(root, d, ds)
     overview = write_overview(root, load_departments(), ds)
     console.print(f"{out.parent / 'index.html'} ({out.status}), report.json, rejected.csv")
@@ -206,7 +271,7 @@ def _curated_table(table: str) -> DataPath:
         raise UserError(f"TABLE: expected one of {', '.join(CURATED_TABLES)}, got {table!r}")
     path = StorageRoot.from_env().curated(table)
     if open_table(path) is None:
-        raise UserError(f"curated/{table} has not been published yet ({path})")
+        raise UserError(f"curated/{table} has not been published yet ({path})", EXIT_UNAVAILABLE)
     return path
 
 
@@ -260,19 +325,26 @@ def curated(
     ] = None,
     version: Annotated[int | None, typer.Option(help="a table version instead of --as-of")] = None,
     out: Annotated[Path | None, typer.Option(help="write the rows to this Parquet file")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "--overwrite", help="overwrite an existing --out file")
+    ] = False,
 ) -> None:
     """Read a curated table now or as of an earlier night: version, rows, optionally Parquet."""
     import pyarrow.parquet as pq
 
     from datacloud.delta import read_table, version_as_of
 
-    path = _curated_table(table)
     if as_of is not None and version is not None:
         raise UserError("give --as-of or --version, not both")
+    if out is not None:
+        _refuse_existing([out], force)
+    path = _curated_table(table)
     if as_of is not None:
         version = version_as_of(path, _date(as_of).isoformat())
         if version is None:
-            raise UserError(f"curated/{table} has no version published on or before {as_of}")
+            raise UserError(
+                f"curated/{table} has no version published on or before {as_of}", EXIT_UNAVAILABLE
+            )
     try:
         rows = read_table(path, version=version)
     except Exception as e:
@@ -316,19 +388,19 @@ def demo(
         ok, _, log = d.migrate(env, root)
         p.update(t, total=1, completed=1)
         if not ok:
-            raise UserError(f"airflow db migrate failed; see {log}")
+            raise UserError(f"airflow db migrate failed; see {log}", EXIT_NEGATIVE)
         for dag_id in [f"dept_{x.code}" for x in depts] + ["curation"]:
             t = p.add_task(
                 f"airflow dags test {dag_id} {d.logical_date_for(ds).isoformat()}", total=None
             )
             outcome = d.run_dag(dag_id, ds, env, root)
-            mark = "[green]ok[/]" if outcome.ok else "[red]failed[/]"
+            mark = "ok" if outcome.ok else "FAILED"
             p.update(t, description=f"{dag_id} {mark}", total=1, completed=1)
             if not outcome.ok:
                 failed.append(f"{dag_id} (log: {outcome.log})")
     _print_summary(root, depts, ds)
     if failed:
-        raise UserError("these DAG runs failed: " + "; ".join(failed))
+        raise UserError("these DAG runs failed: " + "; ".join(failed), EXIT_NEGATIVE)
 
 
 def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None:
@@ -379,31 +451,57 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
     )
 
 
-def main() -> None:
-    """Entry point: user errors and config errors as one clear message, never a traceback."""
+def _error(message: str) -> None:
+    """One message on stderr, verbatim (no markup) and with ID and mobile numbers masked."""
+    from datacloud.masking import mask_text
+
+    err.print(Text.assemble(("error:", "red"), " ", mask_text(message)))
+
+
+def _is_user_error(e: BaseException) -> bool:
+    """Exceptions other modules raise for a user's mistake: their own ``user_error = True``
+    (e.g. normalise_csv's CsvHeaderError, a repeated CSV column) or an input error class."""
+    from datacloud.normalise_csv import InputError
+
+    return isinstance(e, InputError) or getattr(e, "user_error", False) is True
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the command line and return its exit code (the module docstring lists them)."""
+    import click
     from pydantic import ValidationError
 
     from datacloud.config import ConfigError
 
     try:
-        app(standalone_mode=False)
-    except (UserError, ConfigError) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except ValidationError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
+        code = app(args=args, prog_name="datacloud", standalone_mode=False)
+    except UserError as e:
+        _error(str(e))
+        return e.code
+    except (ConfigError, ValidationError) as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except click.exceptions.Exit as e:  # typer.Exit is click's
+        return int(e.exit_code)
+    except click.exceptions.Abort:
         err.print("aborted")
-        sys.exit(130)
-    except Exception as e:  # click usage errors and anything unexpected: one line, no traceback
-        if isinstance(e, typer.TyperException) and hasattr(e, "show"):  # usage errors
-            e.show()
-            sys.exit(getattr(e, "exit_code", 2))
-        err.print(f"[red]error:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
-        err.print("run with DATACLOUD_DEBUG=1 for the traceback", style="dim")
-        if __import__("os").environ.get("DATACLOUD_DEBUG"):
+        return EXIT_INTERRUPTED
+    except click.ClickException as e:  # usage errors: click's own message (plain text)
+        e.show()
+        return int(e.exit_code)
+    except Exception as e:
+        if _is_user_error(e):
+            _error(str(e))
+            return EXIT_USAGE
+        if os.environ.get("DATACLOUD_DEBUG"):
             raise
-        sys.exit(1)
+        _error(f"internal error: {type(e).__name__}: {e}")
+        err.print("run with DATACLOUD_DEBUG=1 for the traceback", style="dim")
+        return EXIT_INTERNAL
+    # standalone_mode=False hands back typer.Exit's code, or the command's return value (None)
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def main() -> None:
+    """Entry point (the ``datacloud`` console script): the exit code ``run`` gives."""
+    sys.exit(run())

@@ -1,17 +1,24 @@
 """``datacloud lookup``: the same lookups from a shell, and the API server.
 
-A CLI lookup runs as a local operator: the principal is the OS user (``os:<user>``), the role
-comes from ``--role`` (default ``clerk``: masked answers), ``--purpose`` is required, and the
-lookup is audited like an API call (channel ``cli``). A CLI lookup queries the Delta tables for
-the one key (``pointview``) instead of loading a snapshot. Exit codes: 0 answered, 1 not found,
-2 malformed key or bad option (message on stderr, naming the rule), 3 audit unavailable or
-no curated data.
+A CLI lookup runs as a local operator: the principal is the OS user of the process's real uid
+(``os:<user>``, or ``os:uid:<n>`` when the uid has no passwd entry; never ``$USER`` or
+``$LOGNAME``, which anyone can set), the role comes from ``--role`` (default ``clerk``: masked
+answers), ``--purpose`` is required, and the lookup is audited like an API call (channel
+``cli``). A CLI lookup queries the Delta tables for the one key (``pointview``) instead of
+loading a snapshot.
+
+Exit codes, as the shell sees them through ``datacloud`` (``datacloud.cli.run``): lookups 0
+answered, 1 not found, 2 malformed key or bad option (message on stderr, naming the rule or
+option), 3 audit unavailable, no audit key, or no curated data; ``serve`` 0 stopped, 2 keys
+file missing or malformed (named), 3 no audit key or no curated data; ``new-key`` 0, 2 bad
+``--role``.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,8 +41,20 @@ AsJson = Annotated[bool, typer.Option("--json", help="print the answer as JSON")
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    from datacloud.masking import mask_text
+
+    typer.echo(f"error: {mask_text(message)}", err=True)
     return typer.Exit(code)
+
+
+def os_user() -> str:
+    """The user of the process's real uid from the passwd database (``uid:<n>`` without an
+    entry). Not ``getpass.getuser()``: it reads ``$USER``/``$LOGNAME``, which anyone can set."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid:{uid}"
 
 
 def _run(
@@ -71,7 +90,7 @@ def _run(
     service = LookupService(
         DeltaPointSource(root), AuditLog([FileSink(root.audit())], audit_key, dev)
     )
-    who = Principal(f"os:{getpass.getuser()}", role, "cli")
+    who = Principal(f"os:{os_user()}", role, "cli")
     try:
         answer = service.lookup(who, endpoint, key, purpose, day)
     except MalformedKey as e:
@@ -166,11 +185,26 @@ def serve(
     poll_seconds: Annotated[float, typer.Option(help="how often to look for a new publish")] = 5.0,
 ) -> None:
     """Run the lookup HTTP API (uvicorn)."""
+    from datacloud.lookup.api import KEYS_ENV
     from datacloud.lookup.api import serve as run
+    from datacloud.lookup.audit import AuditKeyMissing
+    from datacloud.lookup.auth import KeysFileError
+    from datacloud.lookup.store import NoCuratedData
 
+    path = keys or (Path(os.environ[KEYS_ENV]) if os.environ.get(KEYS_ENV) else None)
+    if path is None:
+        raise _fail(f"--keys: give the API keys YAML, or set {KEYS_ENV} (docs/lookup.md)", 2)
     try:
-        run(host, port, keys, poll_seconds)
-    except Exception as e:
+        run(host, port, path, poll_seconds)
+    except KeysFileError as e:
+        raise _fail(str(e), 2) from None
+    except UnicodeDecodeError:
+        raise _fail(f"API keys file {path}: not UTF-8 text", 2) from None
+    except OSError as e:
+        if e.filename is None or Path(e.filename) != path:
+            raise
+        raise _fail(f"API keys file {path}: cannot read: {e.strerror}", 2) from None
+    except (AuditKeyMissing, NoCuratedData) as e:
         raise _fail(str(e), 3) from None
 
 
