@@ -165,11 +165,16 @@ def classify(e: BaseException) -> str:
 
 def failed(dept: Department, table: TableSpec, step: str, e: BaseException) -> ExtractionError:
     """A driver error as an ExtractionError: department, table, step, the error's first line
-    (never the query's values) and its kind. A schema-drift error keeps its own message."""
+    (never the query's values) and its kind. A schema-drift error keeps its own message.
+    ID and mobile numbers a driver quotes from a row are masked (``mask_text``); the caller's
+    ``from e`` still chains the driver's own text, so callers that log or re-raise to Airflow
+    raise the ExtractionError anew ``from None`` (``datacloud.nightly``)."""
+    from datacloud.masking import mask_text
+
     if isinstance(e, schema_drift.SchemaDriftError):
-        return ExtractionError(str(e), "schema_change")
+        return ExtractionError(mask_text(str(e)), "schema_change")
     text = str(e).strip()
-    first = text.splitlines()[0][:300] if text else ""
+    first = mask_text(text.splitlines()[0])[:300] if text else ""
     return ExtractionError(
         f"department {dept.code}, table {table.name}: {step} failed: {type(e).__name__}: {first}",
         classify(e),

@@ -3,15 +3,18 @@
 Each function takes plain values (department code, table, business date, run id), does its
 work against the storage root and returns a small dict of paths and counts for XCom.
 Failures are recorded in the run state before they propagate, so the report can state them.
+Error texts are masked (``mask_text``) before they are stored, logged or handed to Airflow: a
+driver error may quote a row's ID or mobile number.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import traceback
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -20,6 +23,7 @@ import pyarrow.parquet as pq
 
 from datacloud import runstate
 from datacloud.config import Department, TableSpec, load_department
+from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot, departments_dir
 from datacloud.storage import DataPath
 
@@ -48,10 +52,42 @@ def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = Non
 def _failed(
     root: StorageRoot, code: str, ds: date, table: str, stage: str, error: str, kind: str
 ) -> None:
-    """Record a failed step for the report (before the exception goes on to Airflow)."""
+    """Record a failed step for the report (before the exception goes on to Airflow), its
+    error text masked."""
     runstate.update(
-        root, code, ds, table, status="failed", stage=stage, error=error, failure_kind=kind
+        root,
+        code,
+        ds,
+        table,
+        status="failed",
+        stage=stage,
+        error=mask_text(error),
+        failure_kind=kind,
     )
+
+
+def _reraise(e: BaseException) -> NoReturn:
+    """Hand ``e`` on to Airflow, which logs its traceback with every chained exception.
+
+    When neither its text nor anything it chains (a driver error behind ``from e``) holds an
+    ID or mobile number, ``e`` goes on as it is. Otherwise a new exception of its type where
+    possible carries the masked text ``from None``, so the original message is printed nowhere;
+    it keeps the original's frames.
+    """
+    text = "".join(traceback.format_exception(e))
+    if mask_text(text) == text:
+        raise e
+    masked = mask_text(str(e))
+    new: BaseException
+    try:
+        new = type(e)(masked)
+        if str(new) != masked:
+            new = RuntimeError(f"{type(e).__name__}: {masked}")
+    except Exception:
+        new = RuntimeError(f"{type(e).__name__}: {masked}")
+    if hasattr(e, "kind"):
+        new.kind = e.kind  # type: ignore[attr-defined]
+    raise new.with_traceback(e.__traceback__) from None
 
 
 def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
@@ -74,7 +110,7 @@ def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
         )
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", str(e), e.kind)
-        raise
+        _reraise(e)
     runstate.update(
         root,
         code,
@@ -103,7 +139,7 @@ def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]
         chunks = plan_chunks(url, dept, table, ds)
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", str(e), e.kind)
-        raise
+        _reraise(e)
     schema_drift.save(snapshot, current)
     runstate.update(
         root,
@@ -139,7 +175,7 @@ def extract_chunk(
         )
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", f"{e} (chunk {chunk['index']})", e.kind)
-        raise
+        _reraise(e)
     return {"chunk": chunk["index"], "rows": out.rows}
 
 
@@ -155,7 +191,7 @@ def land(code: str, table_name: str, ds: date, run_key: str, chunks: int) -> dic
         rows = land_chunks(partition, chunk_folder(partition, run_key), chunks, empty_schema(table))
     except Exception as e:
         _failed(root, code, ds, table_name, "extract", str(e), "error")
-        raise
+        _reraise(e)
     runstate.update(
         root, code, ds, table_name, status="extracted", extracted_rows=rows, reader="chunks"
     )
@@ -174,16 +210,60 @@ def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.T
     )
 
 
-def deleted_keys(staged: DataPath, raw_keys: pa.Array) -> pa.Array | None:
-    """Staged source keys absent from tonight's full snapshot (rejected rows are not absent)."""
+def _business_key_text(rows: pa.Table, key: list[str]) -> tuple[pa.Array, pa.Array]:
+    """Each row's business key as one text (parts joined like ``normalise.deduplicate`` groups
+    them), and whether it has one: a row whose every part is empty matches nothing."""
+    parts = [pc.cast(rows[k], pa.string()).combine_chunks() for k in key]
+    has = pc.is_valid(parts[0])
+    for part in parts[1:]:
+        has = pc.or_(has, pc.is_valid(part))
+    text = (
+        parts[0]
+        if len(parts) == 1
+        else pc.binary_join_element_wise(
+            *parts, "\x1f", null_handling="replace", null_replacement="\x00"
+        )
+    )
+    return text, has
+
+
+def staged_deletions(
+    staged: DataPath,
+    accepted: pa.Table,
+    business_key: list[str],
+    raw_keys: pa.Array | None,
+    losers: pa.Array,
+) -> pa.Array | None:
+    """The staged source keys tonight's merge deletes, so staged keeps one row per business key.
+
+    - a full snapshot (``raw_keys``): keys absent from it (rejected rows are not absent), and
+      tonight's deduplication losers (present, but another row won their business key);
+    - every mode: a staged row whose business key a row accepted tonight carries under another
+      source key (the newly accepted row replaces it).
+
+    Never a key accepted tonight; each key once (the merge takes one source row per key).
+    """
     from datacloud.delta import open_table, read_loaded
     from datacloud.normalise import SOURCE_PK
 
     current = open_table(staged)
     if current is None:
         return None
-    keys = pc.cast(read_loaded(current, [SOURCE_PK])[SOURCE_PK], pa.string())
-    return keys.filter(pc.invert(pc.is_in(keys, value_set=raw_keys))).combine_chunks()
+    names = set(current.schema().to_arrow().names)
+    key = [c for c in business_key if c in names and c in accepted.column_names]
+    rows = read_loaded(current, [SOURCE_PK, *key])
+    keys = pc.cast(rows[SOURCE_PK], pa.string()).combine_chunks()
+    drop = pc.is_in(keys, value_set=pc.cast(losers, pa.string()))
+    if raw_keys is not None:
+        drop = pc.or_(drop, pc.invert(pc.is_in(keys, value_set=raw_keys)))
+    if key and len(key) == len(business_key) and accepted.num_rows:
+        staged_key, staged_has = _business_key_text(rows, key)
+        tonight, tonight_has = _business_key_text(accepted, key)
+        taken = pc.and_(staged_has, pc.is_in(staged_key, value_set=tonight.filter(tonight_has)))
+        drop = pc.or_(drop, taken)
+    accepted_keys = pc.cast(accepted[SOURCE_PK], pa.string()).combine_chunks()
+    drop = pc.and_(drop, pc.invert(pc.is_in(keys, value_set=accepted_keys)))
+    return pc.unique(keys.filter(drop))
 
 
 def write_rejected(folder: Path, rows: pa.Table, issues: pa.Table) -> None:
@@ -252,7 +332,14 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
         if gate.passed:
             accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
             path = root.staged(code, table_name)
-            deleted = deleted_keys(path, source_pk(raw, table)) if table.mode == "full" else None
+            losers = out.issues.filter(pc.equal(out.issues["rule_code"], "DUPLICATE_KEY"))
+            deleted = staged_deletions(
+                path,
+                accepted,
+                table.business_key,
+                source_pk(raw, table) if table.mode == "full" else None,
+                losers["source_pk"].combine_chunks(),
+            )
             compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
             merged = merge_by_key(
                 path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat()
@@ -264,9 +351,9 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
             )
     except Exception as e:
         _failed(root, code, ds, table_name, "stage", str(e), "error")
-        raise
+        _reraise(e)
     if not gate.passed:
-        message = gate.message()
+        message = mask_text(gate.message())
         runstate.update(
             root,
             code,

@@ -63,3 +63,79 @@ def test_full_snapshot_deletes_vanished_keys_but_not_rejected_ones(
     assert report["status"] == "success"
     csv = (storage_root.report_dir("gongan", d2) / "rejected.csv").read_text(encoding="utf-8-sig")
     assert f"czrk:RK2,id_number,gmsfhm,{broken},ID_CHECK_DIGIT" in csv
+
+
+def _one_row_per_business_key(root: StorageRoot) -> dict[str, str]:
+    """Staged source key → ID number, asserting no ID number is staged twice."""
+    rows = read_table(root.staged("gongan", "czrk"), ["_source_pk", "id_number"]).to_pylist()
+    ids = [r["id_number"] for r in rows]
+    assert len(ids) == len(set(ids)), f"a business key staged twice: {sorted(ids)}"
+    return {r["_source_pk"]: r["id_number"] for r in rows}
+
+
+def _reconciles(out: dict) -> None:
+    assert out["rows_in"] == out["rows_accepted"] + out["rows_rejected"] + out["rows_deduplicated"]
+
+
+def test_full_snapshot_winner_deleted_then_back_keeps_one_row_per_business_key(
+    storage_root: StorageRoot, tmp_path: Path
+) -> None:
+    """RK1 and RK2 carry the same ID number; RK1 (updated later) wins. Night 2 deletes RK1,
+    so RK2 is staged; night 3 brings RK1 back: RK2 loses again and leaves staged."""
+    db = tmp_path / "gongan.db"
+    url = f"sqlite:///{db}"
+    nights = [
+        [
+            _row("RK1", A, "张三", "2026-11-10 09:00:00"),
+            _row("RK2", A, "张叁"),
+            _row("RK3", C, "王五"),
+        ],
+        [_row("RK2", A, "张叁"), _row("RK3", C, "王五")],
+        [
+            _row("RK1", A, "张三", "2026-11-10 09:00:00"),
+            _row("RK2", A, "张叁"),
+            _row("RK3", C, "王五"),
+        ],
+    ]
+    expected = [{"RK1": A, "RK3": C}, {"RK2": A, "RK3": C}, {"RK1": A, "RK3": C}]
+    for i, (rows, want) in enumerate(zip(nights, expected, strict=True)):
+        ds = date(2026, 11, 18 + i)
+        _night(db, rows)
+        nightly.extract("gongan", "czrk", ds, url)
+        out = nightly.stage("gongan", "czrk", ds, f"night-{i + 1}")
+        _reconciles(out)
+        assert out["rows_deduplicated"] == (0 if i == 1 else 1)
+        assert _one_row_per_business_key(storage_root) == want, f"night {i + 1}"
+        report = nightly.report("gongan", ds)
+        assert report["status"] == "success"
+
+
+def test_incremental_new_source_key_replaces_the_staged_row_of_its_business_key(
+    storage_root: StorageRoot, tmp_path: Path, repo: Path, monkeypatch
+) -> None:
+    """An incremental table (gongan.czrk switched to incremental on gxsj): a row accepted
+    tonight replaces any staged row with its ID number under another source key."""
+    depts = tmp_path / "departments"
+    depts.mkdir()
+    yaml = (repo / "dags" / "departments" / "gongan.yaml").read_text(encoding="utf-8")
+    assert "mode: full" in yaml
+    (depts / "gongan.yaml").write_text(yaml.replace("mode: full", "mode: incremental"), "utf-8")
+    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(depts))
+    assert nightly.department("gongan").table("czrk").mode == "incremental"
+
+    db = tmp_path / "gongan.db"
+    url = f"sqlite:///{db}"
+    d1, d2, d3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
+    rk1 = _row("RK1", A, "张三", "2026-11-18 09:00:00")
+    rk2 = _row("RK2", A, "张叁", "2026-11-19 09:00:00")  # the same person, a new source key
+    rk3 = _row("RK3", C, "王五", "2026-11-18 10:00:00")
+    rk1_back = _row("RK1", A, "张三", "2026-11-20 09:00:00")
+    nights = [(d1, [rk1, rk3]), (d2, [rk1, rk2, rk3]), (d3, [rk1_back, rk2, rk3])]
+    expected = [{"RK1": A, "RK3": C}, {"RK2": A, "RK3": C}, {"RK1": A, "RK3": C}]
+    for i, ((ds, rows), want) in enumerate(zip(nights, expected, strict=True)):
+        _night(db, rows)
+        nightly.extract("gongan", "czrk", ds, url)
+        out = nightly.stage("gongan", "czrk", ds, f"night-{i + 1}")
+        _reconciles(out)
+        assert out["rows_in"] == (2 if i == 0 else 1)  # only the night's window is read
+        assert _one_row_per_business_key(storage_root) == want, f"night {i + 1}"
