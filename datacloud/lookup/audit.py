@@ -9,19 +9,33 @@ trail. Files: ``<root>/audit/lookups-<UTC date>.jsonl``, opened with ``O_APPEND`
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
-import json
 import logging
 import os
 import re
+import stat
 import threading
+import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from datacloud.lookup.audit_chain import (
+    GENESIS,
+    fsync_dir,
+    line_hash,
+    line_of,
+    names,
+    parse,
+    seal,
+    tail,
+    trail_files,
+    write_all,
+)
 from datacloud.lookup.auth import Principal
 from datacloud.masking import mask_text
 
@@ -33,8 +47,8 @@ MIN_KEY_BYTES = 16
 PURPOSE_CHARS = 200
 
 
-# characters str.splitlines() breaks on that JSON leaves unescaped: one record, one line
-_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+LOCK_NAME = ".lock"
+LOCK_TIMEOUT_S = 10.0
 
 
 class AuditUnavailable(RuntimeError):
@@ -85,37 +99,177 @@ def _masked(value: Any) -> Any:
 
 
 class FileSink:
-    """JSON lines, one file per UTC day, appended and fsynced under a lock."""
+    """JSON lines, one file per UTC day, hash-chained, appended and fsynced under a lock.
+
+    Every write, under a thread lock and an exclusive ``flock`` of ``<folder>/.lock`` (one chain
+    across processes): reopen the day's file when the path no longer names the open file (moved,
+    deleted, rotated); read its tail for ``prev`` (repairing a torn tail); append; ``fdatasync``;
+    check the path still names the file written, else write the record again at the path.
+    """
 
     def __init__(self, folder: Path, min_free_bytes: int = MIN_FREE_BYTES) -> None:
         self.folder = folder
         self.min_free_bytes = min_free_bytes
+        self.skipped = 0  # lines ``records`` passed over because they are not records
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._lock_fd: int | None = None
         self._fd: int | None = None
         self._day: str | None = None
+        self._known: tuple[int, int, int, str] | None = None  # dev, ino, size, hash after a write
+        self._last: tuple[str, str] | None = None  # day and hash of this process's last record
 
     def path(self, day: str) -> Path:
         return self.folder / f"lookups-{day}.jsonl"
 
     def write(self, record: dict[str, Any]) -> None:
-        text = json.dumps(record, ensure_ascii=False, sort_keys=True)
-        line = (text.translate(_LINE_BREAKS) + "\n").encode("utf-8")
-        day = str(record["at"])[:10]
+        """Seals ``record`` into the chain (adds alg, prev, hash) and appends it durably."""
         with self._lock:
-            if self._fd is None or self._day != day:
+            if self._pid != os.getpid():  # forked: the parent's descriptors share its flock
                 self.close()
+                self._pid, self._known, self._last = os.getpid(), None, None
+            if not self.folder.is_dir():
                 self.folder.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path(day), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-                self._day = day
-            written = os.write(self._fd, line)
-            if written != len(line):
-                raise OSError(f"short write to the audit file ({written} of {len(line)} bytes)")
-            os.fdatasync(self._fd)  # the data and the size it needs to be read back
+                fsync_dir(self.folder.parent)
+            lock_fd = self._flock()
+            try:
+                self._append(record, str(record["at"])[:10])
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
-    def close(self) -> None:
+    def _flock(self) -> int:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        pause = 0.001
+        for _ in range(3):  # the lock file replaced under us: lock the one at the path
+            if self._lock_fd is None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                self._lock_fd = os.open(self.folder / LOCK_NAME, flags, 0o640)
+            while True:  # bounded by the deadline
+                try:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        msg = f"the audit lock is held for over {LOCK_TIMEOUT_S} s"
+                        raise OSError(msg) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.02)
+            if names(self.folder / LOCK_NAME, self._lock_fd):
+                return self._lock_fd
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        raise OSError("the audit lock file keeps being replaced")
+
+    def _append(self, record: dict[str, Any], day: str) -> None:
+        for _ in range(3):  # the file moved away while written: again into the one at the path
+            fd, day = self._day_file(day)
+            prev, notes = self._head(fd, day)
+            for note in notes:  # repairs and reopenings, chained before the record
+                prev = self._put(fd, note, prev, day)
+            self._put(fd, record, prev, day)
+            if names(self.path(day), fd):
+                return
+            log.error("lookup audit: %s was moved away during a write", self.path(day).name)
+        raise OSError("the audit file keeps being moved away")
+
+    def _day_file(self, day: str) -> tuple[int, str]:
+        """The open file of ``day``, or of the next day when another writer already began it."""
+        if self._day is not None and self._day > day:
+            day = self._day
+        following = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        if os.path.lexists(self.path(following)):  # a record from just before midnight
+            day = following
+        path = self.path(day)
+        if self._fd is not None and self._day == day and names(path, self._fd):
+            return self._fd, day
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o640)
+            fsync_dir(self.folder)  # the new name is durable before a record is acknowledged
+        except FileExistsError:
+            fd = os.open(path, flags)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{path.name} is not a regular file")
+        self._fd, self._day = fd, day
+        return fd, day
+
+    def _head(self, fd: int, day: str) -> tuple[str, list[dict[str, Any]]]:
+        """The hash the next record links to, and system records to write before it."""
+        st = os.fstat(fd)
+        if self._known is not None and self._known[:3] == (st.st_dev, st.st_ino, st.st_size):
+            return self._known[3], []
+        notes: list[dict[str, Any]] = []
+        last, complete = tail(fd, st.st_size)
+        if complete != st.st_size:
+            notes.append(self._repair(fd, self.path(day), complete, st.st_size))
+        if last is not None:
+            return line_hash(last), notes
+        if self._last is not None and self._last[0] == day:  # our records of today are gone
+            log.error("lookup audit: %s was moved or deleted; a new file begins", f"{day}.jsonl")
+            detail = {"file": self.path(day).name, "reason": "moved or deleted while in use"}
+            notes.append(_system_event("trail_reopened", detail))
+            return self._last[1], notes
+        for _, earlier in reversed([f for f in trail_files(self.folder) if f[0] < day]):
+            with open(earlier, "rb+") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                last, complete = tail(fh.fileno(), size)
+                if complete != size:  # torn at the end of its day: keep the torn bytes aside
+                    notes.append(self._repair(fh.fileno(), earlier, complete, size))
+            if last is not None:
+                return line_hash(last), notes
+        return GENESIS, notes
+
+    def _repair(self, fd: int, path: Path, complete: int, size: int) -> dict[str, Any]:
+        """Moves a torn tail (a write cut short) into ``<file>.torn-<ts>``; truncates it off."""
+        torn = os.pread(fd, size - complete, complete)
+        side = path.with_name(f"{path.name}.torn-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
+        side_fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        try:
+            write_all(side_fd, torn)
+            os.fsync(side_fd)
+        finally:
+            os.close(side_fd)
+        fsync_dir(self.folder)
+        os.ftruncate(fd, complete)
+        os.fsync(fd)
+        log.warning(
+            "lookup audit: %s ended in an incomplete line (%d bytes); moved to %s",
+            path.name,
+            len(torn),
+            side.name,
+        )
+        detail = {"file": path.name, "torn_bytes": len(torn), "side_file": side.name}
+        return _system_event("trail_repaired", detail)
+
+    def _put(self, fd: int, record: dict[str, Any], prev: str, day: str) -> str:
+        st = os.fstat(fd)
+        seal(record, prev)
+        line = line_of(record)
+        try:
+            write_all(fd, line)
+            os.fdatasync(fd)  # the data and the size it needs to be read back
+        except OSError:
+            try:  # take back the part written (disk full); else the next write repairs it
+                os.ftruncate(fd, st.st_size)
+                os.fdatasync(fd)
+            except OSError:
+                log.error("lookup audit: a cut-short line stays in %s until the next write", day)
+            self._known = None
+            raise
+        self._known = (st.st_dev, st.st_ino, st.st_size + len(line), str(record["hash"]))
+        self._last = (day, str(record["hash"]))
+        return str(record["hash"])
+
+    def close(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._lock_fd = None
 
     def check_writable(self) -> str | None:
         """None when a record can be written now, else why not (nothing is written)."""
@@ -143,12 +297,34 @@ class FileSink:
             return f"no free inodes on the disk of {folder}"
         return None
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        for path in sorted(self.folder.glob("lookups-*.jsonl")):
-            with path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        yield json.loads(line)
+    def records(self, kinds: Collection[str] | None = ("lookup",)) -> Iterator[dict[str, Any]]:
+        """Records of ``kinds`` (None: all), oldest file first. A line that is not a record (a
+        torn or glued line) is skipped, counted in ``skipped`` and logged, never raised."""
+        for _, path in trail_files(self.folder):
+            with path.open("rb") as fh:
+                for n, raw in enumerate(fh, start=1):  # bounded by the file
+                    if not raw.strip():
+                        continue
+                    rec = parse(raw) if raw.endswith(b"\n") else None
+                    if rec is None:
+                        self.skipped += 1
+                        log.warning(
+                            "lookup audit: %s line %d is not a record; skipped", path.name, n
+                        )
+                    elif kinds is None or rec.get("kind", "lookup") in kinds:
+                        yield rec
+
+
+def _system_event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "kind": kind,
+        "who": "datacloud",
+        "role": None,
+        "channel": None,
+        "detail": detail,
+    }
 
 
 class AuditLog:
