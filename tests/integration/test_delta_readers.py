@@ -169,7 +169,9 @@ def _duckdb_extension() -> str:
 
 
 @pytest.fixture(scope="module")
-def duckdb_reader() -> Iterator[Reader]:
+def duckdb_con() -> Iterator[object]:
+    """One DuckDB connection for the module (it sees every night's new version), the delta
+    extension loaded from the PyPI package's file; nothing is downloaded."""
     import duckdb
 
     con = duckdb.connect(
@@ -177,7 +179,7 @@ def duckdb_reader() -> Iterator[Reader]:
     )
     con.execute(f"LOAD '{_duckdb_extension()}'")
     try:
-        yield lambda path: con.sql("SELECT * FROM delta_scan(?)", params=[path]).to_arrow_table()
+        yield con
     finally:
         con.close()
 
@@ -209,6 +211,38 @@ def _chdb(sql: str, kernel: bool = True) -> pa.Table:
 
     setting = f" SETTINGS allow_delta_kernel_rs={int(kernel)}"
     return chdb.query(sql + setting, "ArrowTable")
+
+
+def _counters(duckdb_con: object, spark: object) -> dict[str, Callable[[str], int]]:
+    """Each engine's row count of a table, as a user would ask for it (an engine may answer
+    a count from the log's per-file row counts instead of reading the vectors)."""
+    import polars as pl
+
+    return {
+        "polars scan_delta len()": lambda p: pl.scan_delta(p).select(pl.len()).collect().item(),
+        "duckdb count(*)": lambda p: duckdb_con.sql(  # type: ignore[attr-defined]
+            "SELECT count(*) FROM delta_scan(?)", params=[p]
+        ).fetchone()[0],
+        "chdb count(id_number)": lambda p: (
+            _chdb(f"SELECT count(id_number) FROM deltaLakeLocal('{p}')").column(0)[0].as_py()
+        ),
+        "chdb count() WHERE n >= 0": lambda p: (
+            _chdb(f"SELECT count() FROM deltaLakeLocal('{p}') WHERE n >= 0").column(0)[0].as_py()
+        ),
+        "sail count()": lambda p: spark.read.format("delta").load(p).count(),  # type: ignore[attr-defined]
+    }
+
+
+def _chdb_trivial_counts(path: Path) -> list[int]:
+    """ClickHouse's trivial counts: ``count()``, ``count(*)``, ``sum(1)`` and ``count()``
+    with a constant condition, all answered from the log's per-file row counts."""
+    forms = ["count()", "count(*)", "sum(1)", "count() WHERE true"]
+    out = []
+    for form in forms:
+        expr, _, where = form.partition(" WHERE ")
+        sql = f"SELECT {expr} FROM deltaLakeLocal('{path}')" + (f" WHERE {where}" if where else "")
+        out.append(_chdb(sql).column(0)[0].as_py())
+    return out
 
 
 def _readers(duckdb_reader: Reader, spark: object) -> dict[str, Reader]:
@@ -270,12 +304,18 @@ def _checkpoint_vectors(path: Path) -> int:
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 def test_every_reader_sees_what_a_copy_on_write_twin_holds_night_after_night(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duckdb_reader: Reader, spark: object
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duckdb_con: object, spark: object
 ) -> None:
     monkeypatch.chdir(tmp_path)  # chdb reads local files under the working directory only
     with_dv, twin = tmp_path / "person", tmp_path / "person_cow"
     ways = ((with_dv, True), (twin, False))
-    readers = _readers(duckdb_reader, spark)
+    readers = _readers(
+        lambda p: duckdb_con.sql(  # type: ignore[attr-defined]
+            "SELECT * FROM delta_scan(?)", params=[p]
+        ).to_arrow_table(),
+        spark,
+    )
+    counters = _counters(duckdb_con, spark)
     nights = _nights()
     first_file = None
     grown: list[int] = []
@@ -312,15 +352,16 @@ def test_every_reader_sees_what_a_copy_on_write_twin_holds_night_after_night(
                 _same(f"night {night}: {name}", read(str(with_dv)), twin_rows)
             except AssertionError as e:
                 wrong.append(str(e))
+        counted = {name: count(str(with_dv)) for name, count in counters.items()}
+        wrong += [
+            f"night {night}: {n} counts {c}, not {want}" for n, c in counted.items() if c != want
+        ]
         assert not wrong, "\n".join(wrong)
-        # ClickHouse's trivial count() answers from the log's per-file row counts: the
+        # ClickHouse's trivial counts answer from the log's per-file row counts: the
         # physical rows, deleted ones included (known wrong; docs/curation.md says so)
         physical = _physical_rows(with_dv)
-        trivial = _chdb(f"SELECT count() FROM deltaLakeLocal('{with_dv}')")
-        assert trivial.column(0)[0].as_py() == physical
-        filtered = _chdb(f"SELECT count() FROM deltaLakeLocal('{with_dv}') WHERE n >= 0")
-        assert filtered.column(0)[0].as_py() == want
         assert (physical > want) == (night > 0)
+        assert _chdb_trivial_counts(with_dv) == [physical] * 4
     assert grown == sorted(set(grown)) and len(grown) == 3, f"first file's vector: {grown}"
 
 
@@ -329,38 +370,44 @@ def test_the_readers_that_answer_wrongly_or_refuse(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After one incremental night: pandas on the folder, ClickHouse's older Delta reader,
-    ClickHouse's trivial count() and deltalake's ``count()`` include the deleted rows;
-    deltalake's pyarrow dataset (``to_pyarrow_table``, ``to_pandas``) refuses the table."""
+    ClickHouse's trivial counts and deltalake's ``count()`` include the deleted rows;
+    deltalake's pyarrow dataset (``to_pyarrow_table``, ``to_pandas``) refuses the table. A
+    copy-on-write table read as a folder is wrong too: files of earlier versions stay until
+    vacuum (``retention_days``)."""
     import pandas as pd
     from deltalake.exceptions import DeltaProtocolError
 
     monkeypatch.chdir(tmp_path)
-    path = tmp_path / "person"
+    path, twin = tmp_path / "person", tmp_path / "person_cow"
     nights = _nights()[:2]
     for night, (ds, rows, gone) in enumerate(nights):
-        _publish_night(path, night, rows, gone, ds, True)
+        for p, dv in ((path, True), (twin, False)):
+            _publish_night(p, night, rows, gone, ds, dv)
     live, want = read_table(path).num_rows, _expected(nights)[-1].num_rows  # a failure shows
     assert live == want  # ints and booleans, never rows
     physical = _physical_rows(path)
     assert physical > live
     replaced = set(nights[1][1][KEY].to_pylist())  # published again: old and new rows exist
+    deleted = set(nights[1][2].to_pylist())
 
-    # pd.read_parquet on the folder reads every Parquet file, deleted rows included
-    frame = pd.read_parquet(path)
-    rows, duplicated = len(frame), int(frame[KEY].duplicated().sum())
-    assert rows > live and duplicated > 0
+    # pd.read_parquet on the folder reads every Parquet file: deleted and replaced rows too
+    for folder in (path, twin):
+        frame = pd.read_parquet(folder)
+        rows, duplicated = len(frame), int(frame[KEY].duplicated().sum())
+        back = deleted <= set(frame[KEY])
+        assert rows > live and duplicated > 0 and back, f"{folder.name}: {rows} rows"
 
-    # ClickHouse's older reader ignores the vectors; its trivial count() too
+    # ClickHouse's older reader ignores the vectors; its trivial counts too (both readers)
     old = _chdb(f"SELECT * FROM deltaLakeLocal('{path}')", kernel=False)
     rows = old.num_rows
     assert rows == physical
-    back = set(old[KEY].to_pylist()) >= set(nights[1][2].to_pylist())
+    back = set(old[KEY].to_pylist()) >= deleted
     assert back, "the older reader hides the deleted keys"
-    assert _chdb(f"SELECT count() FROM deltaLakeLocal('{path}')").column(0)[0].as_py() == physical
     per_key = pc.value_counts(old[KEY])
     twice = per_key.filter(pc.greater(per_key.field("counts"), 1)).field("values")
     twice_replaced = set(twice.to_pylist()) <= replaced  # yesterday's row and tonight's
     assert len(twice) > 0 and twice_replaced
+    assert _chdb_trivial_counts(path) == [physical] * 4
 
     # deltalake: count() from the log counts physical rows; the pyarrow dataset refuses
     table = DeltaTable(str(path))
