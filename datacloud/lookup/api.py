@@ -1,7 +1,13 @@
-"""The lookup HTTP API (FastAPI; OpenAPI at ``/openapi.json``, docs at ``/docs``).
+"""The lookup HTTP API (FastAPI; OpenAPI at ``/openapi.json``, docs at ``/docs``, served from
+this process with no CDN: the page works offline).
 
 Looked-up numbers travel in the JSON body of a POST, never in the URL, so no access log or
 proxy records them. Every call needs ``X-API-Key``; every lookup a ``purpose``.
+
+``RequestGate`` (pure ASGI, outermost) decides before the app reads a byte of the body: a
+client address locked out after failed keys gets 429, a missing or unknown key 401 (logged and
+audited), a key over its rate or daily quota 429 with ``Retry-After``, a body over the cap 413.
+A key's burst of not-found answers raises an alert (``datacloud.lookup.limits``).
 
 Run: ``python -m datacloud.lookup.api --host 127.0.0.1 --port 8080`` (or ``datacloud lookup
 serve``) with ``DATACLOUD_API_KEYS`` and ``DATACLOUD_AUDIT_KEY`` set.
@@ -10,6 +16,8 @@ serve``) with ``DATACLOUD_API_KEYS`` and ``DATACLOUD_AUDIT_KEY`` set.
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,18 +26,23 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
+import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datacloud.lookup.audit import AuditLog, AuditUnavailable, FileSink, audit_key_from_env
-from datacloud.lookup.auth import ApiKeys, Principal
+from datacloud.lookup.auth import ApiKeys, Principal, key_hint
 from datacloud.lookup.keys import MAX_KEY_CHARS, MalformedKey
+from datacloud.lookup.limits import LookupLimiter, LookupLimits, Refusal
 from datacloud.lookup.service import BLANK_PURPOSE, Forbidden, LookupService, NotFound, is_blank
 from datacloud.lookup.store import CuratedStore, NoCuratedData
+from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
@@ -87,6 +100,7 @@ class ErrorBody(BaseModel):
     message: str
     message_zh: str | None = None
     field: str | None = None
+    retry_after: int | None = Field(None, description="seconds until a 429's limit lifts")
 
 
 class ErrorResponse(BaseModel):
@@ -147,22 +161,293 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "no or unknown X-API-Key"),
         (403, "the key's role may not call this endpoint"),
         (404, "no curated record for the key, or no data as old as as_of"),
+        (413, "the body is larger than the cap (BODY_TOO_LARGE)"),
         (422, "malformed key (the rule is named) or request"),
+        (
+            429,
+            "the key's rate (RATE_LIMITED) or daily quota (QUOTA_EXCEEDED) is spent, or the "
+            "client address is locked out after failed keys (LOCKED_OUT); see Retry-After",
+        ),
         (503, "the audit record could not be written: nothing is answered"),
     )
 }
 
 
-def _error(status: int, rule: str, message: str, **extra: Any) -> JSONResponse:
+def _error(
+    status: int, rule: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "APIKey"}
     return JSONResponse(
         status_code=status,
         content={"error": {"rule": rule, "message": message, **extra}},
-        headers={"WWW-Authenticate": "APIKey"} if status == 401 else None,
+        headers=headers,
     )
 
 
 class _Unauthorised(Exception):
     pass
+
+
+# --- the gate: lockout, key, limits and body cap before the body is read -------------------------
+
+OPEN_PATHS = frozenset({"/healthz", "/docs", "/openapi.json"})  # no key needed, no personal data
+UNAUTHORISED_MESSAGE = ("a valid X-API-Key header is required", "需要有效的 X-API-Key 请求头")
+_REFUSALS = {
+    "RATE_LIMITED": (
+        "too many requests for this key (limit {limit}); retry after {wait} s",
+        "该密钥请求过于频繁（上限 {limit}），请 {wait} 秒后重试",
+    ),
+    "QUOTA_EXCEEDED": (
+        "the key's quota ({limit}) is used up; retry after {wait} s",
+        "该密钥的查询配额（{limit}）已用完，请 {wait} 秒后重试",
+    ),
+    "LOCKED_OUT": (
+        "too many requests with a wrong X-API-Key from this address; retry after {wait} s",
+        "该地址多次使用无效密钥，已被暂时锁定，请 {wait} 秒后重试",
+    ),
+}
+_MAX_BODY_MESSAGES = 100_000  # a bound on the receive loop beside the byte cap
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A client-sent string as a log line may show it: masked, printable, short."""
+    return mask_text(text)[:limit].encode("unicode_escape").decode("ascii")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):  # bounded by the request's headers
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _audit_event(
+    audit: AuditLog, kind: str, principal: Principal | None, detail: dict[str, Any]
+) -> None:
+    """Audit a non-lookup event off the event loop (the write is fsynced); a trail that cannot
+    be written is logged, and the request is refused all the same."""
+    try:
+        await anyio.to_thread.run_sync(functools.partial(audit.event, kind, principal, detail))
+    except AuditUnavailable:
+        log.error("lookup: the %s event could not be audited", kind)
+
+
+def _refused(refusal: Refusal) -> JSONResponse:
+    en, zh = _REFUSALS[refusal.rule]
+    words = {"limit": refusal.limit, "wait": refusal.retry_after}
+    return _error(
+        429,
+        refusal.rule,
+        en.format(**words),
+        headers={"Retry-After": str(refusal.retry_after)},
+        message_zh=zh.format(**words),
+        retry_after=refusal.retry_after,
+    )
+
+
+class RequestGate:
+    """Pure ASGI middleware, outermost: decides on lockout, key and limits from the headers
+    alone, before the app (or anything) reads the body; then reads the body itself up to
+    ``max_body_bytes`` (Content-Length checked first, chunked bodies counted as they stream)
+    and hands it on. Paths in ``OPEN_PATHS`` need no key; the body cap applies everywhere."""
+
+    def __init__(
+        self, app: ASGIApp, keys: ApiKeys, limiter: LookupLimiter, audit: AuditLog
+    ) -> None:
+        self.app = app
+        self.keys = keys
+        self.limiter = limiter
+        self.audit = audit
+        self.max_body = limiter.config.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        if path not in OPEN_PATHS:
+            client = _client(scope)
+            locked = self.limiter.locked_out(client)
+            if locked is not None:
+                await _refused(locked)(scope, receive, send)
+                return
+            key = _header(scope, b"x-api-key")
+            principal = self.keys.authenticate(key)
+            if principal is None:
+                await self._unauthorised(client, key, path)
+                en, zh = UNAUTHORISED_MESSAGE
+                await _error(401, "UNAUTHORISED", en, message_zh=zh)(scope, receive, send)
+                return
+            refusal = self.limiter.admit(principal.key_id, principal.role)
+            if refusal is not None:
+                if refusal.first:  # the first refusal per key and minute is audited
+                    log.warning(
+                        "lookup: key %s (%s) refused: %s (%s)",
+                        principal.key_id,
+                        principal.role,
+                        refusal.rule,
+                        refusal.limit,
+                    )
+                    detail = {"rule": refusal.rule, "limit": refusal.limit, "client": client}
+                    await _audit_event(self.audit, refusal.rule.lower(), principal, detail)
+                await _refused(refusal)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = principal
+        body = await self._body(scope, receive, send)
+        if body is None:
+            return
+        await self.app(scope, body, send)
+
+    async def _unauthorised(self, client: str, key: str | None, path: str) -> None:
+        reason = "missing" if not key else "unknown"
+        hint = key_hint(key)
+        log.warning(
+            "lookup: 401 %s X-API-Key (%s) from %s on %s", reason, hint, client, _shown(path)
+        )
+        starts_lockout = self.limiter.failed_key(client)
+        detail = {"client": client, "path": _shown(path), "reason": reason, "key": hint}
+        await _audit_event(self.audit, "unauthorised", None, detail)
+        if starts_lockout:
+            lockout = self.limiter.describe_lockout()
+            log.warning("lookup: client %s locked out: %s", client, lockout)
+            await _audit_event(self.audit, "lockout", None, {"client": client, "rule": lockout})
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(
+            413,
+            "BODY_TOO_LARGE",
+            f"the request body is larger than {self.max_body} bytes",
+            headers={"Connection": "close"},
+            message_zh=f"请求体超过 {self.max_body} 字节上限",
+        )
+        await response(scope, receive, send)
+
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """A receive that replays the body read here, or None when a 413 was sent."""
+        length = _header(scope, b"content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self.max_body:
+            await self._too_large(scope, receive, send)  # nothing of the body read
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        first: Message = {"type": "http.request", "body": b"", "more_body": False}
+        for _ in range(_MAX_BODY_MESSAGES):
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: hand that on
+                first = message
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._too_large(scope, receive, send)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                break
+        else:
+            await self._too_large(scope, receive, send)
+            return None
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
+
+        return replay
+
+
+# --- the docs page, self-contained (no CDN) --------------------------------------------------------
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def _ref_name(schema: dict[str, Any]) -> str | None:
+    ref = schema.get("$ref")
+    return str(ref).rsplit("/", 1)[-1] if ref else None
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return str(_ref_name(schema))
+    if "anyOf" in schema:
+        return " | ".join(_type_of(s) for s in schema["anyOf"])
+    if schema.get("type") == "array":
+        return f"array of {_type_of(schema.get('items', {}))}"
+    if schema.get("type") == "object" and "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        return f"object of {_type_of(extra) if isinstance(extra, dict) else 'any'}"
+    kind = str(schema.get("type", "any"))
+    return f"{kind} ({schema['format']})" if "format" in schema else kind
+
+
+_CONSTRAINTS = ("minLength", "maxLength", "minimum", "maximum", "pattern", "default")
+
+
+def docs_page(spec: dict[str, Any]) -> str:
+    """The API docs as one HTML page rendered from the OpenAPI spec: endpoints, their bodies,
+    answers and errors, the schemas, examples; no script, no style sheet, no URL elsewhere."""
+    endpoints = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            body = (op.get("requestBody", {}).get("content", {}).get("application/json", {})).get(
+                "schema", {}
+            )
+            responses = []
+            for code, resp in op.get("responses", {}).items():
+                schema = resp.get("content", {}).get("application/json", {}).get("schema", {})
+                responses.append(
+                    {
+                        "code": code,
+                        "description": resp.get("description", ""),
+                        "schema": _ref_name(schema),
+                    }
+                )
+            body_name = _ref_name(body)
+            schemas = spec.get("components", {}).get("schemas", {})
+            required = schemas.get(body_name, {}).get("required", []) if body_name else []
+            example = {f: f"<{f}>" for f in required} or None
+            endpoints.append(
+                {
+                    "method": method.upper(),
+                    "example": json.dumps(example, ensure_ascii=False) if example else None,
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "body": body_name,
+                    "key": bool(op.get("security")),
+                    "responses": responses,
+                }
+            )
+    schemas = []
+    for name, schema in spec.get("components", {}).get("schemas", {}).items():
+        required = set(schema.get("required", []))
+        fields = [
+            {
+                "name": field,
+                "type": _type_of(prop),
+                "required": field in required,
+                "description": prop.get("description", ""),
+                "constraints": ", ".join(f"{c}={prop[c]!r}" for c in _CONSTRAINTS if c in prop),
+            }
+            for field, prop in schema.get("properties", {}).items()
+        ]
+        schemas.append({"name": name, "fields": fields, "example": schema.get("example")})
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(STATIC), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    return env.get_template("api-docs.html").render(
+        info=spec.get("info", {}), endpoints=endpoints, schemas=schemas
+    )
 
 
 # --- the app -------------------------------------------------------------------------------------
@@ -171,7 +456,9 @@ _API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def _principal(request: Request, key: Annotated[str | None, Depends(_API_KEY)]) -> Principal:
-    found = request.app.state.keys.authenticate(key)
+    found = getattr(request.state, "principal", None)  # set by RequestGate
+    if found is None:
+        found = request.app.state.keys.authenticate(key)
     if found is None:
         raise _Unauthorised()
     return found
@@ -180,8 +467,15 @@ def _principal(request: Request, key: Annotated[str | None, Depends(_API_KEY)]) 
 Who = Annotated[Principal, Depends(_principal)]
 
 
-def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None = None) -> FastAPI:
-    """The API over ``service``; when ``store`` is given it is started and stopped with the app."""
+def create_app(
+    service: LookupService,
+    keys: ApiKeys,
+    store: CuratedStore | None = None,
+    limits: LookupLimits | None = None,
+) -> FastAPI:
+    """The API over ``service``; when ``store`` is given it is started and stopped with the app.
+    ``limits`` default to the keys file's (``keys.limits``)."""
+    limiter = LookupLimiter(limits or keys.limits)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -196,12 +490,18 @@ def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None
         version="1",
         description="Person, enterprise and property-status lookups over the curated tables.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger UI loads its scripts from a CDN: ours below does not
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.keys = keys
+    app.state.limiter = limiter
+    app.add_middleware(RequestGate, keys=keys, limiter=limiter, audit=service.audit)
 
     @app.exception_handler(_Unauthorised)
     async def unauthorised(request: Request, exc: _Unauthorised) -> JSONResponse:
-        return _error(401, "UNAUTHORISED", "a valid X-API-Key header is required")
+        en, zh = UNAUTHORISED_MESSAGE
+        return _error(401, "UNAUTHORISED", en, message_zh=zh)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,6 +524,23 @@ def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        who: Principal | None = getattr(request.state, "principal", None)
+        if who is not None and limiter.not_found(who.key_id):
+            alert = limiter.config.not_found_alert
+            log.warning(
+                "lookup: ALERT key %s (%s): %d not-found answers within %d s (enumeration?)",
+                who.key_id,
+                who.role,
+                alert.count,
+                alert.per_seconds,
+            )
+            detail = {
+                "key_id": who.key_id,
+                "not_found": alert.count,
+                "per_seconds": alert.per_seconds,
+                "path": request.url.path,
+            }
+            await _audit_event(service.audit, "alert_not_found_burst", who, detail)
         return _error(404, "NOT_FOUND", str(exc))
 
     @app.exception_handler(NoCuratedData)
@@ -258,14 +575,33 @@ def create_app(service: LookupService, keys: ApiKeys, store: CuratedStore | None
         """Audit records, newest first, of lookups of one ID number (auditors only)."""
         return {"records": service.search_audit(who, q.purpose, q.id_number, q.limit)}
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        """Liveness and the curated versions being served (no personal data)."""
+    @app.get(
+        "/healthz",
+        responses={503: {"description": "degraded: the audit trail cannot be written"}},
+    )
+    def healthz() -> JSONResponse:
+        """Liveness, whether the audit trail can be written (else 503, ``degraded`` and the
+        reason: no lookup would be answered), the curated versions being served."""
         snapshot = store.serving() if store is not None else None
-        if snapshot is None:
-            return {"status": "ok", "curated_versions": {}, "snapshot_bytes": 0}
-        versions = {k: v.version for k, v in snapshot.versions.items()}
-        return {"status": "ok", "curated_versions": versions, "snapshot_bytes": snapshot.nbytes}
+        body: dict[str, Any] = {"status": "ok", "curated_versions": {}, "snapshot_bytes": 0}
+        if snapshot is not None:
+            body["curated_versions"] = {k: v.version for k, v in snapshot.versions.items()}
+            body["snapshot_bytes"] = snapshot.nbytes
+        reason = service.audit.check_writable()
+        if reason is not None:
+            body.update(status="degraded", reason=f"audit trail: {reason}")
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The API docs, rendered here from the OpenAPI spec: no CDN, works offline."""
+        if getattr(app.state, "docs_html", None) is None:
+            app.state.docs_html = docs_page(app.openapi())
+        return HTMLResponse(
+            app.state.docs_html,
+            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        )
 
     return app
 

@@ -11,6 +11,10 @@ never the key::
 ``new_key()`` makes a key (256 random bits) and ``hash_key`` its hash. Roles: a ``clerk``
 (service window) sees masked answers; an ``auditor`` sees full records and may search the
 audit trail. ``ALLOWED`` says which role may call which endpoint.
+
+The same file may hold a ``limits:`` section (per-role rates and quotas, the lockout after
+failed keys, the not-found alert, the body cap; ``datacloud.lookup.limits.LookupLimits``, every
+field optional); without it the defaults apply.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from datacloud.lookup.limits import LookupLimits
 
 Role = Literal["clerk", "auditor"]
 ROLES: tuple[Role, ...] = ("clerk", "auditor")
@@ -54,15 +60,18 @@ EXAMPLE_KEY_HASHES = frozenset({hashlib.sha256(b"change-me").hexdigest()})
 class ApiKeysFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     keys: list[ApiKeyEntry]
+    limits: LookupLimits = Field(default_factory=lambda: LookupLimits())
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who looks something up: the key holder (or OS user), the role and the channel."""
+    """Who looks something up: the key holder (or OS user), the role and the channel; for an
+    API key also ``key_id``, the first 16 hex digits of the key's SHA-256 (what limits count)."""
 
     holder: str
     role: Role
     channel: Literal["api", "cli"]
+    key_id: str = field(default="", compare=False)
 
     def may(self, endpoint: str) -> bool:
         return self.role in ALLOWED[endpoint]
@@ -80,28 +89,44 @@ def new_key() -> str:
     return "dck_" + secrets.token_urlsafe(32)
 
 
+KEY_ID_CHARS = 16
+_HINT_MIN_CHARS = 20  # a shorter key shows nothing of itself
+
+
+def key_hint(key: str | None) -> str:
+    """What a log or audit record may say about a key that was refused: its first 4 characters
+    when it is long and printable ASCII, and its length; never more."""
+    if not key:
+        return "none"
+    if len(key) >= _HINT_MIN_CHARS and key.isascii() and key.isprintable():
+        return f"{key[:4]}…({len(key)} chars)"
+    return f"…({len(key)} chars)"
+
+
 class ApiKeys:
     """The configured keys, by hash; ``authenticate`` compares in constant time."""
 
-    def __init__(self, entries: list[ApiKeyEntry]) -> None:
+    def __init__(self, entries: list[ApiKeyEntry], limits: LookupLimits | None = None) -> None:
         self._entries = list(entries)
+        self.limits = limits or LookupLimits()
 
     @classmethod
     def from_file(cls, path: Path) -> ApiKeys:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            keys = ApiKeysFile.model_validate(doc).keys
+            parsed = ApiKeysFile.model_validate(doc)
         except FileNotFoundError:
             raise KeysFileError(f"API keys file {path} does not exist") from None
         except (yaml.YAMLError, ValidationError) as e:
             raise KeysFileError(f"API keys file {path}: {e}") from None
+        keys = parsed.keys
         known = [k.holder for k in keys if k.sha256 in EXAMPLE_KEY_HASHES]
         if known:
             raise KeysFileError(
                 f"API keys file {path}: the key of {', '.join(known)} is the public example key "
                 "(deploy/lookup-keys.example.yaml); make real ones with `datacloud lookup new-key`"
             )
-        return cls(keys)
+        return cls(keys, parsed.limits)
 
     def authenticate(self, key: str | None) -> Principal | None:
         if not key:
@@ -111,4 +136,6 @@ class ApiKeys:
         for entry in self._entries:  # every entry compared: no early exit on a match
             if hmac.compare_digest(entry.sha256, digest):
                 found = entry
-        return Principal(found.holder, found.role, "api") if found else None
+        if found is None:
+            return None
+        return Principal(found.holder, found.role, "api", found.sha256[:KEY_ID_CHARS])
