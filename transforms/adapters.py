@@ -11,6 +11,7 @@ returned unchanged, so the order ``decode_gbk`` first, then the text adapters, a
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -96,13 +97,35 @@ def strip_excel_apostrophe(raw: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(arr, r"^(\s*)'", r"\1", max_replacements=1)
 
 
-def _decode(value: bytes) -> str | None:
+# An undecodable byte becomes ENCODING_MARK followed by its escape, "\ufffd\\xFF": the
+# value stays text, the department sees which byte it was, and the pipeline rejects every
+# value holding the mark (rule ENCODING_INVALID).
+ENCODING_MARK = "\ufffd"
+ESCAPE_ERRORS = "datacloud_escape"
+
+
+def _escape_bytes(e: UnicodeError) -> tuple[str, int]:
+    if not isinstance(e, UnicodeDecodeError):
+        raise e
+    bad = e.object[e.start : e.end]
+    return "".join(f"{ENCODING_MARK}\\x{b:02X}" for b in bad), e.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape_bytes)
+
+
+def decode_escaped(value: bytes, encoding: str = "utf-8") -> str:
+    """``value`` decoded; each byte invalid in ``encoding`` as ``\ufffd\\xNN`` (never raises)."""
+    return value.decode(encoding, errors=ESCAPE_ERRORS)
+
+
+def _decode(value: bytes) -> str:
     for codec in ("gbk", "gb18030"):  # GB 18030 adds the 4-byte characters GBK lacks
         try:
             return value.decode(codec)
         except UnicodeDecodeError:
             continue
-    return None
+    return decode_escaped(value, "gb18030")
 
 
 def decode_gbk(raw: pa.Array) -> pa.Array:
@@ -111,8 +134,9 @@ def decode_gbk(raw: pa.Array) -> pa.Array:
     Input: ``pa.binary()``, ``large_binary``, ``fixed_size_binary`` or ``binary_view``; a
     string-like array is already decoded and passes through as ``pa.string()``. Output:
     ``pa.string()``. ASCII values are copied as they are; every distinct non-ASCII value is
-    decoded once as GBK (or GB 18030, its superset, for 4-byte characters such as 𠮷);
-    undecodable bytes give null.
+    decoded once as GBK (or GB 18030, its superset, for 4-byte characters such as 𠮷); a
+    byte that neither can decode becomes ``\ufffd\\xNN`` (``decode_escaped``), which the
+    pipeline rejects as ENCODING_INVALID instead of loading an empty value.
     """
     arr = _combined(raw)
     if _is_text(arr.type):

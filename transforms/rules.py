@@ -30,6 +30,7 @@ FIELD_KINDS: dict[str, str] = {
     "phone": "电话 Phone",
     "capital": "注册资本 Registered capital",
     "code": "代码 Code tables",
+    "text": "文本 Text (any text column)",
     "row": "整行 Whole row",
 }
 
@@ -298,7 +299,74 @@ _RULES: tuple[Rule, ...] = (
         "The division code is not in the current GB/T 2260 table (retired, or mistyped).",
         "请核对代码，并改用现行行政区划代码。",
     ),
+    # 文本：任何文本字段（姓名、名称、地址等）中的异常值
+    Rule(
+        "ENCODING_INVALID",
+        "reject",
+        "text",
+        "内容含有按源库声明的字符编码无法解读的字节；问题清单中这些字节显示为“\\xNN”（前有�标记）。",
+        "The value holds bytes that are not valid in the source's declared character encoding; "
+        "the problem list shows each such byte as \\xNN after a � mark.",
+        "请在源系统中按问题清单找到该记录，按原始材料重新录入该字段；"
+        "如整库编码与声明不符，请告知数据平台更正声明的编码。",
+    ),
+    Rule(
+        "TEXT_CONTROL_CHAR",
+        "reject",
+        "text",
+        "内容含有不可见的控制字符（如NUL、其他C0/C1控制字符、零宽字符、BOM），"
+        "问题清单中显示为“\\x00”“\\u200b”等形式。",
+        "The value contains invisible control characters (NUL, other C0/C1 controls, "
+        "zero-width characters, the BOM); the problem list shows them as \\x00, \\u200b, etc.",
+        "请在源系统中删除这些不可见字符（常见于从网页或其他软件复制粘贴），再重新提供。",
+    ),
+    Rule(
+        "TEXT_BIDI_CHAR",
+        "reject",
+        "text",
+        "内容含有改变文字显示方向的控制字符（U+202A至U+202E、U+2066至U+2069），"
+        "显示出来的内容可能与实际内容不同。",
+        "The value contains bidirectional control characters (U+202A-U+202E, U+2066-U+2069): "
+        "what is displayed may differ from what is stored.",
+        "请在源系统中删除这些字符，按原始材料重新录入。",
+    ),
+    Rule(
+        "TEXT_TOO_LONG",
+        "reject",
+        "text",
+        "内容超过该字段允许的最大长度（姓名50字，企业名称100字，地址等其他文本200字）。",
+        "The value is longer than the field allows (person name 50 characters, enterprise "
+        "name 100, addresses and other text 200).",
+        "请检查是否把多个字段或多条记录录进了同一栏，按原始材料更正。",
+    ),
+    Rule(
+        "TEXT_MARKUP",
+        "reject",
+        "text",
+        "姓名或名称中含有网页标记或脚本（如<script>、<b>、&lt;），不是真实的姓名或名称。",
+        "The person or enterprise name contains markup or script (e.g. <script>, <b>, &lt;); "
+        "it is not a real name.",
+        "请按证件或证照重新录入姓名或名称。",
+    ),
+    Rule(
+        "TEXT_NO_LETTER",
+        "reject",
+        "text",
+        "企业名称中没有任何文字（汉字或字母），只有数字或符号。",
+        "The enterprise name has no letter at all (no Chinese character or Latin letter), "
+        "only digits or symbols.",
+        "请按营业执照或登记证书补录名称。",
+    ),
     # 整行
+    Rule(
+        "KEY_MISSING",
+        "reject",
+        "row",
+        "记录没有业务主键，无法归集：自然人缺少公民身份号码，或企业既无统一社会信用代码也无注册号。",
+        "The record has no business key and cannot be matched: a person without an ID "
+        "number, or an enterprise with neither a credit code nor a registration number.",
+        "请补录公民身份号码，或统一社会信用代码（无代码的老企业填15位注册号）。",
+    ),
     Rule(
         "REQUIRED_MISSING",
         "reject",
@@ -338,6 +406,35 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+NOTES: tuple[str, ...] = (
+    "- **长度上限 Length limits** (`TEXT_TOO_LONG`, characters after cleaning; a column's "
+    "`options: {max_length: N}` overrides): person name 50 — issue 14's limit for 姓名, above "
+    "real names (transliterated names with · rarely exceed 20 characters) and within the "
+    "sources' name columns (`VARCHAR(64)` in `sql/sample/*.sql`); enterprise name 100 — issue "
+    "14's limit, above real names with their branch (rarely over 60) though the sources "
+    "declare `VARCHAR(200)`; other text (addresses, 坐落, 登记机关 …) 200 — the widest text "
+    "column the sources declare (`hjdz`, `zs`, `zl`, `dwmc` are `VARCHAR(200)`).",
+    "- **控制字符 Control characters** (`TEXT_CONTROL_CHAR`): every C0 character left after "
+    "cleaning (cleaning turns tabs and line breaks into a space), DEL, C1 (U+0080-U+009F), "
+    "U+200B-U+200F, U+2028, U+2029, U+2060-U+2064 and the BOM U+FEFF. **Bidi** "
+    "(`TEXT_BIDI_CHAR`): U+061C, U+202A-U+202E, U+2066-U+2069. Checked in person names, "
+    "enterprise names and text columns, and in `keep` columns holding text.",
+    "- **标记 Markup** (`TEXT_MARKUP`): a person or enterprise name with `<`, `>` (full-width "
+    "＜＞ included) or an HTML character reference such as `&lt;`. A person name with no letter "
+    "at all is `NAME_EMPTY`; an enterprise name with none is `TEXT_NO_LETTER`.",
+    "- **编码 Encoding** (`ENCODING_INVALID`): a byte the source's declared encoding "
+    "(`source_encoding`, default UTF-8) cannot decode is kept as U+FFFD then `\\xNN` "
+    "(e.g. `张�\\xFF`), so the row loads as rejected instead of failing the table; a value "
+    "that already holds U+FFFD (bytes lost before it reached us) is rejected the same way.",
+    "- **主键 Keys** (`KEY_MISSING`): a person needs `id_number`; an enterprise `credit_code` "
+    "or `reg_number`. Rejected only when no key column has a rejection of its own.",
+    "- 问题清单 rejected.csv 中，不可见字符显示为 `\\x00`、`\\u202e` 等；以 = + - @ 等开头的"
+    "内容前加单引号 `'`，防止表格软件当作公式执行；超过32767字的内容被截断并注明原长度。 "
+    "In rejected.csv invisible characters are shown escaped, a cell starting like a formula "
+    "gets a leading `'`, and a cell over 32,767 characters is cut with a marker.",
+)
+
+
 def rules_markdown() -> str:
     """Render every rule as Markdown (the content of docs/rules.md), one table per field kind."""
     lines = [
@@ -368,4 +465,5 @@ def rules_markdown() -> str:
             f"| {_cell(r.hint_zh)} |"
             for r in rules
         ]
+    lines += ["", "## 说明 Notes", "", *NOTES]
     return "\n".join(lines) + "\n"

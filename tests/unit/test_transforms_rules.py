@@ -44,6 +44,13 @@ EXPECTED_SEVERITY = {
     "CAPITAL_UNPARSEABLE": "warn",
     "ETHNICITY_UNKNOWN": "warn",
     "DIVISION_UNKNOWN": "warn",
+    "ENCODING_INVALID": "reject",
+    "TEXT_CONTROL_CHAR": "reject",
+    "TEXT_BIDI_CHAR": "reject",
+    "TEXT_TOO_LONG": "reject",
+    "TEXT_MARKUP": "reject",
+    "TEXT_NO_LETTER": "reject",
+    "KEY_MISSING": "reject",
     "REQUIRED_MISSING": "reject",
     "DUPLICATE_KEY": "warn",
 }
@@ -61,9 +68,9 @@ DIRTY: dict[str, list[object]] = {
     ],
     "reg_number": ["110108000000016", " 110108000000016", "110108000000017", "91350100M000100Y43",
                    "123", None, ""],
-    "person_name": ["张 三", "", "张三1", None],
-    "text": ["  a  b ", "", None],
-    "enterprise_name": ["某某（集团）", None],
+    "person_name": ["张 三", "", "张三1", "张" * 51, "张\x00三", "张\u202e三", "<b></b>", None],
+    "text": ["  a  b ", "", "a\x0bb", "a" * 201, "a\u2066b", None],
+    "enterprise_name": ["某某（集团）", "<b>某</b>", "123", None],
     "sex": ["男", "x", None],
     "date": ["1990-01-01", "x", "1990-02-30", "2099-01-01", "0000-00-00", None],
     "phone": ["13812345678", "123", None],
@@ -125,7 +132,13 @@ def test_dirty_samples_cover_every_normaliser_rule() -> None:
     emitted = set()
     for name, values in DIRTY.items():
         emitted |= set(get_normaliser(name)(pa.array(values, pa.string()), CTX).issues.to_pylist())
-    pipeline_only = {"REQUIRED_MISSING", "DUPLICATE_KEY", "SEX_ID_MISMATCH"}
+    pipeline_only = {
+        "REQUIRED_MISSING",
+        "DUPLICATE_KEY",
+        "SEX_ID_MISMATCH",
+        "KEY_MISSING",
+        "ENCODING_INVALID",
+    }
     assert emitted - {None} == set(RULES) - pipeline_only
 
 
