@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datacloud.config import ColumnSpec, Department, TableSpec
-from transforms.adapters import apply_adapters
+from transforms.adapters import ENCODING_MARK, apply_adapters
+from transforms.names import BIDI_CHARS, CONTROL_CHARS
 from transforms.registry import get_normaliser
 from transforms.result import NormaliseContext, Normalised
 from transforms.rules import rule
@@ -29,6 +30,13 @@ from transforms.sex import sex_mismatch
 SOURCE_PK = "_source_pk"
 SOURCE_UPDATED_AT = "_source_updated_at"
 ISSUE_COLUMNS = ["source_pk", "field", "source_column", "raw_value", "rule_code", "severity"]
+# The canonical columns that identify a record of a kind: a row with none of them (that has
+# no other rejection on them) is rejected as KEY_MISSING. An enterprise may be known by its
+# credit code or, before 换照, by its 15-digit registration number (an extra of credit_code).
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "person": ("id_number",),
+    "enterprise": ("credit_code", "reg_number"),
+}
 
 
 @dataclass
@@ -131,10 +139,25 @@ def _workers(columns: int) -> int:
     return max(1, min(columns, os.cpu_count() or 1))
 
 
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _flag(codes: pa.Array, mask: pa.Array, code: str) -> pa.Array:
+    """``code`` where ``mask`` is true (taking precedence), the existing codes elsewhere."""
+    return pc.if_else(pc.fill_null(mask, False), pa.scalar(code), codes)
+
+
 def _normalise_column(
-    raw: pa.Table, canonical: str, spec: ColumnSpec, pk: pa.Array, ds: date
+    raw: pa.Table, canonical: str, spec: ColumnSpec, pk: pa.Array, ds: date, key: bool = False
 ) -> tuple[Normalised, pa.Table | None]:
-    """One mapped column through its adapters and normaliser, with its issues (if any)."""
+    """One mapped column through its adapters and normaliser, with its issues (if any).
+
+    Besides the normaliser's rules: ENCODING_INVALID where the text (after the adapters)
+    holds the mark of an undecodable byte, which wins over every other rule; a ``keep``
+    column's text with control or bidi characters is TEXT_CONTROL_CHAR/TEXT_BIDI_CHAR; an
+    empty required column is REQUIRED_MISSING, or KEY_MISSING when it is a key column.
+    """
     assert spec.source is not None
     src = raw[spec.source].combine_chunks()
     value = apply_adapters(src, spec.adapters) if spec.adapters else src
@@ -143,8 +166,48 @@ def _normalise_column(
     codes = out.issues
     if spec.required:
         missing = pc.and_(pc.is_null(out.values), pc.is_null(codes))
-        codes = pc.if_else(missing, "REQUIRED_MISSING", codes)
+        codes = _flag(codes, missing, "KEY_MISSING" if key else "REQUIRED_MISSING")
+    if _is_text(value.type):
+        if spec.normalise == "keep":
+            codes = _flag(codes, pc.match_substring_regex(value, BIDI_CHARS), "TEXT_BIDI_CHAR")
+            codes = _flag(
+                codes, pc.match_substring_regex(value, CONTROL_CHARS), "TEXT_CONTROL_CHAR"
+            )
+        codes = _flag(codes, pc.match_substring(value, ENCODING_MARK), "ENCODING_INVALID")
     return out, _issues(codes, pk, canonical, spec.source, src)
+
+
+def _key_missing(
+    raw: pa.Table,
+    table: TableSpec,
+    columns: dict[str, pa.Array],
+    issue_parts: list[pa.Table],
+    pk: pa.Array,
+) -> pa.Table | None:
+    """KEY_MISSING issues: rows where every key column of the kind (``KEY_COLUMNS``) is empty
+    and none of them was already rejected by its own rule (a wrong credit code says more)."""
+    keys = [c for c in KEY_COLUMNS.get(table.kind, ()) if c in columns]
+    if not keys:
+        return None
+    n = raw.num_rows
+    empty = np.ones(n, dtype=bool)
+    for k in keys:
+        empty &= pc.is_null(columns[k]).to_numpy(zero_copy_only=False)
+    for part in issue_parts:  # issues are filed under canonical names; extras under their parent
+        mine = pc.and_(
+            pc.equal(part["severity"], "reject"), pc.is_in(part["field"], pa.array(keys))
+        )
+        empty[part["_row"].filter(mine).to_numpy()] = False
+    if not empty.any():
+        return None
+    # the issue is filed under the first key column that comes from a source column
+    first = next((k for k in keys if k in table.columns and table.columns[k].source), None)
+    if first is None:
+        return None
+    source = table.columns[first].source
+    assert source is not None
+    codes = pc.if_else(pa.array(empty), pa.scalar("KEY_MISSING"), pa.scalar(None, pa.string()))
+    return _issues(codes, pk, first, source, raw[source].combine_chunks())
 
 
 def normalise_table(
@@ -164,8 +227,11 @@ def normalise_table(
         if spec.constant is not None:
             columns[canonical] = pa.array([spec.constant] * n, pa.string())
     # columns are independent and pyarrow's kernels release the GIL: one thread per core
+    keys = KEY_COLUMNS.get(table.kind, ())
     with ThreadPoolExecutor(max_workers=_workers(len(mapped))) as pool:
-        results = list(pool.map(lambda cs: _normalise_column(raw, cs[0], cs[1], pk, ds), mapped))
+        results = list(
+            pool.map(lambda cs: _normalise_column(raw, cs[0], cs[1], pk, ds, cs[0] in keys), mapped)
+        )
     for (canonical, spec), (out, found) in zip(mapped, results, strict=True):
         columns[canonical] = out.values
         for extra, target in spec.extras.items():
@@ -180,6 +246,10 @@ def normalise_table(
         found = _issues(codes, pk, "sex", sex_src, raw[sex_src].combine_chunks())
         if found is not None:
             issue_parts.append(found)
+
+    found = _key_missing(raw, table, columns, issue_parts, pk)
+    if found is not None:
+        issue_parts.append(found)
 
     for part in issue_parts:
         is_reject = pc.equal(part["severity"], "reject")

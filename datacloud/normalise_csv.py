@@ -2,7 +2,10 @@
 
 The same rules as the nightly pipeline, on a file: known canonical columns go through their
 normalisers, any other column passes through unchanged. Every input row ends in exactly one
-of ``valid.parquet`` or ``rejected.parquet`` (with ``reject_reasons``).
+of ``valid.parquet`` or ``rejected.parquet`` (with ``reject_reasons``); a record without a
+key (a person without an ID number, an enterprise with neither a credit code nor a
+registration number) is rejected as KEY_MISSING. A header naming a column twice is a
+``CsvHeaderError`` naming the file and the column.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ KEYS: dict[str, tuple[str, ...]] = {
 class InputError(ValueError):
     """The input file cannot be used; the message says why."""
 
+    user_error = True  # the command line reports it and exits 2
+
+
+class CsvHeaderError(InputError):
+    """The CSV header names a column more than once; the message names the file and column."""
+
 
 @dataclass(frozen=True)
 class CsvOutcome:
@@ -74,6 +83,14 @@ def _read(path: Path) -> pa.Table:
         raise InputError(f"{path}: cannot read as UTF-8 CSV: {e}") from None
     if not header:
         raise InputError(f"{path}: empty file, expected a header line")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name in seen:
+            raise CsvHeaderError(
+                f"{path}: column {name!r} appears twice in the header "
+                f"(columns {seen[name]} and {i}); each column name must be unique"
+            )
+        seen[name] = i
     bad = [h for h in header if not IDENTIFIER.match(h) or h == ROW]
     if bad:
         raise InputError(f"{path}: column names must be identifiers like id_number; got {bad}")

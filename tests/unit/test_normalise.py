@@ -86,7 +86,7 @@ def test_accepted_rejected_and_duplicates_reconcile(gongan) -> None:
         1,
     )
     assert out.reconciles()
-    assert out.rejections == {"ID_CHECK_DIGIT": 1, "REQUIRED_MISSING": 1}
+    assert out.rejections == {"ID_CHECK_DIGIT": 1, "KEY_MISSING": 1}
     acc = out.accepted.to_pylist()
     by_id = {r["id_number"]: r for r in acc}
     assert set(by_id) == {A, B, C}
@@ -97,7 +97,7 @@ def test_accepted_rejected_and_duplicates_reconcile(gongan) -> None:
     assert out.warnings["SEX_ID_MISMATCH"] == 1  # RK6 says female, the ID says male
     rejected = {r["source_pk"]: r for r in out.issues.to_pylist() if r["severity"] == "reject"}
     assert rejected["RK3"]["raw_value"] == wrong and rejected["RK3"]["source_column"] == "gmsfhm"
-    assert rejected["RK5"]["rule_code"] == "REQUIRED_MISSING"
+    assert rejected["RK5"]["rule_code"] == "KEY_MISSING"  # the ID number is the person's key
 
 
 def test_empty_table(gongan) -> None:

@@ -44,7 +44,7 @@ def test_person_rows_split_into_valid_and_rejected(tmp_path: Path) -> None:
     rejected = pq.read_table(out.rejected).to_pylist()
     assert [r["reject_reasons"] for r in rejected] == [
         ["ID_CHARS"],
-        ["REQUIRED_MISSING", "DATE_IMPOSSIBLE"],
+        ["KEY_MISSING", "DATE_IMPOSSIBLE"],
     ]
     assert rejected[0]["id_number"] == "11010519491231002Y"  # the raw value, for the data owner
 
