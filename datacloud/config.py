@@ -233,7 +233,21 @@ class Department(_Model):
     execution_timeout_minutes: int = Field(default=120, ge=1, le=24 * 60)
     authority: list[str] = Field(default_factory=list)
     owner: str = "datacloud"
+    source_encoding: str = Field(
+        default="utf-8",
+        description="encoding of the text bytes a SQL_ASCII PostgreSQL or SQLite source holds",
+    )
     tables: list[TableSpec] = Field(min_length=1)
+
+    @field_validator("source_encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            return codecs.lookup(v).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}; e.g. utf-8, gbk, gb18030") from None
 
     @field_validator("authority")
     @classmethod

@@ -228,7 +228,12 @@ def extract_table(
             try:
                 pending: list[pa.Table] = []
                 for batch in read_batches(
-                    url, sql, params, batch_size or table.batch_rows, table.reader
+                    url,
+                    sql,
+                    params,
+                    batch_size or table.batch_rows,
+                    table.reader,
+                    dept.source_encoding,
                 ):
                     missing = [c for c in table.source_columns if c not in batch.column_names]
                     if missing:
