@@ -6,7 +6,7 @@ rules have already reached:
 
 - raw profile (one row per source row): per canonical column ``'valid'``, ``'invalid'`` (a
   rejecting rule fired for that field, ``REQUIRED_MISSING`` aside) or null (no value: the
-  source value is null or blank, or ``REQUIRED_MISSING``). Dictionary-encoded.
+  source value is null or blank, or ``REQUIRED_MISSING``/``KEY_MISSING``). Dictionary-encoded.
 - curated profile (one row per curated row): ``key`` (an integer per distinct key, null when
   every key part is null), ``<column>__valid`` (the value is a canonical, valid ID number or
   credit code), ``<column>__resolves`` (the value exists in the related curated table) and
@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from datacloud.config import TableSpec
 
 VERDICTS = pa.array(["valid", "invalid"], pa.string())
-_NOT_INVALID = {"REQUIRED_MISSING"}
+_NOT_INVALID = {"REQUIRED_MISSING", "KEY_MISSING"}  # no value, not a wrong one
 
 
 def verdicts(invalid: np.ndarray, missing: np.ndarray) -> pa.DictionaryArray:
