@@ -27,6 +27,9 @@ import datetime as dt
 import decimal
 import glob
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, QueryBuilder
 
 from datacloud.delta import ROW_HASH, deleted_positions, maintain, publish, read_table
 from datacloud.masking import mask_id_number
@@ -251,9 +254,10 @@ def _readers(duckdb_reader: Reader, spark: object) -> dict[str, Reader]:
     return {
         "polars read_delta": lambda p: pl.read_delta(p).to_arrow(),
         "polars scan_delta": lambda p: pl.scan_delta(p).collect().to_arrow(),
-        "deltalake scan()": lambda p: pa.RecordBatchReader.from_stream(
-            DeltaTable(p).scan()
-        ).read_all(),
+        "deltalake scan()": lambda p: pa.table(DeltaTable(p).scan()),
+        "deltalake QueryBuilder": lambda p: pa.table(
+            QueryBuilder().register("t", DeltaTable(p)).execute("SELECT * FROM t")
+        ),
         "duckdb delta_scan": duckdb_reader,
         "chdb deltaLakeLocal (delta-kernel)": lambda p: _chdb(
             f"SELECT * FROM deltaLakeLocal('{p}')"
@@ -416,3 +420,46 @@ def test_the_readers_that_answer_wrongly_or_refuse(
         table.to_pyarrow_table()
     with pytest.raises(DeltaProtocolError, match="deletionVectors"):
         table.to_pandas()
+
+
+def _documented_snippets() -> list[str]:
+    """The Python blocks of docs/curation.md's section "Reading the curated tables"."""
+    text = (Path(__file__).parents[2] / "docs" / "curation.md").read_text(encoding="utf-8")
+    section = text.split("\n## Reading the curated tables\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.mark.timeout(300)
+def test_the_documented_snippets_read_the_live_rows(tmp_path: Path) -> None:
+    """Each snippet of "Reading the curated tables", run as written (its own interpreter,
+    the working directory holding ``var/curated/person`` as after ``make demo``, here after
+    two nights: deletion vectors in it), prints the number of live persons."""
+    table = tmp_path / "var" / "curated" / "person"
+    nights = _nights()[:2]
+    for night, (ds, rows, gone) in enumerate(nights):
+        _publish_night(table, night, rows, gone, ds, True)
+    want = _expected(nights)[-1].num_rows
+    physical = _physical_rows(table)
+    assert physical > want
+    snippets = _documented_snippets()
+    assert len(snippets) >= 6, "docs/curation.md: the reading snippets are gone"
+    wrong = []
+    for i, snippet in enumerate(snippets):
+        script = tmp_path / f"snippet_{i}.py"  # a file: pyspark looks for SPARK_HOME under -c
+        script.write_text(snippet, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, script.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        printed = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+        if printed != [str(want)]:
+            first = snippet.strip().splitlines()[0]
+            tail = done.stderr.strip().splitlines()[-1:]
+            wrong.append(
+                f"snippet {i} ({first!r}): exit {done.returncode}, printed {printed}, {tail}"
+            )
+    assert not wrong, "\n".join(wrong)
