@@ -7,11 +7,11 @@ most 128k rows, so point lookups prune on statistics.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
-import math
-import os
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,14 +27,24 @@ from deltalake import (
     ColumnProperties,
     CommitProperties,
     DeltaTable,
-    TableFeatures,
     WriterProperties,
     write_deltalake,
 )
-from deltalake.exceptions import TableNotFoundError
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from datacloud import deletion_vectors
-from datacloud.storage import DataPath, is_object_store, prepare_parent, storage_options, uri
+from datacloud import deletion_vectors, delta_protocol
+from datacloud.delta_protocol import CommitConflict
+from datacloud.storage import (
+    DataPath,
+    filesystem,
+    is_object_store,
+    parse,
+    prepare_parent,
+    storage_options,
+    uri,
+)
+from datacloud.table_lock import table_lock
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,11 @@ DELETION_VECTORS_UNDER = 0.2
 # maintain rewrites a table sorted once this share of its physical rows is marked deleted
 RECLUSTER_DELETED_OVER = 0.2
 DV_FEATURE = "deletionVectors"
+# a publish that finds another writer's commit after its snapshot reloads and starts again
+PUBLISH_ATTEMPTS = 5
+# a commit whose version another writer took with an entry that changes no file, protocol or
+# metadata (vacuum's START/END) takes the next version instead, at most this many times
+REBASES = 50
 # every published curated row carries a 64-bit hash of its other columns: an incremental
 # publish compares it instead of reading the old rows whole
 ROW_HASH = "_row_hash"
@@ -339,6 +354,43 @@ def publish(
     those files anyway, unsorted and slower. Otherwise one MERGE rewrites only those files
     (unsorted: ``maintain`` reclusters when file key ranges then overlap).
     """
+    path = parse(path) if isinstance(path, str) else path  # callers may pass a str
+    with table_lock(path):
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                return _publish_once(
+                    path, rows, key, deleted_keys, sort_by, run_id, ds, metadata,
+                    rewrite_over=rewrite_over, deletion_vectors_under=deletion_vectors_under,
+                    row_group_rows=row_group_rows, full=full, deletion_vectors=deletion_vectors,
+                )  # fmt: skip
+            except (CommitConflict, CommitFailedError, VectorsUnknown) as e:
+                if attempt + 1 == PUBLISH_ATTEMPTS:
+                    raise CommitConflict(
+                        f"{path}: other writers changed the table during {PUBLISH_ATTEMPTS} "
+                        f"attempts to publish; last: {e}"
+                    ) from e
+                log.warning("%s: %s; reloading and publishing again", path, e)
+                time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _publish_once(
+    path: DataPath,
+    rows: pa.Table,
+    key: str,
+    deleted_keys: pa.Array | None,
+    sort_by: list[str],
+    run_id: str,
+    ds: str,
+    metadata: dict[str, str] | None,
+    *,
+    rewrite_over: float,
+    deletion_vectors_under: float | None,
+    row_group_rows: int,
+    full: bool,
+    deletion_vectors: bool,
+) -> MergeResult:
+    """One attempt of ``publish`` on a freshly loaded snapshot."""
     writer = _writer(row_group_rows)
     dt = open_table(path)
     if dt is not None:  # hash the values as the table stores them (decimal scale, int width)
@@ -351,7 +403,9 @@ def publish(
             f"{path}: the published columns differ from tonight's; an incremental publish "
             "cannot replace the table (rebuild it in full)"
         )
-    if dt is None or dt.schema().to_arrow().names != rows.column_names:
+    meta = {**(metadata or {}), "datacloud.rows_inserted": str(rows.num_rows)}
+    meta |= {"datacloud.rows_updated": "0", "datacloud.rows_deleted": "0"}
+    if dt is None:
         _write(
             path,
             rows,
@@ -360,9 +414,30 @@ def publish(
             writer_properties=writer,
             commit_properties=_metadata(run_id, ds, metadata),
         )
-        if deletion_vectors and not is_object_store(path):
-            _enable_deletion_vectors(load(path), run_id, ds)
+        dt = load(path)
+        _verify_delta_rs_commit(path, dt.version() - 1, dt.version())
+        if deletion_vectors:
+            _enable_deletion_vectors(path, dt, run_id, ds)
         return MergeResult(load(path).version(), rows.num_rows, 0, 0)
+    gate = delta_protocol.gate(dt)
+    if dt.schema().to_arrow().names != rows.column_names:  # a full build with another layout
+        if gate.append_only:
+            raise delta_protocol.AppendOnly(
+                f"{path}: {delta_protocol.APPEND_ONLY}=true; a rebuild with another layout "
+                "would replace its rows: refused"
+            )
+        if gate.ours:
+            version = _rewrite(path, dt, None, rows, sort_by, row_group_rows, run_id, ds, meta)
+        else:
+            log.warning("%s: rewritten by delta-rs: %s", path, gate.why)
+            _write(
+                path, rows, mode="overwrite", schema_mode="overwrite", writer_properties=writer,
+                commit_properties=_metadata(run_id, ds, metadata),
+            )  # fmt: skip
+            version = _verify_delta_rs_commit(path, dt.version())
+        if deletion_vectors:
+            _enable_deletion_vectors(path, load(path), run_id, ds)
+        return MergeResult(version, rows.num_rows, 0, 0)
     gone = pa.array([], rows.schema.field(key).type) if deleted_keys is None else deleted_keys
     gone = pc.cast(gone, rows.schema.field(key).type)
     if isinstance(gone, pa.ChunkedArray):
@@ -372,36 +447,31 @@ def publish(
     if pc.any(pc.is_in(gone, value_set=rows[key].combine_chunks())).as_py():
         raise ValueError(f"{path}: a key is both published and deleted tonight")
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
+    if gate.append_only:
+        _refuse_changes(path, dt, rows, key, gone)
+    if not gate.ours or gate.append_only:
+        log.info("%s: published by delta-rs MERGE: %s", path, gate.why or "append-only")
+        result = _merge(dt, rows, key, gone, writer, run_id, ds, metadata)
+        _verify_delta_rs_commit(path, dt.version(), result.version)
+        return result
     already = deleted_positions(dt)
     live = live_rows(dt, already)
-    if (
-        deletion_vectors
-        and has_deletion_vectors(dt)
-        and not is_object_store(path)
-        and len(touched)
-        <= (DELETION_VECTORS_UNDER if deletion_vectors_under is None else deletion_vectors_under)
-        * live
-    ):
-        try:
-            return _deletion_vector_merge(
-                Path(str(path)),
-                dt,
-                already,
-                rows,
-                key,
-                gone,
-                sort_by,
-                row_group_rows,
-                run_id,
-                ds,
-                metadata,
-            )
-        except VectorsUnknown as e:  # rewrite instead: the rewrite drops every vector
-            log.warning("%s: deletion vector of %s not in the log; rewriting instead", path, e)
-            rewrite_over = -1.0
-    if share_to_rewrite(dt, key, touched) > rewrite_over:
-        return _sorted_rewrite(dt, rows, key, gone, sort_by, writer, run_id, ds, metadata)
-    return _merge(dt, rows, key, gone, writer, run_id, ds, metadata)
+    under = DELETION_VECTORS_UNDER if deletion_vectors_under is None else deletion_vectors_under
+    if deletion_vectors and len(touched) <= under * live:
+        if not gate.vectors:
+            log.info("%s: enabling deletion vectors (%s)", path, gate.why)
+            _enable_deletion_vectors(path, dt, run_id, ds)
+            dt = load(path)
+            already = deleted_positions(dt)
+        return _deletion_vector_merge(
+            path, dt, already, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata
+        )
+    if deletion_vectors:
+        log.info("%s: %d touched keys of %d rows: copy-on-write", path, len(touched), live)
+    return _copy_on_write(
+        path, dt, already, rows, key, gone, sort_by, row_group_rows, run_id, ds, metadata,
+        share_to_rewrite(dt, key, touched) > rewrite_over,
+    )  # fmt: skip
 
 
 def with_row_hash(rows: pa.Table) -> pa.Table:
@@ -422,20 +492,6 @@ def with_row_hash(rows: pa.Table) -> pa.Table:
     return rows.append_column(ROW_HASH, hashes.to_arrow().cast(pa.uint64()).view(pa.int64()))
 
 
-def _enable_deletion_vectors(dt: DeltaTable, run_id: str, ds: str) -> None:
-    """Let the table's files carry deletion vectors (reader 3 / writer 7, ``deletionVectors``).
-
-    Only the one feature: ``delta.enableDeletionVectors`` at creation would also switch on
-    features (variantType) that other readers of the platform may not know.
-    """
-    if not has_deletion_vectors(dt):
-        dt.alter.add_feature(
-            [TableFeatures.DeletionVectors],
-            allow_protocol_versions_increase=True,
-            commit_properties=_metadata(run_id, ds, {"datacloud.maintenance": "deletion vectors"}),
-        )
-
-
 def _local_path(file_uri: str) -> Path:
     parsed = urlparse(file_uri)
     return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(file_uri)
@@ -448,7 +504,7 @@ def deleted_positions(dt: DeltaTable) -> dict[str, np.ndarray]:
     """
     if not has_deletion_vectors(dt):
         return {}
-    root = _local_path(dt.table_uri)
+    root = dt.table_uri.rstrip("/") + "/"
     out: dict[str, np.ndarray] = {}
     for batch in pa.RecordBatchReader.from_stream(dt.deletion_vectors()):
         batch = pa.record_batch(batch)
@@ -456,7 +512,7 @@ def deleted_positions(dt: DeltaTable) -> dict[str, np.ndarray]:
         flat = pc.invert(selection.flatten()).to_numpy(zero_copy_only=False)
         offsets = selection.offsets.to_numpy()
         for i, file_uri in enumerate(batch.column(0).to_pylist()):
-            rel = _local_path(file_uri).relative_to(root).as_posix()
+            rel = unquote(file_uri.removeprefix(root))
             out[rel] = np.flatnonzero(flat[offsets[i] : offsets[i + 1]])
     return out
 
@@ -507,76 +563,309 @@ def _stats_json(table: pa.Table) -> str:
     return json.dumps(doc, ensure_ascii=False, allow_nan=False)
 
 
-def _logged_stats(action: dict[str, Any]) -> str:
-    """An existing file's statistics (from the log snapshot) marked not tight: once some of
-    its rows are deleted its min/max may no longer be reached."""
-    stats: dict[str, Any] = {"numRecords": action["num_records"], "tightBounds": False}
-    for part, name in (("min", "minValues"), ("max", "maxValues"), ("null_count", "nullCount")):
-        values = action.get(part) or {}
-        stats[name] = {
-            k: _stat_value(v)
-            for k, v in values.items()
-            if v is not None
-            and not isinstance(v, (bytes, dict))
-            and not (isinstance(v, float) and not math.isfinite(v))
+def _enable_deletion_vectors(path: DataPath, dt: DeltaTable, run_id: str, ds: str) -> None:
+    """Let the table's writers write deletion vectors, in one commit of our own: reader 3 /
+    writer 7 with ``deletionVectors`` added to the features it has, and the property
+    ``delta.enableDeletionVectors=true`` (``delta_protocol``). Not for a table whose features
+    our writer does not implement (the reason is logged)."""
+    gate = delta_protocol.gate(dt)
+    if gate.vectors:
+        return
+    if not gate.can_enable_vectors:
+        log.info("%s: no deletion vectors: %s", path, gate.why)
+        return
+    info = _commit_info(
+        "ADD FEATURE", {"name": json.dumps([DV_FEATURE])}, run_id, ds,
+        {"datacloud.maintenance": "deletion vectors"},
+    )  # fmt: skip
+    actions = [info, *delta_protocol.enable_deletion_vectors_actions(dt)]
+    _commit_files(path, dt.version() + 1, actions, {})
+
+
+def _commit_info(
+    operation: str, parameters: dict[str, str], run_id: str, ds: str, extra: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "commitInfo": {
+            "timestamp": int(time.time() * 1000),
+            "operation": operation,
+            "operationParameters": parameters,
+            "clientVersion": "datacloud",
+            "datacloud.run_id": run_id,
+            "datacloud.ds": ds,
+            **extra,
         }
-    return json.dumps(stats, ensure_ascii=False, default=str, allow_nan=False)
+    }
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _parquet_bytes(table: pa.Table, row_group_rows: int) -> bytes:
+    """A data file as delta-rs would write it here (ZSTD, page index), in memory: the same
+    bytes can be written again if an outside vacuum deletes the file before our commit."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        plain_types(table),
+        sink,
+        row_group_size=row_group_rows,
+        compression="zstd",
+        write_page_index=True,
+    )
+    return bytes(sink.getvalue().to_pybytes())
 
 
-def _commit(root: Path, version: int, actions: list[dict[str, Any]]) -> None:
-    """Write log entry ``version`` atomically and only if no other writer took it: the file
-    is written aside, then hard-linked to its name (fails if the name exists, as delta-rs's
-    own local commits do), so a reader never sees a partial entry."""
-    log_dir = root / "_delta_log"
-    aside = log_dir / f".{uuid.uuid4().hex}.json.tmp"
-    with open(aside, "w", encoding="utf-8") as f:
-        f.write("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions))
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        os.link(aside, log_dir / f"{version:020d}.json")
-    except FileExistsError as e:
-        raise RuntimeError(
-            f"{root}: another writer committed version {version} first; rerun the publish"
-        ) from e
-    finally:
-        aside.unlink()
+def _commit_files(
+    path: DataPath, version: int, actions: list[dict[str, Any]], files: dict[str, bytes]
+) -> None:
+    """Write the night's data files, then commit ``actions`` as log entry ``version`` (only
+    if free). A file that vanished before the commit (an outsider's vacuum of unreferenced
+    files) is written again, byte for byte, once the log names it."""
+    for name, data in files.items():
+        delta_protocol.write_bytes(path / name, data)
+    for _ in range(REBASES):
+        try:
+            delta_protocol.commit(path, version, actions)
+            break
+        except CommitConflict:
+            if delta_protocol.only_commit_info(path, version):  # e.g. VACUUM START/END
+                version += 1  # nothing our entry relies on changed: take the next version
+                continue
+            for name in files:  # another writer changed the table: tonight's files are nobody's
+                _delete_file(path / name)
+            raise
+    else:
+        raise CommitConflict(f"{path}: {REBASES} commits by other writers in a row")
+    for name, data in files.items():
+        if not delta_protocol.exists(path / name):
+            log.warning("%s: %s vanished before its commit; written again", path, name)
+            delta_protocol.write_bytes(path / name, data)
+
+
+def _delete_file(loc: DataPath) -> None:
+    fs, p = filesystem(loc)
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_file(p)
+
+
+def _new_file(table: pa.Table, row_group_rows: int, now: int) -> tuple[dict[str, Any], bytes]:
+    name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+    data = _parquet_bytes(table, row_group_rows)
+    add = {
+        "path": name,
+        "partitionValues": {},
+        "size": len(data),
+        "modificationTime": now,
+        "dataChange": True,
+        "stats": _stats_json(table),
+    }
+    return add, data
+
+
+def _files_in_range(dt: DeltaTable, key: str, touched: pa.Array) -> dict[str, dict[str, Any]]:
+    """The table's files (delta-rs's add actions) whose ``key`` range can hold a touched key."""
+    bounds = pc.min_max(touched)
+    lowest, highest = bounds["min"].as_py(), bounds["max"].as_py()
+    files = {}
+    for action in pa.table(dt.get_add_actions(flatten=False)).to_pylist():
+        low = (action.get("min") or {}).get(key)
+        high = (action.get("max") or {}).get(key)
+        if lowest is None or low is None or high is None or not (high < lowest or low > highest):
+            files[action["path"]] = action
+    return files
+
+
+def _read_files(
+    path: DataPath, dt: DeltaTable, files: list[str], already: dict[str, np.ndarray]
+) -> pa.Table:
+    """The live rows of some of the table's files (deletion vectors applied), in its schema."""
+    schema = pa.schema(dt.schema().to_arrow())
+    target = pa.schema([f.with_type(_STRING_VIEW_SAFE.get(f.type, f.type)) for f in schema])
+    parts = [target.empty_table()]
+    for name in files:
+        fs, p = filesystem(path / unquote(name))
+        t = pq.read_table(p, filesystem=fs)
+        dead = already.get(name)
+        if dead is not None and len(dead):
+            keep = np.ones(t.num_rows, bool)
+            keep[dead] = False
+            t = t.filter(pa.array(keep))
+        cols = [
+            t[f.name] if f.name in t.column_names else pa.nulls(t.num_rows, f.type) for f in target
+        ]
+        parts.append(pa.table(cols, names=target.names).cast(target))
+    return pa.concat_tables(parts)
+
+
+def _rewrite(
+    path: DataPath,
+    dt: DeltaTable,
+    files: list[str] | None,
+    table: pa.Table,
+    sort_by: list[str],
+    row_group_rows: int,
+    run_id: str,
+    ds: str,
+    extra: dict[str, str],
+    operation: str = "WRITE",
+) -> int:
+    """Replace ``files`` (None: every file, and the schema with ``table``'s) by ``table``
+    sorted, in one commit of our own at exactly the snapshot's version + 1: a concurrent
+    commit (an outside OPTIMIZE) makes ours fail and the publish start again, and one after
+    ours finds its files removed and fails in its own conflict check."""
+    logged = delta_protocol.logged_adds(path, dt.version())
+    now = int(time.time() * 1000)
+    actions = [_commit_info(operation, {"mode": "copy-on-write"}, run_id, ds, extra)]
+    table = plain_types(table.sort_by([(k, "ascending") for k in sort_by]))
+    if files is None:
+        files = list(logged)
+        if pa.schema(dt.schema().to_arrow()).names != table.column_names:
+            m = dt.metadata()
+            schema = DeltaSchema.from_arrow(table.schema).to_json()
+            actions.append(
+                {
+                    "metaData": {
+                        "id": m.id, "name": m.name, "description": m.description,
+                        "format": {"provider": "parquet", "options": {}},
+                        "schemaString": schema, "partitionColumns": [],
+                        "configuration": m.configuration, "createdTime": m.created_time,
+                    }
+                }
+            )  # fmt: skip
+    for name in files:
+        if name not in logged:
+            raise VectorsUnknown(f"{name} is not in the log as read")
+        actions.append({"remove": delta_protocol.remove_action(logged[name], now)})
+    new: dict[str, bytes] = {}
+    if table.num_rows:
+        add, data = _new_file(table, row_group_rows, now)
+        new[add["path"]] = data
+        actions.append({"add": add})
+    version = dt.version() + 1
+    _commit_files(path, version, actions, new)
+    return version
+
+
+def _copy_on_write(
+    path: DataPath,
+    dt: DeltaTable,
+    already: dict[str, np.ndarray],
+    rows: pa.Table,
+    key: str,
+    gone: pa.Array,
+    sort_by: list[str],
+    row_group_rows: int,
+    run_id: str,
+    ds: str,
+    metadata: dict[str, str] | None,
+    whole: bool,
+) -> MergeResult:
+    """Copy-on-write in one commit of our own: the files whose key range can hold a touched
+    key (``whole``: every file, the table then stays sorted) are read, their touched keys'
+    rows replaced and ``gone`` dropped, and written as one sorted file."""
+    touched = pa.chunked_array([rows[key].combine_chunks(), gone], rows.schema.field(key).type)
+    touched = touched.combine_chunks()
+    files = [a["path"] for a in pa.table(dt.get_add_actions(flatten=False)).to_pylist()]
+    if not whole:
+        files = list(_files_in_range(dt, key, touched))
+    current = _read_files(path, dt, files, already)
+    rows = plain_types(rows).select(current.column_names).cast(current.schema)
+    new_keys = rows[key].combine_chunks()
+    in_rows = pc.is_in(current[key], value_set=new_keys)
+    in_gone = pc.is_in(current[key], value_set=gone.cast(new_keys.type))
+    old = current.filter(in_rows).sort_by([(key, "ascending")])
+    deleted = pc.sum(in_gone).as_py() or 0
+    new = rows.filter(pc.is_in(new_keys, value_set=old[key].combine_chunks()))
+    new = new.sort_by([(key, "ascending")])
+    if old.num_rows != new.num_rows:  # a key twice in the table: cannot pair old and new
+        raise ValueError(f"{dt.table_uri}: duplicate values of key column {key}")
+    updated = (pc.sum(_differs(old, new)).as_py() or 0) if old.num_rows else 0
+    inserted = rows.num_rows - new.num_rows
+    if inserted == updated == deleted == 0:
+        return MergeResult(dt.version(), 0, 0, 0)
+    kept = current.filter(pc.invert(pc.or_(in_rows, in_gone)))
+    table = pa.concat_tables([kept, rows])
+    counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
+    extra = {**(metadata or {}), **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()}}
+    version = _rewrite(
+        path, dt, files, table, sort_by, row_group_rows, run_id, ds, extra,
+        "WRITE" if whole else "MERGE",
+    )  # fmt: skip
+    return MergeResult(version, inserted, updated, deleted)
+
+
+def _refuse_changes(
+    path: DataPath, dt: DeltaTable, rows: pa.Table, key: str, gone: pa.Array
+) -> None:
+    """``delta.appendOnly=true``: a publish may only insert new keys."""
+    touched = pa.concat_arrays([rows[key].combine_chunks(), gone.cast(rows.schema.field(key).type)])
+    old = read_where(dt, [key, ROW_HASH], [key], touched)
+    deleting = pc.sum(pc.is_in(old[key], value_set=gone)).as_py() or 0
+    again = rows.filter(pc.is_in(rows[key], value_set=old[key].combine_chunks()))
+    pairs = old.filter(pc.is_in(old[key], value_set=again[key].combine_chunks()))
+    pairs = pairs.sort_by([(key, "ascending")])
+    again = again.sort_by([(key, "ascending")])
+    updating = pc.sum(pc.not_equal(pairs[ROW_HASH], again[ROW_HASH])).as_py() or 0
+    if deleting or updating:
+        raise delta_protocol.AppendOnly(
+            f"{path}: {delta_protocol.APPEND_ONLY}=true, but tonight would update {updating} "
+            f"and delete {deleting} rows: refused (only new keys may be added)"
+        )
+
+
+def _verify_delta_rs_commit(path: DataPath, read_version: int, version: int | None = None) -> int:
+    """After a delta-rs commit on a snapshot at ``read_version``: every file it added exists,
+    and no commit in between removed a file it removed too (an outside OPTIMIZE whose output
+    would then duplicate rows). Either is an error naming the table: we cannot repair it."""
+    version = load(path).version() if version is None else version
+    entries = {}
+    for v in range(read_version + 1, version + 1):
+        text = (delta_protocol.read_bytes(path / "_delta_log" / f"{v:020d}.json") or b"").decode()
+        entries[v] = [json.loads(line) for line in text.splitlines() if line.strip()]
+    ours = entries.get(version, [])
+    removed = {a["remove"]["path"] for a in ours if "remove" in a}
+    for v, actions in entries.items():
+        twice = removed & {a["remove"]["path"] for a in actions if "remove" in a}
+        if v != version and twice:
+            raise RuntimeError(
+                f"{path}: version {v} (another writer) and our version {version} both removed "
+                f"{sorted(twice)[:3]}: its rows may be duplicated; restore version {read_version}"
+            )
+    for a in ours:
+        if "add" in a and not delta_protocol.exists(path / unquote(a["add"]["path"])):
+            raise RuntimeError(
+                f"{path}: version {version} names {a['add']['path']}, which is gone "
+                "(an outside vacuum): restore the previous version"
+            )
+    return version
 
 
 def _published_hashes(
-    root: Path,
-    actions: list[dict[str, Any]],
+    path: DataPath,
+    files: list[str],
     key: str,
     touched: pa.Array,
     already: dict[str, np.ndarray],
 ) -> pa.Table:
     """Per published row of the given files whose ``key`` is touched and not yet deleted:
     ``key``, ``_row_hash``, its file (``_file``) and position in it (``_at``). Only the two
-    columns are read."""
+    columns are read (locally by polars, on the object store by pyarrow)."""
     import polars as pl
 
     wanted = pl.Series("k", touched.cast(pa.large_string())).implode()
     parts = []
-    for action in actions:
-        path = action["path"]
+    for name in files:
+        loc = path / unquote(name)
+        if is_object_store(path):
+            fs, p = filesystem(loc)
+            frame = pl.from_arrow(pq.read_table(p, columns=[key, ROW_HASH], filesystem=fs))
+            assert isinstance(frame, pl.DataFrame)
+            scan = frame.lazy()
+        else:
+            scan = pl.scan_parquet(str(loc)).select(key, ROW_HASH)
         found = (
-            pl.scan_parquet(root / path)
-            .select(key, ROW_HASH)
-            .with_row_index("_at")
-            .filter(pl.col(key).cast(pl.String).is_in(wanted))
-            .collect()
+            scan.with_row_index("_at").filter(pl.col(key).cast(pl.String).is_in(wanted)).collect()
         )
         at = found["_at"].to_numpy().astype(np.int64)
         keep = np.ones(len(at), bool)
-        dead = already.get(path)
+        dead = already.get(name)
         if dead is not None and len(dead):
             keep = ~np.isin(at, dead)
         if keep.any():
@@ -587,14 +876,14 @@ def _published_hashes(
                     "_at": pa.array(at[keep], pa.int64()),
                 }
             )
-            parts.append(part.append_column("_file", pa.array([path] * len(part), pa.string())))
+            parts.append(part.append_column("_file", pa.array([name] * len(part), pa.string())))
     if not parts:
         return pa.table({key: touched.slice(0, 0), ROW_HASH: pa.array([], pa.int64())})
     return pa.concat_tables(parts, promote_options="permissive")
 
 
 def _deletion_vector_merge(
-    root: Path,
+    path: DataPath,
     dt: DeltaTable,
     already: dict[str, np.ndarray],
     rows: pa.Table,
@@ -612,23 +901,18 @@ def _deletion_vector_merge(
     old rows of the keys that changed or are gone (added to the rows it already deletes);
     the inserted and changed rows, sorted by ``sort_by``, go to one new file. A row whose
     ``_row_hash`` equals the published one is left alone; nothing changed, no commit. Only
-    the key and hash columns of the published files are read.
+    the key and hash columns of the published files are read. The ``remove`` and the new
+    ``add`` of a file carry its vector, tags and statistics exactly as the log holds them
+    (statistics with ``"tightBounds": false``).
     """
     schema = pa.schema(dt.schema().to_arrow())
     rows = rows.cast(schema)
     touched = pa.chunked_array([rows[key].combine_chunks(), gone], schema.field(key).type)
     touched = touched.combine_chunks()
-    bounds = pc.min_max(touched)
-    lowest, highest = bounds["min"].as_py(), bounds["max"].as_py()
-    files = {}
-    for action in pa.table(dt.get_add_actions(flatten=False)).to_pylist():
-        low = (action.get("min") or {}).get(key)
-        high = (action.get("max") or {}).get(key)
-        if low is None or high is None or not (high < lowest or low > highest):
-            files[action["path"]] = action
+    files = _files_in_range(dt, key, touched)
     old = None
     if files:
-        found = _published_hashes(root, list(files.values()), key, touched, already)
+        found = _published_hashes(path, list(files), key, touched, already)
         old = found.sort_by([(key, "ascending")]) if found.num_rows else None
     # pair the published rows with the new ones by key: equal hashes stay, others go
     drop_keys = gone
@@ -639,7 +923,7 @@ def _deletion_vector_merge(
         again = again.sort_by([(key, "ascending")])
         paired = old.filter(pc.is_in(old[key], value_set=again[key].combine_chunks()))
         if paired.num_rows != again.num_rows:  # a key twice in the table: cannot pair
-            raise ValueError(f"{root}: duplicate values of key column {key}")
+            raise ValueError(f"{path}: duplicate values of key column {key}")
         differs = pc.not_equal(paired[ROW_HASH], again[ROW_HASH])
         updated = pc.sum(differs).as_py() or 0
         same = paired[key].filter(pc.invert(differs))
@@ -649,81 +933,50 @@ def _deletion_vector_merge(
     deleted = 0
     now = int(time.time() * 1000)
     actions: list[dict[str, Any]] = []
-    logged = _logged_vectors(root) if already else {}
+    logged = delta_protocol.logged_adds(path, dt.version())
     if old is not None:
         leaving = old.filter(pc.is_in(old[key], value_set=drop_keys))
         deleted = pc.sum(pc.is_in(leaving[key], value_set=gone)).as_py() or 0
-        for path in pc.unique(leaving["_file"]).to_pylist():
-            action = files[path]
-            dead = already.get(path, np.array([], np.int64))
-            at = leaving.filter(pc.equal(leaving["_file"], path))["_at"].to_numpy()
-            removed = {
-                "path": path,
-                "deletionTimestamp": now,
+        for name in pc.unique(leaving["_file"]).to_pylist():
+            dead = already.get(name, np.array([], np.int64))
+            entry = logged.get(name)
+            vector = (entry or {}).get("deletionVector")
+            if entry is None or (len(dead) != (vector or {}).get("cardinality", 0)):
+                raise VectorsUnknown(f"{name}: its vector is not in the log as expected")
+            at = leaving.filter(pc.equal(leaving["_file"], name))["_at"].to_numpy()
+            added = {k: v for k, v in entry.items() if v is not None}
+            added |= {
                 "dataChange": True,
-                "extendedFileMetadata": True,
-                "partitionValues": {},
-                "size": action["size_bytes"],
-            }
-            if len(dead):
-                if path not in logged:
-                    raise VectorsUnknown(path)
-                removed["deletionVector"] = logged[path]
-            added = {
-                "path": path,
-                "partitionValues": {},
-                "size": action["size_bytes"],
-                "modificationTime": action["modification_time"],
-                "dataChange": True,
-                "stats": _logged_stats(action),
+                "stats": delta_protocol.loose_stats(entry.get("stats")),
                 "deletionVector": deletion_vectors.descriptor(np.union1d(dead, at)),
             }
-            actions += [{"remove": removed}, {"add": added}]
+            if added["stats"] is None:
+                raise VectorsUnknown(f"{name}: no statistics (numRecords) in the log")
+            actions += [{"remove": delta_protocol.remove_action(entry, now)}, {"add": added}]
     inserted = changed.num_rows - updated
+    new: dict[str, bytes] = {}
     if changed.num_rows:
-        new = changed.sort_by([(k, "ascending") for k in sort_by])
-        name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
-        pq.write_table(
-            new,
-            root / name,
-            row_group_size=row_group_rows,
-            compression="zstd",
-            write_page_index=True,
+        add, data = _new_file(
+            changed.sort_by([(k, "ascending") for k in sort_by]), row_group_rows, now
         )
-        _fsync(root / name)  # on disk before the log entry that names it
-        actions.append(
-            {
-                "add": {
-                    "path": name,
-                    "partitionValues": {},
-                    "size": (root / name).stat().st_size,
-                    "modificationTime": now,
-                    "dataChange": True,
-                    "stats": _stats_json(new),
-                }
-            }
-        )
+        new[add["path"]] = data
+        actions.append({"add": add})
     if not actions:
         return MergeResult(dt.version(), 0, 0, 0)
     counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
-    info = {
-        "timestamp": now,
-        "operation": "MERGE",
-        "operationParameters": {"predicate": f"{key} in touched keys", "mode": "deletion vectors"},
-        "clientVersion": "datacloud",
-        "datacloud.run_id": run_id,
-        "datacloud.ds": ds,
-        "datacloud.publish": "deletion_vectors",
-        **(metadata or {}),
-        **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()},
-    }
+    info = _commit_info(
+        "MERGE",
+        {"predicate": f"{key} in touched keys", "mode": "deletion vectors"},
+        run_id,
+        ds,
+        {
+            "datacloud.publish": "deletion_vectors",
+            **(metadata or {}),
+            **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()},
+        },
+    )
     version = dt.version() + 1
-    try:
-        _commit(root, version, [{"commitInfo": info}, *actions])
-    except RuntimeError:  # another writer took the version: tonight's file is nobody's
-        if changed.num_rows:
-            (root / actions[-1]["add"]["path"]).unlink(missing_ok=True)
-        raise
+    _commit_files(path, version, [info, *actions], new)
     return MergeResult(version, inserted, updated, deleted)
 
 
@@ -764,60 +1017,6 @@ def _differs(old: pa.Table, new: pa.Table) -> pa.Array:
         one_null = pc.xor(pc.is_null(a), pc.is_null(b))
         out = pc.or_(out, pc.or_(ne, one_null))
     return out
-
-
-def _sorted_rewrite(
-    dt: DeltaTable,
-    rows: pa.Table,
-    key: str,
-    gone: pa.Array,
-    sort_by: list[str],
-    writer: WriterProperties,
-    run_id: str,
-    ds: str,
-    metadata: dict[str, str] | None,
-) -> MergeResult:
-    """Replace the touched keys' rows and drop ``gone`` in Arrow; overwrite sorted, one commit.
-
-    The table is read with delta-rs's view types (string_view: taking rows from them copies
-    no string data) and written back as such; Parquet stores plain strings either way.
-    """
-    current = dt.to_pyarrow_table() if not has_deletion_vectors(dt) else read_loaded(dt)
-    rows = rows.select(current.column_names).cast(current.schema)
-    new_keys = rows[key].combine_chunks()
-    in_rows = pc.is_in(current[key], value_set=new_keys)
-    in_gone = pc.is_in(current[key], value_set=gone.cast(new_keys.type))
-    old = current.filter(in_rows).sort_by([(key, "ascending")])
-    deleted = pc.sum(in_gone).as_py() or 0
-    new = rows.filter(pc.is_in(new_keys, value_set=old[key].combine_chunks()))
-    new = new.sort_by([(key, "ascending")])
-    if old.num_rows != new.num_rows:  # a key twice in the table: cannot pair old and new
-        raise ValueError(f"{dt.table_uri}: duplicate values of key column {key}")
-    updated = (pc.sum(_differs(old, new)).as_py() or 0) if old.num_rows else 0
-    inserted = rows.num_rows - new.num_rows
-    if inserted == updated == deleted == 0:
-        return MergeResult(dt.version(), 0, 0, 0)
-    # one take from [current, rows] in sort order, skipping the replaced and deleted rows
-    both = pa.concat_tables([current, rows])
-    keep = pa.chunked_array(
-        [
-            *pc.invert(pc.or_(in_rows, in_gone)).chunks,
-            pa.array(np.ones(rows.num_rows, dtype=bool)),
-        ],
-        pa.bool_(),
-    )
-    order = pc.sort_indices(both.select(sort_by), sort_keys=[(k, "ascending") for k in sort_by])
-    table = both.take(order.filter(pc.take(keep, order)))
-    counts = {"inserted": inserted, "updated": updated, "deleted": deleted}
-    extra = {**(metadata or {}), **{f"datacloud.rows_{k}": str(v) for k, v in counts.items()}}
-    write_deltalake(
-        dt,
-        table,
-        mode="overwrite",
-        writer_properties=writer,
-        commit_properties=_metadata(run_id, ds, extra),
-    )
-    return MergeResult(_latest(dt), inserted, updated, deleted)
 
 
 def _merge(
@@ -870,8 +1069,12 @@ def key_ranges(dt: DeltaTable, key: str) -> list[tuple[str, int, object, object]
     """(file, row group, min, max) of ``key`` for every row group of the table's data files,
     from the Parquet footers (``None`` bounds: no statistics, or only nulls)."""
     out: list[tuple[str, int, object, object]] = []
-    if has_deletion_vectors(dt):  # local tables only; pyarrow's dataset refuses them
-        footers = [(u, pq.ParquetFile(_local_path(u)).metadata) for u in dt.file_uris()]
+    if has_deletion_vectors(dt):  # pyarrow's dataset refuses them: each file's footer
+        footers = []
+        for u in dt.file_uris():
+            fs, p = filesystem(_file_loc(Path("/"), u))
+            with fs.open_input_file(p) as f:
+                footers.append((u, pq.ParquetFile(f).metadata))
     else:
         footers = [(f.path, f.metadata) for f in dt.to_pyarrow_dataset().get_fragments()]
     for path, meta in footers:
@@ -942,6 +1145,30 @@ def maintain(
     Then delete files no reader of the last ``retention_days`` days needs (vacuum). Both
     commit only when they have something to do.
     """
+    path = parse(path) if isinstance(path, str) else path  # callers may pass a str
+    with table_lock(path):
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                return _maintain_once(
+                    path, key, retention_days, recluster_files_over, run_id, ds, row_group_rows
+                )
+            except (CommitConflict, CommitFailedError, VectorsUnknown) as e:
+                if attempt + 1 == PUBLISH_ATTEMPTS:
+                    raise
+                log.warning("%s: %s; reloading and maintaining again", path, e)
+                time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _maintain_once(
+    path: DataPath,
+    key: str,
+    retention_days: int,
+    recluster_files_over: int,
+    run_id: str,
+    ds: str,
+    row_group_rows: int,
+) -> dict[str, int]:
     dt = load(path)
     out = {"reclustered_files": 0, "vacuumed_files": 0}
     files = len(dt.file_uris())
@@ -953,22 +1180,26 @@ def maintain(
         or overlapping_row_groups(dt, key, within_files=with_dv)
         or dead > RECLUSTER_DELETED_OVER * physical
     ):
-        table = read_loaded(dt).sort_by([(key, "ascending")])
-        write_deltalake(
-            dt,
-            table,
-            mode="overwrite",
-            writer_properties=_writer(row_group_rows),
-            commit_properties=_metadata(run_id, ds, {"datacloud.maintenance": "recluster"}),
-        )
+        table = read_loaded(dt)
+        extra = {"datacloud.maintenance": "recluster"}
+        if delta_protocol.gate(dt).ours:
+            _rewrite(path, dt, None, table, [key], row_group_rows, run_id, ds, extra)
+        else:
+            write_deltalake(
+                dt,
+                table.sort_by([(key, "ascending")]),
+                mode="overwrite",
+                writer_properties=_writer(row_group_rows),
+                commit_properties=_metadata(run_id, ds, extra),
+            )
+            _verify_delta_rs_commit(path, dt.version() - 1)
         out["reclustered_files"] = files
         dt = load(path)
     hours = retention_days * 24
     # full: also files no version names (a publish killed before its commit), once older
     # than the retention, so never a file a running publish is about to commit
     due = dt.vacuum(retention_hours=hours, enforce_retention_duration=False, full=True)
-    if not is_object_store(path):  # tombstones whose files are gone already: nothing to do
-        due = [f for f in due if (Path(str(path)) / _local_path(f)).exists()]
+    due = [f for f in due if delta_protocol.exists(_file_loc(path, f))]  # not gone already
     if due:
         out["vacuumed_files"] = len(
             dt.vacuum(
@@ -980,66 +1211,37 @@ def maintain(
             )
         )
         dt = load(path)
+    _checkpoint_if_due(path, dt)
     if not is_object_store(path):
-        _checkpoint_if_due(Path(str(path)), dt)
         for aside in (Path(str(path)) / "_delta_log").glob(".*.json.tmp"):  # a killed _commit
             if time.time() - aside.stat().st_mtime > 86_400:
                 aside.unlink(missing_ok=True)
     return out
 
 
+def _file_loc(path: DataPath, file: str) -> DataPath:
+    """A file vacuum or delta-rs names (absolute URI, or relative to the table)."""
+    if "://" in file and not file.startswith("file:"):
+        return parse(file)
+    local = _local_path(file)
+    return local if local.is_absolute() else path / unquote(file)
+
+
 CHECKPOINT_EVERY = 10
 
 
-def _checkpoint_if_due(root: Path, dt: DeltaTable) -> None:
+def _checkpoint_if_due(root: DataPath, dt: DeltaTable) -> None:
     """A checkpoint once ``CHECKPOINT_EVERY`` versions have passed since the last one, so a
     reader replays few log entries. delta-rs checkpoints after its own commits every 100
-    versions; the deletion-vector commits bypass that hook."""
-    last = root / "_delta_log" / "_last_checkpoint"
-    since = json.loads(last.read_text())["version"] if last.exists() else -1
+    versions; our own commits bypass that hook."""
+    last = delta_protocol.read_bytes(root / "_delta_log" / "_last_checkpoint")
+    since = json.loads(last)["version"] if last is not None else -1
     if dt.version() - int(since) >= CHECKPOINT_EVERY:
         dt.create_checkpoint()
 
 
 class VectorsUnknown(Exception):
     """A file's current deletion vector is not in the log as expected (another writer)."""
-
-
-def _logged_vectors(root: Path) -> dict[str, dict[str, Any]]:
-    """Data file -> its current ``deletionVector`` descriptor, as the log holds it (the last
-    checkpoint, then the entries after it). A ``remove`` must name a file's vector exactly."""
-    log = root / "_delta_log"
-    out: dict[str, dict[str, Any]] = {}
-    start = -1
-    last = log / "_last_checkpoint"
-    if last.exists():
-        info = json.loads(last.read_text())
-        start = int(info["version"])
-        if info.get("parts"):
-            parts = sorted(log.glob(f"{start:020d}.checkpoint.*.parquet"))
-        else:
-            parts = [log / f"{start:020d}.checkpoint.parquet"]
-        for part in parts:
-            adds = pq.read_table(part, columns=["add"])["add"]
-            for add in adds.to_pylist():
-                if add is not None and add.get("deletionVector"):
-                    out[add["path"]] = add["deletionVector"]
-    entries = sorted(
-        (int(f.name.split(".")[0]), f) for f in log.glob("*.json") if f.name[0].isdigit()
-    )
-    for version, entry in entries:
-        if version <= start:
-            continue
-        for line in entry.read_text(encoding="utf-8").splitlines():
-            action = json.loads(line)
-            if "remove" in action:
-                out.pop(action["remove"]["path"], None)
-            elif "add" in action:
-                add = action["add"]
-                out.pop(add["path"], None)
-                if add.get("deletionVector"):
-                    out[add["path"]] = add["deletionVector"]
-    return {k: {f: v for f, v in d.items() if v is not None} for k, d in out.items()}
 
 
 def history(path: DataPath) -> list[dict[str, object]]:

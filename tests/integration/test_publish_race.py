@@ -1,0 +1,153 @@
+"""Curated publishes racing other writers of the same table, each in its own process.
+
+- our publish (deletion vectors, and copy-on-write) against an outsider looping delta-rs
+  ``optimize.compact()``;
+- our publish against an outsider looping ``vacuum(retention_hours=0, …, full=True)``, which
+  deletes every file no version names (the night's file, between its write and its commit);
+- two of our publishes of the same night at once (the table lock serialises them).
+
+After every run the table holds exactly the expected rows (no key twice, none lost), read by
+``delta.read_table`` (delta-rs) and by polars. Nothing is mocked: real processes, real Delta
+tables on a tmp folder. Each outsider loop is bounded (``OUTSIDER_ROUNDS``), each run too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from datacloud.delta import ROW_HASH, publish, read_table
+
+RUNS = 10
+ROWS = 3_000
+OUTSIDER_ROUNDS = 400
+
+PUBLISH = textwrap.dedent(
+    """
+    import sys, pyarrow as pa
+    from datacloud.delta import publish
+    from pathlib import Path
+    path, tag, way = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    ids = list(range(0, {rows}, 10))
+    rows = pa.table({{"id_number": [f"{{i:017d}}X" for i in ids],
+                     "name": [f"{{tag}}{{i}}" for i in ids]}})
+    gone = pa.array([f"{{i:017d}}X" for i in (3, 5)])
+    dv_under = 1.0 if way == "dv" else 0.0
+    print("READY", flush=True)
+    sys.stdin.readline()
+    publish(path, rows, "id_number", gone, ["id_number"], "race", "2026-11-21",
+            full=False, deletion_vectors_under=dv_under)
+    """
+).format(rows=ROWS)
+
+OUTSIDER = textwrap.dedent(
+    """
+    import os, sys, time
+    from deltalake import DeltaTable
+    path, what, rounds, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    print("READY", flush=True)
+    for _ in range(rounds):
+        if os.path.exists(stop):
+            break
+        try:
+            dt = DeltaTable(path)
+            if what == "optimize":
+                dt.optimize.compact()
+            else:
+                dt.vacuum(retention_hours=0, enforce_retention_duration=False,
+                          dry_run=False, full=True)
+        except Exception:
+            pass  # a conflict with our publish: the outsider just tries again
+        time.sleep(0.001)
+    """
+)
+
+
+def _start(code: str, *args: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def _base(path: Path) -> dict[str, str]:
+    """Yesterday's table (deletion vectors enabled) and tonight's expected content."""
+    ids = list(range(ROWS))
+    rows = pa.table({"id_number": [f"{i:017d}X" for i in ids], "name": [f"a{i}" for i in ids]})
+    publish(path, rows, "id_number", None, ["id_number"], "r0", "2026-11-20")
+    expected = {f"{i:017d}X": f"a{i}" for i in ids}
+    for i in range(0, ROWS, 10):
+        expected[f"{i:017d}X"] = f"b{i}"
+    for i in (3, 5):
+        del expected[f"{i:017d}X"]
+    return expected
+
+
+def _assert_content(path: Path, expected: dict[str, str]) -> None:
+    got = read_table(path).drop_columns([ROW_HASH])
+    keys = got["id_number"].to_pylist()
+    assert len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} keys duplicated"
+    assert dict(zip(keys, got["name"].to_pylist(), strict=True)) == expected
+    frame = pl.read_delta(str(path))
+    assert frame.height == len(expected) and frame["id_number"].n_unique() == len(expected)
+    assert dict(zip(frame["id_number"], frame["name"], strict=True)) == expected
+
+
+def _race(path: Path, outsider: str | None, second: bool, way: str) -> None:
+    ours = [_start(PUBLISH, str(path), "b", way)]
+    if second:
+        ours.append(_start(PUBLISH, str(path), "b", way))
+    stop = path.parent / "stop"
+    other = None
+    if outsider:
+        other = _start(OUTSIDER, str(path), outsider, str(OUTSIDER_ROUNDS), str(stop))
+    for p in ours:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in ours:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    stop.touch()
+    if other is not None:
+        other.communicate(timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("outsider", "second", "way"),
+    [
+        ("optimize", False, "dv"),
+        ("optimize", False, "cow"),
+        ("vacuum", False, "dv"),
+        ("vacuum", False, "cow"),
+        (None, True, "dv"),
+    ],
+    ids=["optimize-dv", "optimize-rewrite", "vacuum-dv", "vacuum-rewrite", "two-publishes"],
+)
+def test_publish_races_leave_exactly_the_expected_rows(
+    tmp_path: Path, outsider: str | None, second: bool, way: str
+) -> None:
+    corrupted = []
+    for run in range(RUNS):
+        path = tmp_path / f"run{run}" / "person"
+        expected = _base(path)
+        _race(path, outsider, second, way)
+        try:
+            _assert_content(path, expected)
+            for add in DeltaTable(str(path)).file_uris():  # no commit names a missing file
+                assert Path(add.removeprefix("file://")).exists(), add
+        except AssertionError as e:
+            corrupted.append(f"run {run}: {e}")
+    assert not corrupted, f"{len(corrupted)} of {RUNS} runs corrupted: {corrupted[:3]}"
