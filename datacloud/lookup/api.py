@@ -208,6 +208,9 @@ _REFUSALS = {
     ),
 }
 _MAX_BODY_MESSAGES = 100_000  # a bound on the receive loop beside the byte cap
+# on a refusal before the body is read: uvicorn closes the connection after the answer instead
+# of reading (and discarding) the rest of the body to keep the connection alive
+_HANG_UP = {"Connection": "close"}
 
 
 def _shown(text: str, limit: int = 120) -> str:
@@ -245,7 +248,7 @@ def _refused(refusal: Refusal) -> JSONResponse:
         429,
         refusal.rule,
         en.format(**words),
-        headers={"Retry-After": str(refusal.retry_after)},
+        headers={"Retry-After": str(refusal.retry_after), **_HANG_UP},
         message_zh=zh.format(**words),
         retry_after=refusal.retry_after,
     )
@@ -282,7 +285,8 @@ class RequestGate:
             if principal is None:
                 await self._unauthorised(client, key, path)
                 en, zh = UNAUTHORISED_MESSAGE
-                await _error(401, "UNAUTHORISED", en, message_zh=zh)(scope, receive, send)
+                refused = _error(401, "UNAUTHORISED", en, headers=_HANG_UP, message_zh=zh)
+                await refused(scope, receive, send)
                 return
             refusal = self.limiter.admit(principal.key_id, principal.role)
             if refusal is not None:
@@ -323,7 +327,7 @@ class RequestGate:
             413,
             "BODY_TOO_LARGE",
             f"the request body is larger than {self.max_body} bytes",
-            headers={"Connection": "close"},
+            headers=_HANG_UP,
             message_zh=f"请求体超过 {self.max_body} 字节上限",
         )
         await response(scope, receive, send)
