@@ -5,10 +5,10 @@ Incremental nights publish curated tables with deletion vectors that our own cod
 through ``delta.publish`` and ``delta.maintain`` twice: with deletion vectors (the platform's
 default) and without (copy-on-write: the twin, which every reader can read). After each night
 the deletion-vector table is read by each engine a platform user may point at it, and its whole
-content (every column, sorted by key) must equal the twin's:
+content (every column, sorted by key) must equal the twin's, and its row count the twin's:
 
 - polars (``pl.read_delta``, ``pl.scan_delta``);
-- deltalake's own DataFusion engine (``DeltaTable.scan()``);
+- deltalake's own DataFusion engine (``DeltaTable.scan()``, ``QueryBuilder``);
 - DuckDB's ``delta_scan``, the extension file of the PyPI package ``duckdb-extension-delta``
   loaded by path (``INSTALL delta`` would download; autoinstall is off);
 - ClickHouse embedded (chdb), ``deltaLakeLocal`` with its delta-kernel reader;
@@ -16,7 +16,8 @@ content (every column, sorted by key) must equal the twin's:
 
 Every engine is a locked dependency: one that fails to import or start fails the test. Nothing
 is mocked. ``test_the_readers_that_answer_wrongly_or_refuse`` pins the readers that
-docs/curation.md warns about ("Reading the curated tables"), so the warnings stay true.
+docs/curation.md warns about ("Reading the curated tables"), so the warnings stay true, and
+``test_the_documented_snippets_read_the_live_rows`` runs that section's snippets as written.
 
 Row data is synthetic (``00000000000000042X``-style keys, made-up names): no personal data.
 """
@@ -321,7 +322,7 @@ def test_every_reader_sees_what_a_copy_on_write_twin_holds_night_after_night(
     )
     counters = _counters(duckdb_con, spark)
     nights = _nights()
-    first_file = None
+    first_file = ""
     grown: list[int] = []
     for night, ((ds, rows, gone), expected) in enumerate(
         zip(nights, _expected(nights), strict=True)
@@ -391,8 +392,10 @@ def test_the_readers_that_answer_wrongly_or_refuse(
     assert live == want  # ints and booleans, never rows
     physical = _physical_rows(path)
     assert physical > live
-    replaced = set(nights[1][1][KEY].to_pylist())  # published again: old and new rows exist
-    deleted = set(nights[1][2].to_pylist())
+    _, published, gone_keys = nights[1]
+    assert gone_keys is not None
+    replaced = set(published[KEY].to_pylist())  # published again: old and new rows exist
+    deleted = set(gone_keys.to_pylist())
 
     # pd.read_parquet on the folder reads every Parquet file: deleted and replaced rows too
     for folder in (path, twin):
