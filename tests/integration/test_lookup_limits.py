@@ -356,3 +356,43 @@ def test_the_docs_page_loads_nothing_from_elsewhere(root, tmp_path) -> None:
         assert "<purpose>" not in html and "&lt;purpose&gt;" in html  # escaped examples
         assert httpx.get(f"{base}/redoc", headers=AUDITOR).status_code == 404
         assert httpx.get(f"{base}/openapi.json").status_code == 200
+
+
+# --- 6. several workers share the counters through Redis --------------------------------------
+
+
+def test_two_workers_share_limits_through_redis() -> None:
+    """Two limiters on one Redis (as two uvicorn workers would be) count one key and one address
+    together. Redis on 127.0.0.1:6379 as `make e2e` uses it (database 11 here, keys named
+    with a fresh id and deleted afterwards)."""
+    import uuid
+
+    import redis
+
+    from datacloud.lookup.limits import LookupLimiter, RoleLimits
+
+    uri = "redis://127.0.0.1:6379/11"
+    client = redis.Redis.from_url(uri, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379 (DEVELOPERS.md: `.ci/run` starts it)")
+    run = uuid.uuid4().hex
+    config = LookupLimits(
+        storage_uri=uri,
+        roles={"clerk": RoleLimits(rate="4/minute", quota="100/day")},
+        lockout=Lockout(failures=2, window_seconds=60, lockout_seconds=60),
+    )
+    one, two = LookupLimiter(config), LookupLimiter(config)
+    try:
+        admitted = [w.admit(f"key-{run}", "clerk") is None for w in (one, two, one, two)]
+        assert admitted == [True] * 4
+        refusal = two.admit(f"key-{run}", "clerk") or one.admit(f"key-{run}", "clerk")
+        assert refusal is not None and refusal.rule == "RATE_LIMITED"
+        assert one.failed_key(f"10.1.{run}") is False and two.failed_key(f"10.1.{run}") is True
+        locked = one.locked_out(f"10.1.{run}")
+        assert locked is not None and locked.rule == "LOCKED_OUT"
+    finally:
+        for key in client.scan_iter(match=f"*{run}*", count=100):  # bounded by the keys
+            client.delete(key)
+        client.close()
