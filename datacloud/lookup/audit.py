@@ -153,7 +153,7 @@ class FileSink:
                         msg = f"the audit lock is held for over {LOCK_TIMEOUT_S} s"
                         raise OSError(msg) from None
                     time.sleep(pause)
-                    pause = min(pause * 2, 0.02)
+                    pause = min(pause * 2, 0.005)
             if names(self.folder / LOCK_NAME, self._lock_fd):
                 return self._lock_fd
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
