@@ -633,10 +633,14 @@ def _commit_files(
             raise
     else:
         raise CommitConflict(f"{path}: {REBASES} commits by other writers in a row")
-    for name, data in files.items():
-        if not delta_protocol.exists(path / name):
-            log.warning("%s: %s vanished before its commit; written again", path, name)
-            delta_protocol.write_bytes(path / name, data)
+    # an outsider's vacuum that listed the table before our commit may still be deleting
+    # (a 0-hour vacuum): look a few times over a short while
+    for pause in (0.0, 0.1, 0.3, 1.0) if files else ():
+        time.sleep(pause)
+        for name, data in files.items():
+            if not delta_protocol.exists(path / name):
+                log.warning("%s: %s vanished around its commit; written again", path, name)
+                delta_protocol.write_bytes(path / name, data)
 
 
 def _delete_file(loc: DataPath) -> None:
