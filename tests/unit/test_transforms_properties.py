@@ -53,7 +53,14 @@ from hypothesis import strategies as st
 from stdnum import exceptions as stdnum_errors
 from stdnum.cn import ric, uscc
 
-from transforms._arrow import _settle, blank_to_null, compact_identifier, issues_array, nfkc
+from transforms._arrow import (
+    _settle,
+    blank_to_null,
+    compact_identifier,
+    first_issue,
+    issues_array,
+    nfkc,
+)
 from transforms.codes import division_table
 from transforms.credit_code import (
     AUTHORITY_TYPES,
@@ -64,7 +71,13 @@ from transforms.credit_code import (
 )
 from transforms.dates import _parse_texts
 from transforms.id_number import id_check_char, normalise_id_number
-from transforms.names import _clean_person_names, _collapse_whitespace
+from transforms.names import (
+    _PERSON_CODES,
+    MAX_LENGTH,
+    _clean_person_names,
+    _collapse_whitespace,
+    hostile_checks,
+)
 from transforms.phones import _normalise_phones
 from transforms.registry import NORMALISERS
 from transforms.result import NormaliseContext, Normalised
@@ -185,14 +198,19 @@ def test_other_string_types_and_chunks(name: str) -> None:
 def test_fast_paths_equal_general_paths(values: list[str | None]) -> None:
     arr = pa.array(values, pa.string())
     names = NORMALISERS["person_name"](arr, CTX)
-    general_names, general_codes = _clean_person_names(arr)
+    general_names, name_codes = _clean_person_names(arr)
+    # the hostile-value checks run on the cleaned names of either path
+    checks = hostile_checks(general_names, MAX_LENGTH["person_name"], markup=True)
+    checks += [(name_codes == 0, "NAME_EMPTY"), (name_codes == 1, "NAME_CHARS")]
+    general_codes = first_issue(len(arr), [(m, _PERSON_CODES.index(c)) for m, c in checks])
     assert names.values.to_pylist() == [
         v if c < 0 else None for v, c in zip(general_names.to_pylist(), general_codes, strict=True)
     ]
-    assert names.issues.equals(issues_array(general_codes, ["NAME_EMPTY", "NAME_CHARS"]))
+    assert names.issues.equals(issues_array(general_codes, _PERSON_CODES))
 
-    text = NORMALISERS["text"](arr, CTX).values
-    assert text.equals(blank_to_null(_collapse_whitespace(nfkc(arr))))
+    text = NORMALISERS["text"](arr, CTX)
+    general_text = blank_to_null(_collapse_whitespace(nfkc(arr)))
+    assert text.values.equals(pc.if_else(pc.is_valid(text.issues), None, general_text))
 
     phones = NORMALISERS["phone"](arr, CTX)
     general_phones, phone_codes = _normalise_phones(arr, CTX)
