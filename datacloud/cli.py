@@ -468,7 +468,6 @@ def _is_user_error(e: BaseException) -> bool:
 
 def run(args: list[str] | None = None) -> int:
     """Run the command line and return its exit code (the module docstring lists them)."""
-    import click
     from pydantic import ValidationError
 
     from datacloud.config import ConfigError
@@ -481,14 +480,17 @@ def run(args: list[str] | None = None) -> int:
     except (ConfigError, ValidationError) as e:
         _error(str(e))
         return EXIT_USAGE
-    except click.exceptions.Exit as e:  # typer.Exit is click's
+    except typer.Exit as e:  # typer vendors click: its exceptions, not click's
         return int(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return EXIT_INTERRUPTED
-    except click.ClickException as e:  # usage errors: click's own message (plain text)
-        e.show()
-        return int(e.exit_code)
+    except typer.TyperException as e:
+        if hasattr(e, "show"):  # usage errors: click's own message (plain text), exit 2
+            e.show()
+            return int(getattr(e, "exit_code", EXIT_USAGE))
+        _error(f"internal error: {type(e).__name__}: {e}")
+        return EXIT_INTERNAL
     except Exception as e:
         if _is_user_error(e):
             _error(str(e))

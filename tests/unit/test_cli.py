@@ -74,3 +74,40 @@ def test_sample_writes_the_five_departments(tmp_path: Path) -> None:
         "scjg.db",
     ]
     assert (tmp_path / "ground_truth.parquet").is_file()
+
+
+def test_the_os_user_is_the_real_uids_name_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pwd
+
+    from datacloud.lookup.cli import os_user
+
+    monkeypatch.setenv("USER", "someone-else")
+    monkeypatch.setenv("LOGNAME", "someone-else")
+    assert os_user() == pwd.getpwuid(os.getuid()).pw_name != "someone-else"
+
+
+def test_a_uid_without_a_passwd_entry_is_named_by_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mocked: a uid without a passwd entry cannot run this venv's interpreter here (it lives
+    under /root, mode 0700), so pwd.getpwuid stands in for a passwd database that lacks it."""
+    import pwd
+
+    from datacloud.lookup.cli import os_user
+
+    def missing(uid: int) -> pwd.struct_passwd:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", missing)
+    monkeypatch.setenv("USER", "someone-else")
+    assert os_user() == f"uid:{os.getuid()}"
+
+
+def test_run_returns_the_code_typer_hands_back() -> None:
+    """standalone_mode=False returns typer.Exit's code instead of raising: run() passes it on."""
+    from datacloud.cli import run as cli_run
+
+    assert cli_run(["lookup", "new-key", "--holder", "x", "--role", "root"]) == 2
+    assert cli_run(["lookup", "new-key", "--holder", "x"]) == 0
+    assert cli_run(["--help"]) == 0
+    assert cli_run(["no-such-command"]) == 2
