@@ -4,7 +4,15 @@ A partition's ``_SUCCESS`` marker names its row count and its Parquet files; rea
 accept a partition that has the marker, and read only the files it names.
 
 On a local or shared folder, batches are written into a hidden temporary folder beside the
-partition, the marker last, and the folder then replaces the partition by rename.
+partition (``.ds=….tmp-<id>``), the marker last, and the folder then replaces the partition by
+two renames (the old partition aside to ``.ds=….old-<id>``, the new one in) under an ``flock``
+of the table folder. The writer holds an ``flock`` on its temporary folder while it lives, so
+after a ``kill -9`` its folder is known to be dead. The next write of any partition of the
+table, and a read that finds a partition missing, tidy the table folder under the same lock: a
+crashed swap is rolled forward (a dead ``.tmp-*`` whose marker's files hold its row count) or
+back (a complete ``.old-*``), and every other dead ``.tmp-*`` and ``.old-*`` is deleted, so no
+copy of raw personal data outlives the next run. Chunks are landed by hard links (the chunk
+folder stays whole until the partition is swapped in), so a killed landing is simply redone.
 
 On an object store (no rename, ``datacloud/storage.py``), batches are written under an
 attempt prefix inside the partition (``ds=.../_attempt-<id>/``); the marker, one PUT that
@@ -14,12 +22,17 @@ are deleted. A failed attempt deletes its own files and leaves the previous mark
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -29,6 +42,8 @@ from datacloud.storage import DataPath, ObjectPath, filesystem
 
 SUCCESS = "_SUCCESS"
 ATTEMPT = "_attempt-"
+# hidden siblings of a partition: a write in progress (or killed) and a swapped-out old copy
+_SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]{8}$")
 
 
 class IncompletePartition(RuntimeError):
@@ -90,17 +105,143 @@ class PartitionWriter:
         return [f"part-{i:05d}.parquet" for i in range(self._part)]
 
 
-def _publish(tmp: Path, partition: Path, rows: int) -> None:
-    """Write the marker last, then swap ``tmp`` in for the partition (rename, never copy)."""
-    marker = {"rows": rows, "files": sorted(p.name for p in tmp.glob("*.parquet"))}
+def _hidden(partition: Path, kind: str) -> Path:
+    return partition.parent / f".{partition.name}.{kind}-{uuid.uuid4().hex[:8]}"
+
+
+def _lock(folder: Path, blocking: bool = True) -> int | None:
+    """An exclusive ``flock`` on a folder: its descriptor, or None when another process holds
+    it (``blocking=False``). A file system without ``flock`` gives a descriptor without a lock
+    (then concurrent writers of one table are not told apart: one night per table at a time,
+    as the DAGs run, stays safe)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError as e:
+        if e.errno not in (errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF):
+            os.close(fd)
+            raise
+    return fd
+
+
+@contextmanager
+def _table_lock(folder: Path) -> Iterator[None]:
+    """Swaps and tidying of one table's partitions, one at a time."""
+    fd = _lock(folder)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _alive(folder: Path) -> bool:
+    """Whether a live writer holds ``folder`` (its flock goes with its process)."""
+    try:
+        fd = _lock(folder, blocking=False)
+    except FileNotFoundError:
+        return True  # gone already: nothing to tidy
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def _complete(folder: Path) -> float | None:
+    """The marker's time when ``folder`` is a complete partition (marker readable, every file
+    it names present, their row counts adding up to its count), else None."""
+    try:
+        marker = folder / SUCCESS
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+        rows = sum(pq.ParquetFile(folder / name).metadata.num_rows for name in meta["files"])
+        return marker.stat().st_mtime if rows == meta["rows"] else None
+    except Exception:
+        return None
+
+
+def _tidy(table: Path, only: str | None = None) -> None:
+    """Under the table lock: finish or undo crashed swaps and delete dead copies.
+
+    For each partition name with hidden siblings (``only``: just that one), a missing
+    partition is restored from the newest complete dead ``.tmp-*`` (roll forward), else the
+    newest complete ``.old-*`` (roll back); then every remaining dead sibling is deleted.
+    A ``.tmp-*`` whose writer lives is left alone.
+    """
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for entry in table.iterdir() if table.is_dir() else []:
+        m = _SIBLING.match(entry.name)
+        if m and (only is None or m["name"] == only):
+            groups.setdefault(m["name"], []).append((m["kind"], entry))
+    for name, entries in groups.items():
+        dead = [(kind, p) for kind, p in entries if kind == "old" or not _alive(p)]
+        partition = table / name
+        if not partition.exists():
+            ranked = sorted(
+                (
+                    (kind == "tmp", when, p)
+                    for kind, p in dead
+                    if (when := _complete(p)) is not None
+                ),
+                reverse=True,
+            )
+            if ranked:
+                os.rename(ranked[0][2], partition)
+        for _, p in dead:
+            if p.exists():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _discard(folder: Path) -> None:
+    """Delete a folder of raw rows: renamed to a dead ``.tmp-*`` sibling first, so a kill
+    in the middle leaves something the next tidy deletes, never a half folder under its name."""
+    if not folder.exists():
+        return
+    aside = folder.parent / f".{folder.name.lstrip('.')}.tmp-{uuid.uuid4().hex[:8]}"
+    os.rename(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _publish(tmp: Path, partition: Path, rows: int, landed: str | None = None) -> None:
+    """Write the marker last, then swap ``tmp`` in for the partition (rename, never copy).
+    ``landed``: the chunk folder landed (a retry after its deletion finds it done)."""
+    marker: dict[str, object] = {
+        "rows": rows,
+        "files": sorted(p.name for p in tmp.glob("*.parquet")),
+    }
+    if landed is not None:
+        marker["landed"] = landed
     (tmp / SUCCESS).write_text(json.dumps(marker), encoding="utf-8")
     old = None
-    if partition.exists():
-        old = partition.parent / f".{partition.name}.old-{uuid.uuid4().hex[:8]}"
-        partition.rename(old)
-    tmp.rename(partition)
+    with _table_lock(partition.parent):
+        if partition.exists():
+            old = _hidden(partition, "old")
+            os.rename(partition, old)
+        os.rename(tmp, partition)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _staging(partition: Path) -> Iterator[Path]:
+    """A new hidden ``.tmp-*`` folder beside the partition, held (flock) while the caller
+    writes into it; the table folder is tidied first. On error the folder is deleted."""
+    partition.parent.mkdir(parents=True, exist_ok=True)
+    with _table_lock(partition.parent):  # a tidy never sees the new folder unheld
+        _tidy(partition.parent)
+        tmp = _hidden(partition, "tmp")
+        tmp.mkdir()
+        held = _lock(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if held is not None:
+            os.close(held)
 
 
 class BackgroundWriter:
@@ -154,18 +295,15 @@ def replace_partition(partition: DataPath) -> Iterator[PartitionWriter]:
         with _replace_object_partition(partition) as writer:
             yield writer
         return
-    partition.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partition.parent / f".{partition.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    writer = PartitionWriter(tmp)
-    try:
-        yield writer
-        writer.close()
-        _publish(tmp, partition, writer.rows)
-    except BaseException:
-        writer.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _staging(partition) as tmp:
+        writer = PartitionWriter(tmp)
+        try:
+            yield writer
+            writer.close()
+            _publish(tmp, partition, writer.rows)
+        except BaseException:
+            writer.close()
+            raise
 
 
 def chunk_folder(partition: DataPath, run_key: str) -> DataPath:
@@ -192,10 +330,13 @@ def write_chunk(folder: DataPath, index: int) -> Iterator[PartitionWriter]:
     try:
         yield writer
         writer.close()
-        (tmp / SUCCESS).write_text(json.dumps({"rows": writer.rows}), encoding="utf-8")
+        marker = {"rows": writer.rows, "files": writer.files}
+        (tmp / SUCCESS).write_text(json.dumps(marker), encoding="utf-8")
+        old = folder / f".chunk-{index:05d}.old-{uuid.uuid4().hex[:8]}"
         if done.exists():
-            shutil.rmtree(done)
-        tmp.rename(done)
+            os.rename(done, old)  # a kill now leaves the chunk missing, never half deleted
+        os.rename(tmp, done)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -207,27 +348,64 @@ def land_chunks(partition: DataPath, folder: DataPath, chunks: int, empty_schema
     if isinstance(partition, ObjectPath) and isinstance(folder, ObjectPath):
         return _land_object_chunks(partition, folder, chunks, empty_schema)
     assert isinstance(partition, Path) and isinstance(folder, Path)
+    if not folder.exists() and partition.is_dir():
+        meta = _landed(partition)
+        if meta is not None and meta.get("landed") == folder.name:
+            # landed, then killed while deleting the chunk folders: finish that
+            with _table_lock(partition.parent):
+                _tidy(partition.parent)
+            for stale in partition.parent.glob(f".{partition.name}.chunks-*"):
+                _discard(stale)
+            return int(meta["rows"])
     missing = [i for i in range(chunks) if not (folder / f"chunk-{i:05d}" / SUCCESS).is_file()]
     if missing:
         raise IncompletePartition(f"{partition}: chunks {missing} of {chunks} were not extracted")
-    tmp = partition.parent / f".{partition.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    rows = 0
-    try:
-        for i in range(chunks):
-            chunk = folder / f"chunk-{i:05d}"
-            rows += json.loads((chunk / SUCCESS).read_text(encoding="utf-8"))["rows"]
-            for part in sorted(chunk.glob("*.parquet")):
-                part.rename(tmp / f"chunk-{i:05d}-{part.name}")
+    parts = [_chunk_files(folder / f"chunk-{i:05d}") for i in range(chunks)]
+    rows = sum(n for n, _ in parts)
+    with _staging(partition) as tmp:
+        # hard links: the chunk folder stays whole until the partition is swapped in
+        for i, (_, files) in enumerate(parts):
+            for part in files:
+                _link(part, tmp / f"chunk-{i:05d}-{part.name}")
         if not any(tmp.glob("*.parquet")):
             pq.write_table(empty_schema.empty_table(), tmp / "part-00000.parquet")
-        _publish(tmp, partition, rows)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _publish(tmp, partition, rows, landed=folder.name)
     for stale in partition.parent.glob(f".{partition.name}.chunks-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        _discard(stale)
     return rows
+
+
+def _landed(partition: Path) -> dict[str, Any] | None:
+    """The marker of a complete partition, else None."""
+    if _complete(partition) is None:
+        return None
+    meta: dict[str, Any] = json.loads((partition / SUCCESS).read_text(encoding="utf-8"))
+    return meta
+
+
+def _chunk_files(chunk: Path) -> tuple[int, list[Path]]:
+    """A landed chunk's row count and files, checked against its marker (IncompletePartition
+    when a file is missing or the files hold another row count)."""
+    meta = json.loads((chunk / SUCCESS).read_text(encoding="utf-8"))
+    names = meta.get("files")
+    files = [chunk / n for n in names] if names is not None else sorted(chunk.glob("*.parquet"))
+    try:
+        held = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    except FileNotFoundError as e:
+        raise IncompletePartition(f"{chunk}: a file its marker names is missing") from e
+    if held != meta["rows"]:
+        raise IncompletePartition(f"{chunk}: marker says {meta['rows']} rows, files hold {held}")
+    return held, files
+
+
+def _link(source: Path, target: Path) -> None:
+    """A hard link (no copy of the rows); a copy where the file system has none."""
+    try:
+        os.link(source, target)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        shutil.copyfile(source, target)
 
 
 def read_partition(partition: DataPath) -> pa.Table:
@@ -235,16 +413,28 @@ def read_partition(partition: DataPath) -> pa.Table:
     otherwise."""
     fs, base = filesystem(partition)
     marker = _read_text(fs, f"{base}/{SUCCESS}")
+    if marker is None and isinstance(partition, Path) and not partition.exists():
+        with _table_lock(partition.parent) if partition.parent.is_dir() else _nothing():
+            _tidy(partition.parent, only=partition.name)  # a crashed swap: forward or back
+        marker = _read_text(fs, f"{base}/{SUCCESS}")
     if marker is None:
         raise IncompletePartition(f"{partition} is missing or incomplete (no {SUCCESS} marker)")
     meta = json.loads(marker)
-    parts = [pq.read_table(f"{base}/{name}", filesystem=fs) for name in meta["files"]]
+    try:
+        parts = [pq.read_table(f"{base}/{name}", filesystem=fs) for name in meta["files"]]
+    except FileNotFoundError as e:
+        raise IncompletePartition(f"{partition}: a file its marker names is missing") from e
     table = pa.concat_tables(parts) if parts else pa.table({})
     if table.num_rows != meta["rows"]:
         raise IncompletePartition(
             f"{partition}: marker says {meta['rows']} rows, files hold {table.num_rows}"
         )
     return table
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 # --- the object store: no rename, the marker is the commit ---------------------------------
@@ -331,6 +521,17 @@ def _write_object_chunk(folder: ObjectPath, index: int) -> Iterator[PartitionWri
             _delete(fs, f"{base}/{name}")
 
 
+def _object_rows(fs: pafs.FileSystem, paths: list[str]) -> int | None:
+    """The rows the Parquet files hold (their footers), None when one is missing."""
+    total = 0
+    for path in paths:
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with fs.open_input_file(path) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
 def _land_object_chunks(
     partition: ObjectPath, folder: ObjectPath, chunks: int, empty_schema: pa.Schema
 ) -> int:
@@ -342,8 +543,13 @@ def _land_object_chunks(
     if missing:
         raise IncompletePartition(f"{partition}: chunks {missing} of {chunks} were not extracted")
     rows, files = 0, []
-    for marker in markers:
+    for i, marker in enumerate(markers):
         meta = json.loads(marker or "{}")
+        held = _object_rows(fs, [f"{chunk_base}/{name}" for name in meta["files"]])
+        if held != meta["rows"]:
+            raise IncompletePartition(
+                f"{partition}: chunk {i}'s marker says {meta['rows']} rows, its files hold {held}"
+            )
         rows += meta["rows"]
         files += [f"{folder.name}/{name}" for name in meta["files"]]
     if not files:
