@@ -4,7 +4,8 @@ Every lookup writes one JSON line before its answer is returned; the write is fl
 (``fdatasync``) and a failure raises ``AuditUnavailable``, so a lookup that cannot be audited is
 not answered. The looked-up number is stored as HMAC-SHA256 under ``DATACLOUD_AUDIT_KEY``: an
 auditor holding a number can find its lookups (``search``), nobody can read numbers off the
-trail. Files: ``<root>/audit/lookups-<UTC date>.jsonl``, opened with ``O_APPEND`` only.
+trail. Files: ``<root>/audit/lookups-<UTC date>.jsonl``, appended to only, hash-chained
+(``audit_chain``); ``event`` writes non-lookup records (``kind``) the same way. docs/lookup.md#audit
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from typing import Any, Protocol
 
 from datacloud.lookup.audit_chain import (
     GENESIS,
+    TORN_MARK,
     fsync_dir,
     line_hash,
     line_of,
     names,
+    opened_for_writing,
     parse,
     seal,
+    system_event,
     tail,
     trail_files,
     write_all,
@@ -212,14 +216,20 @@ class FileSink:
         if self._last is not None and self._last[0] == day:  # our records of today are gone
             log.error("lookup audit: %s was moved or deleted; a new file begins", f"{day}.jsonl")
             detail = {"file": self.path(day).name, "reason": "moved or deleted while in use"}
-            notes.append(_system_event("trail_reopened", detail))
+            notes.append(system_event("trail_reopened", detail))
             return self._last[1], notes
         for _, earlier in reversed([f for f in trail_files(self.folder) if f[0] < day]):
-            with open(earlier, "rb+") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                last, complete = tail(fh.fileno(), size)
-                if complete != size:  # torn at the end of its day: keep the torn bytes aside
-                    notes.append(self._repair(fh.fileno(), earlier, complete, size))
+            try:
+                efd = os.open(earlier, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except PermissionError:  # archived read-only: its torn tail stays (verify warns)
+                efd = os.open(earlier, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                size = os.fstat(efd).st_size
+                last, complete = tail(efd, size)
+                if complete != size and opened_for_writing(efd):
+                    notes.append(self._repair(efd, earlier, complete, size))
+            finally:
+                os.close(efd)
             if last is not None:
                 return line_hash(last), notes
         return GENESIS, notes
@@ -235,16 +245,22 @@ class FileSink:
         finally:
             os.close(side_fd)
         fsync_dir(self.folder)
-        os.ftruncate(fd, complete)
+        try:
+            os.ftruncate(fd, complete)
+            how = "truncated"
+        except PermissionError:  # an append-only file (chattr +a): end the line, unparseable
+            write_all(fd, TORN_MARK)
+            how = "terminated"
         os.fsync(fd)
         log.warning(
-            "lookup audit: %s ended in an incomplete line (%d bytes); moved to %s",
+            "lookup audit: %s ended in an incomplete line (%d bytes); copied to %s, %s",
             path.name,
             len(torn),
             side.name,
+            how,
         )
-        detail = {"file": path.name, "torn_bytes": len(torn), "side_file": side.name}
-        return _system_event("trail_repaired", detail)
+        detail = {"file": path.name, "torn_bytes": len(torn), "side_file": side.name, "how": how}
+        return system_event("trail_repaired", detail)
 
     def _put(self, fd: int, record: dict[str, Any], prev: str, day: str) -> str:
         st = os.fstat(fd)
@@ -313,18 +329,6 @@ class FileSink:
                         )
                     elif kinds is None or rec.get("kind", "lookup") in kinds:
                         yield rec
-
-
-def _system_event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4().hex,
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "kind": kind,
-        "who": "datacloud",
-        "role": None,
-        "channel": None,
-        "detail": detail,
-    }
 
 
 class AuditLog:

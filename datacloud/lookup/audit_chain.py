@@ -14,16 +14,22 @@ A line written before the chain existed (no ``hash``) links by the digest of its
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 GENESIS = "0" * 64
+# what ends a torn line in place in an append-only file (chattr +a), so that it never parses
+TORN_MARK = b" <torn>\n"
+_GARBLED = "not a JSON record (garbled, or glued to a torn line)"
 _FILE = re.compile(r"^lookups-(\d{4}-\d{2}-\d{2})\.jsonl$")
 # characters str.splitlines() breaks on that JSON leaves unescaped: one record, one line
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
@@ -124,6 +130,22 @@ def write_all(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
 
 
+def opened_for_writing(fd: int) -> bool:
+    return (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) != os.O_RDONLY
+
+
+def system_event(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "kind": kind,
+        "who": "datacloud",
+        "role": None,
+        "channel": None,
+        "detail": detail,
+    }
+
+
 def trail_files(folder: Path) -> list[tuple[str, Path]]:
     """(day, path) of each day's file, oldest first."""
     if not folder.is_dir():
@@ -178,7 +200,7 @@ def _check(
 ) -> str | None:
     """Why the record at line ``n`` breaks the chain, or None."""
     if rec is None:
-        return "not a JSON record (garbled, or glued to a torn line)"
+        return _GARBLED
     if "hash" not in rec:
         return "a record without chain fields inside the chain (inserted)" if chained else None
     alg = rec.get("alg")
@@ -211,6 +233,7 @@ def verify(folder: Path, day: str | None = None) -> Verdict:
     chained = False
     for _, path in files:
         out.files += 1
+        torn_at: int | None = None  # a torn line ended in place, waiting for its trail_repaired
         for n, raw in _lines(path):
             if not raw.endswith(b"\n"):  # a torn tail: a write cut short, never acknowledged
                 out.warnings.append(
@@ -219,6 +242,14 @@ def verify(folder: Path, day: str | None = None) -> Verdict:
                 )
                 break
             rec = parse(raw)
+            if rec is None and raw.endswith(TORN_MARK) and torn_at is None:
+                torn_at = n
+                continue
+            if torn_at is not None:
+                if rec is None or rec.get("kind") != "trail_repaired":
+                    out.broken = Break(path.name, torn_at, None, _GARBLED)
+                    return out
+                torn_at = None
             reason = _check(rec, chained, prev_hash, prev_raw, n)
             if reason:
                 rid = rec.get("id") if rec is not None else None
@@ -232,9 +263,15 @@ def verify(folder: Path, day: str | None = None) -> Verdict:
             chained = True
             out.alg = str(rec["alg"])
             if rec.get("kind") == "trail_repaired":
-                side = (rec.get("detail") or {}).get("side_file")
-                out.warnings.append(f"{path.name} line {n}: a cut-short write was moved to {side}")
+                detail = rec.get("detail") or {}
+                out.warnings.append(
+                    f"{path.name} line {n}: a write cut short before this line was "
+                    f"{detail.get('how', 'truncated')}; its bytes are in {detail.get('side_file')}"
+                )
             prev_hash, prev_raw = str(rec["hash"]), None
+        if torn_at is not None:
+            out.broken = Break(path.name, torn_at, None, _GARBLED)
+            return out
     out.last_hash = prev_hash
     if prev_hash is None and prev_raw is not None:
         out.last_hash = digest(ALG, prev_raw.rstrip(b"\n"))

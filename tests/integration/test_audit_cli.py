@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,52 @@ def test_a_full_disk_refuses_lookups_then_the_trail_goes_on_clean(tiny_disk: Pat
 def _day(folder: Path) -> str:
     (path,) = folder.glob("lookups-*.jsonl")
     return path.name[len("lookups-") : -len(".jsonl")]
+
+
+# --- an append-only file (chattr +a): the torn line cannot be cut off ----------------------------
+
+
+@pytest.fixture
+def append_only(tmp_path: Path):
+    """Day files made append-only with chattr +a (needs root and ext4/xfs; skipped otherwise)."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        if subprocess.run(["chattr", "+a", str(path)], check=False).returncode != 0:
+            pytest.skip("chattr +a is not available here")
+        made.append(path)
+
+    yield make
+    for path in made:
+        subprocess.run(["chattr", "-a", str(path)], check=True)
+
+
+def test_a_torn_line_in_an_append_only_file_is_ended_and_marked(
+    tmp_path: Path, append_only: Any
+) -> None:
+    folder = tmp_path / "audit"
+    sink = FileSink(folder)
+    log = AuditLog([sink], KEY)
+    log.record(CLERK, "person", "核对", A, "found")
+    (path,) = folder.glob("lookups-*.jsonl")
+    with path.open("ab") as fh:  # a process killed mid-write
+        fh.write(b'{"alg": "sm3", "as_of": null, "at": "20')
+    append_only(path)
+    after = log.record(CLERK, "person", "核对", A, "found")
+    svc = LookupService(object(), log)  # type: ignore[arg-type]  # search reads the trail only
+    found = svc.search_audit(AUDITOR, "复核", A, 1000)
+    sink.close()
+    lines = path.read_bytes().splitlines()
+    assert lines[1] == b'{"alg": "sm3", "as_of": null, "at": "20 <torn>'
+    assert [json.loads(x)["kind"] for x in lines[2:]] == ["trail_repaired", "lookup", "lookup"]
+    assert after["id"] in [r["id"] for r in found]
+    v = verify(folder)
+    assert v.broken is None and v.records == 4 and "incomplete" not in str(v.warnings)
+    assert "terminated" in " ".join(v.warnings)
+    # the same line without its repair record is a break at its line
+    path_copy = tmp_path / "copy"
+    path_copy.mkdir()
+    kept = [lines[0], lines[1], *lines[3:]]
+    (path_copy / path.name).write_bytes(b"".join(x + b"\n" for x in kept))
+    broken = verify(path_copy).broken
+    assert broken is not None and broken.line == 2
