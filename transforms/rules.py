@@ -418,7 +418,8 @@ NOTES: tuple[str, ...] = (
     "cleaning (cleaning turns tabs and line breaks into a space), DEL, C1 (U+0080-U+009F), "
     "U+200B-U+200F, U+2028, U+2029, U+2060-U+2064 and the BOM U+FEFF. **Bidi** "
     "(`TEXT_BIDI_CHAR`): U+061C, U+202A-U+202E, U+2066-U+2069. Checked in person names, "
-    "enterprise names and text columns, and in `keep` columns holding text.",
+    "enterprise names and text columns, and in `keep` columns holding text (not cleaned, so "
+    "there a tab or line break counts too).",
     "- **标记 Markup** (`TEXT_MARKUP`): a person or enterprise name with `<`, `>` (full-width "
     "＜＞ included) or an HTML character reference such as `&lt;`. A person name with no letter "
     "at all is `NAME_EMPTY`; an enterprise name with none is `TEXT_NO_LETTER`.",
