@@ -112,18 +112,19 @@ def test_anchors_catch_the_last_record_removed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "says"),
     [
-        ["--day", "2026-13-01"],
-        ["--folder", "/nonexistent/audit"],
-        ["--anchor", "/nonexistent/anchors.json"],
+        (["--day", "2026-13-01"], "error: --day"),
+        (["--folder", "/nonexistent/audit"], "error: --folder"),
+        (["--anchor", "/nonexistent/anchors.json"], "error: --anchor"),
+        (["--no-such-option"], "No such option"),
     ],
-    ids=["bad date", "missing folder", "missing anchor file"],
+    ids=["bad date", "missing folder", "missing anchor file", "unknown option"],
 )
-def test_bad_usage_exits_2(tmp_path: Path, args: list[str]) -> None:
+def test_bad_usage_exits_2(tmp_path: Path, args: list[str], says: str) -> None:
     _trail(tmp_path)
     out = _cli("--folder", str(tmp_path), *args)
-    assert out.returncode == 2 and out.stderr.startswith("error:"), (out.stdout, out.stderr)
+    assert out.returncode == 2 and says in out.stderr, (out.stdout, out.stderr)
 
 
 # --- several writer processes: one chain ---------------------------------------------------------
