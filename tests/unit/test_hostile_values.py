@@ -289,3 +289,21 @@ def test_rejected_csv_shows_hostile_values_escaped(gongan: Department, tmp_path:
     assert by_pk["czrk:RK3"][3] == "'" + formula  # shown as text, never evaluated
     long = by_pk["czrk:RK4"][3]
     assert len(long) <= 32_767 and long.endswith(f"…[截断 truncated, {TEN_MB} chars]")
+
+
+def test_pass_through_text_columns_are_checked_too(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.csv"
+    rows = [(_id(1), "张三", "fine"), (_id(2), "李四", "a\x00b"), (_id(3), "王五", "\u202eab")]
+    rows.append((_id(4), "赵六", "\ufffd\\xFF"))
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([("id_number", "name", "note"), *rows])
+    out = normalise_csv("person", src, tmp_path / "o", DS)
+    assert (out.rows_in, out.rows_valid, out.rows_rejected) == (4, 1, 3)
+    assert pq.read_table(out.valid)["note"].to_pylist() == ["fine"]
+    assert pq.read_table(out.rejected)["reject_reasons"].to_pylist() == [
+        ["TEXT_CONTROL_CHAR"],
+        ["TEXT_BIDI_CHAR"],
+        ["ENCODING_INVALID"],
+    ]
