@@ -210,7 +210,8 @@ class FileSink:
         notes: list[dict[str, Any]] = []
         last, complete = tail(fd, st.st_size)
         if complete != st.st_size:
-            notes.append(self._repair(fd, self.path(day), complete, st.st_size))
+            note = self._repair(fd, self.path(day), complete, st.st_size, in_place=True)
+            notes.extend([note] if note else [])
         if last is not None:
             return line_hash(last), notes
         if self._last is not None and self._last[0] == day:  # our records of today are gone
@@ -227,15 +228,19 @@ class FileSink:
                 size = os.fstat(efd).st_size
                 last, complete = tail(efd, size)
                 if complete != size and opened_for_writing(efd):
-                    notes.append(self._repair(efd, earlier, complete, size))
+                    note = self._repair(efd, earlier, complete, size, in_place=False)
+                    notes.extend([note] if note else [])
             finally:
                 os.close(efd)
             if last is not None:
                 return line_hash(last), notes
         return GENESIS, notes
 
-    def _repair(self, fd: int, path: Path, complete: int, size: int) -> dict[str, Any]:
-        """Moves a torn tail (a write cut short) into ``<file>.torn-<ts>``; truncates it off."""
+    def _repair(
+        self, fd: int, path: Path, complete: int, size: int, in_place: bool
+    ) -> dict[str, Any] | None:
+        """Copies a torn tail (a write cut short) to ``<file>.torn-<ts>``, truncates it off (or
+        in an append-only file, ends it in place when ``in_place``; else it stays: None)."""
         torn = os.pread(fd, size - complete, complete)
         side = path.with_name(f"{path.name}.torn-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
         side_fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
@@ -249,6 +254,9 @@ class FileSink:
             os.ftruncate(fd, complete)
             how = "truncated"
         except PermissionError:  # an append-only file (chattr +a): end the line, unparseable
+            if not in_place:  # a past day's file: its trail_repaired could not follow it
+                log.warning("lookup audit: %s keeps an incomplete last line", path.name)
+                return None
             write_all(fd, TORN_MARK)
             how = "terminated"
         os.fsync(fd)

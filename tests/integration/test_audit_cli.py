@@ -272,3 +272,21 @@ def test_a_torn_line_in_an_append_only_file_is_ended_and_marked(
     (path_copy / path.name).write_bytes(b"".join(x + b"\n" for x in kept))
     broken = verify(path_copy).broken
     assert broken is not None and broken.line == 2
+
+
+def test_a_torn_tail_of_a_past_append_only_day_stays_and_is_a_warning(
+    tmp_path: Path, append_only: Any
+) -> None:
+    folder = tmp_path / "audit"
+    sink = FileSink(folder)
+    sink.write({"id": "r1", "at": f"{D1}T23:00:00.000+00:00", "kind": "lookup"})
+    sink.close()
+    with sink.path(D1).open("ab") as fh:
+        fh.write(b'{"id": "r2", "at": "20')
+    append_only(sink.path(D1))
+    sink = FileSink(folder)
+    sink.write({"id": "r3", "at": f"{D2}T00:00:01.000+00:00", "kind": "lookup"})
+    sink.close()
+    out = _cli("--folder", str(folder))
+    assert out.returncode == 0, out.stdout
+    assert "warning: " in out.stdout and "incomplete last line" in out.stdout

@@ -318,3 +318,27 @@ def test_check_writable_names_the_reason_and_writes_nothing(tmp_path: Path) -> N
     sink.path(audit_mod.datetime.now(audit_mod.UTC).date().isoformat()).mkdir(parents=True)
     wrong = AuditLog([sink], KEY).check_writable()
     assert wrong and "not a regular file" in wrong
+
+
+def test_a_torn_tail_left_at_the_end_of_a_day_is_repaired_when_the_next_day_begins(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "audit"
+    sink = FileSink(folder)
+    first = _rec("2026-11-20T23:00:00.000+00:00", 1)
+    sink.write(first)
+    sink.close()
+    with sink.path("2026-11-20").open("ab") as fh:  # killed mid-write before midnight
+        fh.write(b'{"id": "r2", "at": "2026-11-20T23:59')
+    sink = FileSink(folder)  # the next day, a new process
+    second = _rec("2026-11-21T00:00:01.000+00:00", 3)
+    sink.write(second)
+    sink.close()
+    assert sink.path("2026-11-20").read_bytes().endswith(b"\n")
+    (side,) = folder.glob("lookups-2026-11-20.jsonl.torn-*")
+    assert side.read_bytes() == b'{"id": "r2", "at": "2026-11-20T23:59'
+    day2 = _lines(sink.path("2026-11-21"))
+    assert [r["kind"] for r in day2] == ["trail_repaired", "lookup"]
+    assert day2[0]["prev"] == first["hash"]
+    v = verify(folder)
+    assert v.broken is None and v.records == 3
