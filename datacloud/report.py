@@ -303,8 +303,10 @@ def write_overview(root: StorageRoot, depts: list[Department], ds: date, nights:
     Covers the ``nights`` nights ending at ``ds``, read from each night's report.json; each
     cell links to that department's report of that night.
     """
+    from datacloud.audit_anchors import anchor_finished_days
     from datacloud.report_html import render_overview
 
+    anchor_finished_days(root)  # the audit trail's finished days, kept with the reports
     path = root.root / "reports" / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     _replace_text(path, render_overview(root, depts, ds, nights))

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from datacloud import charts
+from datacloud.audit_anchors import latest_anchors
 from datacloud.config import Department
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
@@ -307,6 +308,7 @@ def render_overview(root: StorageRoot, depts: list[Department], ds: date, nights
             dates=dates,
             rows=rows,
             counts=counts,
+            anchors=latest_anchors(root),
             generated_at=datetime.now().astimezone().isoformat(timespec="seconds"),
         )
     )
