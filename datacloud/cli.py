@@ -1,11 +1,13 @@
 """The ``datacloud`` command line.
 
 Exit codes (docs/operations.md "Command-line exit codes"): 0 done; 1 a negative answer (a
-lookup found no record, a demo DAG run failed); 2 a usage, input or configuration error (one
-message on stderr naming the option or file, never a traceback); 3 something the command needs
-is unavailable (the lookup audit trail or audit key, curated data not published); 70 an
-internal error (a bug: one line, ``DATACLOUD_DEBUG=1`` for the traceback); 130 interrupted.
-The consoles print no rich markup: text from arguments, files and data is printed verbatim.
+lookup found no record, a demo DAG run failed, the audit chain is broken); 2 a usage, input or
+configuration error (one message on stderr naming the option or file, never a traceback); 3
+something the command needs is unavailable (the lookup audit trail or audit key, curated data
+not published, the server's port); 70 an internal error (a bug: one line, ``DATACLOUD_DEBUG=1``
+for the traceback); 130 interrupted. ``run`` returns the code, ``main`` hands it to the shell.
+The consoles print no rich markup: text from arguments, files and data is printed verbatim,
+and ID and mobile numbers in error messages are masked.
 """
 
 from __future__ import annotations
@@ -355,7 +357,11 @@ def curated(
     console.print(f"curated/{table} version {shown}: {rows.num_rows:,} rows")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(rows, out)
+        try:  # "x": an --out that appeared since the check is still not overwritten
+            with out.open("wb" if force else "xb") as fh:
+                pq.write_table(rows, fh)
+        except FileExistsError:
+            raise UserError(f"--out: {out} exists; give --force to overwrite it") from None
         console.print(f"wrote {out}")
 
 

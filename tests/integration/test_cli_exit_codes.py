@@ -280,7 +280,6 @@ def test_serve_refuses_to_start(
         assert str(path) in out.stderr
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, -15)])
 def test_serve_on_a_port_in_use_is_exit_3(root: StorageRoot, tmp_path: Path) -> None:
     """uvicorn's own startup failure (its message, its code 3: the port is unavailable)."""
     with socket.socket() as taken:
@@ -299,6 +298,7 @@ def test_serve_on_a_port_in_use_is_exit_3(root: StorageRoot, tmp_path: Path) -> 
     assert out.returncode == 3 and "address already in use" in out.stderr, out.stderr
 
 
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, -15)])
 def test_serve_runs_until_stopped(
     root: StorageRoot, tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:
@@ -331,6 +331,23 @@ def test_new_key(tmp_path: Path) -> None:
     bad = run("lookup", "new-key", "--holder", "x", "--role", MARKUP)
     assert bad.returncode == 2 and f"got '{MARKUP}'" in bad.stderr
     assert run("lookup", "new-key").returncode == 2  # --holder is required
+
+
+def test_audit_verify(root: StorageRoot, keys: dict[str, str], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = lookup_env(root, DATACLOUD_STATE_ROOT=str(state))
+    for _ in range(2):
+        assert run("lookup", "person", keys["person"], "--purpose", "复核", env=env).returncode == 0
+    assert run("audit", "verify", env=env).returncode == 0
+    (day,) = (state / "audit").glob("lookups-*.jsonl")
+    first, second = day.read_text(encoding="utf-8").splitlines()
+    record = json.loads(first)
+    record["purpose"] = "改过"
+    day.write_text(json.dumps(record, ensure_ascii=False) + "\n" + second + "\n", "utf-8")
+    assert run("audit", "verify", env=env).returncode == 1
+    assert run("audit", "verify", "--day", MARKUP, env=env).returncode == 2
+    missing = run("audit", "verify", "--folder", str(tmp_path / "nowhere"), env=env)
+    assert missing.returncode == 2 and "is not a folder" in missing.stderr
 
 
 # --- the other commands ----------------------------------------------------------------------------
