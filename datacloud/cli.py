@@ -191,7 +191,8 @@ def normalise(
     ds = _date(business_date) if business_date else datetime.now(SHANGHAI).date()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} is a file, expected a folder")
-    _refuse_existing([out / "valid.parquet", out / "rejected.parquet"], force)
+    if input_csv.is_file():  # else normalise_csv names the input's problem, writing nothing
+        _refuse_existing([out / "valid.parquet", out / "rejected.parquet"], force)
     try:
         result = normalise_csv(kind, input_csv, out, ds)  # type: ignore[arg-type]
     except InputError as e:  # CsvHeaderError and other user_error ValueErrors: see main()
