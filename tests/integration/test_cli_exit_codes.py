@@ -525,3 +525,14 @@ def test_an_internal_error_is_exit_70_in_one_line(tmp_path: Path) -> None:
         check=False,
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_an_id_number_typed_into_an_argument_is_masked_in_the_message(tmp_path: Path) -> None:
+    number = "11010519491231002X"
+    for args in (
+        ["report", "--dept", number, "--date", "2026-11-20"],
+        ["lookup", "person", "x", "--purpose", "p", "--role", number],
+    ):
+        out = run(*args, env=_env(DATACLOUD_ROOT=str(tmp_path), DATACLOUD_LOOKUP_DEV="1"))
+        assert out.returncode == 2, out.stderr
+        assert number not in out.stderr and "110105********002X" in out.stderr
