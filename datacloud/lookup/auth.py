@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from datacloud.config import ConfigError, read_yaml
 from datacloud.lookup.limits import LookupLimits
 
 Role = Literal["clerk", "auditor"]
@@ -112,12 +112,13 @@ class ApiKeys:
 
     @classmethod
     def from_file(cls, path: Path) -> ApiKeys:
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            parsed = ApiKeysFile.model_validate(doc)
-        except FileNotFoundError:
-            raise KeysFileError(f"API keys file {path} does not exist") from None
-        except (yaml.YAMLError, ValidationError) as e:
+        if not path.exists():
+            raise KeysFileError(f"API keys file {path} does not exist")
+        try:  # the departments' strict reader: UTF-8 text, no repeated key (no silent last wins)
+            parsed = ApiKeysFile.model_validate(read_yaml(path))
+        except ConfigError as e:
+            raise KeysFileError(f"API keys file {e}") from None
+        except ValidationError as e:
             raise KeysFileError(f"API keys file {path}: {e}") from None
         keys = parsed.keys
         known = [k.holder for k in keys if k.sha256 in EXAMPLE_KEY_HASHES]

@@ -122,3 +122,17 @@ def test_lockout_after_failed_keys_per_address() -> None:
 )
 def test_key_hint_shows_at_most_four_characters(key: str | None, hint: str) -> None:
     assert key_hint(key) == hint
+
+
+def test_a_keys_file_repeating_a_key_is_refused_naming_the_file(tmp_path: Path) -> None:
+    from datacloud.lookup.auth import ApiKeys, KeysFileError, hash_key
+
+    path = tmp_path / "keys.yaml"
+    path.write_text(
+        "keys:\n"
+        f"  - holder: 窗口1\n    role: clerk\n    role: auditor\n    sha256: {hash_key('k' * 40)}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(KeysFileError, match="keys.yaml") as e:
+        ApiKeys.from_file(path)
+    assert "role" in str(e.value)
