@@ -133,6 +133,6 @@ def test_a_keys_file_repeating_a_key_is_refused_naming_the_file(tmp_path: Path) 
         f"  - holder: 窗口1\n    role: clerk\n    role: auditor\n    sha256: {hash_key('k' * 40)}\n",
         encoding="utf-8",
     )
-    with pytest.raises(KeysFileError, match="keys.yaml") as e:
+    with pytest.raises(KeysFileError, match=r"keys\.yaml") as e:
         ApiKeys.from_file(path)
     assert "role" in str(e.value)
