@@ -30,3 +30,19 @@ def test_every_relative_link_resolves_inside_the_repository(doc: Path) -> None:
 @pytest.mark.parametrize("doc", _DOCS, ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
 def test_no_doc_names_the_workspace_outside_the_repository(doc: Path) -> None:
     assert "shared/docs" not in doc.read_text(encoding="utf-8"), f"{doc.name} names ../shared"
+
+
+_TEST_REF = re.compile(r"`(tests/[\w/]+\.py)(?:::(\w+))?`")
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """docs/security.md (and any doc) names tests as `tests/x.py::name`: each must exist."""
+    missing = []
+    for doc in _DOCS:
+        for file, name in _TEST_REF.findall(doc.read_text(encoding="utf-8")):
+            path = REPO_ROOT / file
+            if not path.is_file():
+                missing.append(f"{doc.name}: {file}")
+            elif name and not re.search(rf"^def {name}\(", path.read_text("utf-8"), re.M):
+                missing.append(f"{doc.name}: {file}::{name}")
+    assert not missing, missing
