@@ -144,7 +144,13 @@ def full_person(root: Any, depts: list[Any], path: Path) -> int:
     assert built is not None
     rows, _ = built
     shutil.rmtree(path, ignore_errors=True)
-    delta.publish(path, rows, "id_number", None, ["id_number"], "bench", DS.isoformat())
+    delta.publish(
+        path,
+        rows,
+        None,
+        delta.PublishSpec("id_number", ("id_number",)),
+        delta.CommitInfo("bench", DS.isoformat()),
+    )
     return rows.num_rows
 
 
@@ -171,7 +177,13 @@ def incremental_person(
     assert built is not None
     rows, gone = built
     t2 = time.perf_counter()
-    delta.publish(path, rows, "id_number", gone, ["id_number"], "bench", DS.isoformat())
+    delta.publish(
+        path,
+        rows,
+        gone,
+        delta.PublishSpec("id_number", ("id_number",)),
+        delta.CommitInfo("bench", DS.isoformat()),
+    )
     t3 = time.perf_counter()
     return {
         "change_read": t1 - t0,
@@ -275,7 +287,13 @@ def run(rows: int = ROWS) -> Path:
         rows0, _ = curate.person_records(night0)  # type: ignore[misc]
         from datacloud import delta
 
-        delta.publish(base, rows0, "id_number", None, ["id_number"], "bench", "2026-11-19")
+        delta.publish(
+            base,
+            rows0,
+            None,
+            delta.PublishSpec("id_number", ("id_number",)),
+            delta.CommitInfo("bench", "2026-11-19"),
+        )
 
         runs = []
         for _ in range(3):  # best of three; copying yesterday's table back is not timed

@@ -716,26 +716,25 @@ def curate_all(
         if table_full:
             gone = _keys_not_in(root.curated(name), key, rows[key])
         _crash_point(f"before:{name}")
-        result = delta.publish(  # 3. publish
-            root.curated(name),
-            rows,
+        spec = delta.PublishSpec(
             key,
-            gone,
-            sort_by,
-            run_id,
-            ds.isoformat(),
-            meta,
+            tuple(sort_by),
             full=table_full,
             deletion_vectors=config.publishing.deletion_vectors,
+            deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
         )
+        # the staged versions consumed go into the log too (app transactions)
+        commit = delta.CommitInfo(run_id, ds.isoformat(), meta, consumed=versions)
+        result = delta.publish(root.curated(name), rows, gone, spec, commit)  # 3. publish
         _crash_point(f"after:{name}")
         upkeep = delta.maintain(
             root.curated(name),
-            sort_by[0],
-            config.publishing.retention_days,
-            config.publishing.compact_when_files_over,
-            run_id,
-            ds.isoformat(),
+            delta.MaintainSpec(
+                sort_by[0],
+                config.publishing.retention_days,
+                config.publishing.compact_when_files_over,
+            ),
+            commit,
         )
         published[name] = {
             "rows_built": rows.num_rows,

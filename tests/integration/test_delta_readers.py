@@ -1,7 +1,7 @@
 """Independent readers of the curated Delta tables agree with a copy-on-write twin.
 
 Incremental nights publish curated tables with deletion vectors that our own code writes
-(``datacloud/deletion_vectors.py``, ``delta._deletion_vector_merge``). Here several nights go
+(``datacloud/delta/dv_writer.py``). Here several nights go
 through ``delta.publish`` and ``delta.maintain`` twice: with deletion vectors (the platform's
 default) and without (copy-on-write: the twin, which every reader can read). After each night
 the deletion-vector table is read by each engine a platform user may point at it, and its whole
@@ -41,7 +41,16 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, QueryBuilder
 
-from datacloud.delta import ROW_HASH, deleted_positions, maintain, publish, read_table
+from datacloud.delta import (
+    ROW_HASH,
+    CommitInfo,
+    MaintainSpec,
+    PublishSpec,
+    deleted_positions,
+    maintain,
+    publish,
+    read_table,
+)
 from datacloud.masking import mask_id_number
 
 KEY = "id_number"
@@ -279,17 +288,17 @@ def _publish_night(
     r = publish(
         path,
         rows,
-        KEY,
         gone,
-        [KEY],
-        f"run-{night}",
-        ds,
-        {"datacloud.full": "true" if night == 0 else "false"},
-        full=night == 0,
-        deletion_vectors=dv,
-        row_group_rows=ROW_GROUP_ROWS,
+        PublishSpec(
+            KEY, (KEY,), full=night == 0, deletion_vectors=dv, row_group_rows=ROW_GROUP_ROWS
+        ),
+        CommitInfo(f"run-{night}", ds, {"datacloud.full": "true" if night == 0 else "false"}),
     )
-    maintain(path, KEY, 30, 32, f"run-{night}", ds, row_group_rows=ROW_GROUP_ROWS)
+    maintain(
+        path,
+        MaintainSpec(KEY, 30, 32, row_group_rows=ROW_GROUP_ROWS),
+        CommitInfo(f"run-{night}", ds),
+    )
     return r.inserted, r.updated, r.deleted
 
 

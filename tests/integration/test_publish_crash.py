@@ -144,8 +144,8 @@ from datacloud import delta
 t = pa.ipc.open_file(sys.argv[2]).read_all()
 gone = pa.array(sys.argv[3].split(","))
 print("go", flush=True)
-delta.publish(sys.argv[1], t, "id_number", gone, ["id_number"], "dv-run", "2026-11-21",
-              row_group_rows=1000)
+spec = delta.PublishSpec("id_number", ("id_number",), row_group_rows=1000)
+delta.publish(sys.argv[1], t, gone, spec, delta.CommitInfo("dv-run", "2026-11-21"))
 """
 
 
@@ -167,8 +167,13 @@ def test_kill_a_deletion_vector_publish_at_random_moments(tmp_path: Path) -> Non
     from datacloud import delta
 
     base = tmp_path / "base"
-    delta.publish(base, _people(range(0, 40_000, 2), "a"), "id_number", None, ["id_number"],
-                  "r0", "2026-11-20", row_group_rows=1000)  # fmt: skip
+    delta.publish(
+        base,
+        _people(range(0, 40_000, 2), "a"),
+        None,
+        delta.PublishSpec("id_number", ("id_number",), row_group_rows=1000),
+        delta.CommitInfo("r0", "2026-11-20"),
+    )
     night = _people(range(0, 40_000, 200), "b")  # 200 keys replaced
     gone = [f"{i:017d}X" for i in (2, 4)]
     rows_file = tmp_path / "night.arrow"
@@ -177,8 +182,13 @@ def test_kill_a_deletion_vector_publish_at_random_moments(tmp_path: Path) -> Non
     ref = tmp_path / "ref"
     shutil.copytree(base, ref)
     old = delta.read_table(base).sort_by("id_number")
-    delta.publish(ref, night, "id_number", pa.array(gone), ["id_number"], "dv-run",
-                  "2026-11-21", row_group_rows=1000)  # fmt: skip
+    delta.publish(
+        ref,
+        night,
+        pa.array(gone),
+        delta.PublishSpec("id_number", ("id_number",), row_group_rows=1000),
+        delta.CommitInfo("dv-run", "2026-11-21"),
+    )
     new = delta.read_table(ref).sort_by("id_number")
     assert old.num_rows - new.num_rows == 2 and not old.equals(new)
     assert delta.load(ref).history(1)[0]["datacloud.publish"] == "deletion_vectors"
@@ -207,7 +217,12 @@ def test_kill_a_deletion_vector_publish_at_random_moments(tmp_path: Path) -> Non
         seen = delta.read_table(root).sort_by("id_number")
         assert seen.equals(old) or seen.equals(new), f"attempt {attempt}: a mix of nights"
         outcomes.add("new" if seen.equals(new) else "old")
-        delta.publish(root, night, "id_number", pa.array(gone), ["id_number"], "dv-run",
-                      "2026-11-21", row_group_rows=1000)  # fmt: skip
+        delta.publish(
+            root,
+            night,
+            pa.array(gone),
+            delta.PublishSpec("id_number", ("id_number",), row_group_rows=1000),
+            delta.CommitInfo("dv-run", "2026-11-21"),
+        )
         assert delta.read_table(root).sort_by("id_number").equals(new)
     assert "old" in outcomes  # some kill landed before the commit

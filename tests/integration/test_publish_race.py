@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from datacloud.delta import ROW_HASH, publish, read_table
+from datacloud.delta import ROW_HASH, CommitInfo, PublishSpec, publish, read_table
 
 RUNS = 10
 ROWS = 3_000
@@ -32,7 +32,7 @@ OUTSIDER_ROUNDS = 400
 PUBLISH = textwrap.dedent(
     """
     import sys, pyarrow as pa
-    from datacloud.delta import publish
+    from datacloud.delta import CommitInfo, PublishSpec, publish
     from pathlib import Path
     path, tag, way = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     ids = list(range(0, {rows}, 10))
@@ -42,8 +42,8 @@ PUBLISH = textwrap.dedent(
     dv_under = 1.0 if way == "dv" else 0.0
     print("READY", flush=True)
     sys.stdin.readline()
-    publish(path, rows, "id_number", gone, ["id_number"], "race", "2026-11-21",
-            full=False, deletion_vectors_under=dv_under)
+    spec = PublishSpec("id_number", ("id_number",), full=False, deletion_vectors_under=dv_under)
+    publish(path, rows, gone, spec, CommitInfo("race", "2026-11-21"))
     """
 ).format(rows=ROWS)
 
@@ -86,7 +86,9 @@ def _base(path: Path) -> dict[str, str]:
     """Yesterday's table (deletion vectors enabled) and tonight's expected content."""
     ids = list(range(ROWS))
     rows = pa.table({"id_number": [f"{i:017d}X" for i in ids], "name": [f"a{i}" for i in ids]})
-    publish(path, rows, "id_number", None, ["id_number"], "r0", "2026-11-20")
+    publish(
+        path, rows, None, PublishSpec("id_number", ("id_number",)), CommitInfo("r0", "2026-11-20")
+    )
     expected = {f"{i:017d}X": f"a{i}" for i in ids}
     for i in range(0, ROWS, 10):
         expected[f"{i:017d}X"] = f"b{i}"

@@ -21,7 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_s3_storage
 
-from datacloud import delta, table_lock
+from datacloud import delta
+from datacloud.delta import lock as table_lock
 from datacloud.storage import ObjectPath
 
 BUCKET = test_s3_storage.BUCKET
@@ -35,9 +36,20 @@ def _rows(ids: list[int], tag: str) -> pa.Table:
 
 def test_a_deletion_vector_night_on_the_object_store(s3: Any) -> None:
     path = ObjectPath(f"s3://{BUCKET}/curated/person")
-    delta.publish(path, _rows(list(range(100)), "a"), "id_number", None, ["id_number"], "r", "d1")
-    r = delta.publish(path, _rows([5, 200], "b"), "id_number", pa.array([f"{7:017d}X"]),
-                      ["id_number"], "r", "d2", full=False)  # fmt: skip
+    delta.publish(
+        path,
+        _rows(list(range(100)), "a"),
+        None,
+        delta.PublishSpec("id_number", ("id_number",)),
+        delta.CommitInfo("r", "d1"),
+    )
+    r = delta.publish(
+        path,
+        _rows([5, 200], "b"),
+        pa.array([f"{7:017d}X"]),
+        delta.PublishSpec("id_number", ("id_number",), full=False),
+        delta.CommitInfo("r", "d2"),
+    )
     assert (r.inserted, r.updated, r.deleted) == (1, 1, 1)
     assert delta.load(path).history(1)[0]["datacloud.publish"] == "deletion_vectors"
     got = delta.read_table(path)

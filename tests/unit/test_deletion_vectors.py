@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 
-from datacloud.deletion_vectors import descriptor, serialize, z85
+from datacloud.delta.dv_writer import descriptor, serialize, z85
 
 
 def test_z85_encodes_the_zeromq_rfc_example() -> None:

@@ -19,6 +19,9 @@ from deltalake import DeltaTable, write_deltalake
 
 from datacloud.delta import (
     ROW_HASH,
+    CommitInfo,
+    MaintainSpec,
+    PublishSpec,
     deleted_positions,
     history,
     key_ranges,
@@ -158,14 +161,11 @@ def test_sorted_rewrite_merge_and_deletion_vectors_publish_the_same_content(
             r = publish(
                 path,
                 rows,
-                "id_number",
                 gone,
-                ["id_number"],
-                f"r{i}",
-                "2026-11-20",
-                {"datacloud.full": "false"},
-                rewrite_over=over,
-                deletion_vectors_under=dv_under,
+                PublishSpec(
+                    "id_number", ("id_number",), deletion_vectors_under=dv_under, rewrite_over=over
+                ),
+                CommitInfo(f"r{i}", "2026-11-20", {"datacloud.full": "false"}),
             )
             results[way].append((r.version, r.inserted, r.updated, r.deleted))
             ops = [h["operation"] for h in DeltaTable(str(path)).history()]
@@ -226,12 +226,9 @@ def test_an_incremental_night_leaves_row_groups_sorted_and_disjoint(
     publish(
         path,
         _people(list(range(0, 2 * n, 2)), "a"),
-        "id_number",
         None,
-        ["id_number"],
-        "r0",
-        "2026-11-19",
-        row_group_rows=rg,
+        PublishSpec("id_number", ("id_number",), row_group_rows=rg),
+        CommitInfo("r0", "2026-11-19"),
     )
     rng = np.random.default_rng(7)
     touched = sorted(rng.choice(np.arange(0, 2 * n, 2), n // 100, replace=False).tolist())
@@ -240,21 +237,29 @@ def test_an_incremental_night_leaves_row_groups_sorted_and_disjoint(
     r = publish(
         path,
         night,
-        "id_number",
         gone,
-        ["id_number"],
-        "r1",
-        "2026-11-20",
-        rewrite_over=-1.0 if way == "rewrite" else 1.0,
-        deletion_vectors_under=0.0,
-        row_group_rows=rg,
+        PublishSpec(
+            "id_number",
+            ("id_number",),
+            deletion_vectors_under=0.0,
+            rewrite_over=-1.0 if way == "rewrite" else 1.0,
+            row_group_rows=rg,
+        ),
+        CommitInfo("r1", "2026-11-20"),
     )
     assert (r.inserted, r.deleted) == (2, 2)
     # our copy-on-write (whole table or the files in the touched keys' range) writes sorted;
     # maintain reclusters when file key ranges overlap
-    maintain(path, "id_number", 30, 32, "r1", "2026-11-20", row_group_rows=rg)
+    maintain(
+        path, MaintainSpec("id_number", 30, 32, row_group_rows=rg), CommitInfo("r1", "2026-11-20")
+    )
     assert overlapping_row_groups(DeltaTable(str(path)), "id_number") == 0
-    assert maintain(path, "id_number", 30, 32, "r1", "2026-11-20")["reclustered_files"] == 0
+    assert (
+        maintain(path, MaintainSpec("id_number", 30, 32), CommitInfo("r1", "2026-11-20"))[
+            "reclustered_files"
+        ]
+        == 0
+    )
     ranges = _row_groups_sorted_and_disjoint(path, "id_number", rg)
     assert len(ranges) >= n // rg
     for probe in (f"{touched[0]:017d}X", f"{2 * n + 1:017d}X", f"{1:017d}X"):
@@ -275,20 +280,36 @@ def test_a_deletion_vector_night_rewrites_no_file_and_stays_lookup_ready(tmp_pat
     path = tmp_path / "person"
     n, rg = 20_000, 1_000
     base = _people(list(range(0, 2 * n, 2)), "a")
-    publish(path, base, "id_number", None, ["id_number"], "r0", "2026-11-19", row_group_rows=rg)
+    publish(
+        path,
+        base,
+        None,
+        PublishSpec("id_number", ("id_number",), row_group_rows=rg),
+        CommitInfo("r0", "2026-11-19"),
+    )
     first = set(DeltaTable(str(path)).file_uris())
     rng = np.random.default_rng(7)
     touched = sorted(rng.choice(np.arange(0, 2 * n, 2), n // 100, replace=False).tolist())
     night = pa.concat_tables([_people(touched, "b"), _people([1, 2 * n + 1], "c")])  # 2 new
     gone = pa.array([f"{i:017d}X" for i in (4, 6)])
-    r = publish(path, night, "id_number", gone, ["id_number"], "r1", "2026-11-20",
-                row_group_rows=rg)  # fmt: skip
+    r = publish(
+        path,
+        night,
+        gone,
+        PublishSpec("id_number", ("id_number",), row_group_rows=rg),
+        CommitInfo("r1", "2026-11-20"),
+    )
     assert (r.inserted, r.updated, r.deleted) == (2, len(touched), 2)
     dt = DeltaTable(str(path))
     assert first < set(dt.file_uris()) and len(dt.file_uris()) == 2  # nothing rewritten
     assert sum(len(p) for p in deleted_positions(dt).values()) == len(touched) + 2
     assert overlapping_row_groups(dt, "id_number", within_files=True) == 0
-    assert maintain(path, "id_number", 30, 32, "r1", "2026-11-20")["reclustered_files"] == 0
+    assert (
+        maintain(path, MaintainSpec("id_number", 30, 32), CommitInfo("r1", "2026-11-20"))[
+            "reclustered_files"
+        ]
+        == 0
+    )
     for probe in (f"{touched[0]:017d}X", f"{2 * n + 1:017d}X", f"{1:017d}X"):
         assert _point_lookup_reads(path, "id_number", probe) <= 2
     # what every reader sees: yesterday's rows, the touched ones replaced, 4 and 6 gone
@@ -310,7 +331,13 @@ def test_a_deletion_vector_night_rewrites_no_file_and_stays_lookup_ready(tmp_pat
     ]
     # a second night on the same files: their deletion vectors grow, earlier ones kept
     again = _people(touched[:10], "c")
-    publish(path, again, "id_number", None, ["id_number"], "r2", "2026-11-21", row_group_rows=rg)
+    publish(
+        path,
+        again,
+        None,
+        PublishSpec("id_number", ("id_number",), row_group_rows=rg),
+        CommitInfo("r2", "2026-11-21"),
+    )
     assert read_table(path).num_rows == n
     # vacuum keeps the files deletion vectors point into (inline vectors: no file of their own)
     DeltaTable(str(path)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
@@ -320,9 +347,16 @@ def test_a_deletion_vector_night_rewrites_no_file_and_stays_lookup_ready(tmp_pat
     )
     # a night deleting a fifth of the rows: maintain rewrites the table sorted, no vectors
     many = pa.array([f"{i:017d}X" for i in range(8, 2 * n, 8)])
-    publish(path, night.slice(0, 0), "id_number", many, ["id_number"], "r3", "2026-11-22",
-            deletion_vectors_under=1.0, row_group_rows=rg)  # fmt: skip
-    done = maintain(path, "id_number", 30, 32, "r3", "2026-11-22", row_group_rows=rg)
+    publish(
+        path,
+        night.slice(0, 0),
+        many,
+        PublishSpec("id_number", ("id_number",), deletion_vectors_under=1.0, row_group_rows=rg),
+        CommitInfo("r3", "2026-11-22"),
+    )
+    done = maintain(
+        path, MaintainSpec("id_number", 30, 32, row_group_rows=rg), CommitInfo("r3", "2026-11-22")
+    )
     assert done["reclustered_files"] == 3
     assert deleted_positions(DeltaTable(str(path))) == {}
     assert read_table(path).num_rows == n - len(many)
@@ -352,9 +386,12 @@ def test_with_deletion_vectors_off_tables_stay_readable_by_deltalakes_pyarrow(
     for path, dv in ((on, True), (off, False)):
         for i, (rows, gone) in enumerate(_nights()[:2]):
             publish(
-                path, rows, "id_number", gone, ["id_number"], f"r{i}", "2026-11-20",
-                deletion_vectors=dv,
-            )  # fmt: skip
+                path,
+                rows,
+                gone,
+                PublishSpec("id_number", ("id_number",), deletion_vectors=dv),
+                CommitInfo(f"r{i}", "2026-11-20"),
+            )
     assert DeltaTable(str(off)).to_pyarrow_table().num_rows == 2999
     assert deleted_positions(DeltaTable(str(off))) == {}
     with pytest.raises(Exception, match="deletionVectors"):
@@ -372,15 +409,26 @@ def test_deletion_vectors_of_every_container_kind_are_read_back_by_delta_rs(
     path = tmp_path / "t"
     n = 200_000
     base = _people(list(range(n)), "a")
-    publish(path, base, "id_number", None, ["id_number"], "r0", "2026-11-19", row_group_rows=n)
+    publish(
+        path,
+        base,
+        None,
+        PublishSpec("id_number", ("id_number",), row_group_rows=n),
+        CommitInfo("r0", "2026-11-19"),
+    )
     dense = list(range(70_000, 80_000))  # 10,000 in one 65,536 range: a bitmap container
     sparse = list(range(5, n, 997))  # array containers in every range
     gone_ids = sorted(set(dense) | set(sparse))
     replaced = [1, 65_535, 65_536, 131_072, n - 1]
     night = _people([i for i in replaced if i not in gone_ids], "z")
     gone = pa.array([f"{i:017d}X" for i in gone_ids])
-    r = publish(path, night, "id_number", gone, ["id_number"], "r1", "2026-11-20",
-                deletion_vectors_under=1.0, row_group_rows=n)  # fmt: skip
+    r = publish(
+        path,
+        night,
+        gone,
+        PublishSpec("id_number", ("id_number",), deletion_vectors_under=1.0, row_group_rows=n),
+        CommitInfo("r1", "2026-11-20"),
+    )
     assert (r.deleted, r.inserted) == (len(gone_ids), 0)
     dt = DeltaTable(str(path))
     [(_, positions)] = [(p, v) for p, v in deleted_positions(dt).items() if len(v) > 1000]
@@ -409,10 +457,28 @@ def test_deletion_vector_nights_survive_checkpoints_odd_values_and_crashes(tmp_p
         cap = pa.array([decimal.Decimal(i) / 1_000_000 for i in ids], pa.decimal128(20, 6))
         return t.append_column("f", pa.array(f)).append_column("cap", cap)
 
-    publish(path, rows(list(range(n)), "a"), "id_number", None, ["id_number"], "r0", "2026-11-19")
-    publish(path, rows([5, 6], "b"), "id_number", None, ["id_number"], "r1", "2026-11-20")
+    publish(
+        path,
+        rows(list(range(n)), "a"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r0", "2026-11-19"),
+    )
+    publish(
+        path,
+        rows([5, 6], "b"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r1", "2026-11-20"),
+    )
     DeltaTable(str(path)).create_checkpoint()  # the file's vector now lives in the checkpoint
-    publish(path, rows([7], "c"), "id_number", None, ["id_number"], "r2", "2026-11-21")
+    publish(
+        path,
+        rows([7], "c"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r2", "2026-11-21"),
+    )
     got = read_table(path)
     assert got.num_rows == n and len(DeltaTable(str(path)).file_uris()) == 3
     assert pl.read_delta(str(path)).height == n
@@ -422,22 +488,56 @@ def test_deletion_vector_nights_survive_checkpoints_odd_values_and_crashes(tmp_p
     same = rows([9], "a").set_column(
         5, "cap", pa.array([decimal.Decimal("0.000009")], pa.decimal128(20, 9))
     )
-    assert publish(path, same, "id_number", None, ["id_number"], "r3", "2026-11-22").updated == 0
+    assert (
+        publish(
+            path,
+            same,
+            None,
+            PublishSpec("id_number", ("id_number",)),
+            CommitInfo("r3", "2026-11-22"),
+        ).updated
+        == 0
+    )
     other = same.set_column(5, "cap", pa.array([decimal.Decimal("9")], pa.decimal128(20, 0)))
-    assert publish(path, other, "id_number", None, ["id_number"], "r4", "2026-11-22").updated == 1
+    assert (
+        publish(
+            path,
+            other,
+            None,
+            PublishSpec("id_number", ("id_number",)),
+            CommitInfo("r4", "2026-11-22"),
+        ).updated
+        == 1
+    )
     # a publish killed between its data file and its commit: an orphan file, 31 days old
     orphan = path / "part-00000-killed-c000.zstd.parquet"
     pq.write_table(rows([1], "z"), orphan)
     month_ago = time.time() - 31 * 86_400
     os.utime(orphan, (month_ago, month_ago))
-    assert maintain(path, "id_number", 30, 32, "r5", "2026-11-23")["vacuumed_files"] == 1
+    assert (
+        maintain(path, MaintainSpec("id_number", 30, 32), CommitInfo("r5", "2026-11-23"))[
+            "vacuumed_files"
+        ]
+        == 1
+    )
     assert not orphan.exists()
     version = DeltaTable(str(path)).version()
-    assert maintain(path, "id_number", 30, 32, "r6", "2026-11-23")["vacuumed_files"] == 0
+    assert (
+        maintain(path, MaintainSpec("id_number", 30, 32), CommitInfo("r6", "2026-11-23"))[
+            "vacuumed_files"
+        ]
+        == 0
+    )
     assert DeltaTable(str(path)).version() == version  # nothing to do, no commit
     for i in range(12):  # checkpoints keep the log a reader replays short
-        publish(path, rows([100 + i], "d"), "id_number", None, ["id_number"], "r", "2026-11-24")
-        maintain(path, "id_number", 30, 32, "r", "2026-11-24")
+        publish(
+            path,
+            rows([100 + i], "d"),
+            None,
+            PublishSpec("id_number", ("id_number",)),
+            CommitInfo("r", "2026-11-24"),
+        )
+        maintain(path, MaintainSpec("id_number", 30, 32), CommitInfo("r", "2026-11-24"))
     last = json.loads((path / "_delta_log" / "_last_checkpoint").read_text())["version"]
     assert DeltaTable(str(path)).version() - last < 10
     assert read_table(path).num_rows == n

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from datacloud import delta_protocol
-from datacloud.delta import publish, read_table
+from datacloud.delta import AppendOnly, CommitInfo, PublishSpec, publish, read_table
+from datacloud.delta import protocol as delta_protocol
 
 
 def _rows(ids: list[int], tag: str) -> pa.Table:
@@ -43,9 +43,21 @@ def _entries(path: Path) -> list[list[dict]]:
 
 def test_our_log_entries_follow_the_protocol(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    publish(path, _rows(list(range(100)), "a"), "id_number", None, ["id_number"], "r", "2026-11-20")
+    publish(
+        path,
+        _rows(list(range(100)), "a"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r", "2026-11-20"),
+    )
     first_add = next(a["add"] for a in _entries(path)[0] if "add" in a)
-    publish(path, _rows([5, 6], "b"), "id_number", None, ["id_number"], "r", "2026-11-21")
+    publish(
+        path,
+        _rows([5, 6], "b"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r", "2026-11-21"),
+    )
     entries = _entries(path)
     # the first publish that wants vectors: one commit, protocol + metaData, nothing else
     enable = entries[1]
@@ -111,25 +123,59 @@ def test_loose_stats_copies_every_value_verbatim() -> None:
 
 def test_append_only_refuses_updates_and_deletes_but_takes_new_keys(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    publish(path, _rows(list(range(10)), "a"), "id_number", None, ["id_number"], "r", "2026-11-20")
+    publish(
+        path,
+        _rows(list(range(10)), "a"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r", "2026-11-20"),
+    )
     DeltaTable(str(path)).alter.set_table_properties({"delta.appendOnly": "true"})
-    with pytest.raises(delta_protocol.AppendOnly, match=r"t: delta.appendOnly=true.*update 1"):
-        publish(path, _rows([3], "b"), "id_number", None, ["id_number"], "r", "2026-11-21")
-    with pytest.raises(delta_protocol.AppendOnly, match="delete 1"):
-        publish(path, _rows([], "b"), "id_number", pa.array([f"{4:017d}X"]), ["id_number"],
-                "r", "2026-11-21")  # fmt: skip
-    r = publish(path, _rows([3, 50], "a"), "id_number", None, ["id_number"], "r", "2026-11-21")
+    with pytest.raises(AppendOnly, match=r"t: delta.appendOnly=true.*update 1"):
+        publish(
+            path,
+            _rows([3], "b"),
+            None,
+            PublishSpec("id_number", ("id_number",)),
+            CommitInfo("r", "2026-11-21"),
+        )
+    with pytest.raises(AppendOnly, match="delete 1"):
+        publish(
+            path,
+            _rows([], "b"),
+            pa.array([f"{4:017d}X"]),
+            PublishSpec("id_number", ("id_number",)),
+            CommitInfo("r", "2026-11-21"),
+        )
+    r = publish(
+        path,
+        _rows([3, 50], "a"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r", "2026-11-21"),
+    )
     assert (r.inserted, r.updated, r.deleted) == (1, 0, 0)
     assert read_table(path).num_rows == 11
 
 
 def test_change_data_feed_tables_are_published_with_cdc(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    publish(path, _rows(list(range(10)), "a"), "id_number", None, ["id_number"], "r", "2026-11-20",
-            deletion_vectors=False)  # fmt: skip
+    publish(
+        path,
+        _rows(list(range(10)), "a"),
+        None,
+        PublishSpec("id_number", ("id_number",), deletion_vectors=False),
+        CommitInfo("r", "2026-11-20"),
+    )
     DeltaTable(str(path)).alter.set_table_properties({"delta.enableChangeDataFeed": "true"})
     v = DeltaTable(str(path)).version()
-    publish(path, _rows([3], "b"), "id_number", None, ["id_number"], "r", "2026-11-21")
+    publish(
+        path,
+        _rows([3], "b"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r", "2026-11-21"),
+    )
     [night] = _entries(path)[v + 1 :]
     assert any("cdc" in a for a in night), "no cdc action"
     assert not any("deletionVector" in a.get("add", {}) for a in night)
@@ -139,12 +185,23 @@ def test_change_data_feed_tables_are_published_with_cdc(tmp_path: Path) -> None:
 
 def test_unknown_features_keep_our_writer_away(tmp_path: Path) -> None:
     path = tmp_path / "t"
-    publish(path, _rows(list(range(10)), "a"), "id_number", None, ["id_number"], "r", "2026-11-20",
-            deletion_vectors=False)  # fmt: skip
+    publish(
+        path,
+        _rows(list(range(10)), "a"),
+        None,
+        PublishSpec("id_number", ("id_number",), deletion_vectors=False),
+        CommitInfo("r", "2026-11-20"),
+    )
     DeltaTable(str(path)).alter.add_constraint({"cap_positive": "cap >= 0"})
     gate = delta_protocol.gate(DeltaTable(str(path)))
     assert not gate.ours and "CHECK constraint" in gate.why
-    r = publish(path, _rows([3], "b"), "id_number", None, ["id_number"], "r", "2026-11-21")
+    r = publish(
+        path,
+        _rows([3], "b"),
+        None,
+        PublishSpec("id_number", ("id_number",)),
+        CommitInfo("r", "2026-11-21"),
+    )
     assert r.updated == 1
     [night] = _entries(path)[-1:]
     assert next(a for a in night if "commitInfo" in a)["commitInfo"]["clientVersion"] != "datacloud"

@@ -1,7 +1,7 @@
 """Which way a publish may write a curated table, from its Delta protocol and properties.
 
 datacloud writes some log entries itself (deletion vectors, copy-on-write rewrites: see
-``delta.publish``). A writer must implement every feature the table's protocol lists
+``publish``). A writer must implement every feature the table's protocol lists
 (PROTOCOL.md, "Table Features"), so those entries are written only for tables whose features
 our writer handles; everything else goes through delta-rs, which implements them, and the
 reason is logged:
@@ -22,22 +22,21 @@ reason is logged:
 from __future__ import annotations
 
 import json
-import os
-import uuid
+import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
-from datacloud.storage import DataPath, ObjectPath, filesystem, list_names
+from datacloud.delta import log
+from datacloud.delta.spec import CDF, DV_FEATURE, CommitInfo
+from datacloud.storage import DataPath
 
-DV = "deletionVectors"
+_log = logging.getLogger(__name__)
+
+DV = DV_FEATURE
 DV_PROPERTY = "delta.enableDeletionVectors"
 APPEND_ONLY = "delta.appendOnly"
-CDF = "delta.enableChangeDataFeed"
 # writer features whose rules our hand-written log entries follow (checked below where the
 # feature is only harmless while its property or metadata is absent)
 OUR_WRITER_FEATURES = frozenset({"appendOnly", "invariants", DV, "changeDataFeed"})
@@ -67,10 +66,6 @@ _LEGACY_WRITER = {
     ],
 }
 _LEGACY_READER = {1: [], 2: ["columnMapping"]}
-
-
-class AppendOnly(ValueError):
-    """A publish would update or delete rows of a table with ``delta.appendOnly=true``."""
 
 
 @dataclass(frozen=True)
@@ -174,96 +169,24 @@ def enable_deletion_vectors_actions(dt: DeltaTable) -> list[dict[str, Any]]:
     return [{"protocol": protocol}, {"metaData": metadata}]
 
 
-# --- the log, as our own commits read and write it ----------------------------------------
-
-
-class CommitConflict(RuntimeError):
-    """Another writer committed after the snapshot a publish read: reload and redo it."""
-
-
-def _fs(loc: DataPath) -> tuple[pafs.FileSystem, str]:
-    return filesystem(loc)
-
-
-def read_bytes(loc: DataPath) -> bytes | None:
-    fs, p = _fs(loc)
-    try:
-        with fs.open_input_stream(p) as f:
-            return bytes(f.read())
-    except FileNotFoundError:
-        return None
-
-
-def exists(loc: DataPath) -> bool:
-    fs, p = _fs(loc)
-    return bool(fs.get_file_info(p).type != pafs.FileType.NotFound)
-
-
-def write_bytes(loc: DataPath, data: bytes) -> None:
-    """Write a data file; locally fsynced, so it is on disk before the entry naming it."""
-    if isinstance(loc, Path):
-        with open(loc, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+def enable_deletion_vectors(path: DataPath, dt: DeltaTable, commit: CommitInfo) -> None:
+    """Let the table's writers write deletion vectors, in one commit of our own: reader 3 /
+    writer 7 with ``deletionVectors`` added to the features it has, and the property
+    ``delta.enableDeletionVectors=true``. Not for a table whose features our writer does not
+    implement (the reason is logged)."""
+    g = gate(dt)
+    if g.vectors:
         return
-    fs, p = _fs(loc)
-    with fs.open_output_stream(p) as out:
-        out.write(data)
+    if not g.can_enable_vectors:
+        _log.info("%s: no deletion vectors: %s", path, g.why)
+        return
+    # changes no content: none of the publish's metadata, no consumed versions
+    info = CommitInfo(commit.run_id, commit.ds, {"datacloud.maintenance": "deletion vectors"})
+    actions = info.actions("ADD FEATURE", {"name": json.dumps([DV])})
+    log.commit_files(path, dt.version() + 1, [*actions, *enable_deletion_vectors_actions(dt)], {})
 
 
-def _log_versions(root: DataPath) -> list[int]:
-    names = list_names(root / "_delta_log") or []
-    return sorted(int(n.split(".")[0]) for n in names if n.endswith(".json") and n[0].isdigit())
-
-
-def _plain(add: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint row's add as the JSON log writes it (maps as objects, no nulls)."""
-    out = {k: v for k, v in add.items() if v is not None}
-    for k in ("partitionValues", "tags"):
-        if isinstance(out.get(k), list):
-            out[k] = dict(out[k])
-    if isinstance(out.get("deletionVector"), dict):
-        out["deletionVector"] = {k: v for k, v in out["deletionVector"].items() if v is not None}
-    return out
-
-
-def logged_adds(root: DataPath, version: int) -> dict[str, dict[str, Any]]:
-    """Data file -> its ``add`` action exactly as the log holds it at ``version`` (the last
-    checkpoint, then the entries after it). Raises ``CommitConflict`` when the log already
-    has a later version: the caller's snapshot is stale."""
-    log_dir = root / "_delta_log"
-    versions = _log_versions(root)
-    if versions and versions[-1] > version:
-        raise CommitConflict(f"{root}: the log has version {versions[-1]} past {version}")
-    out: dict[str, dict[str, Any]] = {}
-    start = -1
-    last = read_bytes(log_dir / "_last_checkpoint")
-    if last is not None:
-        info = json.loads(last)
-        start = int(info["version"])
-        if info.get("parts"):
-            n = int(info["parts"])
-            parts = [f"{start:020d}.checkpoint.{i:010d}.{n:010d}.parquet" for i in range(1, n + 1)]
-        else:
-            parts = [f"{start:020d}.checkpoint.parquet"]
-        for part in parts:
-            fs, p = _fs(log_dir / part)
-            adds = pq.read_table(p, columns=["add"], filesystem=fs)["add"]
-            for add in adds.to_pylist():
-                if add is not None:
-                    out[add["path"]] = _plain(add)
-    for v in versions:
-        if v <= start:
-            continue
-        text = (read_bytes(log_dir / f"{v:020d}.json") or b"").decode("utf-8")
-        for line in text.splitlines():
-            action = json.loads(line) if line.strip() else {}
-            if "remove" in action:
-                out.pop(action["remove"]["path"], None)
-            elif "add" in action:
-                out[action["add"]["path"]] = action["add"]
-    return out
+# --- actions of our own commits -------------------------------------------------------------
 
 
 def loose_stats(raw: str | None) -> str | None:
@@ -315,43 +238,3 @@ def remove_action(add: dict[str, Any], now: int) -> dict[str, Any]:
         if add.get(k) is not None:
             out[k] = add[k]
     return out
-
-
-def only_commit_info(root: DataPath, version: int) -> bool:
-    """Whether log entry ``version`` exists and holds nothing but ``commitInfo`` (a commit
-    that changes no file, protocol, metadata or transaction: vacuum's START and END)."""
-    text = read_bytes(root / "_delta_log" / f"{version:020d}.json")
-    if text is None:
-        return False
-    actions = [json.loads(line) for line in text.decode("utf-8").splitlines() if line.strip()]
-    return all(set(a) == {"commitInfo"} for a in actions)
-
-
-def commit(root: DataPath, version: int, actions: list[dict[str, Any]]) -> None:
-    """Write log entry ``version`` only if no other writer took it (else ``CommitConflict``).
-
-    Locally the entry is written aside and hard-linked to its name (fails if the name exists,
-    as delta-rs's own local commits do), so a reader never sees a partial entry. On the object
-    store one conditional PUT (``If-None-Match: *``), as delta-rs commits there with
-    ``AWS_CONDITIONAL_PUT=etag``.
-    """
-    from datacloud import table_lock
-
-    table_lock.check(root)  # a lease taken over: another writer owns the table now
-    text = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions).encode("utf-8")
-    name = f"{version:020d}.json"
-    if isinstance(root, ObjectPath):
-        if table_lock.put_if_absent(root / "_delta_log" / name, text) is None:
-            raise CommitConflict(f"{root}: another writer committed version {version} first")
-        return
-    log_dir = root / "_delta_log"
-    aside = log_dir / f".{uuid.uuid4().hex}.json.tmp"
-    write_bytes(aside, text)
-    try:
-        os.link(aside, log_dir / name)
-    except FileExistsError as e:
-        raise CommitConflict(
-            f"{root}: another writer committed version {version} first; rerun the publish"
-        ) from e
-    finally:
-        aside.unlink()

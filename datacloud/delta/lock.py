@@ -1,4 +1,4 @@
-"""One writer at a time per curated table: ``delta.publish`` and ``delta.maintain`` hold its lock.
+"""One writer at a time per curated table: ``publish`` and ``maintain`` hold its lock.
 
 - **Local storage**: ``fcntl.flock`` on a lock file beside the table (``<parent>/.<name>.lock``,
   outside ``_delta_log`` and outside the table folder, so vacuum never sees it). Every process
@@ -13,8 +13,8 @@
 
 The S3 requests are signed here (AWS Signature V4 over ``httpx``): neither pyarrow's S3 file
 system nor deltalake exposes a conditional PUT. The same ``put_if_absent`` commits the
-deletion-vector log entries on the object store (``delta._commit``), the way delta-rs commits
-there with ``AWS_CONDITIONAL_PUT=etag``.
+log entries of our own commits on the object store (``commit.write_entry``), the way delta-rs
+commits there with ``AWS_CONDITIONAL_PUT=etag``.
 """
 
 from __future__ import annotations
