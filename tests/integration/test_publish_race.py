@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from datacloud.delta import ROW_HASH, CommitInfo, PublishSpec, publish, read_table
+from datacloud.delta import ROW_HASH, CommitInfo, MergeResult, PublishSpec, log, publish, read_table
 
 RUNS = 10
 ROWS = 3_000
@@ -153,3 +153,86 @@ def test_publish_races_leave_exactly_the_expected_rows(
         except AssertionError as e:
             corrupted.append(f"run {run}: {e}")
     assert not corrupted, f"{len(corrupted)} of {RUNS} runs corrupted: {corrupted[:3]}"
+
+
+# --- deterministic: an outside full 0-hour vacuum at the two moments that matter -----------
+
+
+def _night(path: Path, way: str) -> MergeResult:
+    ids = list(range(0, ROWS, 10))
+    rows = pa.table({"id_number": [f"{i:017d}X" for i in ids], "name": [f"b{i}" for i in ids]})
+    gone = pa.array([f"{i:017d}X" for i in (3, 5)])
+    under = 1.0 if way == "dv" else 0.0
+    spec = PublishSpec("id_number", ("id_number",), full=False, deletion_vectors_under=under)
+    return publish(path, rows, gone, spec, CommitInfo("race", "2026-11-21"))
+
+
+def _full_vacuum(dt: DeltaTable) -> list[str]:
+    return dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
+
+
+@pytest.mark.parametrize("way", ["dv", "cow"])
+def test_a_full_vacuum_from_before_our_commit_deleting_right_after_it_is_repaired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """The outsider listed the table before our commit and deletes right after it, before
+    our re-check: the night's file is gone although the log names it. Our publish writes it
+    again before returning.
+
+    The outsider is a vacuum that commits nothing (OSS Spark's VACUUM by default): the files
+    delta-rs's full 0-hour vacuum finds unreferenced in the snapshot before our commit
+    (``dry_run``), deleted right after the commit. delta-rs's own vacuum cannot be placed
+    there: its VACUUM START commit after ours fails its conflict check and it deletes
+    nothing. The hook only places the deletion at that moment."""
+    path = tmp_path / "person"
+    expected = _base(path)
+    commit = log.write_entry
+    vacuumed: list[str] = []
+
+    def then_vacuum(root: Path, version: int, actions: list[dict]) -> None:
+        doomed = DeltaTable(str(root)).vacuum(  # the outsider's listing: before our commit
+            retention_hours=0, enforce_retention_duration=False, full=True
+        )
+        commit(root, version, actions)
+        if not vacuumed:
+            for name in doomed:  # relative to the table
+                (root / name).unlink()
+                vacuumed.append(name)
+
+    monkeypatch.setattr(log, "write_entry", then_vacuum)
+    r = _night(path, way)
+    added = [a["add"]["path"] for a in log.entry(path, r.version) or [] if "add" in a]
+    assert set(added) & set(vacuumed), "the vacuum did not delete the night's file"
+    _assert_content(path, expected)
+    for add in DeltaTable(str(path)).file_uris():
+        assert Path(add.removeprefix("file://")).exists(), add
+
+
+@pytest.mark.parametrize("way", ["dv", "cow"])
+def test_a_full_vacuum_between_our_file_and_our_commit_is_repaired_and_the_version_is_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """The outsider vacuums after our data file is written, before our entry: the file is
+    deleted and VACUUM START/END take the version we meant. Our commit takes the next free
+    one, the file is written again, and the result names the version committed (it named
+    the one vacuum took before)."""
+    path = tmp_path / "person"
+    expected = _base(path)
+    before = DeltaTable(str(path)).version()
+    commit = log.write_entry
+    vacuumed: list[str] = []
+
+    def vacuum_first(root: Path, version: int, actions: list[dict]) -> None:
+        if not vacuumed:
+            vacuumed.extend(_full_vacuum(DeltaTable(str(root))))
+        commit(root, version, actions)
+
+    monkeypatch.setattr(log, "write_entry", vacuum_first)
+    r = _night(path, way)
+    assert vacuumed, "the vacuum deleted nothing"
+    ops = [h["operation"] for h in DeltaTable(str(path)).history(3)]
+    assert ops == ["MERGE" if way == "dv" else "WRITE", "VACUUM END", "VACUUM START"]
+    assert r.version == DeltaTable(str(path)).version() == before + 3
+    _assert_content(path, expected)
+    for add in DeltaTable(str(path)).file_uris():
+        assert Path(add.removeprefix("file://")).exists(), add

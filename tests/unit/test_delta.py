@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from datacloud.delta import (
     CommitInfo,
     MaintainSpec,
     PublishSpec,
+    consumed_versions,
     deleted_positions,
     history,
     key_ranges,
@@ -541,3 +543,38 @@ def test_deletion_vector_nights_survive_checkpoints_odd_values_and_crashes(tmp_p
     last = json.loads((path / "_delta_log" / "_last_checkpoint").read_text())["version"]
     assert DeltaTable(str(path)).version() - last < 10
     assert read_table(path).num_rows == n
+
+
+def test_consumed_staged_versions_are_kept_in_the_log_by_every_way_of_publishing(
+    tmp_path: Path,
+) -> None:
+    """``CommitInfo.consumed`` becomes Delta app transactions (``txn``) in delta-rs commits
+    and in our own: ``consumed_versions`` reads the latest per staged table back from the
+    log (checkpoint included), and delta-rs reads the same ones."""
+    path = tmp_path / "person"
+    spec = PublishSpec("id_number", ("id_number",))
+    assert consumed_versions(path) == {}  # no table
+
+    def night(ids: list[int], tag: str, consumed: dict[str, int], **ways: float) -> int:
+        commit = CommitInfo("r", "2026-11-20", consumed=consumed)
+        return publish(path, _people(ids, tag), None, replace(spec, **ways), commit).version
+
+    night(list(range(1000)), "a", {"gongan/czrk": 1})  # the first publish: delta-rs
+    assert consumed_versions(path) == {"gongan/czrk": 1}
+    night([5, 6], "b", {"gongan/czrk": 2, "mz/hydj": 7})  # deletion vectors: our commit
+    assert consumed_versions(path) == {"gongan/czrk": 2, "mz/hydj": 7}
+    DeltaTable(str(path)).create_checkpoint()  # the transactions now live in the checkpoint
+    night([7], "c", {"gongan/czrk": 3}, deletion_vectors_under=0.0)  # copy-on-write of a file
+    assert consumed_versions(path) == {"gongan/czrk": 3, "mz/hydj": 7}
+    night([8], "c", {"gongan/czrk": 4}, deletion_vectors_under=0.0, rewrite_over=-1.0)
+    assert consumed_versions(path) == {"gongan/czrk": 4, "mz/hydj": 7}
+    DeltaTable(str(path)).alter.add_constraint({"n_ok": "n >= 0"})  # delta-rs MERGE from now
+    v = night([9], "c", {"gongan/czrk": 5, "mz/hydj": 8})
+    assert DeltaTable(str(path)).history(1)[0]["operation"] == "MERGE"
+    assert consumed_versions(path) == {"gongan/czrk": 5, "mz/hydj": 8}
+    maintain(path, MaintainSpec("id_number", 30, 0), CommitInfo("r", "2026-11-20"))
+    assert DeltaTable(str(path)).version() > v  # reclustered: no publish, versions kept
+    assert consumed_versions(path) == {"gongan/czrk": 5, "mz/hydj": 8}
+    dt = DeltaTable(str(path))
+    assert dt.transaction_version("datacloud.staged:gongan/czrk") == 5  # delta-rs agrees
+    assert read_table(path).num_rows == 1000
