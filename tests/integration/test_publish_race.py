@@ -9,6 +9,10 @@
 After every run the table holds exactly the expected rows (no key twice, none lost), read by
 ``delta.read_table`` (delta-rs) and by polars. Nothing is mocked: real processes, real Delta
 tables on a tmp folder. Each outsider loop is bounded (``OUTSIDER_ROUNDS``), each run too.
+``RUNS`` is small (the file ran ~185 s with 10): the moments a race can hit are placed
+deterministically below, where an outside full 0-hour vacuum deletes the night's file
+between its write and our commit, or right after our commit from a listing made before it
+(what no Delta writer can prevent, only repair while it still runs: docs/curation.md).
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from deltalake import DeltaTable
 
 from datacloud.delta import ROW_HASH, CommitInfo, MergeResult, PublishSpec, log, publish, read_table
 
-RUNS = 10
+RUNS = 3
 ROWS = 3_000
-OUTSIDER_ROUNDS = 400
+OUTSIDER_ROUNDS = 300
 
 PUBLISH = textwrap.dedent(
     """
