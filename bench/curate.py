@@ -136,10 +136,10 @@ def _departments() -> list[Any]:
 
 def full_person(root: Any, depts: list[Any], path: Path) -> int:
     """Ours: the full golden person build from the staged tables, published to ``path``."""
-    from datacloud import curate, delta
+    from datacloud import curate, delta, staged_rows
     from datacloud.curation_config import load_curation_config
 
-    night = curate.Night(root, depts, load_curation_config(), curate.pin_versions(root, depts))
+    night = curate.Night(root, depts, load_curation_config(), staged_rows.pin_versions(root, depts))
     built = curate.person_records(night)
     assert built is not None
     rows, _ = built
@@ -163,16 +163,16 @@ def incremental_person(
     feed), ``touched_build`` (touched keys, their golden rows from all three sources),
     ``publish`` (``delta.publish``), and ``total``.
     """
-    from datacloud import curate, delta
+    from datacloud import curate, curation_keys, delta, staged_rows
     from datacloud.curation_config import load_curation_config
 
     t0 = time.perf_counter()
-    versions = curate.pin_versions(root, depts)
+    versions = staged_rows.pin_versions(root, depts)
     night = curate.Night(root, depts, load_curation_config(), versions)
-    changes = curate.read_changes(root, depts, since, versions)
+    changes = staged_rows.read_changes(root, depts, since, versions)
     assert changes is not None
     t1 = time.perf_counter()
-    night.touched = {"person": curate._touched(night, changes)["person"]}
+    night.touched = {"person": curation_keys.touched(night, changes)["person"]}
     built = curate.person_records(night)
     assert built is not None
     rows, gone = built
@@ -242,7 +242,7 @@ def run(rows: int = ROWS) -> Path:
     import duckdb
     from deltalake import DeltaTable
 
-    from datacloud import curate
+    from datacloud import curate, staged_rows
     from datacloud.curation_config import load_curation_config
     from datacloud.paths import StorageRoot
 
@@ -253,7 +253,7 @@ def run(rows: int = ROWS) -> Path:
         tables = staged_tables(rows)
         for (dept, table), t in tables.items():
             _stage(root, dept, table, t, DS - timedelta(days=1))
-        since = curate.pin_versions(root, depts)
+        since = staged_rows.pin_versions(root, depts)
         golden = root.curated("person")
         full_s = best_of(lambda: full_person(root, depts, golden))
         # the night: 1% of the persons changed in gongan (merged into staged, not timed)

@@ -50,6 +50,7 @@ def timed_night(ds: date, run_id: str) -> dict[str, float]:
     """One night in this process, with the time spent in GE and in the gate (seconds)."""
     started = time.perf_counter()
     from datacloud import nightly, quality, quality_ge
+    from datacloud.paths import StorageRoot
 
     spent = {"ge": 0.0, "ge_import": 0.0, "gate": 0.0}
     run_suite, check_raw = quality_ge.run_suite, quality.check_raw
@@ -74,11 +75,11 @@ def timed_night(ds: date, run_id: str) -> dict[str, float]:
             spent["gate"] += time.perf_counter() - t0
 
     quality.run_suite, quality.check_raw = ge, gate
-    nightly.extract(DEPT, TABLE, ds, URL)
+    nightly.extract(StorageRoot.from_env(), nightly.department(DEPT), TABLE, ds, URL)
     t_stage = time.perf_counter()
-    out = nightly.stage(DEPT, TABLE, ds, run_id)
+    out = nightly.stage(StorageRoot.from_env(), nightly.department(DEPT), TABLE, ds, run_id)
     stage_s = time.perf_counter() - t_stage
-    nightly.report(DEPT, ds)
+    nightly.report(StorageRoot.from_env(), nightly.department(DEPT), ds)
     total = time.perf_counter() - started
     return {**spent, "stage": stage_s, "total": total, "rows": float(out["rows_in"])}
 

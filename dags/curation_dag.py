@@ -15,7 +15,6 @@ from typing import Any
 
 from airflow.sdk import (
     DAG,
-    Asset,
     AssetAll,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
@@ -23,7 +22,8 @@ from airflow.sdk import (
     task,
 )
 
-from datacloud.canonical import CURATED_TABLES
+from datacloud.assets import CURATED, staged_assets
+from datacloud.business_day import business_date
 from datacloud.config import ConfigError, Department, load_department
 from datacloud.curation_config import load_curation_config
 from datacloud.paths import departments_dir
@@ -42,18 +42,12 @@ def _departments() -> list[Department]:
     return out
 
 
-STAGED = [
-    Asset(name=f"staged.{d.code}.{t.name}", uri=f"datacloud://staged/{d.code}/{t.name}")
-    for d in _departments()
-    for t in d.tables
-]
+STAGED = staged_assets(_departments())
 
 
 def _night() -> tuple[Any, dict[str, Any], str]:
     """The run's business date, conf and run id."""
     from airflow.sdk import get_current_context
-
-    from datacloud.nightly import business_date
 
     ctx = get_current_context()
     # an asset-triggered run has no data interval: its business date is the day before it ran
@@ -62,17 +56,20 @@ def _night() -> tuple[Any, dict[str, Any], str]:
     return business_date(end, conf), conf, ctx["run_id"]
 
 
-@task(outlets=[Asset(name=f"curated.{t}", uri=f"datacloud://curated/{t}") for t in CURATED_TABLES])
+@task(outlets=CURATED)
 def curate() -> dict[str, Any]:
     """Build, check and publish every curated table (the touched keys only)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from datacloud.curate import curate_night
+    from datacloud.config import load_departments
+    from datacloud.curation_night import curate_night
+    from datacloud.paths import StorageRoot
     from datacloud.quality import QualityGateError
 
     ds, conf, run_id = _night()
+    root = StorageRoot.from_env()  # the task edge reads the environment once
     try:
-        return curate_night(ds, run_id, full=bool(conf.get("full")))
+        return curate_night(root, load_departments(), ds, run_id, full=bool(conf.get("full")))
     except QualityGateError as e:  # the same data gives the same verdict: no retries
         raise AirflowFailException(str(e)) from e
 
@@ -80,9 +77,11 @@ def curate() -> dict[str, Any]:
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def refresh_reports() -> dict[str, str]:
     """Rewrite tonight's department reports, now with the cross-department findings."""
+    from datacloud.config import load_departments
     from datacloud.nightly import refresh_reports as run
+    from datacloud.paths import StorageRoot
 
-    return run(_night()[0])
+    return run(StorageRoot.from_env(), load_departments(), _night()[0])
 
 
 with DAG(

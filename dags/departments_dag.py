@@ -5,7 +5,8 @@ normalises it, sets rejected rows aside under rejected/ and merges the rest into
 (emitting the table's Asset event). ``report`` writes the department's load report last,
 also when an earlier task failed, and ``watcher`` fails the run when any table failed.
 Nothing here touches a database at parse time; the heavy libraries are imported inside the
-tasks, and XCom carries only paths and counts.
+tasks, and XCom carries only paths and counts. Each task reads the environment once (the
+storage root) and hands it, with the department, to its step in ``datacloud.nightly``.
 """
 
 from __future__ import annotations
@@ -14,24 +15,28 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronTriggerTimetable, TriggerRule, task
+from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, task
 
+from datacloud.assets import staged_asset
+from datacloud.business_day import business_date
 from datacloud.config import Department, load_departments
 
 START = datetime(2026, 1, 1)
 
 
-def staged_asset(code: str, table: str) -> Asset:
-    return Asset(name=f"staged.{code}.{table}", uri=f"datacloud://staged/{code}/{table}")
-
-
 def _business_date() -> Any:
     from airflow.sdk import get_current_context
 
-    from datacloud.nightly import business_date
-
     ctx = get_current_context()
     return business_date(ctx["data_interval_end"], ctx["dag_run"].conf)
+
+
+def _edge(code: str) -> tuple[Any, Any]:
+    """The task edge: the storage root from the environment (read once) and the department."""
+    from datacloud.nightly import department
+    from datacloud.paths import StorageRoot
+
+    return StorageRoot.from_env(), department(code)
 
 
 @task
@@ -40,7 +45,7 @@ def extract(code: str, table: str, connection_id: str) -> dict[str, Any]:
     from datacloud.connections import airflow_connection_url
     from datacloud.nightly import extract as run
 
-    return run(code, table, _business_date(), airflow_connection_url(connection_id))
+    return run(*_edge(code), table, _business_date(), airflow_connection_url(connection_id))
 
 
 @task
@@ -49,7 +54,7 @@ def plan(code: str, table: str, connection_id: str) -> list[dict[str, Any]]:
     from datacloud.connections import airflow_connection_url
     from datacloud.nightly import plan as run
 
-    return run(code, table, _business_date(), airflow_connection_url(connection_id))
+    return run(*_edge(code), table, _business_date(), airflow_connection_url(connection_id))
 
 
 @task
@@ -63,7 +68,8 @@ def extract_chunk(
     from datacloud.nightly import extract_chunk as run
 
     run_id = get_current_context()["run_id"]
-    return run(code, table, _business_date(), airflow_connection_url(connection_id), chunk, run_id)
+    url = airflow_connection_url(connection_id)
+    return run(*_edge(code), table, _business_date(), url, chunk, run_id)
 
 
 @task
@@ -74,7 +80,7 @@ def land(code: str, table: str, chunks: list[dict[str, Any]]) -> dict[str, Any]:
     from datacloud.nightly import land as run
 
     run_id = get_current_context()["run_id"]
-    return run(code, table, _business_date(), run_id, len(list(chunks)))
+    return run(*_edge(code), table, _business_date(), run_id, len(list(chunks)))
 
 
 @task
@@ -87,7 +93,7 @@ def stage(code: str, table: str, extracted: dict[str, Any]) -> dict[str, Any]:
     from datacloud.quality import QualityGateError
 
     try:
-        return run(code, table, _business_date(), get_current_context()["run_id"])
+        return run(*_edge(code), table, _business_date(), get_current_context()["run_id"])
     except QualityGateError as e:  # the same data gives the same verdict: no retries
         raise AirflowFailException(str(e)) from e
 
@@ -97,7 +103,7 @@ def report(code: str) -> dict[str, Any]:
     """Write reports/<dept>/<date>/ whatever happened earlier in the night."""
     from datacloud.nightly import report as run
 
-    return run(code, _business_date())
+    return run(*_edge(code), _business_date())
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from datacloud.curated_tables import TABLES
+
 # kind -> canonical columns a department table of that kind must map (the business key first)
 REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "person": ("id_number", "name"),
@@ -22,16 +24,8 @@ REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
 
 KINDS: Final[tuple[str, ...]] = tuple(REQUIRED_COLUMNS)
 
-# The curated tables the curation DAG publishes, in publishing order.
-CURATED_TABLES: Final[tuple[str, ...]] = (
-    "person",
-    "enterprise",
-    "property_right",
-    "housing_fund_account",
-    "marriage",
-    "enterprise_role",
-    "consistency",  # cross-department findings (比对), datacloud.consistency.publish
-)
+# The curated tables the curation DAG publishes, in publishing order (the registry's).
+CURATED_TABLES: Final[tuple[str, ...]] = tuple(TABLES)
 
 # Names of the normalisers in transforms.registry.NORMALISERS (a unit test keeps them equal),
 # plus "keep": the value passes through with its source type (decimals stay exact).

@@ -25,12 +25,17 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from datacloud import business_day
+from datacloud.canonical import CURATED_TABLES
 from datacloud.lookup.audit_cli import audit_app
 from datacloud.lookup.cli import lookup_app
+from datacloud.paths import REPO_ROOT, StorageRoot, departments_dir
 
+# Light modules are imported here; pydantic (config), pyarrow, deltalake, numpy, Great
+# Expectations and Airflow stay inside the commands that use them, so ``datacloud --help``
+# starts in well under a second (docs/architecture.md, "Imports").
 if TYPE_CHECKING:
     from datacloud.config import Department
-    from datacloud.paths import StorageRoot
     from datacloud.storage import DataPath
 
 app = typer.Typer(
@@ -127,7 +132,6 @@ def sample(
     ] = None,
 ) -> None:
     """Write the five sample department databases (gongan, scjg, bdc, gjj, mz) and a ground truth."""
-    from datacloud.paths import StorageRoot
     from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite, write_url
 
     ds = _date(business_date)
@@ -181,14 +185,11 @@ def normalise(
     ] = False,
 ) -> None:
     """Normalise a CSV of person or enterprise records with the platform's rules."""
-    from datetime import datetime
-
-    from datacloud.nightly import SHANGHAI
     from datacloud.normalise_csv import InputError, normalise_csv
 
     if kind not in ("person", "enterprise"):
         raise UserError(f"KIND: expected 'person' or 'enterprise', got {kind!r}")
-    ds = _date(business_date) if business_date else datetime.now(SHANGHAI).date()
+    ds = _date(business_date) if business_date else business_day.today()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} is a file, expected a folder")
     if input_csv.is_file():  # else normalise_csv names the input's problem, writing nothing
@@ -211,7 +212,6 @@ def validate(
     dags/curation.yaml against the departments' authority lists."""
     from datacloud.config import check_sql, load_departments
     from datacloud.curation_config import config_path, load_curation_config
-    from datacloud.paths import departments_dir
 
     where = folder or departments_dir()
     if not where.is_dir():
@@ -235,8 +235,7 @@ def report(
 ) -> None:
     """Regenerate one department's load report (index.html, report.json, rejected.csv) and the overview."""
     from datacloud.config import ConfigError, load_departments
-    from datacloud.nightly import department
-    from datacloud.paths import StorageRoot
+    from datacloud.nightly import department  # pyarrow, deltalake
     from datacloud.report import write_department_report, write_overview
 
     ds = _date(business_date)
@@ -257,7 +256,6 @@ def report(
 @app.command()
 def docs() -> None:
     """Regenerate docs/rules.md from the rules catalogue."""
-    from datacloud.paths import REPO_ROOT
     from transforms.rules import rules_markdown
 
     path = REPO_ROOT / "docs" / "rules.md"
@@ -266,9 +264,7 @@ def docs() -> None:
 
 
 def _curated_table(table: str) -> DataPath:
-    from datacloud.canonical import CURATED_TABLES
     from datacloud.delta import open_table
-    from datacloud.paths import StorageRoot
 
     if table not in CURATED_TABLES:
         raise UserError(f"TABLE: expected one of {', '.join(CURATED_TABLES)}, got {table!r}")
@@ -284,9 +280,6 @@ def history(
     limit: Annotated[int, typer.Option(min=1, help="newest commits to show")] = 30,
 ) -> None:
     """The versions of a curated table: time, business date, run, operation, rows changed."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     from datacloud.delta import history as table_history
 
     path = _curated_table(table)
@@ -298,9 +291,7 @@ def history(
     for h in table_history(path)[:limit]:
         ts = h["timestamp"]
         when = (
-            datetime.fromtimestamp(int(ts) / 1000, tz=ZoneInfo("Asia/Shanghai")).strftime(
-                "%Y-%m-%d %H:%M:%S"
-            )
+            business_day.from_millis(int(ts)).strftime("%Y-%m-%d %H:%M:%S")
             if isinstance(ts, int)
             else ""
         )
@@ -376,7 +367,6 @@ def demo(
 ) -> None:
     """Generate the sample departments and run one night through Airflow (embedded, no server)."""
     from datacloud import demo as d
-    from datacloud.paths import StorageRoot
     from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite
 
     ds = _date(business_date)
@@ -412,7 +402,6 @@ def demo(
 
 def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None:
 
-    from datacloud.canonical import CURATED_TABLES
     from datacloud.delta import live_rows, open_table
 
     table = Table(title=f"night of {ds.isoformat()}")

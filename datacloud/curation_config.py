@@ -16,35 +16,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datacloud.config import CODE, ConfigError, Department, read_yaml, validated
+from datacloud.curated_tables import ENTERPRISE, PERSON
 from datacloud.paths import DAGS_DIR
 
-# golden person field -> the authority field a department YAML names for it (一数一源)
-PERSON_FIELDS: dict[str, str | None] = {
-    "name": "name",
-    "sex": "sex",
-    "birth_date": "birth_date",
-    "ethnicity": "ethnicity",
-    "registered_address": "registered_address",
-    "phone": None,
-    "marital_status": "marital_status",
-}
-# golden enterprise field -> the authority field a department YAML names for it (一数一源),
-# in the order of the curated columns
-ENTERPRISE_FIELDS: dict[str, str | None] = {
-    "reg_number": None,
-    "org_code": None,
-    "name": "enterprise_name",
-    "enterprise_type": None,
-    "status": "enterprise_status",
-    "legal_representative": "legal_representative",
-    "registered_capital": None,
-    "established_date": None,
-    "address": None,
-}
+# golden field -> the authority field a department YAML names for it (一数一源), in the order
+# of the curated columns (the registry, datacloud.curated_tables)
+PERSON_FIELDS: dict[str, str | None] = {f.name: f.authority for f in PERSON.fields}
+ENTERPRISE_FIELDS: dict[str, str | None] = {f.name: f.authority for f in ENTERPRISE.fields}
 # a golden field that yields several columns, all from the same source row (the first decides
 # whether a row has a value); every other field yields its own column
 FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
-    "legal_representative": ("legal_rep_id_number", "legal_rep_name"),
+    f.name: f.columns for t in (PERSON, ENTERPRISE) for f in t.fields if f.columns
 }
 
 DeptCode = Annotated[str, Field(pattern=CODE.pattern)]

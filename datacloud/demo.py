@@ -11,11 +11,11 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
+from datacloud.business_day import night_of
 from datacloud.config import Department, load_departments
-from datacloud.nightly import SHANGHAI
 from datacloud.paths import DAGS_DIR, StorageRoot
 
 
@@ -29,7 +29,7 @@ class DagOutcome:
 
 def logical_date_for(ds: date) -> datetime:
     """The scheduled run that loads business date ``ds``: 02:00 Shanghai the next day."""
-    return datetime.combine(ds + timedelta(days=1), time(2, 0), tzinfo=SHANGHAI)
+    return night_of(ds)
 
 
 def connection_env(dept: Department, db_file: Path) -> tuple[str, str]:

@@ -11,7 +11,6 @@ source table is checked for schema drift. Memory stays bounded by the batch size
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -19,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
-from datacloud import schema_drift
+from datacloud import failures, schema_drift
 from datacloud.config import Department, TableSpec
+from datacloud.connections import engine as source_engine
 from datacloud.connections import masked
 from datacloud.landing import BackgroundWriter, replace_partition, write_chunk
+from datacloud.masking import mask_text
 from datacloud.readers import choose, read_batches
 from datacloud.storage import DataPath
 
@@ -111,10 +113,6 @@ def plan_chunks(
     Returns ``[{"index", "lo", "hi"}]``; the first range is open below and the last open
     above, so rows inserted after planning are not missed. Keys must be integers or text.
     """
-    from sqlalchemy import text
-
-    from datacloud.connections import engine as source_engine
-
     inner, params = query(url, dept, table, ds)
     key = _quote(url, chunk_key(table))
     sql = (
@@ -143,41 +141,19 @@ def plan_chunks(
     return ranges
 
 
-_UNREACHABLE = re.compile(
-    r"connection refused|could not connect|can't connect|timed out|timeout|"
-    r"unable to open database|name or service not known|server closed the connection|"
-    r"lost connection|connection reset|terminating connection",
-    re.IGNORECASE,
-)
-_MISSING_COLUMN = re.compile(
-    r"(column|field).*(does not exist|unknown|no such)|no such column|unknown column", re.I
-)
-
-
-def classify(e: BaseException) -> str:
-    text = f"{type(e).__name__}: {e}"
-    if isinstance(e, schema_drift.SchemaDriftError) or _MISSING_COLUMN.search(text):
-        return "schema_change"
-    if _UNREACHABLE.search(text):
-        return "source_unreachable"
-    return "error"
-
-
 def failed(dept: Department, table: TableSpec, step: str, e: BaseException) -> ExtractionError:
     """A driver error as an ExtractionError: department, table, step, the error's first line
     (never the query's values) and its kind. A schema-drift error keeps its own message.
     ID and mobile numbers a driver quotes from a row are masked (``mask_text``); the caller's
     ``from e`` still chains the driver's own text, so callers that log or re-raise to Airflow
     raise the ExtractionError anew ``from None`` (``datacloud.nightly``)."""
-    from datacloud.masking import mask_text
-
     if isinstance(e, schema_drift.SchemaDriftError):
         return ExtractionError(mask_text(str(e)), "schema_change")
     text = str(e).strip()
     first = mask_text(text.splitlines()[0])[:300] if text else ""
     return ExtractionError(
         f"department {dept.code}, table {table.name}: {step} failed: {type(e).__name__}: {first}",
-        classify(e),
+        failures.classify(e),
     )
 
 

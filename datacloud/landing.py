@@ -26,8 +26,10 @@ import errno
 import fcntl
 import json
 import os
+import queue
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -255,9 +257,6 @@ class BackgroundWriter:
     _DONE = object()
 
     def __init__(self, writer: PartitionWriter, depth: int = 2) -> None:
-        import queue
-        import threading
-
         self.writer = writer
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None

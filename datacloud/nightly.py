@@ -9,51 +9,52 @@ driver error may quote a row's ID or mobile number.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import traceback
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import runstate
-from datacloud.config import Department, TableSpec, load_department
+from datacloud import failures, quality, runstate, schema_drift
+from datacloud.atomic import replace_with
+from datacloud.business_day import now_wall
+from datacloud.config import Department, TableSpec, load_department, load_departments
+from datacloud.delta import merge_by_key
+from datacloud.extract import (
+    ExtractionError,
+    check_schema,
+    empty_schema,
+    extract_table,
+    plan_chunks,
+)
+from datacloud.landing import chunk_folder, land_chunks, read_partition
 from datacloud.masking import mask_text
+from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table, source_pk
 from datacloud.paths import StorageRoot, departments_dir
-from datacloud.storage import DataPath
+from datacloud.quality import GateResult, QualityGateError
+from datacloud.report import write_department_report, write_overview
+from datacloud.staged_rows import staged_deletions
 
 log = logging.getLogger(__name__)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 LINEAGE = ["_source", "_ds", "_run_id", "_loaded_at"]
 
 
 def department(code: str) -> Department:
+    """The department of ``code`` (its YAML in the departments folder); the task edge loads it
+    once and hands it to the step."""
     return load_department(departments_dir() / f"{code}.yaml")
-
-
-def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = None) -> date:
-    """The business date a run covers: the Shanghai day before the run's interval end.
-
-    A run scheduled at 02:00 on 21 November loads 20 November. ``business_date`` in the run
-    conf overrides it (backfills of a single day).
-    """
-    if conf and conf.get("business_date"):
-        return date.fromisoformat(str(conf["business_date"]))
-    # through the POSIX timestamp: pendulum's astimezone() with a ZoneInfo gives the wrong day
-    local = datetime.fromtimestamp(data_interval_end.timestamp(), tz=SHANGHAI)
-    return (local - timedelta(days=1)).date()
 
 
 def _failed(
     root: StorageRoot, code: str, ds: date, table: str, stage: str, error: str, kind: str
 ) -> None:
     """Record a failed step for the report (before the exception goes on to Airflow), its
-    error text masked."""
+    error text masked and its kind (``datacloud.failures``) classified where it failed."""
     runstate.update(
         root,
         code,
@@ -90,13 +91,11 @@ def _reraise(e: BaseException) -> NoReturn:
     raise new.with_traceback(e.__traceback__) from None
 
 
-def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
+def extract(
+    root: StorageRoot, dept: Department, table_name: str, ds: date, url: Any
+) -> dict[str, Any]:
     """Extract one source table into its raw partition, after a schema-drift check."""
-    from datacloud.extract import ExtractionError, extract_table
-    from datacloud.schema_drift import as_dicts
-
-    root = StorageRoot.from_env()
-    dept = department(code)
+    code = dept.code
     table = dept.table(table_name)
     runstate.reset(root, code, ds, table_name)
     try:
@@ -119,18 +118,16 @@ def extract(code: str, table_name: str, ds: date, url: Any) -> dict[str, Any]:
         status="extracted",
         extracted_rows=out.rows,
         reader=out.reader,
-        schema_changes=as_dicts(out.schema_changes),
+        schema_changes=schema_drift.as_dicts(out.schema_changes),
     )
     return {"path": str(out.path), "rows": out.rows}
 
 
-def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]:
+def plan(
+    root: StorageRoot, dept: Department, table_name: str, ds: date, url: Any
+) -> list[dict[str, Any]]:
     """Check the schema and cut a chunked table into key ranges (one mapped task each)."""
-    from datacloud import schema_drift
-    from datacloud.extract import ExtractionError, check_schema, plan_chunks
-
-    root = StorageRoot.from_env()
-    dept = department(code)
+    code = dept.code
     table = dept.table(table_name)
     runstate.reset(root, code, ds, table_name)
     snapshot = root.schema_snapshot(code, table_name)
@@ -154,14 +151,16 @@ def plan(code: str, table_name: str, ds: date, url: Any) -> list[dict[str, Any]]
 
 
 def extract_chunk(
-    code: str, table_name: str, ds: date, url: Any, chunk: dict[str, Any], run_key: str
+    root: StorageRoot,
+    dept: Department,
+    table_name: str,
+    ds: date,
+    url: Any,
+    chunk: dict[str, Any],
+    run_key: str,
 ) -> dict[str, Any]:
     """Extract one key range of a chunked table into the run's chunk folder."""
-    from datacloud.extract import ExtractionError, extract_table
-    from datacloud.landing import chunk_folder
-
-    root = StorageRoot.from_env()
-    dept = department(code)
+    code = dept.code
     partition = root.raw_partition(code, table_name, ds)
     try:
         out = extract_table(
@@ -179,18 +178,17 @@ def extract_chunk(
     return {"chunk": chunk["index"], "rows": out.rows}
 
 
-def land(code: str, table_name: str, ds: date, run_key: str, chunks: int) -> dict[str, Any]:
+def land(
+    root: StorageRoot, dept: Department, table_name: str, ds: date, run_key: str, chunks: int
+) -> dict[str, Any]:
     """Land every chunk of the run as the raw partition, all or nothing."""
-    from datacloud.extract import empty_schema
-    from datacloud.landing import chunk_folder, land_chunks
-
-    root = StorageRoot.from_env()
-    table = department(code).table(table_name)
+    code = dept.code
+    table = dept.table(table_name)
     partition = root.raw_partition(code, table_name, ds)
     try:
         rows = land_chunks(partition, chunk_folder(partition, run_key), chunks, empty_schema(table))
     except Exception as e:
-        _failed(root, code, ds, table_name, "extract", str(e), "error")
+        _failed(root, code, ds, table_name, "extract", str(e), failures.classify(e))
         _reraise(e)
     runstate.update(
         root, code, ds, table_name, status="extracted", extracted_rows=rows, reader="chunks"
@@ -201,7 +199,7 @@ def land(code: str, table_name: str, ds: date, run_key: str, chunks: int) -> dic
 def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.Table:
     """Add the lineage columns _source, _ds, _run_id and _loaded_at (Shanghai wall time)."""
     n = accepted.num_rows
-    now = datetime.now(tz=SHANGHAI).replace(tzinfo=None)
+    now = now_wall()
     return (
         accepted.append_column("_source", pa.array([source] * n, pa.string()))
         .append_column("_ds", pa.array([ds] * n, pa.date32()))
@@ -210,87 +208,29 @@ def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.T
     )
 
 
-def _business_key_text(rows: pa.Table, key: list[str]) -> tuple[pa.Array, pa.Array]:
-    """Each row's business key as one text (parts joined like ``normalise.deduplicate`` groups
-    them), and whether it has one: a row whose every part is empty matches nothing."""
-    parts = [pc.cast(rows[k], pa.string()).combine_chunks() for k in key]
-    has = pc.is_valid(parts[0])
-    for part in parts[1:]:
-        has = pc.or_(has, pc.is_valid(part))
-    text = (
-        parts[0]
-        if len(parts) == 1
-        else pc.binary_join_element_wise(
-            *parts, "\x1f", null_handling="replace", null_replacement="\x00"
-        )
-    )
-    return text, has
-
-
-def staged_deletions(
-    staged: DataPath,
-    accepted: pa.Table,
-    business_key: list[str],
-    raw_keys: pa.Array | None,
-    losers: pa.Array,
-) -> pa.Array | None:
-    """The staged source keys tonight's merge deletes, so staged keeps one row per business key.
-
-    - a full snapshot (``raw_keys``): keys absent from it (rejected rows are not absent), and
-      tonight's deduplication losers (present, but another row won their business key);
-    - every mode: a staged row whose business key a row accepted tonight carries under another
-      source key (the newly accepted row replaces it).
-
-    Never a key accepted tonight; each key once (the merge takes one source row per key).
-    """
-    from datacloud.delta import open_table, read_loaded
-    from datacloud.normalise import SOURCE_PK
-
-    current = open_table(staged)
-    if current is None:
-        return None
-    names = set(current.schema().to_arrow().names)
-    key = [c for c in business_key if c in names and c in accepted.column_names]
-    rows = read_loaded(current, [SOURCE_PK, *key])
-    keys = pc.cast(rows[SOURCE_PK], pa.string()).combine_chunks()
-    drop = pc.is_in(keys, value_set=pc.cast(losers, pa.string()))
-    if raw_keys is not None:
-        drop = pc.or_(drop, pc.invert(pc.is_in(keys, value_set=raw_keys)))
-    if key and len(key) == len(business_key) and accepted.num_rows:
-        staged_key, staged_has = _business_key_text(rows, key)
-        tonight, tonight_has = _business_key_text(accepted, key)
-        taken = pc.and_(staged_has, pc.is_in(staged_key, value_set=tonight.filter(tonight_has)))
-        drop = pc.or_(drop, taken)
-    accepted_keys = pc.cast(accepted[SOURCE_PK], pa.string()).combine_chunks()
-    drop = pc.and_(drop, pc.invert(pc.is_in(keys, value_set=accepted_keys)))
-    return pc.unique(keys.filter(drop))
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path)
 
 
 def write_rejected(folder: Path, rows: pa.Table, issues: pa.Table) -> None:
     """Replace the night's rejected rows and issues (each file swapped in whole)."""
-    folder.mkdir(parents=True, exist_ok=True)
     for name, table in (("rows.parquet", rows), ("issues.parquet", issues)):
-        tmp = folder / f"{name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, folder / name)
+        replace_with(folder / name, functools.partial(_write_parquet, table))
 
 
 def quality_gate(
     root: StorageRoot, code: str, table: TableSpec, raw: pa.Table, out: Any, ds: date
-) -> Any:
+) -> GateResult:
     """Run the raw quality gate on the normalised batch and record it in gate.json.
 
     Returns the GateResult; the caller publishes only when ``result.passed``.
     """
-    from datacloud import quality
-    from datacloud.normalise import source_pk
-
     result = quality.check_raw(root, code, table, raw, out.issues, source_pk(raw, table), ds)
     quality.record(root, ds, result)
     return result
 
 
-def _gate_summary(gate: Any) -> dict[str, Any]:
+def _gate_summary(gate: GateResult) -> dict[str, Any]:
     return {
         "suite": gate.suite,
         "success": gate.success,
@@ -301,7 +241,9 @@ def _gate_summary(gate: Any) -> dict[str, Any]:
     }
 
 
-def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
+def stage(
+    root: StorageRoot, dept: Department, table_name: str, ds: date, run_id: str
+) -> dict[str, Any]:
     """Normalise the raw partition, set rejected rows aside, gate the batch and merge accepted
     rows into staged.
 
@@ -309,15 +251,9 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
     nothing is merged (the staged table keeps its previous content) and QualityGateError is
     raised, recorded in the run state as ``failure_kind="quality_gate"``.
     """
-    from datacloud.delta import merge_by_key
-    from datacloud.landing import read_partition
-    from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table, source_pk
-    from datacloud.quality import QualityGateError, forget
-
-    root = StorageRoot.from_env()
-    dept = department(code)
+    code = dept.code
     table = dept.table(table_name)
-    forget(root, code, ds, table_name)
+    quality.forget(root, code, ds, table_name)
     try:
         raw = read_partition(root.raw_partition(code, table_name, ds))
         out = normalise_table(raw, dept, table, ds)
@@ -350,7 +286,7 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
                 else None
             )
     except Exception as e:
-        _failed(root, code, ds, table_name, "stage", str(e), "error")
+        _failed(root, code, ds, table_name, "stage", str(e), failures.classify(e))
         _reraise(e)
     if not gate.passed:
         message = mask_text(gate.message())
@@ -413,26 +349,17 @@ def stage(code: str, table_name: str, ds: date, run_id: str) -> dict[str, Any]:
     }
 
 
-def report(code: str, ds: date) -> dict[str, Any]:
+def report(root: StorageRoot, dept: Department, ds: date) -> dict[str, Any]:
     """Write the department's report for the night (and refresh the operators' overview);
     runs also when earlier tasks failed."""
-    from datacloud.config import load_departments
-    from datacloud.report import write_department_report, write_overview
-
-    root = StorageRoot.from_env()
-    out = write_department_report(root, department(code), ds)
+    out = write_department_report(root, dept, ds)
     write_overview(root, load_departments(), ds)
     return {"path": str(out.parent), "status": out.status}
 
 
-def refresh_reports(ds: date) -> dict[str, str]:
+def refresh_reports(root: StorageRoot, depts: list[Department], ds: date) -> dict[str, str]:
     """Rewrite the reports of the departments that ran for ``ds`` (after curation, so they
     show that night's cross-department findings), and the overview; returns each status."""
-    from datacloud.config import load_departments
-    from datacloud.report import write_department_report, write_overview
-
-    root = StorageRoot.from_env()
-    depts = load_departments()
     written = {
         d.code: write_department_report(root, d, ds).status
         for d in depts

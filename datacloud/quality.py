@@ -11,11 +11,9 @@ report) and Data Docs under ``quality/data_docs/``. docs/quality.md tells the wh
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
-import os
 import statistics
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,12 +22,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from datacloud import curated_tables, runstate
 from datacloud import quality_suites as suites
-from datacloud import runstate
+from datacloud.atomic import locked, replace_text
 from datacloud.config import QualitySpec, TableSpec
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 from datacloud.quality_ge import ExpectationOutcome, run_suite
+from datacloud.quality_profile import curated_profile, raw_profile
 from datacloud.quality_words import check_zh
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ _RATIO_CHECKS = (".present", ".valid")
 
 class QualityGateError(RuntimeError):
     """A critical expectation failed: the table is not published tonight."""
+
+    kind = "quality_gate"  # datacloud.failures
 
 
 @dataclass
@@ -185,8 +187,6 @@ def check_raw(
     ds: date,
 ) -> GateResult:
     """Run the raw suite of the table's kind on tonight's batch (after normalising)."""
-    from datacloud.quality_profile import raw_profile
-
     suite = suites.load_suite(suites.raw_suite_name(table.kind))
     profile = raw_profile(raw, table, issues, pk, suites.columns(suite))
     history = [
@@ -238,9 +238,10 @@ def check_curated(
     is not given is skipped and noted. The result is written to
     ``quality/curated/<date>/gate.json``; publish only when ``result.passed``.
     """
-    from datacloud.quality_profile import curated_profile
-
-    suite = suites.load_suite(suites.curated_suite_name(name))
+    declared = curated_tables.table(name).suite
+    if declared is None:
+        raise ValueError(f"curated table {name!r} has no quality suite (datacloud.curated_tables)")
+    suite = suites.load_suite(declared)
     profile, missing = curated_profile(table, suite["meta"]["datacloud"], related, ds)
     notes = [f"{c}: skipped, not available" for c in missing]
     kept = [e for e in suite["expectations"] if e["kwargs"].get("column") not in missing]
@@ -262,12 +263,6 @@ def check_curated(
 # --- gate.json ----------------------------------------------------------------------------------
 
 
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def record(root: StorageRoot, ds: date, result: GateResult) -> Path:
     """Write the suite's result and rebuild ``quality/<scope>/<date>/gate.json`` from all of them.
 
@@ -276,7 +271,7 @@ def record(root: StorageRoot, ds: date, result: GateResult) -> Path:
     """
     folder = root.quality() / result.scope / ds.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    _replace(folder / f"{result.table}.json", json.dumps(result.entry(), ensure_ascii=False))
+    replace_text(folder / f"{result.table}.json", json.dumps(result.entry(), ensure_ascii=False))
     return _rebuild(folder)
 
 
@@ -291,15 +286,14 @@ def forget(root: StorageRoot, scope: str, ds: date, table: str) -> None:
 
 def _rebuild(folder: Path) -> Path:
     gate = folder / "gate.json"
-    with (folder / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(gate):
         entries = [
             json.loads(p.read_text(encoding="utf-8"))
             for p in sorted(folder.glob("*.json"))
             if p.name != "gate.json"
         ]
         if entries:
-            _replace(gate, json.dumps({"suites": entries}, ensure_ascii=False, indent=2) + "\n")
+            replace_text(gate, json.dumps({"suites": entries}, ensure_ascii=False, indent=2) + "\n")
         else:
             gate.unlink(missing_ok=True)
     return gate

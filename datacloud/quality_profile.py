@@ -25,6 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datacloud.config import TableSpec
+from transforms.credit_code import normalise_credit_code
+from transforms.id_number import normalise_id_number
+from transforms.result import NormaliseContext
 
 VERDICTS = pa.array(["valid", "invalid"], pa.string())
 _NOT_INVALID = {"REQUIRED_MISSING", "KEY_MISSING"}  # no value, not a wrong one
@@ -102,10 +105,6 @@ def key_codes(table: pa.Table, key: list[str]) -> pa.Array:
 
 
 def _normalised(values: pa.Array, kind: str, ds: date) -> Any:
-    from transforms.credit_code import normalise_credit_code
-    from transforms.id_number import normalise_id_number
-    from transforms.result import NormaliseContext
-
     fn = normalise_id_number if kind == "id_number" else normalise_credit_code
     return fn(values, NormaliseContext(business_date=ds))
 

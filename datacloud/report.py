@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,33 +26,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import report_sources, runstate
+from datacloud import failures, report_sources, runstate
+from datacloud.atomic import replace_text, replace_with
+from datacloud.audit_anchors import anchor_finished_days
 from datacloud.config import Department
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
+from datacloud.report_html import render_department, render_overview
 from transforms.rules import RULES
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 STATUS_ZH = {"success": "成功", "partial": "部分成功", "failed": "失败"}
-FAILURE_KIND_ZH = {
-    "source_unreachable": "数据源无法连接",
-    "schema_change": "表结构变化",
-    "quality_gate": "质量检查未通过",
-    "error": "处理出错",
-    "not_run": "未运行",
-}
+FAILURE_KIND_ZH = failures.KINDS
 CSV_HEADER = ["源主键", "字段", "源字段", "原始值", "规则代码", "原因", "修改建议"]
 COUNTS = ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")
 STALE_AFTER_DAYS = 1
-_UNREACHABLE = (
-    "connect",
-    "could not translate host",
-    "name or service not known",
-    "timed out",
-    "timeout",
-    "unreachable",
-)
 
 
 @dataclass(frozen=True)
@@ -63,19 +51,16 @@ class ReportFiles:
 
 
 def failure_kind(state: dict[str, Any]) -> str:
-    """Why a table did not load: the recorded ``failure_kind``, else derived from stage and error."""
+    """Why a table did not load: the ``failure_kind`` recorded where it failed; a state
+    written before kinds were recorded is classified by ``failures.classify_text``."""
     kind = state.get("failure_kind")
     if kind in FAILURE_KIND_ZH:
         return str(kind)
     if state.get("status") in (None, "not_run", "extracted") or "stage" not in state:
         return "not_run"
-    error = str(state.get("error") or "").lower()
-    if state.get("stage") == "extract":
-        if any(word in error for word in _UNREACHABLE):
-            return "source_unreachable"
-        if "returns no column" in error:
-            return "schema_change"
-    return "error"
+    if state.get("stage") == "extract":  # a state from before kinds were recorded
+        return failures.classify_text(str(state.get("error") or ""))
+    return failures.ERROR
 
 
 def _masked(change: dict[str, Any]) -> dict[str, Any]:
@@ -193,28 +178,31 @@ def _write_rejected_csv(
 ) -> int:
     """rejected.csv: one line per rejected row and rule, every cell through ``csv_cell``."""
     lines = 0
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_HEADER)
-        for spec in dept.tables:
-            issues = issues_by_table.get(spec.name)
-            if issues is None:
-                continue
-            for row in issues.to_pylist():
-                r = RULES.get(row["rule_code"])  # an unknown code still gets its line
-                cells = [
-                    f"{spec.name}:{row['source_pk']}",
-                    row["field"],
-                    row["source_column"],
-                    row["raw_value"],
-                    row["rule_code"],
-                    r.zh if r else "",
-                    r.hint_zh if r else "",
-                ]
-                w.writerow([csv_cell(c) for c in cells])
-                lines += 1
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        nonlocal lines
+        with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_HEADER)
+            for spec in dept.tables:
+                issues = issues_by_table.get(spec.name)
+                if issues is None:
+                    continue
+                for row in issues.to_pylist():
+                    r = RULES.get(row["rule_code"])  # an unknown code still gets its line
+                    cells = [
+                        f"{spec.name}:{row['source_pk']}",
+                        row["field"],
+                        row["source_column"],
+                        row["raw_value"],
+                        row["rule_code"],
+                        r.zh if r else "",
+                        r.hint_zh if r else "",
+                    ]
+                    w.writerow([csv_cell(c) for c in cells])
+                    lines += 1
+
+    replace_with(path, write)
     return lines
 
 
@@ -271,12 +259,6 @@ def build_report(
     }
 
 
-def _replace_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_department_report(root: StorageRoot, dept: Department, ds: date) -> ReportFiles:
     """Write report.json, rejected.csv and index.html for one department night.
 
@@ -285,15 +267,13 @@ def write_department_report(root: StorageRoot, dept: Department, ds: date) -> Re
     results and consistency findings when they exist. Works for a failed night too: a table
     without run state is reported as not run. Every file is replaced atomically.
     """
-    from datacloud.report_html import render_department
-
     out = root.report_dir(dept.code, ds)
     out.mkdir(parents=True, exist_ok=True)
     issues = _issues_by_table(root, dept, ds)
     report = build_report(root, dept, ds, issues)
     report["rejected_csv_lines"] = _write_rejected_csv(dept, issues, out / "rejected.csv")
-    _replace_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
-    _replace_text(out / "index.html", render_department(root, report))
+    replace_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
+    replace_text(out / "index.html", render_department(root, report))
     return ReportFiles(parent=out, status=report["status"])
 
 
@@ -303,11 +283,8 @@ def write_overview(root: StorageRoot, depts: list[Department], ds: date, nights:
     Covers the ``nights`` nights ending at ``ds``, read from each night's report.json; each
     cell links to that department's report of that night.
     """
-    from datacloud.audit_anchors import anchor_finished_days
-    from datacloud.report_html import render_overview
-
     anchor_finished_days(root)  # the audit trail's finished days, kept with the reports
     path = root.root / "reports" / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_text(path, render_overview(root, depts, ds, nights))
+    replace_text(path, render_overview(root, depts, ds, nights))
     return path

@@ -15,14 +15,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from datacloud import charts
 from datacloud.audit_anchors import latest_anchors
-from datacloud.config import Department
+from datacloud.business_day import SHANGHAI
+from datacloud.config import ConfigError, Department, load_departments
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 from datacloud.quality_words import FIELD_ZH
@@ -30,7 +30,6 @@ from datacloud.report_sources import night_range, read_report
 from transforms.rules import RULES
 
 TEMPLATES = Path(__file__).parent / "templates"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 HISTORY_NIGHTS = 30
 SHORT_ZH_MAX = 24
 COLORS = {"in": "#1f5fa8", "accepted": "#2e7d4f", "rejected": "#c0392b"}
@@ -228,8 +227,6 @@ def _environment() -> Environment:
 
 
 def _department_names() -> dict[str, str]:
-    from datacloud.config import ConfigError, load_departments
-
     try:
         return {d.code: d.name for d in load_departments()}
     except (ConfigError, OSError):

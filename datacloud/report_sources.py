@@ -20,7 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
+from deltalake import QueryBuilder
 
+from datacloud.delta import open_table, plain_types
 from datacloud.masking import mask_id_number, mask_text
 from datacloud.paths import StorageRoot
 
@@ -91,10 +93,6 @@ def quality_results(root: StorageRoot, dept: str, ds: date) -> dict[str, Any]:
 
 
 def _query(table: Any, sql: str) -> pa.Table:
-    from deltalake import QueryBuilder
-
-    from datacloud.delta import plain_types
-
     reader = QueryBuilder().register("c", table).execute(sql)
     return plain_types(pa.table(reader.read_all()))
 
@@ -106,8 +104,6 @@ def consistency_findings(root: StorageRoot, dept: str, ds: date) -> dict[str, An
     examples (and the finding's Chinese message when the table has ``finding_zh``).
     ``{"available": False}`` when the consistency table does not exist yet.
     """
-    from datacloud.delta import open_table
-
     table = open_table(root.curated(CONSISTENCY_TABLE))
     if table is None:
         return {"available": False}

@@ -6,16 +6,12 @@ report is written even when an earlier task failed.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from datacloud.atomic import locked, replace_text
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 
@@ -46,45 +42,23 @@ def _masked(value: Any) -> Any:
     return value
 
 
-@contextmanager
-def _locked(p: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<table>.json.lock`` beside the state file: the chunk tasks
-    of one table run in parallel, and each read-modify-write must see the others' fields."""
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p.with_name(p.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def update(root: StorageRoot, dept: str, ds: date, table: str, **fields: Any) -> dict[str, Any]:
-    """Merge fields into the table's state, under the table's lock: read, merge, write a
-    unique temporary file, fsync it, replace the state file. Error fields are masked."""
+    """Merge fields into the table's state, under the table's lock (the chunk tasks of one
+    table run in parallel, and each read-modify-write must see the others' fields): read,
+    merge, replace the state file (``atomic.replace_text``). Error fields are masked."""
     fields = {k: _masked(v) if k in ERROR_FIELDS else v for k, v in fields.items()}
     p = _path(root, dept, ds, table)
-    with _locked(p):
+    with locked(p):
         state = read(root, dept, ds, table)
         state.update(fields, table=table)
-        text = json.dumps(state, ensure_ascii=False, indent=2, default=str)
-        tmp = p.with_name(f".{p.name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        replace_text(p, json.dumps(state, ensure_ascii=False, indent=2, default=str))
     return state
 
 
 def reset(root: StorageRoot, dept: str, ds: date, table: str) -> None:
     """Forget an earlier attempt of the same night (a rerun starts clean)."""
     p = _path(root, dept, ds, table)
-    with _locked(p):
+    with locked(p):
         p.unlink(missing_ok=True)
 
 

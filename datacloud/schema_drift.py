@@ -10,13 +10,13 @@ table, column, old and new type.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import inspect, types
 from sqlalchemy.engine import URL
 
+from datacloud.atomic import replace_text
 from datacloud.config import Department, TableSpec
 from datacloud.connections import engine as source_engine
 
@@ -45,6 +45,8 @@ WIDENING = {
 
 class SchemaDriftError(RuntimeError):
     """The source table changed in a way the YAML mapping cannot absorb."""
+
+    kind = "schema_change"  # datacloud.failures
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,7 @@ def check(
 
 
 def save(snapshot: Path, schema: dict[str, str]) -> None:
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    tmp = snapshot.with_suffix(".tmp")
-    tmp.write_text(json.dumps(schema, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, snapshot)
+    replace_text(snapshot, json.dumps(schema, ensure_ascii=False, indent=2))
 
 
 def as_dicts(changes: list[Change]) -> list[dict[str, object]]:

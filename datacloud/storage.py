@@ -93,7 +93,8 @@ def uri(loc: DataPath) -> str:
     return str(loc)
 
 
-def _env(*names: str) -> str | None:
+def s3_setting(*names: str) -> str | None:
+    """The first of the environment variables ``names`` that is set (object-store settings)."""
     for name in names:
         value = os.environ.get(name)
         if value:
@@ -101,9 +102,10 @@ def _env(*names: str) -> str | None:
     return None
 
 
-def _allow_http() -> bool:
-    flag = (_env("AWS_ALLOW_HTTP") or "").lower() in {"1", "true", "yes"}
-    return flag or (_env("AWS_ENDPOINT_URL") or "").startswith("http://")
+def allow_http() -> bool:
+    """Whether plain HTTP to the object store is allowed (``AWS_ALLOW_HTTP``, an http endpoint)."""
+    flag = (s3_setting("AWS_ALLOW_HTTP") or "").lower() in {"1", "true", "yes"}
+    return flag or (s3_setting("AWS_ENDPOINT_URL") or "").startswith("http://")
 
 
 def storage_options(loc: DataPath) -> dict[str, str] | None:
@@ -115,13 +117,13 @@ def storage_options(loc: DataPath) -> dict[str, str] | None:
     if not is_object_store(loc):
         return None
     opts = {
-        "AWS_ACCESS_KEY_ID": _env("AWS_ACCESS_KEY_ID"),
-        "AWS_SECRET_ACCESS_KEY": _env("AWS_SECRET_ACCESS_KEY"),
-        "AWS_SESSION_TOKEN": _env("AWS_SESSION_TOKEN"),
-        "AWS_REGION": _env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
-        "AWS_ENDPOINT_URL": _env("AWS_ENDPOINT_URL"),
-        "AWS_ALLOW_HTTP": "true" if _allow_http() else None,
-        "AWS_CONDITIONAL_PUT": _env("AWS_CONDITIONAL_PUT") or "etag",
+        "AWS_ACCESS_KEY_ID": s3_setting("AWS_ACCESS_KEY_ID"),
+        "AWS_SECRET_ACCESS_KEY": s3_setting("AWS_SECRET_ACCESS_KEY"),
+        "AWS_SESSION_TOKEN": s3_setting("AWS_SESSION_TOKEN"),
+        "AWS_REGION": s3_setting("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+        "AWS_ENDPOINT_URL": s3_setting("AWS_ENDPOINT_URL"),
+        "AWS_ALLOW_HTTP": "true" if allow_http() else None,
+        "AWS_CONDITIONAL_PUT": s3_setting("AWS_CONDITIONAL_PUT") or "etag",
     }
     return {k: v for k, v in opts.items() if v is not None}
 
@@ -130,17 +132,17 @@ _LOCAL = pafs.LocalFileSystem()
 
 
 def _s3() -> pafs.S3FileSystem:
-    endpoint = _env("AWS_ENDPOINT_URL")
+    endpoint = s3_setting("AWS_ENDPOINT_URL")
     scheme = None
     if endpoint:
         parsed = urlparse(endpoint)
-        scheme = parsed.scheme or ("http" if _allow_http() else "https")
+        scheme = parsed.scheme or ("http" if allow_http() else "https")
         endpoint = parsed.netloc or parsed.path
     return pafs.S3FileSystem(
-        access_key=_env("AWS_ACCESS_KEY_ID"),
-        secret_key=_env("AWS_SECRET_ACCESS_KEY"),
-        session_token=_env("AWS_SESSION_TOKEN"),
-        region=_env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+        access_key=s3_setting("AWS_ACCESS_KEY_ID"),
+        secret_key=s3_setting("AWS_SECRET_ACCESS_KEY"),
+        session_token=s3_setting("AWS_SESSION_TOKEN"),
+        region=s3_setting("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_override=endpoint,
         scheme=scheme,
     )
@@ -157,7 +159,7 @@ def describe(loc: DataPath) -> str:
     """``loc`` for a log line or a summary: the URI and, on the store, the endpoint (no keys)."""
     if not is_object_store(loc):
         return str(loc)
-    return f"{loc} (endpoint {_env('AWS_ENDPOINT_URL') or 'AWS'})"
+    return f"{loc} (endpoint {s3_setting('AWS_ENDPOINT_URL') or 'AWS'})"
 
 
 def prepare_parent(loc: DataPath) -> None:

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from datacloud.storage import DataPath, ObjectPath, _allow_http, _env, is_object_store
+from datacloud.storage import DataPath, ObjectPath, is_object_store
+from datacloud.storage import allow_http as _allow_http
+from datacloud.storage import s3_setting as _env
 
 # how long a publish waits for another writer of the same table before giving up
 WAIT_S = float(os.environ.get("DATACLOUD_TABLE_LOCK_WAIT_S", 3 * 3600))

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from datacloud.curated_tables import TABLES as CURATED
 from datacloud.lookup.keys import EnterpriseKey
 from datacloud.masking import mask_id_number, mask_name, mask_phone
 
@@ -185,92 +186,23 @@ def _mask_value(column: str, value: Any, person_names: bool) -> Any:
     return value
 
 
-# What a clerk sees, per part of an answer: any other column (a new curated column, say) is left
-# out of a clerk's answer until it is listed here.
-CLERK_COLUMNS: dict[str, tuple[str, ...]] = {
-    "fields": (
-        "name",
-        "sex",
-        "birth_date",
-        "ethnicity",
-        "registered_address",
-        "phone",
-        "marital_status",
-    ),
-    "property_rights": (
-        "certificate_no",
-        "owner_id_number",
-        "owner_name",
-        "location",
-        "floor_area_m2",
-        "registered_date",
-        "status",
-        "source",
-        "as_of",
-    ),
-    "housing_fund_accounts": (
-        "account_no",
-        "id_number",
-        "employer_name",
-        "employer_credit_code",
-        "opened_date",
-        "status",
-        "source",
-        "as_of",
-    ),
-    "marriages": (
-        "registration_type",
-        "husband_id_number",
-        "wife_id_number",
-        "registered_date",
-        "office",
-        "source",
-        "as_of",
-    ),
-    "enterprise_roles": (
-        "credit_code",
-        "reg_number",
-        "id_number",
-        "name",
-        "role",
-        "share_ratio",
-        "source",
-        "as_of",
-    ),
-    "record": (  # each golden field with the department it comes from and its date
-        "credit_code",
-        "reg_number",
-        "reg_number_source",
-        "reg_number_as_of",
-        "org_code",
-        "org_code_source",
-        "org_code_as_of",
-        "name",
-        "name_source",
-        "name_as_of",
-        "enterprise_type",
-        "enterprise_type_source",
-        "enterprise_type_as_of",
-        "status",
-        "status_source",
-        "status_as_of",
-        "legal_rep_id_number",
-        "legal_rep_name",
-        "legal_representative_source",
-        "legal_representative_as_of",
-        "registered_capital",
-        "registered_capital_source",
-        "registered_capital_as_of",
-        "established_date",
-        "established_date_source",
-        "established_date_as_of",
-        "address",
-        "address_source",
-        "address_as_of",
-    ),
-    "legal_representative": ("id_number", "name", "source", "as_of"),
+# What a clerk sees, per part of an answer: each table's allow-list in the registry
+# (datacloud.curated_tables, ``clerk``); any other column (a new curated column, say) is left out
+# of a clerk's answer until it is listed there.
+PART_TABLES = {
+    "fields": "person",
+    "property_rights": "property_right",
+    "housing_fund_accounts": "housing_fund_account",
+    "marriages": "marriage",
+    "enterprise_roles": "enterprise_role",
+    "shareholders": "enterprise_role",
+    "record": "enterprise",
 }
-CLERK_COLUMNS["shareholders"] = CLERK_COLUMNS["enterprise_roles"]
+CLERK_COLUMNS: dict[str, tuple[str, ...]] = {
+    part: CURATED[table].clerk for part, table in PART_TABLES.items()
+}
+# the enterprise answer's legal representative (from the golden record's columns)
+CLERK_COLUMNS["legal_representative"] = ("id_number", "name", "source", "as_of")
 
 
 def _mask_row(part: str, row: Row, person_names: bool = False) -> Row:

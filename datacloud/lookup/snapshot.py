@@ -18,28 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from datacloud.curated_tables import LOOKUP
+from datacloud.curated_tables import TABLES as CURATED
 from datacloud.delta import load, read_loaded, version_as_of
 from datacloud.paths import StorageRoot
 from datacloud.storage import DataPath, list_names
 from transforms._arrow import fixed_width_matrix
 
-TABLES = (
-    "person",
-    "enterprise",
-    "property_right",
-    "housing_fund_account",
-    "marriage",
-    "enterprise_role",
-)
+TABLES = LOOKUP  # the registry's tables the lookup service loads (datacloud.curated_tables)
 # table -> key columns with an index
-INDEXES: dict[str, tuple[str, ...]] = {
-    "person": ("id_number",),
-    "enterprise": ("credit_code", "reg_number", "org_code"),
-    "property_right": ("owner_id_number",),
-    "housing_fund_account": ("id_number",),
-    "marriage": ("husband_id_number", "wife_id_number"),
-    "enterprise_role": ("id_number", "credit_code", "reg_number"),
-}
+INDEXES: dict[str, tuple[str, ...]] = {n: CURATED[n].indexes for n in TABLES}
 Row = dict[str, Any]
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import re
 import sqlite3
 from pathlib import Path
@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datacloud.atomic import replace_text, replace_with
 from datacloud.sample.ddl import SQL_DIR, TableDef, tables
 from datacloud.sample.generate import SampleData
 
@@ -49,22 +50,7 @@ def write_sqlite(sample: SampleData, out_dir: Path) -> dict[str, Path]:
     written = {}
     for dept, dept_tables in sample.tables.items():
         final = out_dir / f"{dept}.db"
-        tmp = out_dir / f".{dept}.db.tmp"
-        tmp.unlink(missing_ok=True)
-        con = sqlite3.connect(tmp)
-        try:
-            con.execute("PRAGMA journal_mode = OFF")
-            con.execute("PRAGMA synchronous = OFF")
-            con.executescript((SQL_DIR / f"{dept}.sql").read_text(encoding="utf-8"))
-            for name, table in dept_tables.items():
-                marks = ", ".join("?" * table.num_columns)
-                sql = f"INSERT INTO {name} ({', '.join(table.column_names)}) VALUES ({marks})"
-                for batch in table.to_batches(max_chunksize=_SQLITE_BATCH_ROWS):
-                    con.executemany(sql, zip(*_python_columns(batch), strict=True))
-            con.commit()
-        finally:
-            con.close()
-        os.replace(tmp, final)
+        replace_with(final, functools.partial(_write_db, dept=dept, dept_tables=dept_tables))
         written[dept] = final
     return written
 
@@ -168,6 +154,22 @@ def write_url(sample: SampleData, url: str) -> list[str]:
     return written
 
 
+def _write_db(path: Path, dept: str, dept_tables: dict[str, pa.Table]) -> None:
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("PRAGMA synchronous = OFF")
+        con.executescript((SQL_DIR / f"{dept}.sql").read_text(encoding="utf-8"))
+        for name, table in dept_tables.items():
+            marks = ", ".join("?" * table.num_columns)
+            sql = f"INSERT INTO {name} ({', '.join(table.column_names)}) VALUES ({marks})"
+            for batch in table.to_batches(max_chunksize=_SQLITE_BATCH_ROWS):
+                con.executemany(sql, zip(*_python_columns(batch), strict=True))
+        con.commit()
+    finally:
+        con.close()
+
+
 def write_ground_truth(sample: SampleData, out_dir: Path) -> Path:
     """Write ``out_dir/ground_truth.parquet`` and ``out_dir/manifest.json``; returns the former.
 
@@ -176,11 +178,8 @@ def write_ground_truth(sample: SampleData, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "ground_truth.parquet"
-    tmp = out_dir / ".ground_truth.parquet.tmp"
-    pq.write_table(sample.ground_truth, tmp, compression="zstd")
-    os.replace(tmp, path)
-    manifest = out_dir / "manifest.json"
-    tmp = out_dir / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(sample.manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
-    os.replace(tmp, manifest)
+    replace_with(path, lambda tmp: pq.write_table(sample.ground_truth, tmp, compression="zstd"))
+    replace_text(
+        out_dir / "manifest.json", json.dumps(sample.manifest, ensure_ascii=False, indent=2) + "\n"
+    )
     return path

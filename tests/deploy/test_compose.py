@@ -171,8 +171,9 @@ def test_every_command_script_and_module_exists(services: dict) -> None:
         argv = _argv(svc.get("command"))
         if argv[:2] == ["python", "-m"]:
             module = REPO / (argv[2].replace(".", "/") + ".py")
-            if not module.exists():
-                pytest.skip(f"{argv[2]} is not written yet (the lookup API is another task)")
+            assert module.is_file(), (
+                f"{name} runs python -m {argv[2]}, which is not in the repository"
+            )
             checked += 1
     assert checked >= 4
 
@@ -252,16 +253,6 @@ def test_every_department_has_its_connection(services: dict) -> None:
     env = services["airflow-worker"]["environment"]
     for dept in load_departments():
         assert f"AIRFLOW_CONN_{dept.connection_id.upper()}" in env, dept.code
-
-
-def test_airflow_cli_knows_every_airflow_command(services: dict) -> None:
-    from airflow.cli.cli_parser import get_parser
-
-    parser = get_parser()
-    for name, svc in services.items():
-        if not name.startswith("airflow-") or name == "airflow-init":
-            continue
-        parser.parse_args(_argv(svc["command"]))  # exits (SystemExit) on an unknown command
 
 
 def test_worker_hostname_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

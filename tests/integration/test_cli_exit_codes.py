@@ -62,7 +62,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
     from datacloud import nightly
     from datacloud.config import load_departments
-    from datacloud.curate import curate_all
+    from datacloud.curation_night import curate_all
     from datacloud.sample import generate, write_sqlite
 
     folder = tmp_path_factory.mktemp("cli-exit") / "root"
@@ -74,8 +74,16 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
         for dept in depts:
             for table in dept.tables:
                 url = f"sqlite:///{r.samples() / (dept.code + '.db')}"
-                nightly.extract(dept.code, table.name, DS, url)
-                nightly.stage(dept.code, table.name, DS, "exit-codes")
+                nightly.extract(
+                    StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, url
+                )
+                nightly.stage(
+                    StorageRoot.from_env(),
+                    nightly.department(dept.code),
+                    table.name,
+                    DS,
+                    "exit-codes",
+                )
         curate_all(r, depts, DS, "exit-codes")
         yield r
 

@@ -119,8 +119,8 @@ def _update(url: str, pk: int, name: str, when: datetime) -> None:
 
 
 def _night(url: str, ds: date) -> dict:
-    nightly.extract("rk", "ryxx", ds, url)
-    return nightly.stage("rk", "ryxx", ds, f"run-{ds}")
+    nightly.extract(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url)
+    return nightly.stage(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, f"run-{ds}")
 
 
 def test_three_incremental_nights_bring_every_row_exactly_once(source, department) -> None:
@@ -228,14 +228,16 @@ def test_schema_drift(source, department, ddl: dict, breaking: bool, message: st
         pytest.skip(f"{kind} cannot change a column type in place")
     _base(url, kind)
     ds = date(2026, 11, 18)
-    nightly.extract("rk", "ryxx", ds, url)  # takes the first schema snapshot
+    nightly.extract(
+        StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url
+    )  # takes the first schema snapshot
     if kind == "mariadb" and "INTEGER" in statement:
         _exec(url, "UPDATE ryxx SET xm = NULL")
     _exec(url, statement)
     raw = department.raw_partition("rk", "ryxx", ds)
     if breaking:
         with pytest.raises(ExtractionError) as e:
-            nightly.extract("rk", "ryxx", ds, url)
+            nightly.extract(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url)
         assert f"department rk, table ryxx: {message}" in str(e.value).replace("INT(11)", "INTEGER")
         state = __import__("json").loads(
             (department.run_state("rk", ds) / "ryxx.json").read_text("utf-8")
@@ -243,7 +245,7 @@ def test_schema_drift(source, department, ddl: dict, breaking: bool, message: st
         assert state["failure_kind"] == "schema_change" and state["stage"] == "extract"
         assert (raw / "_SUCCESS").is_file()  # the last good partition is still there
     else:
-        out = nightly.extract("rk", "ryxx", ds, url)
+        out = nightly.extract(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url)
         assert out["rows"] == 1
         state = __import__("json").loads(
             (department.run_state("rk", ds) / "ryxx.json").read_text("utf-8")
@@ -283,7 +285,7 @@ def test_a_connection_killed_mid_stream_leaves_no_partition(department, monkeypa
         monkeypatch.setattr(extract_module, "read_batches", killing)
         ds = date(2026, 11, 18)
         with pytest.raises(ExtractionError) as e:
-            nightly.extract("rk", "ryxx", ds, url)
+            nightly.extract(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url)
         assert e.value.kind == "source_unreachable", str(e.value)
         assert "department rk, table ryxx" in str(e.value)
         assert not department.raw_partition("rk", "ryxx", ds).exists()
@@ -319,19 +321,29 @@ def test_chunked_extraction_lands_every_row_once(department, monkeypatch) -> Non
             f"INSERT INTO ryxx SELECT 'RK' || lpad(g::text, 6, '0'), '{_id(1)}', '甲',"
             " TIMESTAMP '2026-11-18 08:00' FROM generate_series(1, 10001) g",
         )
-        ranges = nightly.plan("rk", "ryxx", ds, url)
+        ranges = nightly.plan(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url)
         assert len(ranges) == 4 and ranges[0]["lo"] is None and ranges[-1]["hi"] is None
-        counts = [nightly.extract_chunk("rk", "ryxx", ds, url, r, "run-1")["rows"] for r in ranges]
+        counts = [
+            nightly.extract_chunk(
+                StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url, r, "run-1"
+            )["rows"]
+            for r in ranges
+        ]
         assert sum(counts) == 10001 and min(counts) >= 2400  # about equal ranges
         # landing with a chunk missing is refused; the partition stays absent
         with pytest.raises(Exception, match=r"chunks \[4\] of 5 were not extracted"):
-            nightly.land("rk", "ryxx", ds, "run-1", 5)
+            nightly.land(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, "run-1", 5)
         assert not department.raw_partition("rk", "ryxx", ds).exists()
-        out = nightly.land("rk", "ryxx", ds, "run-1", 4)
+        out = nightly.land(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, "run-1", 4)
         raw = read_partition(department.raw_partition("rk", "ryxx", ds))
         assert out["rows"] == raw.num_rows == 10001
         assert pc.count_distinct(raw["id"]).as_py() == 10001
-        assert nightly.stage("rk", "ryxx", ds, "run-1")["rows_in"] == 10001
+        assert (
+            nightly.stage(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, "run-1")[
+                "rows_in"
+            ]
+            == 10001
+        )
     finally:
         with admin.connect() as c:
             c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
@@ -361,8 +373,8 @@ def test_a_gbk_column_is_decoded_when_the_yaml_says_so(source, department) -> No
         ],
     )
     ds = date(2026, 11, 18)
-    nightly.extract("rk", "ryxx", ds, url)
-    out = nightly.stage("rk", "ryxx", ds, "run-gbk")
+    nightly.extract(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, url)
+    out = nightly.stage(StorageRoot.from_env(), nightly.department("rk"), "ryxx", ds, "run-gbk")
     assert out["rows_accepted"] == 3
     staged = read_table(department.staged("rk", "ryxx")).sort_by("_source_pk")
     assert staged["name"].to_pylist() == names

@@ -1,7 +1,7 @@
 """The lookup service, HTTP API and CLI over curated tables built by the real pipeline.
 
 A module fixture runs a small sample night (sample generator → ``nightly.extract`` and
-``nightly.stage`` per department table → ``curate.curate_all``) into its own storage root;
+``nightly.stage`` per department table → ``curation_night.curate_all``) into its own storage root;
 the tests read the curated Delta tables directly to know the expected answers. Nothing is
 mocked except the failing audit sinks, which stand for a disk that refuses writes.
 """
@@ -53,7 +53,7 @@ CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
 def _build_night(root: StorageRoot, persons: int) -> None:
     from datacloud import nightly
     from datacloud.config import load_departments
-    from datacloud.curate import curate_all
+    from datacloud.curation_night import curate_all
     from datacloud.sample import generate, write_sqlite
 
     write_sqlite(generate(persons, 20261120, DS), root.samples())
@@ -61,8 +61,12 @@ def _build_night(root: StorageRoot, persons: int) -> None:
     for dept in depts:
         for table in dept.tables:
             url = f"sqlite:///{root.samples() / (dept.code + '.db')}"
-            nightly.extract(dept.code, table.name, DS, url)
-            nightly.stage(dept.code, table.name, DS, "lookup-test")
+            nightly.extract(
+                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, url
+            )
+            nightly.stage(
+                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, "lookup-test"
+            )
     curate_all(root, depts, DS, "lookup-test")
 
 

@@ -46,7 +46,7 @@ CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
 def _build_night(root: StorageRoot, persons: int) -> None:
     from datacloud import nightly
     from datacloud.config import load_departments
-    from datacloud.curate import curate_all
+    from datacloud.curation_night import curate_all
     from datacloud.sample import generate, write_sqlite
 
     write_sqlite(generate(persons, 20261120, DS), root.samples())
@@ -54,8 +54,12 @@ def _build_night(root: StorageRoot, persons: int) -> None:
     for dept in depts:
         for table in dept.tables:
             url = f"sqlite:///{root.samples() / (dept.code + '.db')}"
-            nightly.extract(dept.code, table.name, DS, url)
-            nightly.stage(dept.code, table.name, DS, "limits-test")
+            nightly.extract(
+                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, url
+            )
+            nightly.stage(
+                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, "limits-test"
+            )
     curate_all(root, depts, DS, "limits-test")
 
 

@@ -1,9 +1,11 @@
 """``kill -9`` of a curation publish at several points: readers see the old or the new
 version of every curated table, and the next run succeeds with the new content.
 
-The publish runs in a subprocess (real Delta tables on a tmp path). Named points make the
-process SIGKILL itself (``DATACLOUD_CURATE_CRASH_AT``: before a table's commit, right after
-it, before the state file); random delays kill it from outside while delta-rs writes.
+The publish runs in a subprocess (real Delta tables on a tmp path). At named points the
+child SIGKILLs itself: the test's script wraps ``delta.publish`` (before a table's commit, right
+after it) or ``curation_night.write_state`` (before the state file) with a function that
+``os.kill``s its own process; production code has no crash hook. Random delays kill it from
+outside while delta-rs writes.
 """
 
 from __future__ import annotations
@@ -40,13 +42,39 @@ from datacloud import curate
 from datacloud.paths import StorageRoot
 
 SCRIPT = """
-import sys
+import os, signal, sys
 from datetime import date
-from datacloud import curate
+from pathlib import Path
+from datacloud import curation_night, delta
 from datacloud.config import load_departments
 from datacloud.paths import StorageRoot
-curate.curate_all(StorageRoot(__import__("pathlib").Path(sys.argv[1])), load_departments(),
-                  date.fromisoformat(sys.argv[2]), "crash-run")
+
+point = sys.argv[3] if len(sys.argv) > 3 else ""
+when, _, table = point.partition(":")
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+publish = delta.publish
+def killing_publish(path, *args, **kwargs):
+    mine = Path(str(path)).name == table
+    if when == "before" and mine:
+        die()
+    out = publish(path, *args, **kwargs)
+    if when == "after" and mine:
+        die()
+    return out
+
+write_state = curation_night.write_state
+def killing_write_state(*args, **kwargs):
+    if point == "state":
+        die()
+    return write_state(*args, **kwargs)
+
+delta.publish = killing_publish
+curation_night.write_state = killing_write_state
+curation_night.curate_all(StorageRoot(Path(sys.argv[1])), load_departments(),
+                          date.fromisoformat(sys.argv[2]), "crash-run")
 """
 
 
@@ -84,10 +112,11 @@ def before_and_after(
     return root.root, old, new
 
 
-def _publish(root: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _publish(root: Path, point: str = "") -> subprocess.Popen[bytes]:
+    """The curation night in a child process; ``point`` names where it kills itself."""
     return subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(root), D2.isoformat()],
-        env={**os.environ, **(env or {})},
+        [sys.executable, "-c", SCRIPT, str(root), D2.isoformat(), point],
+        env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -112,7 +141,7 @@ def test_kill_at_a_named_point(point: str, before_and_after, tmp_path: Path) -> 
     base, old, new = before_and_after
     root = tmp_path / "root"
     shutil.copytree(base, root)
-    proc = _publish(root, {"DATACLOUD_CURATE_CRASH_AT": point})
+    proc = _publish(root, point)
     assert proc.wait(timeout=300) == -signal.SIGKILL
     _check_readers_then_rerun(root, old, new)
 

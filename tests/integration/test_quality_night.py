@@ -39,8 +39,8 @@ def _write(folder: Path, czrk: pa.Table) -> str:
 
 
 def _night(url: str, ds: date, run: str) -> dict:
-    nightly.extract("gongan", "czrk", ds, url)
-    return nightly.stage("gongan", "czrk", ds, run)
+    nightly.extract(StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, url)
+    return nightly.stage(StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, run)
 
 
 def _gate(root: StorageRoot, ds: date) -> dict:
@@ -61,7 +61,9 @@ def good_night(storage_root: StorageRoot, tmp_path: Path) -> dict:
     url = _write(tmp_path / "good", czrk)
     for i in range(3):
         _night(url, DS - timedelta(days=3 - i), f"night-{i}")
-        nightly.report("gongan", DS - timedelta(days=3 - i))
+        nightly.report(
+            StorageRoot.from_env(), nightly.department("gongan"), DS - timedelta(days=3 - i)
+        )
     return {"root": storage_root, "czrk": czrk, "tmp": tmp_path}
 
 
@@ -113,7 +115,7 @@ def test_thirty_percent_bad_ids_fail_the_gate_and_publish_nothing(good_night: di
 
     suite = _gate(root, DS)
     assert suite["severity"] == "critical" and "id_number.valid" in _failed_checks(suite)
-    out = nightly.report("gongan", DS)
+    out = nightly.report(StorageRoot.from_env(), nightly.department("gongan"), DS)
     assert out["status"] == "failed"
     report = json.loads((root.report_dir("gongan", DS) / "report.json").read_text())
     assert report["tables"][0]["failure_kind_zh"] == "质量检查未通过"
@@ -147,7 +149,7 @@ def test_rerunning_a_published_night_changes_nothing(good_night: dict) -> None:
     staged = open_table(root.staged("gongan", "czrk"))
     assert staged is not None
     version = staged.version()
-    nightly.stage("gongan", "czrk", ds, "rerun")
+    nightly.stage(StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, "rerun")
     assert (root.quality() / "gongan" / ds.isoformat() / "gate.json").read_text() == gate
     after = sorted(p.relative_to(root.root) for p in (root.quality() / "data_docs").rglob("*.html"))
     assert after == docs

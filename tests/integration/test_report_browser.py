@@ -51,11 +51,27 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 for table in dept.tables:
                     if ds == DS and dept.code == FAILING:
                         with pytest.raises(Exception, match="department mz, table hydj"):
-                            nightly.extract(dept.code, table.name, ds, UNREACHABLE)
+                            nightly.extract(
+                                StorageRoot.from_env(),
+                                nightly.department(dept.code),
+                                table.name,
+                                ds,
+                                UNREACHABLE,
+                            )
                         continue
-                    nightly.extract(dept.code, table.name, ds, f"sqlite:///{dbs[dept.code]}")
+                    nightly.extract(
+                        StorageRoot.from_env(),
+                        nightly.department(dept.code),
+                        table.name,
+                        ds,
+                        f"sqlite:///{dbs[dept.code]}",
+                    )
                     staged[(dept.code, table.name)] = nightly.stage(
-                        dept.code, table.name, ds, "test-run"
+                        StorageRoot.from_env(),
+                        nightly.department(dept.code),
+                        table.name,
+                        ds,
+                        "test-run",
                     )
                 write_department_report(root, dept, ds)
         overview = write_overview(root, depts, DS)

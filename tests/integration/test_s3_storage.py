@@ -4,7 +4,7 @@
 The object store is moto's S3 server (``python -m moto.server``) on 127.0.0.1 and a free port,
 spoken to over real HTTP by pyarrow's S3 client, delta-rs and boto3: it stands in for MinIO
 or a cloud store, which cannot run here. Everything else is real: the sample gongan database
-(SQLite), ``nightly.extract`` → ``stage`` → ``report``, ``curate.curate_night`` with its
+(SQLite), ``nightly.extract`` → ``stage`` → ``report``, ``curation_night.curate_night`` with its
 quality gate, Delta tables, and the lookup store loading the curated snapshot.
 """
 
@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from datacloud import curate, nightly
+from datacloud import curation_night, nightly
+from datacloud.config import load_departments
 from datacloud.delta import load, read_table
 from datacloud.landing import IncompletePartition, read_partition, replace_partition
 from datacloud.paths import StorageRoot
@@ -113,10 +114,12 @@ def _content(client: Any) -> dict[str, str]:
 
 
 def _night(url: str, run: str) -> dict[str, Any]:
-    extracted = nightly.extract("gongan", "czrk", DS, url)
-    staged = nightly.stage("gongan", "czrk", DS, run)
-    nightly.report("gongan", DS)
-    curated = curate.curate_night(DS, run)
+    extracted = nightly.extract(
+        StorageRoot.from_env(), nightly.department("gongan"), "czrk", DS, url
+    )
+    staged = nightly.stage(StorageRoot.from_env(), nightly.department("gongan"), "czrk", DS, run)
+    nightly.report(StorageRoot.from_env(), nightly.department("gongan"), DS)
+    curated = curation_night.curate_night(StorageRoot.from_env(), load_departments(), DS, run)
     return {"extracted": extracted, "staged": staged, "curated": curated}
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pendulum
 import pytest
 
+from datacloud.business_day import business_date
 from datacloud.demo import logical_date_for
-from datacloud.nightly import business_date
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 3,000 persons (default dirt rates, a fixed seed) are written as SQLite department databases and
 go through the real night without Airflow: ``nightly.extract`` and ``nightly.stage`` for every
-department table (real Delta tables), then ``consistency.publish``. The findings must be
+department table (real Delta tables), then ``consistency_night.publish``. The findings must be
 exactly the conflicts the generator recorded, as far as the pipeline can see them:
 
 - a conflict on a row is visible when that row or one of its duplicate copies was accepted
@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from datacloud import consistency, nightly
+from datacloud import consistency, consistency_night, nightly
 from datacloud.config import load_departments
 from datacloud.delta import read_table
 from datacloud.paths import StorageRoot
@@ -69,8 +69,8 @@ def night(sample_night: dict[str, Any]) -> dict[str, Any]:
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATACLOUD_ROOT", str(root.root))
-        published = consistency.publish(root, depts, DS, "night-1")
-        again = consistency.publish(root, depts, DS, "night-1-rerun")
+        published = consistency_night.publish(root, depts, DS, "night-1")
+        again = consistency_night.publish(root, depts, DS, "night-1-rerun")
     return {
         "root": root,
         "sample": sample,
@@ -240,7 +240,15 @@ def test_clean_sample_has_no_findings(tmp_path: Path, monkeypatch: pytest.Monkey
     depts = load_departments()
     for dept in depts:
         for table in dept.tables:
-            nightly.extract(dept.code, table.name, DS, f"sqlite:///{dbs[dept.code]}")
-            nightly.stage(dept.code, table.name, DS, "clean")
+            nightly.extract(
+                StorageRoot.from_env(),
+                nightly.department(dept.code),
+                table.name,
+                DS,
+                f"sqlite:///{dbs[dept.code]}",
+            )
+            nightly.stage(
+                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, "clean"
+            )
     assert sample.ground_truth.num_rows > 100  # dirty, but without conflicts
-    assert consistency.build(root, depts, DS).num_rows == 0
+    assert consistency_night.build(root, depts, DS).num_rows == 0

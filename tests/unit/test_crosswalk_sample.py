@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from datacloud import curate
+from datacloud import curate, staged_rows
 from datacloud.curation_config import load_curation_config
 from datacloud.delta import read_table
 
@@ -24,7 +24,7 @@ from datacloud.delta import read_table
 @pytest.fixture(scope="module")
 def night(sample_night: dict[str, Any]) -> dict[str, Any]:
     root, sample, depts = sample_night["root"], sample_night["sample"], sample_night["depts"]
-    versions = curate.pin_versions(root, depts)
+    versions = staged_rows.pin_versions(root, depts)
     built = curate.Night(root, depts, load_curation_config(), versions)
     enterprises = curate.enterprise_records(built)
     accounts = curate.relation(built, "housing_fund_account")

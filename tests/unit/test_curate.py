@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from datacloud import curate, delta
+from datacloud import curate, curation_night, delta
 from datacloud.config import load_departments
 from datacloud.curation_config import CurationConfig, load_curation_config
 from datacloud.paths import StorageRoot
@@ -196,7 +196,7 @@ def content(root: StorageRoot) -> dict[str, pa.Table]:
 
 
 def run(root: StorageRoot, ds: date, **kw: Any) -> dict[str, Any]:
-    return curate.curate_all(root, DEPTS, ds, f"cur-{ds}", **kw)
+    return curation_night.curate_all(root, DEPTS, ds, f"cur-{ds}", **kw)
 
 
 D1, D2, D3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
@@ -454,7 +454,7 @@ def test_the_curated_quality_gate_keeps_a_failing_table_unpublished(
     from datacloud.quality import QualityGateError
 
     night_one(storage_root)
-    gate = curate.quality_gate(storage_root, D1)
+    gate = curation_night.quality_gate(storage_root, D1)
 
     def doctored(name: str, rows: pa.Table) -> None:
         gate(name, pa.concat_tables([rows, rows.slice(0, 1)]) if name == "person" else rows)
@@ -463,7 +463,7 @@ def test_the_curated_quality_gate_keeps_a_failing_table_unpublished(
         run(storage_root, D1, check=doctored)
     assert delta.open_table(storage_root.curated("person")) is None
     assert delta.open_table(storage_root.curated("enterprise")) is not None
-    assert curate.read_state(storage_root) is None
+    assert curation_night.read_state(storage_root) is None
     gate_json = json.loads(
         (storage_root.quality() / "curated" / D1.isoformat() / "gate.json").read_text("utf-8")
     )
@@ -475,7 +475,7 @@ def test_the_curated_quality_gate_keeps_a_failing_table_unpublished(
     )
     out = run(storage_root, D1, check=gate)  # the undoctored gate passes and publishes
     assert out["person"]["inserted"] == len(golden(storage_root))
-    assert curate.read_state(storage_root) is not None
+    assert curation_night.read_state(storage_root) is not None
 
 
 # --- enterprises: the crosswalk of legacy registration numbers ------------------------------

@@ -1,7 +1,7 @@
 """The department report's 跨部门比对 section from real findings (no hand-written table).
 
 A small sample with more conflicts than the defaults goes through the real night for gongan
-(the register) and bdc (real SQLite source, real Delta tables), ``consistency.publish`` writes
+(the register) and bdc (real SQLite source, real Delta tables), ``consistency_night.publish`` writes
 ``curated/consistency`` and ``nightly.report`` writes bdc's report, which must show the
 findings counted as the table holds them, with masked examples and no full ID number.
 """
@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 import pyarrow.compute as pc
 
-from datacloud import consistency, nightly
+from datacloud import consistency, consistency_night, nightly
 from datacloud.config import load_departments
 from datacloud.delta import read_table
 from datacloud.paths import StorageRoot
@@ -37,9 +37,13 @@ def _night(root: StorageRoot, ds: date, persons: int) -> None:
     sample = generate(persons, 11, business_date=ds, dirt=DirtRates.parse(RATES))
     dbs = write_sqlite(sample, root.samples())
     for code, table in (("gongan", "czrk"), ("bdc", "bdc_qlr")):
-        nightly.extract(code, table, ds, f"sqlite:///{dbs[code]}")
-        nightly.stage(code, table, ds, f"night-{ds}")
-        nightly.report(code, ds)  # written before the findings exist: "not yet enabled"
+        nightly.extract(
+            StorageRoot.from_env(), nightly.department(code), table, ds, f"sqlite:///{dbs[code]}"
+        )
+        nightly.stage(StorageRoot.from_env(), nightly.department(code), table, ds, f"night-{ds}")
+        nightly.report(
+            StorageRoot.from_env(), nightly.department(code), ds
+        )  # written before the findings exist: "not yet enabled"
 
 
 def test_bdc_report_shows_the_nights_findings(storage_root: StorageRoot) -> None:
@@ -50,11 +54,11 @@ def test_bdc_report_shows_the_nights_findings(storage_root: StorageRoot) -> None
     )
     assert before["findings"] == {"available": False}
 
-    published = consistency.publish(storage_root, depts, DS, "curation-1")
+    published = consistency_night.publish(storage_root, depts, DS, "curation-1")
     counts = published["counts"]["bdc"]
     assert counts["unregistered_owner"] > 0 and counts["name_conflict"] > 0
 
-    nightly.report("bdc", DS)
+    nightly.report(StorageRoot.from_env(), nightly.department("bdc"), DS)
     folder = storage_root.report_dir("bdc", DS)
     report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     f = report["findings"]
@@ -82,7 +86,7 @@ def test_bdc_report_shows_the_nights_findings(storage_root: StorageRoot) -> None
         (storage_root.report_dir("gongan", DS) / "report.json").read_text(encoding="utf-8")
     )
     assert gongan["findings"] == {"available": False}  # written before publish
-    nightly.report("gongan", DS)
+    nightly.report(StorageRoot.from_env(), nightly.department("gongan"), DS)
     gongan = json.loads(
         (storage_root.report_dir("gongan", DS) / "report.json").read_text(encoding="utf-8")
     )
@@ -95,10 +99,10 @@ def test_an_earlier_nights_report_keeps_its_findings(storage_root: StorageRoot) 
     depts = load_departments()
     first, second = DS - timedelta(days=1), DS
     _night(storage_root, first, 300)
-    one = consistency.publish(storage_root, depts, first, "c-1")
+    one = consistency_night.publish(storage_root, depts, first, "c-1")
     _night(storage_root, second, 400)
-    consistency.publish(storage_root, depts, second, "c-2")
-    nightly.report("bdc", first)
+    consistency_night.publish(storage_root, depts, second, "c-2")
+    nightly.report(StorageRoot.from_env(), nightly.department("bdc"), first)
     report = json.loads(
         (storage_root.report_dir("bdc", first) / "report.json").read_text(encoding="utf-8")
     )

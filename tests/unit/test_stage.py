@@ -42,14 +42,18 @@ def test_full_snapshot_deletes_vanished_keys_but_not_rejected_ones(
     url = f"sqlite:///{db}"
     d1, d2 = date(2026, 11, 19), date(2026, 11, 20)
     _night(db, [_row("RK1", A, "张三"), _row("RK2", B, "李四"), _row("RK3", C, "王五")])
-    nightly.extract("gongan", "czrk", d1, url)
-    first = nightly.stage("gongan", "czrk", d1, "night-1")
+    nightly.extract(StorageRoot.from_env(), nightly.department("gongan"), "czrk", d1, url)
+    first = nightly.stage(
+        StorageRoot.from_env(), nightly.department("gongan"), "czrk", d1, "night-1"
+    )
     assert (first["rows_in"], first["rows_accepted"]) == (3, 3)
 
     broken = B[:-1] + ("0" if B[-1] != "0" else "1")  # RK2 mistyped tonight: rejected
     _night(db, [_row("RK1", A, "张三丰", "2026-11-20 09:00:00"), _row("RK2", broken, "李四")])
-    nightly.extract("gongan", "czrk", d2, url)
-    second = nightly.stage("gongan", "czrk", d2, "night-2")
+    nightly.extract(StorageRoot.from_env(), nightly.department("gongan"), "czrk", d2, url)
+    second = nightly.stage(
+        StorageRoot.from_env(), nightly.department("gongan"), "czrk", d2, "night-2"
+    )
     assert (second["rows_in"], second["rows_accepted"], second["rows_rejected"]) == (2, 1, 1)
 
     staged = {
@@ -59,7 +63,7 @@ def test_full_snapshot_deletes_vanished_keys_but_not_rejected_ones(
     assert staged["RK1"]["name"] == "张三丰" and staged["RK1"]["_ds"] == d2
     assert staged["RK2"]["id_number"] == B and staged["RK2"]["_ds"] == d1  # yesterday's good row
 
-    report = nightly.report("gongan", d2)
+    report = nightly.report(StorageRoot.from_env(), nightly.department("gongan"), d2)
     assert report["status"] == "success"
     csv = (storage_root.report_dir("gongan", d2) / "rejected.csv").read_text(encoding="utf-8-sig")
     assert f"czrk:RK2,id_number,gmsfhm,{broken},ID_CHECK_DIGIT" in csv
@@ -101,12 +105,14 @@ def test_full_snapshot_winner_deleted_then_back_keeps_one_row_per_business_key(
     for i, (rows, want) in enumerate(zip(nights, expected, strict=True)):
         ds = date(2026, 11, 18 + i)
         _night(db, rows)
-        nightly.extract("gongan", "czrk", ds, url)
-        out = nightly.stage("gongan", "czrk", ds, f"night-{i + 1}")
+        nightly.extract(StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, url)
+        out = nightly.stage(
+            StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, f"night-{i + 1}"
+        )
         _reconciles(out)
         assert out["rows_deduplicated"] == (0 if i == 1 else 1)
         assert _one_row_per_business_key(storage_root) == want, f"night {i + 1}"
-        report = nightly.report("gongan", ds)
+        report = nightly.report(StorageRoot.from_env(), nightly.department("gongan"), ds)
         assert report["status"] == "success"
 
 
@@ -134,8 +140,10 @@ def test_incremental_new_source_key_replaces_the_staged_row_of_its_business_key(
     expected = [{"RK1": A, "RK3": C}, {"RK2": A, "RK3": C}, {"RK1": A, "RK3": C}]
     for i, ((ds, rows), want) in enumerate(zip(nights, expected, strict=True)):
         _night(db, rows)
-        nightly.extract("gongan", "czrk", ds, url)
-        out = nightly.stage("gongan", "czrk", ds, f"night-{i + 1}")
+        nightly.extract(StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, url)
+        out = nightly.stage(
+            StorageRoot.from_env(), nightly.department("gongan"), "czrk", ds, f"night-{i + 1}"
+        )
         _reconciles(out)
         assert out["rows_in"] == (2 if i == 0 else 1)  # only the night's window is read
         assert _one_row_per_business_key(storage_root) == want, f"night {i + 1}"
