@@ -27,8 +27,8 @@ from datacloud.storage import DataPath, ObjectPath, filesystem, list_names
 
 log = logging.getLogger(__name__)
 
-# after a commit naming new data files, look for them again after these pauses (seconds): an
-# outsider's 0-hour vacuum that listed the table before the commit may still be deleting
+# after a commit naming new data files, look for them again after these pauses (seconds) when
+# an outsider's vacuum shows: one that listed the table before the commit may still be deleting
 RECHECK_PAUSES = (0.0, 0.1, 0.3, 1.0)
 
 
@@ -192,6 +192,7 @@ def commit_files(
     version committed."""
     for name, data in files.items():
         write_bytes(path / name, data)
+    vacuum_seen = False
     for _ in range(REBASES):
         try:
             write_entry(path, version, actions)
@@ -199,16 +200,22 @@ def commit_files(
         except CommitConflict:
             if only_commit_info(path, version):  # e.g. VACUUM START/END
                 version += 1  # nothing our entry relies on changed: take the next version
+                vacuum_seen = True
                 continue
             for name in files:  # another writer changed the table: tonight's files are nobody's
                 delete_file(path / name)
             raise
     else:
         raise CommitConflict(f"{path}: {REBASES} commits by other writers in a row")
-    for pause in RECHECK_PAUSES if files else ():
-        time.sleep(pause)
-        for name, data in files.items():
-            if not exists(path / name):
-                log.warning("%s: %s vanished around its commit; written again", path, name)
-                write_bytes(path / name, data)
+    # Checked at once; for a while longer only when an outside vacuum shows (it took a version
+    # or a file vanished): a night without one pays no wait.
+    pauses = list(RECHECK_PAUSES if vacuum_seen else RECHECK_PAUSES[:1]) if files else []
+    while pauses:
+        time.sleep(pauses.pop(0))
+        vanished = [name for name in files if not exists(path / name)]
+        for name in vanished:
+            log.warning("%s: %s vanished around its commit; written again", path, name)
+            write_bytes(path / name, files[name])
+        if vanished and not vacuum_seen:
+            vacuum_seen, pauses = True, list(RECHECK_PAUSES[1:])
     return version
