@@ -58,6 +58,10 @@ test-e2e: setup ## the nightly pipeline end to end through Airflow on small data
 e2e: setup ## a real Airflow on loopback (api-server, scheduler, dag-processor; Local, then Celery)
 	DATACLOUD_E2E_STACK=1 $(BIN)/python -m pytest -q tests/deploy
 
+.PHONY: stack-test
+stack-test: setup ## the compose stack for real: local images, a night via the REST API, checks, down -v (root)
+	bash deploy/stack-test.sh
+
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

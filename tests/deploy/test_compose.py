@@ -20,6 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
+LOCAL = REPO / "deploy" / "compose.local.yaml"  # the override without a registry
 ENV_EXAMPLE = REPO / ".env.example"
 OPERATIONS = REPO / "docs" / "operations.md"
 IMAGE_ROOT = "/opt/datacloud/"  # where deploy/Dockerfile puts the repository
@@ -193,7 +194,8 @@ def test_scripts_get_the_variables_they_require(services: dict) -> None:
 
 
 def _compose_vars() -> set[str]:
-    return {m.group(1) for m in VAR.finditer(COMPOSE.read_text("utf-8"))}
+    text = COMPOSE.read_text("utf-8") + LOCAL.read_text("utf-8")
+    return {m.group(1) for m in VAR.finditer(text)}
 
 
 def test_every_variable_is_in_env_example_and_documented() -> None:
@@ -267,3 +269,112 @@ def test_worker_hostname_comes_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert worker_hostname.hostname() == "e2e-worker-9"
     monkeypatch.delenv("DATACLOUD_WORKER_HOSTNAME")
     assert worker_hostname.hostname() == socket.getfqdn()
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's merge tags (``!override``, ``!reset``) kept as plain values."""
+
+
+_ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: (
+        loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)
+        if isinstance(node, yaml.MappingNode)
+        else loader.construct_scalar(node)
+    ),
+)
+_ComposeLoader.add_constructor("!reset", lambda loader, node: None)
+
+
+def _dockerfile_runs(path: Path) -> list[str]:
+    """The RUN instructions of a Dockerfile, continuation lines joined."""
+    text = path.read_text("utf-8").replace("\\\n", " ")
+    return [line for line in text.splitlines() if line.startswith("RUN ")]
+
+
+def test_named_volumes_of_the_datacloud_image_are_folders_the_image_gives_airflow(
+    compose: dict, services: dict
+) -> None:
+    """A new named volume takes the owner of the folder it is mounted on; a folder the image
+    lacks is created root's, and the airflow user (uid 50000) could write neither the state
+    nor the passwords file (what broke on the first real run)."""
+    image = compose["x-datacloud-image"]["image"]
+    runs = _dockerfile_runs(REPO / "deploy" / "Dockerfile")
+    given = [r for r in runs if "mkdir -p" in r and "chown airflow:root" in r]
+    targets = set()
+    for svc in services.values():
+        if svc.get("image") != image:
+            continue
+        for volume in svc.get("volumes", []):
+            source, target = _interpolate(volume).split(":")[:2]
+            if not source.startswith((".", "/")):
+                targets.add(target)
+    assert {"/opt/datacloud/state", "/opt/airflow/secrets", "/opt/airflow/logs"} <= targets
+    for target in targets:
+        assert any(target in r.split("chown", 1)[1] for r in given), (
+            f"deploy/Dockerfile does not create {target} owned by airflow"
+        )
+
+
+def test_the_local_override_replaces_every_registry_image_and_binds_loopback(
+    services: dict,
+) -> None:
+    local = yaml.load(LOCAL.read_text("utf-8"), Loader=_ComposeLoader)["services"]
+    built = {s["image"] for s in local.values() if s.get("build") and "image" in s}
+    for name, svc in services.items():
+        if "build" in svc:  # the datacloud image: built FROM the local Airflow base
+            continue
+        assert name in local, f"{name} keeps the registry image {svc['image']}"
+        assert local[name]["image"].startswith("datacloud-local/"), name
+        assert local[name]["image"] in built, f"nothing builds {local[name]['image']}"
+    (init,) = [n for n, s in local.items() if s.get("build", {}) and "args" in s["build"]]
+    assert local[init]["build"]["args"]["AIRFLOW_IMAGE"] == local["airflow-base"]["image"]
+    host_ports = set()
+    for name, svc in local.items():
+        for port in svc.get("ports", []):
+            port = _interpolate(port)
+            host_ip, host_port, _ = port.rsplit(":", 2)
+            assert host_ip == "127.0.0.1", (name, port)
+            host_ports.add(int(host_port))
+    # the host's own PostgreSQL, MariaDB, Redis and RabbitMQ keep their ports
+    assert host_ports and not host_ports & {5432, 3306, 6379, 5672}, host_ports
+    for path in LOCAL.parent.glob("local/*.Dockerfile"):
+        for line in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", path.read_text("utf-8"), re.M):
+            for source in line.split():
+                assert (REPO / source).exists(), f"{path.name} copies missing {source}"
+
+
+@pytest.mark.parametrize(
+    ("command", "runs"),
+    [
+        (["celery", "worker"], "airflow celery worker"),
+        (["api-server"], "airflow api-server"),
+        (["scheduler"], "airflow scheduler"),
+        (["airflow", "db", "migrate"], "airflow db migrate"),
+        (["python", "-c", "print('python ran')"], "python ran"),
+        (["bash", "-c", "echo bash ran"], "bash ran"),
+    ],
+)
+def test_the_local_airflow_entrypoint_runs_subcommands_as_the_official_image(
+    tmp_path: Path, command: list[str], runs: str
+) -> None:
+    """["celery", "worker"] is `airflow celery worker`: Celery's own CLI would start a worker
+    of no app on amqp://localhost (what broke on the first real run)."""
+    fake = tmp_path / "airflow"
+    fake.write_text('#!/bin/sh\necho "airflow $*"\n', "utf-8")
+    fake.chmod(0o755)
+    import os
+
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", str(REPO / "deploy" / "local" / "airflow-entrypoint.sh"), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == runs

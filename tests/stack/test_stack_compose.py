@@ -10,6 +10,7 @@ images (cached) and sets ``DATACLOUD_STACK_TEST=1``; without it these tests are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -202,8 +203,6 @@ def test_teardown_leaves_no_container_network_or_volume(night: Night) -> None:
 
 
 def wait_for_gone(stack: ComposeStack) -> dict[str, list[str]]:
-    try:
+    with contextlib.suppress(StackError):
         wait_for("the project's leftovers to go", lambda: not stack.leftovers() or None, 60)
-    except StackError:
-        pass
     return stack.leftovers()
