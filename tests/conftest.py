@@ -69,14 +69,6 @@ def sample_night(tmp_path_factory: pytest.TempPathFactory) -> dict:
         mp.setenv("DATACLOUD_ROOT", str(root.root))
         for dept in depts:
             for table in dept.tables:
-                nightly.extract(
-                    StorageRoot.from_env(),
-                    nightly.department(dept.code),
-                    table.name,
-                    ds,
-                    f"sqlite:///{dbs[dept.code]}",
-                )
-                nightly.stage(
-                    StorageRoot.from_env(), nightly.department(dept.code), table.name, ds, "night-1"
-                )
+                nightly.extract(root, dept, table.name, ds, f"sqlite:///{dbs[dept.code]}")
+                nightly.stage(root, dept, table.name, ds, "night-1")
     return {"root": root, "sample": sample, "depts": depts, "ds": ds}

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from datacloud.atomic import fsync_dir  # noqa: F401  (audit.py imports it from here)
+
 GENESIS = "0" * 64
 # what ends a torn line in place in an append-only file (chattr +a), so that it never parses
 TORN_MARK = b" <torn>\n"
@@ -114,14 +116,6 @@ def names(path: Path, fd: int) -> bool:
         return False
     st = os.fstat(fd)
     return (at_path.st_dev, at_path.st_ino) == (st.st_dev, st.st_ino)
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_all(fd: int, data: bytes) -> None:

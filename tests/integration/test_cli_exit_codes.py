@@ -74,12 +74,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
         for dept in depts:
             for table in dept.tables:
                 url = f"sqlite:///{r.samples() / (dept.code + '.db')}"
-                nightly.extract(
-                    StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, url
-                )
+                nightly.extract(StorageRoot.from_env(), dept, table.name, DS, url)
                 nightly.stage(
                     StorageRoot.from_env(),
-                    nightly.department(dept.code),
+                    dept,
                     table.name,
                     DS,
                     "exit-codes",

@@ -61,12 +61,8 @@ def _build_night(root: StorageRoot, persons: int) -> None:
     for dept in depts:
         for table in dept.tables:
             url = f"sqlite:///{root.samples() / (dept.code + '.db')}"
-            nightly.extract(
-                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, url
-            )
-            nightly.stage(
-                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, "lookup-test"
-            )
+            nightly.extract(StorageRoot.from_env(), dept, table.name, DS, url)
+            nightly.stage(StorageRoot.from_env(), dept, table.name, DS, "lookup-test")
     curate_all(root, depts, DS, "lookup-test")
 
 

@@ -52,23 +52,15 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     if ds == DS and dept.code == FAILING:
                         with pytest.raises(Exception, match="department mz, table hydj"):
                             nightly.extract(
-                                StorageRoot.from_env(),
-                                nightly.department(dept.code),
-                                table.name,
-                                ds,
-                                UNREACHABLE,
+                                StorageRoot.from_env(), dept, table.name, ds, UNREACHABLE
                             )
                         continue
                     nightly.extract(
-                        StorageRoot.from_env(),
-                        nightly.department(dept.code),
-                        table.name,
-                        ds,
-                        f"sqlite:///{dbs[dept.code]}",
+                        StorageRoot.from_env(), dept, table.name, ds, f"sqlite:///{dbs[dept.code]}"
                     )
                     staged[(dept.code, table.name)] = nightly.stage(
                         StorageRoot.from_env(),
-                        nightly.department(dept.code),
+                        dept,
                         table.name,
                         ds,
                         "test-run",

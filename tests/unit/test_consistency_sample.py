@@ -240,15 +240,7 @@ def test_clean_sample_has_no_findings(tmp_path: Path, monkeypatch: pytest.Monkey
     depts = load_departments()
     for dept in depts:
         for table in dept.tables:
-            nightly.extract(
-                StorageRoot.from_env(),
-                nightly.department(dept.code),
-                table.name,
-                DS,
-                f"sqlite:///{dbs[dept.code]}",
-            )
-            nightly.stage(
-                StorageRoot.from_env(), nightly.department(dept.code), table.name, DS, "clean"
-            )
+            nightly.extract(root, dept, table.name, DS, f"sqlite:///{dbs[dept.code]}")
+            nightly.stage(root, dept, table.name, DS, "clean")
     assert sample.ground_truth.num_rows > 100  # dirty, but without conflicts
     assert consistency_night.build(root, depts, DS).num_rows == 0
