@@ -14,10 +14,8 @@ back (a complete ``.old-*``), and every other dead ``.tmp-*`` and ``.old-*`` is 
 copy of raw personal data outlives the next run. Chunks are landed by hard links (the chunk
 folder stays whole until the partition is swapped in), so a killed landing is simply redone.
 
-On an object store (no rename, ``datacloud/storage.py``), batches are written under an
-attempt prefix inside the partition (``ds=.../_attempt-<id>/``); the marker, one PUT that
-replaces the previous one whole, is written last and is the commit; then earlier attempts
-are deleted. A failed attempt deletes its own files and leaves the previous marker in place.
+On an object store (no rename, ``datacloud/storage.py``) the marker is the commit
+(``landing_objects``); the Parquet writers are ``landing_writer``.
 """
 
 from __future__ import annotations
@@ -26,10 +24,8 @@ import errno
 import fcntl
 import json
 import os
-import queue
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,74 +33,36 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from datacloud.landing_objects import (
+    land_object_chunks,
+    read_text,
+    replace_object_partition,
+    write_object_chunk,
+)
+from datacloud.landing_writer import (
+    SUCCESS,
+    BackgroundWriter,
+    IncompletePartition,
+    PartitionWriter,
+)
 from datacloud.storage import DataPath, ObjectPath, filesystem
 
-SUCCESS = "_SUCCESS"
-ATTEMPT = "_attempt-"
+__all__ = [
+    "SUCCESS",
+    "BackgroundWriter",
+    "IncompletePartition",
+    "PartitionWriter",
+    "chunk_folder",
+    "land_chunks",
+    "read_partition",
+    "replace_partition",
+    "write_chunk",
+]
+
 # hidden siblings of a partition: a write in progress (or killed) and a swapped-out old copy
 _SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]{8}$")
-
-
-class IncompletePartition(RuntimeError):
-    """A raw partition is missing or has no _SUCCESS marker."""
-
-
-class PartitionWriter:
-    """Writes Arrow batches as Parquet parts into a staging folder."""
-
-    def __init__(self, folder: DataPath, rows_per_file: int = 1_000_000) -> None:
-        self.folder = folder
-        self._fs, self._base = filesystem(folder)
-        self.rows_per_file = rows_per_file
-        self.rows = 0
-        self._part = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._rows_in_file = 0
-        self.schema: pa.Schema | None = None
-
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        if batch.num_rows == 0:
-            return
-        if self.schema is None:
-            self.schema = batch.schema
-        elif batch.schema != self.schema:
-            batch = batch.cast(self.schema)
-        if self._writer is None or self._rows_in_file >= self.rows_per_file:
-            self._close_file()
-            path = f"{self._base}/part-{self._part:05d}.parquet"
-            # no dictionaries: raw columns are mostly near-unique (keys, ID numbers, addresses),
-            # where a dictionary per row group costs time and makes the file larger (measured)
-            self._writer = pq.ParquetWriter(
-                path, self.schema, compression="zstd", use_dictionary=False, filesystem=self._fs
-            )
-            self._part += 1
-            self._rows_in_file = 0
-        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-        self._writer.write_table(table)
-        self._rows_in_file += batch.num_rows
-        self.rows += batch.num_rows
-
-    def _close_file(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def close(self, empty_schema: pa.Schema | None = None) -> None:
-        self._close_file()
-        if self._part == 0 and empty_schema is not None:
-            pq.write_table(
-                empty_schema.empty_table(), f"{self._base}/part-00000.parquet", filesystem=self._fs
-            )
-            self._part = 1
-            self.schema = empty_schema
-
-    @property
-    def files(self) -> list[str]:
-        """The names of the Parquet files written so far."""
-        return [f"part-{i:05d}.parquet" for i in range(self._part)]
 
 
 def _hidden(partition: Path, kind: str) -> Path:
@@ -246,52 +204,11 @@ def _staging(partition: Path) -> Iterator[Path]:
             os.close(held)
 
 
-class BackgroundWriter:
-    """Write batches on a thread while the caller reads the next ones (queue of ``depth``).
-
-    Reading (ADBC, the database driver) and Parquet encoding both release the GIL, so on two
-    cores they overlap. Memory stays bounded by ``depth`` batches; an error on the writer thread
-    is raised in the caller at the next ``write`` or at ``join``.
-    """
-
-    _DONE = object()
-
-    def __init__(self, writer: PartitionWriter, depth: int = 2) -> None:
-        self.writer = writer
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if self._error is None:
-                try:
-                    self.writer.write(item)
-                except BaseException as e:  # handed to the caller
-                    self._error = e
-
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def join(self) -> None:
-        """Wait until every batch is written; raise the writer's error if it had one."""
-        self._queue.put(self._DONE)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-
 @contextmanager
 def replace_partition(partition: DataPath) -> Iterator[PartitionWriter]:
     """Write a partition atomically: on success it replaces the old one, on error nothing changes."""
     if isinstance(partition, ObjectPath):
-        with _replace_object_partition(partition) as writer:
+        with replace_object_partition(partition) as writer:
             yield writer
         return
     with _staging(partition) as tmp:
@@ -318,7 +235,7 @@ def chunk_folder(partition: DataPath, run_key: str) -> DataPath:
 def write_chunk(folder: DataPath, index: int) -> Iterator[PartitionWriter]:
     """Write one chunk atomically (a retried chunk replaces its earlier attempt)."""
     if isinstance(folder, ObjectPath):
-        with _write_object_chunk(folder, index) as writer:
+        with write_object_chunk(folder, index) as writer:
             yield writer
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -345,7 +262,7 @@ def write_chunk(folder: DataPath, index: int) -> Iterator[PartitionWriter]:
 def land_chunks(partition: DataPath, folder: DataPath, chunks: int, empty_schema: pa.Schema) -> int:
     """Land all ``chunks`` of a run as the partition, or raise if any is missing. Returns rows."""
     if isinstance(partition, ObjectPath) and isinstance(folder, ObjectPath):
-        return _land_object_chunks(partition, folder, chunks, empty_schema)
+        return land_object_chunks(partition, folder, chunks, empty_schema)
     assert isinstance(partition, Path) and isinstance(folder, Path)
     if not folder.exists() and partition.is_dir():
         meta = _landed(partition)
@@ -411,11 +328,11 @@ def read_partition(partition: DataPath) -> pa.Table:
     """Read a complete partition (the files its marker names); raise IncompletePartition
     otherwise."""
     fs, base = filesystem(partition)
-    marker = _read_text(fs, f"{base}/{SUCCESS}")
+    marker = read_text(fs, f"{base}/{SUCCESS}")
     if marker is None and isinstance(partition, Path) and not partition.exists():
         with _table_lock(partition.parent) if partition.parent.is_dir() else _nothing():
             _tidy(partition.parent, only=partition.name)  # a crashed swap: forward or back
-        marker = _read_text(fs, f"{base}/{SUCCESS}")
+        marker = read_text(fs, f"{base}/{SUCCESS}")
     if marker is None:
         raise IncompletePartition(f"{partition} is missing or incomplete (no {SUCCESS} marker)")
     meta = json.loads(marker)
@@ -434,128 +351,3 @@ def read_partition(partition: DataPath) -> pa.Table:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
-
-
-# --- the object store: no rename, the marker is the commit ---------------------------------
-
-
-def _read_text(fs: pafs.FileSystem, path: str) -> str | None:
-    try:
-        with fs.open_input_stream(path) as f:
-            return bytes(f.read()).decode("utf-8")
-    except (FileNotFoundError, OSError) as e:
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return None
-        raise e
-
-
-def _write_text(fs: pafs.FileSystem, path: str, text: str) -> None:
-    """One PUT: readers see the old object or the new one, never a part."""
-    with fs.open_output_stream(path) as f:
-        f.write(text.encode("utf-8"))
-
-
-def _children(fs: pafs.FileSystem, base: str, prefix: str) -> list[str]:
-    """Names directly under ``base`` that start with ``prefix``."""
-    infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-    return sorted(i.base_name for i in infos if i.base_name.startswith(prefix))
-
-
-def _delete(fs: pafs.FileSystem, path: str) -> None:
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.Directory:
-        fs.delete_dir(path)
-    elif info.type == pafs.FileType.File:
-        fs.delete_file(path)
-
-
-def _attempt() -> str:
-    return f"{ATTEMPT}{uuid.uuid4().hex[:12]}"
-
-
-@contextmanager
-def _replace_object_partition(partition: ObjectPath) -> Iterator[PartitionWriter]:
-    fs, base = filesystem(partition)
-    attempt = _attempt()
-    writer = PartitionWriter(partition / attempt)
-    try:
-        yield writer
-        writer.close()
-        files = [f"{attempt}/{name}" for name in writer.files]
-        _write_text(fs, f"{base}/{SUCCESS}", json.dumps({"rows": writer.rows, "files": files}))
-    except BaseException:
-        writer.close()
-        _delete(fs, f"{base}/{attempt}")
-        raise
-    _clean(fs, base, keep=attempt)
-
-
-def _clean(fs: pafs.FileSystem, base: str, keep: str) -> None:
-    """Delete earlier attempts and chunk folders of a partition (after its marker is written)."""
-    for name in _children(fs, base, ATTEMPT) + _children(fs, base, "_chunks-"):
-        if name != keep:
-            _delete(fs, f"{base}/{name}")
-
-
-@contextmanager
-def _write_object_chunk(folder: ObjectPath, index: int) -> Iterator[PartitionWriter]:
-    """Chunk ``index`` under ``chunk-<index>.<attempt>/``; its marker ``chunk-<index>._SUCCESS``
-    (written last) names the attempt; earlier attempts of the chunk are then deleted."""
-    fs, base = filesystem(folder)
-    stem = f"chunk-{index:05d}"
-    attempt = f"{stem}.{_attempt()}"
-    writer = PartitionWriter(folder / attempt)
-    try:
-        yield writer
-        writer.close()
-        files = [f"{attempt}/{name}" for name in writer.files]
-        marker = json.dumps({"rows": writer.rows, "files": files})
-        _write_text(fs, f"{base}/{stem}.{SUCCESS}", marker)
-    except BaseException:
-        writer.close()
-        _delete(fs, f"{base}/{attempt}")
-        raise
-    for name in _children(fs, base, f"{stem}.{ATTEMPT}"):
-        if name != attempt:
-            _delete(fs, f"{base}/{name}")
-
-
-def _object_rows(fs: pafs.FileSystem, paths: list[str]) -> int | None:
-    """The rows the Parquet files hold (their footers), None when one is missing."""
-    total = 0
-    for path in paths:
-        if fs.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with fs.open_input_file(path) as f:
-            total += pq.ParquetFile(f).metadata.num_rows
-    return total
-
-
-def _land_object_chunks(
-    partition: ObjectPath, folder: ObjectPath, chunks: int, empty_schema: pa.Schema
-) -> int:
-    """Write the partition's marker naming every chunk's files (they stay where they are)."""
-    fs, base = filesystem(partition)
-    _, chunk_base = filesystem(folder)
-    markers = [_read_text(fs, f"{chunk_base}/chunk-{i:05d}.{SUCCESS}") for i in range(chunks)]
-    missing = [i for i, m in enumerate(markers) if m is None]
-    if missing:
-        raise IncompletePartition(f"{partition}: chunks {missing} of {chunks} were not extracted")
-    rows, files = 0, []
-    for i, marker in enumerate(markers):
-        meta = json.loads(marker or "{}")
-        held = _object_rows(fs, [f"{chunk_base}/{name}" for name in meta["files"]])
-        if held != meta["rows"]:
-            raise IncompletePartition(
-                f"{partition}: chunk {i}'s marker says {meta['rows']} rows, its files hold {held}"
-            )
-        rows += meta["rows"]
-        files += [f"{folder.name}/{name}" for name in meta["files"]]
-    if not files:
-        attempt = _attempt()
-        pq.write_table(empty_schema.empty_table(), f"{base}/{attempt}/part-00000.parquet",
-                       filesystem=fs)  # fmt: skip
-        files = [f"{attempt}/part-00000.parquet"]
-    _write_text(fs, f"{base}/{SUCCESS}", json.dumps({"rows": rows, "files": files}))
-    _clean(fs, base, keep=files[0].split("/", 1)[0])
-    return rows
