@@ -12,7 +12,7 @@ PERSONS ?= 20000
 DATE ?= 2026-11-20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock demo test test-unit test-integration test-dags test-e2e e2e lint typecheck fmt bench docs clean
+.PHONY: help setup lock demo test test-unit test-component test-integration test-dags test-e2e e2e lint typecheck fmt bench docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,8 +43,11 @@ demo: setup ## generate sample departments and run one night through Airflow (PE
 test: setup lint typecheck ## lint, type-check and run the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-unit: setup ## unit tests only (no servers)
+test-unit: setup ## unit tests only (no servers, no sample night; well under a minute)
 	$(BIN)/python -m pytest -q tests/unit
+
+test-component: setup ## a sample night on real SQLite, Delta tables and Great Expectations (no servers)
+	$(BIN)/python -m pytest -q tests/component
 
 test-integration: setup ## integration tests (PostgreSQL and MariaDB on 127.0.0.1)
 	$(BIN)/python -m pytest -q tests/integration

@@ -20,13 +20,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from datacloud import business_day
+from datacloud import business_day, cli_curated
 from datacloud.canonical import CURATED_TABLES
+from datacloud.cli_common import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    EXIT_USAGE,
+    UserError,
+    console,
+    dept_code,
+    err,
+    ok,
+    parse_date,
+    progress,
+    refuse_existing,
+)
 from datacloud.lookup.audit_cli import audit_app
 from datacloud.lookup.cli import lookup_app
 from datacloud.paths import REPO_ROOT, StorageRoot, departments_dir
@@ -36,7 +49,6 @@ from datacloud.paths import REPO_ROOT, StorageRoot, departments_dir
 # starts in well under a second (docs/architecture.md, "Imports").
 if TYPE_CHECKING:
     from datacloud.config import Department
-    from datacloud.storage import DataPath
 
 app = typer.Typer(
     help="datacloud: nightly ETL for the provincial data-resource cloud (政务数据资源共享平台).",
@@ -46,66 +58,6 @@ app = typer.Typer(
 )
 app.add_typer(lookup_app, name="lookup")
 app.add_typer(audit_app, name="audit")
-# no markup: a '[/]' or '[bold]' in an argument, a path, a YAML or a table cell prints verbatim
-console = Console(markup=False, soft_wrap=True)
-err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
-
-EXIT_OK = 0
-EXIT_NEGATIVE = 1  # a lookup found no record; a demo DAG run failed
-EXIT_USAGE = 2  # bad option, argument, input file or configuration
-EXIT_UNAVAILABLE = 3  # audit trail or key unavailable; curated data not published
-EXIT_INTERNAL = 70  # an unexpected error (EX_SOFTWARE): a bug
-EXIT_INTERRUPTED = 130
-
-
-class UserError(Exception):
-    """A problem the user can fix: printed as one clear message, exit code ``code`` (2)."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _ok(message: str) -> Text:
-    return Text.assemble(("ok", "green"), " ", message)
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
-
-
-def _dept_code(value: str) -> str:
-    """A department code as --dept gives it: the config's code pattern, never a path."""
-    from datacloud.config import CODE
-
-    if not CODE.fullmatch(value):
-        raise UserError(
-            f"--dept: expected a department code (a lower-case letter, then 1-30 lower-case "
-            f"letters, digits or _, e.g. gongan), got {value!r}"
-        )
-    return value
-
-
-def _refuse_existing(paths: list[Path], force: bool) -> None:
-    """--out must not overwrite a file unless --force says so; a folder is never overwritten."""
-    for path in paths:
-        if path.is_dir():
-            raise UserError(f"--out: {path} is a folder, expected a file path")
-        if path.exists() and not force:
-            raise UserError(f"--out: {path} exists; give --force to overwrite it")
-
-
-def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}", markup=False),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 @app.command()
@@ -134,7 +86,7 @@ def sample(
     """Write the five sample department databases (gongan, scjg, bdc, gjj, mz) and a ground truth."""
     from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite, write_url
 
-    ds = _date(business_date)
+    ds = parse_date(business_date)
     try:
         rates = DirtRates.parse(dirt or [])
     except ValueError as e:
@@ -142,7 +94,7 @@ def sample(
     target = out or StorageRoot.from_env().samples()
     if target.exists() and not target.is_dir():
         raise UserError(f"--out: {target} is a file, expected a folder")
-    with _progress() as p:
+    with progress() as p:
         t = p.add_task(f"generating {persons:,} persons (seed {seed})", total=None)
         data = generate(persons, seed, ds, rates)
         p.update(
@@ -189,11 +141,11 @@ def normalise(
 
     if kind not in ("person", "enterprise"):
         raise UserError(f"KIND: expected 'person' or 'enterprise', got {kind!r}")
-    ds = _date(business_date) if business_date else business_day.today()
+    ds = parse_date(business_date) if business_date else business_day.today()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} is a file, expected a folder")
     if input_csv.is_file():  # else normalise_csv names the input's problem, writing nothing
-        _refuse_existing([out / "valid.parquet", out / "rejected.parquet"], force)
+        refuse_existing([out / "valid.parquet", out / "rejected.parquet"], force)
     try:
         result = normalise_csv(kind, input_csv, out, ds)  # type: ignore[arg-type]
     except InputError as e:  # CsvHeaderError and other user_error ValueErrors: see main()
@@ -223,9 +175,9 @@ def validate(
     if problems:
         raise UserError("\n".join(problems))
     for d in depts:
-        console.print(_ok(f"{d.code}: {d.name}, {len(d.tables)} table(s)"))
+        console.print(ok(f"{d.code}: {d.name}, {len(d.tables)} table(s)"))
     load_curation_config().fingerprint(depts)  # resolves every survivorship rule
-    console.print(_ok(f"survivorship: {config_path()}"))
+    console.print(ok(f"survivorship: {config_path()}"))
 
 
 @app.command()
@@ -238,8 +190,8 @@ def report(
     from datacloud.nightly import department  # pyarrow, deltalake
     from datacloud.report import write_department_report, write_overview
 
-    ds = _date(business_date)
-    code = _dept_code(dept)
+    ds = parse_date(business_date)
+    code = dept_code(dept)
     try:
         d = department(code)
     except ConfigError as e:
@@ -263,98 +215,9 @@ def docs() -> None:
     console.print(f"wrote {path}")
 
 
-def _curated_table(table: str) -> DataPath:
-    from datacloud.delta import open_table
-
-    if table not in CURATED_TABLES:
-        raise UserError(f"TABLE: expected one of {', '.join(CURATED_TABLES)}, got {table!r}")
-    path = StorageRoot.from_env().curated(table)
-    if open_table(path) is None:
-        raise UserError(f"curated/{table} has not been published yet ({path})", EXIT_UNAVAILABLE)
-    return path
-
-
-@app.command()
-def history(
-    table: Annotated[str, typer.Argument(help="curated table, e.g. person")],
-    limit: Annotated[int, typer.Option(min=1, help="newest commits to show")] = 30,
-) -> None:
-    """The versions of a curated table: time, business date, run, operation, rows changed."""
-    from datacloud.delta import history as table_history
-
-    path = _curated_table(table)
-    out = Table(title=f"curated/{table}")
-    for col in ("version", "committed (Shanghai)", "business date", "run id", "operation"):
-        out.add_column(col)
-    for col in ("added", "updated", "removed"):
-        out.add_column(col, justify="right")
-    for h in table_history(path)[:limit]:
-        ts = h["timestamp"]
-        when = (
-            business_day.from_millis(int(ts)).strftime("%Y-%m-%d %H:%M:%S")
-            if isinstance(ts, int)
-            else ""
-        )
-        full = " (full)" if h["full_rebuild"] == "true" else ""
-        out.add_row(
-            str(h["version"]),
-            when,
-            str(h["ds"] or ""),
-            str(h["run_id"] or ""),
-            f"{h['operation']}{full}",
-            *(
-                "" if h[k] is None else f"{int(str(h[k])):,}"
-                for k in ("rows_added", "rows_updated", "rows_removed")
-            ),
-        )
-    console.print(out)
-
-
-@app.command()
-def curated(
-    table: Annotated[str, typer.Argument(help="curated table, e.g. person")],
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="business date YYYY-MM-DD: the table as published that night"),
-    ] = None,
-    version: Annotated[int | None, typer.Option(help="a table version instead of --as-of")] = None,
-    out: Annotated[Path | None, typer.Option(help="write the rows to this Parquet file")] = None,
-    force: Annotated[
-        bool, typer.Option("--force", "--overwrite", help="overwrite an existing --out file")
-    ] = False,
-) -> None:
-    """Read a curated table now or as of an earlier night: version, rows, optionally Parquet."""
-    import pyarrow.parquet as pq
-
-    from datacloud.delta import read_table, version_as_of
-
-    if as_of is not None and version is not None:
-        raise UserError("give --as-of or --version, not both")
-    if out is not None:
-        _refuse_existing([out], force)
-    path = _curated_table(table)
-    if as_of is not None:
-        version = version_as_of(path, _date(as_of).isoformat())
-        if version is None:
-            raise UserError(
-                f"curated/{table} has no version published on or before {as_of}", EXIT_UNAVAILABLE
-            )
-    try:
-        rows = read_table(path, version=version)
-    except Exception as e:
-        raise UserError(f"curated/{table} version {version}: cannot read ({e})") from None
-    from datacloud.delta import load
-
-    shown = load(path, version).version()
-    console.print(f"curated/{table} version {shown}: {rows.num_rows:,} rows")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:  # "x": an --out that appeared since the check is still not overwritten
-            with out.open("wb" if force else "xb") as fh:
-                pq.write_table(rows, fh)
-        except FileExistsError:
-            raise UserError(f"--out: {out} exists; give --force to overwrite it") from None
-        console.print(f"wrote {out}")
+# a curated table's versions and rows (datacloud.cli_curated), in this place of --help
+app.command()(cli_curated.history)
+app.command()(cli_curated.curated)
 
 
 @app.command()
@@ -369,12 +232,12 @@ def demo(
     from datacloud import demo as d
     from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite
 
-    ds = _date(business_date)
+    ds = parse_date(business_date)
     root = StorageRoot.from_env()
     depts = d.departments()
     samples = root.samples()
     failed: list[str] = []
-    with _progress() as p:
+    with progress() as p:
         t = p.add_task(f"sample departments: {persons:,} persons", total=None)
         data = generate(persons, seed, ds, DirtRates())
         write_sqlite(data, samples)

@@ -18,7 +18,7 @@ which canonical column and normaliser it goes through. For each kind of dirt:
   when both copies are accepted, exactly one survives, the later one);
 - cross-department conflicts (``CONFLICTS``): not dirt a normaliser can see. A conflicting
   name or sex normalises without a rejection to a value other than the clean one (so the
-  consistency check, ``tests/unit/test_consistency_sample.py``, has something to find); a
+  consistency check, ``tests/component/test_consistency_sample.py``, has something to find); a
   row-level conflict names a valid ID number in canonical form.
 
 A kind the generator learns later fails ``test_every_dirt_kind_is_handled`` until it is
