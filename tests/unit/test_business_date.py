@@ -34,3 +34,19 @@ def test_run_conf_overrides_and_demo_logical_date_round_trips() -> None:
     assert business_date(pendulum.now("UTC"), {"business_date": "2026-01-05"}) == date(2026, 1, 5)
     ds = date(2026, 11, 20)
     assert business_date(logical_date_for(ds)) == ds
+
+
+def test_the_zone_and_the_calendar_live_in_one_module() -> None:
+    """A zone is built in datacloud/business_day.py only (dags, cli, demo and the reports each
+    had their own ``ZoneInfo("Asia/Shanghai")``)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    found = [
+        f"{path.relative_to(repo)}"
+        for folder in ("datacloud", "dags")
+        for path in sorted((repo / folder).rglob("*.py"))
+        if re.search(r"\bZoneInfo\(", path.read_text(encoding="utf-8"))
+    ]
+    assert found == ["datacloud/business_day.py"]
