@@ -1,0 +1,106 @@
+"""Table kinds: the built-in ones, a new one added by configuration (its raw suite
+``expectations/raw_<kind>.json``), and the error for a kind nobody configured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from datacloud import canonical, quality_suites
+from datacloud.config import ConfigError, load_department
+
+BUILT_IN = {
+    "person": ("id_number", "name"),
+    "enterprise": ("credit_code", "name"),
+    "enterprise_role": ("credit_code", "id_number", "role"),
+    "property_right": ("certificate_no", "owner_id_number"),
+    "housing_fund_account": ("account_no", "id_number"),
+    "marriage": ("registration_id", "husband_id_number", "wife_id_number"),
+    "enterprise_code_map": ("reg_number", "credit_code"),
+}
+
+
+def _department(tmp_path: Path, kind: str) -> Path:
+    spec = {
+        "code": "rs",
+        "name": "人社厅",
+        "connection_id": "dept_rs",
+        "tables": [
+            {
+                "name": "cbry",
+                "kind": kind,
+                "primary_key": ["id"],
+                "columns": {
+                    "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
+                    "insured_since": {"source": "cbrq", "normalise": "date"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "rs.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
+    return path
+
+
+def test_the_built_in_kinds_and_their_columns_are_unchanged() -> None:
+    assert canonical.REQUIRED_COLUMNS == BUILT_IN
+    assert canonical.kinds() == BUILT_IN  # the shipped suites add no kind
+
+
+def test_an_unknown_kind_names_file_field_the_kinds_and_how_to_add_one(tmp_path: Path) -> None:
+    path = _department(tmp_path, "social_insurance")
+    with pytest.raises(ConfigError) as e:
+        load_department(path)
+    text = str(e.value)
+    assert str(path) in text and "field tables[0] (cbry).kind" in text
+    assert "unknown kind 'social_insurance'" in text
+    for kind in BUILT_IN:
+        assert kind in text
+    assert "expectations/raw_social_insurance.json" in text and "docs/configuration.md" in text
+
+
+@pytest.fixture
+def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped suites plus ``raw_social_insurance.json``, written the way
+    docs/configuration.md says (a copy of a raw suite, its name, kind and columns changed)."""
+    folder = tmp_path / "expectations"
+    shutil.copytree(quality_suites.EXPECTATIONS_DIR, folder)
+    suite = json.loads((folder / "raw_person.json").read_text(encoding="utf-8"))
+    suite["name"] = "raw_social_insurance"
+    suite["meta"]["datacloud"]["kind"] = "social_insurance"
+    keep = []
+    for e in suite["expectations"]:
+        check = e["meta"]["check"]
+        if check == "required_columns":
+            e["kwargs"]["column_set"] = ["id_number"]
+        if check in ("volume", "required_columns") or check.startswith("id_number."):
+            keep.append(e)
+    suite["expectations"] = keep
+    (folder / "raw_social_insurance.json").write_text(json.dumps(suite), encoding="utf-8")
+    monkeypatch.setattr(quality_suites, "EXPECTATIONS_DIR", folder)
+    quality_suites._load.cache_clear()
+    canonical.kinds.cache_clear()
+    yield folder
+    quality_suites._load.cache_clear()
+    canonical.kinds.cache_clear()
+
+
+def test_a_kind_is_added_by_its_raw_suite(tmp_path: Path, suites: Path) -> None:
+    assert canonical.kinds()["social_insurance"] == ("id_number",)
+    dept = load_department(_department(tmp_path, "social_insurance"))
+    (table,) = dept.tables
+    assert table.kind == "social_insurance"
+    assert table.business_key == ["id_number"]
+
+
+def test_a_suite_without_its_required_columns_check_is_an_error(suites: Path) -> None:
+    data = json.loads((suites / "raw_social_insurance.json").read_text(encoding="utf-8"))
+    data["expectations"] = [e for e in data["expectations"] if e["meta"]["check"] == "volume"]
+    (suites / "raw_social_insurance.json").write_text(json.dumps(data), encoding="utf-8")
+    quality_suites._load.cache_clear()
+    with pytest.raises(ValueError, match=r"raw_social_insurance\.json.*required_columns"):
+        canonical.kinds()
