@@ -42,7 +42,7 @@ def _python_columns(batch: pa.RecordBatch) -> list[list[object]]:
 def write_sqlite(sample: SampleData, out_dir: Path) -> dict[str, Path]:
     """Write each department to ``out_dir/<dept>.db`` (tables created from sql/sample/<dept>.sql).
 
-    Each file is built under a temporary name and moved into place with os.replace, so a
+    Each file is built under a temporary name and moved into place (datacloud.atomic), so a
     reader sees the old file or the complete new one. Returns dept -> path.
     """
     out_dir = Path(out_dir)
@@ -173,7 +173,7 @@ def _write_db(path: Path, dept: str, dept_tables: dict[str, pa.Table]) -> None:
 def write_ground_truth(sample: SampleData, out_dir: Path) -> Path:
     """Write ``out_dir/ground_truth.parquet`` and ``out_dir/manifest.json``; returns the former.
 
-    Both are replaced atomically (temporary name, then os.replace).
+    Both are replaced atomically (datacloud.atomic: temporary name, fsync, rename).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
