@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ def test_curated_tables_are_in_the_object_store_and_open_with_polars_and_deltala
     night: Night,
 ) -> None:
     import polars as pl
+    import pyarrow as pa
     from deltalake import DeltaTable
 
     opts = night.stack.storage_options()
@@ -141,7 +143,9 @@ def test_curated_tables_are_in_the_object_store_and_open_with_polars_and_deltala
         table = DeltaTable(uri, storage_options=opts)
         frame = pl.read_delta(uri, storage_options=opts)
         assert table.version() >= 0 and frame.height > 0, name
-        assert frame.height == table.to_pyarrow_table().num_rows, name
+        # scan(): deltalake's own engine applies the deletion vectors the tables carry
+        # (docs/curation.md, "Reading the curated tables"); to_pyarrow_table() refuses them
+        assert frame.height == pa.table(table.scan()).num_rows, name
     persons = pl.read_delta(night.stack.table_uri("person"), storage_options=opts)
     assert persons["id_number"].n_unique() == persons.height
 
@@ -188,9 +192,40 @@ def test_a_property_status_lookup_through_the_api_container_answers_correctly(
     answer = wait_for("the lookup API to serve the curated tables", answered, 120)
     assert answer["owns_property"] is True
     assert answer["property_count"] == expected
-    assert answer["as_of"] == DS
+    # the business date of a curation run that published: ours (DS), or that of the run the
+    # departments' staged asset events started, which takes the day before its interval end
+    # (not DS: see the report of issue 18)
+    assert answer["as_of"] in curation_dates(night), (answer["as_of"], curation_dates(night))
     assert owner not in json.dumps(answer, ensure_ascii=False)  # clerk: masked
     assert answer["id_number"] == owner[:6] + "********" + owner[-4:]
+
+
+def curation_dates(night: Night) -> set[str]:
+    from datetime import datetime
+
+    from datacloud.business_day import business_date
+
+    dates = set()
+    for run in night.runs["curation"]:
+        end = datetime.fromisoformat(run["data_interval_end"].replace("Z", "+00:00"))
+        dates.add(business_date(end, run.get("conf")).isoformat())
+    assert DS in dates
+    return dates
+
+
+def test_no_full_id_number_in_any_container_or_task_log(night: Night, tmp_path: Path) -> None:
+    """Every service's output and every Airflow task log (the airflow-logs volume)."""
+    from transforms.id_number import is_valid_id_number
+
+    pattern = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+    texts = {"compose logs": night.stack.compose("logs", "--no-color", timeout=300)}
+    logs = night.stack.copy_out("airflow-scheduler", "/opt/airflow/logs", tmp_path / "logs")
+    task_logs = [p for p in logs.rglob("*") if p.is_file()]
+    assert any("task_id=extract_" in str(p) for p in task_logs)
+    texts.update({str(p): p.read_text("utf-8", errors="replace") for p in task_logs})
+    for where, text in texts.items():
+        found = [m for m in pattern.findall(text) if is_valid_id_number(m.upper())]
+        assert not found, f"{where}: {len(found)} full ID numbers"
 
 
 def test_teardown_leaves_no_container_network_or_volume(night: Night) -> None:
