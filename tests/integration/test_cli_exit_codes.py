@@ -255,7 +255,7 @@ def _free_port() -> int:
     ("keys_file", "code", "message"),
     [
         ("absent", 2, "does not exist"),
-        ("binary", 2, "not UTF-8 text"),
+        ("binary", 2, "save it as UTF-8"),
         ("folder", 2, "cannot read"),
         ("malformed", 2, "keys file"),
         ("unset", 2, "DATACLOUD_API_KEYS"),
