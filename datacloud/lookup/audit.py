@@ -53,6 +53,20 @@ PURPOSE_CHARS = 200
 
 LOCK_NAME = ".lock"
 LOCK_TIMEOUT_S = 10.0
+GROUP_WAIT_S = 60.0  # a writer waiting for its group's flush gives up (fails) after this
+
+
+class _Ticket:
+    """One writer's record in the group-commit queue."""
+
+    __slots__ = ("done", "error", "lead", "record", "wake")
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.wake = threading.Event()
+        self.lead = False
+        self.done = False
+        self.error: BaseException | None = None
 
 
 class AuditUnavailable(RuntimeError):
@@ -105,10 +119,12 @@ def _masked(value: Any) -> Any:
 class FileSink:
     """JSON lines, one file per UTC day, hash-chained, appended and fsynced under a lock.
 
-    Every write, under a thread lock and an exclusive ``flock`` of ``<folder>/.lock`` (one chain
-    across processes): reopen the day's file when the path no longer names the open file (moved,
-    deleted, rotated); read its tail for ``prev`` (repairing a torn tail); append; ``fdatasync``;
-    check the path still names the file written, else write the record again at the path.
+    Writers of one process commit in groups (``write``): one leader writes the records that
+    queued during the previous flush and flushes them once. Every group, under a thread lock and
+    an exclusive ``flock`` of ``<folder>/.lock`` (one chain across processes): reopen the day's
+    file when the path no longer names the open file (moved, deleted, rotated); read its tail
+    for ``prev`` (repairing a torn tail); append; ``fdatasync``; check the path still names the
+    file written, else write the records again at the path.
     """
 
     def __init__(self, folder: Path, min_free_bytes: int = MIN_FREE_BYTES) -> None:
@@ -122,22 +138,87 @@ class FileSink:
         self._day: str | None = None
         self._known: tuple[int, int, int, str] | None = None  # dev, ino, size, hash after a write
         self._last: tuple[str, str] | None = None  # day and hash of this process's last record
+        self._queue_lock = threading.Lock()
+        self._pending: list[_Ticket] = []  # records waiting for the next group commit
+        self._leading = False  # a writer is writing a group now
 
     def path(self, day: str) -> Path:
         return self.folder / f"lookups-{day}.jsonl"
 
     def write(self, record: dict[str, Any]) -> None:
-        """Seals ``record`` into the chain (adds alg, prev, hash) and appends it durably."""
+        """Seals ``record`` into the chain (adds alg, prev, hash) and appends it durably.
+
+        Group commit: the records of writers that arrive while a flush is running wait in a
+        queue; the next leader (the first of them) writes them all and flushes once, then wakes
+        each writer. A writer returns only after the flush that holds its record, and raises
+        when that flush failed.
+        """
+        if self._pid != os.getpid():  # forked: the parent's queue and descriptors are not ours
+            self._reset_after_fork()
+        ticket = _Ticket(record)
+        with self._queue_lock:
+            self._pending.append(ticket)
+            if not self._leading:
+                self._leading = ticket.lead = True
+        if not ticket.lead and not ticket.wake.wait(GROUP_WAIT_S):
+            raise OSError(f"no audit flush within {GROUP_WAIT_S} s")
+        if not ticket.done:  # the leader of the next group (first, or handed over)
+            self._lead()
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _reset_after_fork(self) -> None:
+        self.close()
+        self._pid, self._known, self._last = os.getpid(), None, None
+        self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._pending = []
+        self._leading = False
+
+    def _lead(self) -> None:
+        """Write and flush every record waiting now, wake their writers, hand over."""
+        with self._queue_lock:
+            group, self._pending = self._pending, []
+        try:
+            self._commit(group)
+        except BaseException as e:  # every writer of the group gets it
+            for ticket in group:
+                if ticket.error is None and not ticket.done:
+                    ticket.error = e
+        finally:
+            with self._queue_lock:
+                for ticket in group:
+                    ticket.done = True
+                    ticket.wake.set()
+                if self._pending:  # they came during our flush: the first one leads next
+                    self._pending[0].lead = True
+                    self._pending[0].wake.set()
+                else:
+                    self._leading = False
+
+    def _commit(self, group: list[_Ticket]) -> None:
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's descriptors share its flock
-                self.close()
-                self._pid, self._known, self._last = os.getpid(), None, None
             if not self.folder.is_dir():
                 self.folder.mkdir(parents=True, exist_ok=True)
                 fsync_dir(self.folder.parent)
             lock_fd = self._flock()
             try:
-                self._append(record, str(record["at"])[:10])
+                start = 0
+                while start < len(group):  # records of one UTC day flush together
+                    day = str(group[start].record["at"])[:10]
+                    end = start + 1
+                    while end < len(group) and str(group[end].record["at"])[:10] == day:
+                        end += 1
+                    run = group[start:end]
+                    try:
+                        self._append([t.record for t in run], day)
+                    except Exception as e:
+                        for ticket in group[start:]:
+                            ticket.error = e
+                        return
+                    for ticket in run:
+                        ticket.done = True
+                    start = end
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
@@ -165,13 +246,11 @@ class FileSink:
             self._lock_fd = None
         raise OSError("the audit lock file keeps being replaced")
 
-    def _append(self, record: dict[str, Any], day: str) -> None:
+    def _append(self, records: list[dict[str, Any]], day: str) -> None:
         for _ in range(3):  # the file moved away while written: again into the one at the path
             fd, day = self._day_file(day)
             prev, notes = self._head(fd, day)
-            for note in notes:  # repairs and reopenings, chained before the record
-                prev = self._put(fd, note, prev, day)
-            self._put(fd, record, prev, day)
+            self._put(fd, [*notes, *records], prev, day)  # repairs, reopenings chained first
             if names(self.path(day), fd):
                 return
             log.error("lookup audit: %s was moved away during a write", self.path(day).name)
@@ -270,12 +349,17 @@ class FileSink:
         detail = {"file": path.name, "torn_bytes": len(torn), "side_file": side.name, "how": how}
         return system_event("trail_repaired", detail)
 
-    def _put(self, fd: int, record: dict[str, Any], prev: str, day: str) -> str:
+    def _put(self, fd: int, records: list[dict[str, Any]], prev: str, day: str) -> str:
+        """Seal ``records`` in order after ``prev``, append them in one write, one flush."""
         st = os.fstat(fd)
-        seal(record, prev)
-        line = line_of(record)
+        lines = []
+        for record in records:
+            seal(record, prev)
+            lines.append(line_of(record))
+            prev = str(record["hash"])
+        data = b"".join(lines)
         try:
-            write_all(fd, line)
+            write_all(fd, data)
             os.fdatasync(fd)  # the data and the size it needs to be read back
         except OSError:
             try:  # take back the part written (disk full); else the next write repairs it
@@ -285,9 +369,9 @@ class FileSink:
                 log.error("lookup audit: a cut-short line stays in %s until the next write", day)
             self._known = None
             raise
-        self._known = (st.st_dev, st.st_ino, st.st_size + len(line), str(record["hash"]))
-        self._last = (day, str(record["hash"]))
-        return str(record["hash"])
+        self._known = (st.st_dev, st.st_ino, st.st_size + len(data), prev)
+        self._last = (day, prev)
+        return prev
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
