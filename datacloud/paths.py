@@ -123,5 +123,9 @@ class StorageRoot:
         """The lookup audit trail (append-only JSON lines, one file per day)."""
         return self.root / "audit"
 
+    def lookup_serving(self) -> Path:
+        """The lookup service's files of each curated version (``datacloud.lookup.paged``)."""
+        return self.root / "lookup" / "serving"
+
     def airflow_home(self) -> Path:
         return self.root / "airflow"

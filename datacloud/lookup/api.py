@@ -9,8 +9,10 @@ client address locked out after failed keys gets 429, a missing or unknown key 4
 audited), a key over its rate or daily quota 429 with ``Retry-After``, a body over the cap 413.
 A key's burst of not-found answers raises an alert (``datacloud.lookup.limits``).
 
-Run: ``python -m datacloud.lookup.api --host 127.0.0.1 --port 8080`` (or ``datacloud lookup
-serve``) with ``DATACLOUD_API_KEYS`` and ``DATACLOUD_AUDIT_KEY`` set.
+Run: ``python -m datacloud.lookup.api --host 127.0.0.1 --port 8080 [--workers N]`` (or
+``datacloud lookup serve``) with ``DATACLOUD_API_KEYS`` and ``DATACLOUD_AUDIT_KEY`` set. With
+``--workers N`` uvicorn runs N processes on one socket, each with its own store (the paged
+files and the page cache are shared) and its own audit group commit (one chain: the flock).
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ from datacloud.lookup.auth import ApiKeys, Principal, key_hint
 from datacloud.lookup.keys import MAX_KEY_CHARS, MalformedKey
 from datacloud.lookup.limits import LookupLimiter, LookupLimits, Refusal
 from datacloud.lookup.service import BLANK_PURPOSE, Forbidden, LookupService, NotFound, is_blank
-from datacloud.lookup.store import CuratedStore, NoCuratedData
+from datacloud.lookup.store import POLL_SECONDS, CuratedStore, NoCuratedData
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
 KEYS_ENV = "DATACLOUD_API_KEYS"
+POLL_ENV = "DATACLOUD_LOOKUP_POLL_SECONDS"  # how workers started by uvicorn get --poll-seconds
 
 
 # --- request and response models -----------------------------------------------------------------
@@ -611,7 +614,9 @@ def create_app(
 
 
 def build(
-    root: StorageRoot | None = None, keys_file: Path | None = None, poll_seconds: float = 5.0
+    root: StorageRoot | None = None,
+    keys_file: Path | None = None,
+    poll_seconds: float = POLL_SECONDS,
 ):
     """Service, keys and store from the environment (raises on a missing audit key or keys file)."""
     root = root or StorageRoot.from_env()
@@ -625,12 +630,39 @@ def build(
     return service, keys, store
 
 
-def serve(host: str, port: int, keys_file: Path | None, poll_seconds: float) -> None:
+def app_from_env() -> FastAPI:
+    """The app of one worker process (uvicorn's factory with ``--workers``): keys file, audit
+    key, storage and poll interval from the environment."""
+    service, keys, store = build(poll_seconds=float(os.environ.get(POLL_ENV, POLL_SECONDS)))
+    return create_app(service, keys, store)
+
+
+def serve(
+    host: str,
+    port: int,
+    keys_file: Path | None,
+    poll_seconds: float = POLL_SECONDS,
+    workers: int = 1,
+) -> None:
     import uvicorn
 
     service, keys, store = build(keys_file=keys_file, poll_seconds=poll_seconds)
-    app = create_app(service, keys, store)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+    options: dict[str, Any] = dict(host=host, port=port, access_log=False, log_level="info")
+    if workers <= 1:
+        uvicorn.run(create_app(service, keys, store), **options)
+        return
+    # configuration checked above, in this process; each worker builds its own app from it
+    if keys.limits.storage_uri.startswith("memory://"):
+        log.warning(
+            "lookup: %d workers with limits storage memory://: every worker counts rates, "
+            "quotas and lockouts on its own (set limits.storage_uri to redis://… to share)",
+            workers,
+        )
+    if keys_file is not None:
+        os.environ[KEYS_ENV] = str(keys_file)
+    os.environ[POLL_ENV] = str(poll_seconds)
+    store.refresh()  # build the served version's files once, before the workers start
+    uvicorn.run("datacloud.lookup.api:app_from_env", factory=True, workers=workers, **options)
 
 
 def main() -> None:
@@ -638,11 +670,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--keys", type=Path, default=None, help=f"keys YAML (default ${KEYS_ENV})")
-    parser.add_argument("--poll-seconds", type=float, default=5.0)
+    parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes on one socket (default 1)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        serve(args.host, args.port, args.keys, args.poll_seconds)
+        serve(args.host, args.port, args.keys, args.poll_seconds, args.workers)
     except Exception as e:  # configuration problems: one line, no traceback
         raise SystemExit(f"error: {e}") from None
 

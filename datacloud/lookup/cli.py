@@ -182,7 +182,8 @@ def serve(
     keys: Annotated[
         Path | None, typer.Option(help="API keys YAML (default $DATACLOUD_API_KEYS)")
     ] = None,
-    poll_seconds: Annotated[float, typer.Option(help="how often to look for a new publish")] = 5.0,
+    poll_seconds: Annotated[float, typer.Option(help="how often to look for a new publish")] = 1.0,
+    workers: Annotated[int, typer.Option(help="worker processes on one socket")] = 1,
 ) -> None:
     """Run the lookup HTTP API (uvicorn)."""
     from datacloud.lookup.api import KEYS_ENV
@@ -195,7 +196,7 @@ def serve(
     if path is None:
         raise _fail(f"--keys: give the API keys YAML, or set {KEYS_ENV} (docs/lookup.md)", 2)
     try:
-        run(host, port, path, poll_seconds)
+        run(host, port, path, poll_seconds, workers)
     except KeysFileError as e:
         raise _fail(str(e), 2) from None
     except UnicodeDecodeError:

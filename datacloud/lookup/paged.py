@@ -1,4 +1,4 @@
-"""The curated tables of one version as files the operating system pages in: memory-mapped,
+"""The curated tables of one version as files read from the operating system's page cache,
 shared by every replica on the host, built once per curated version.
 
 Per curated table and Delta version, a folder ``<state root>/lookup/serving/<table>/<version>-<id>``
@@ -7,20 +7,23 @@ holds:
 
 * ``rows.arrow``: an Arrow IPC file with one column, ``row``: each row as a compact JSON array
   of its values (the column names and Arrow types are kept once, in ``meta.json``), the rows
-  sorted by the table's first index column. A lookup reads one row from one or two pages instead
-  of one or two pages per column, and decodes it with one ``json.loads`` (about 5 us);
+  sorted by the table's first index column. A lookup reads one row with one ``pread`` instead
+  of a page or two per column, and decodes it with one ``json.loads`` (about 5 us);
 * ``index-<column>.arrow``: per lookup index, the keys sorted as a ``fixed_size_binary`` column
-  (the ``np.searchsorted`` array, viewed in place) and each key's row number; and
-  ``index-<column>.top.arrow``: every 256th key, so a search touches one or two pages of the
-  big key array instead of ~15;
+  (searched with ``np.searchsorted``) and each key's row number; and
+  ``index-<column>.top.arrow``: every 256th key, kept in memory, so a search reads one block
+  of 256 keys (one ``pread``, about 4.6 KB) instead of ~15 scattered pages;
 * ``meta.json``: format, table, version, business date, schema, row count, the distinct values
   of the source columns.
 
-Every file is mapped read-only (Python ``mmap`` with ``MADV_RANDOM``, so a page fault maps one
-page, not its neighbours; ``pa.py_buffer`` + ``ipc.open_file`` over it, zero-copy): the pages
-are the page cache's, shared by the replicas of a host, evicted under memory pressure and read
-back on demand. A replica's own memory is the interpreter, the open batches' metadata and the
-256th-key samples: it does not grow with the population.
+Reading is ``os.pread`` at offsets taken from the IPC layout (read once through a temporary
+memory map, released before serving). Why not serve from a memory map: on this kernel (6.x,
+ext4 with large folios) a fault maps the whole page-cache folio, up to 2 MiB, so random lookups
+made most of a mapped file the process's own resident memory (measured: 245 MB of a 243 MB file
+after 10,000 lookups at 1M persons, ``MADV_RANDOM`` or not). With ``pread`` the pages stay in
+the page cache, shared by the replicas of a host, evicted under memory pressure and read back on
+demand; a replica's own memory is the interpreter, the layouts and the 256th-key samples
+(about 2 MB per 10M keys): it does not grow with the population.
 
 Building is atomic and done once: under an exclusive ``flock`` of ``<table>/.lock`` the first
 process that needs a version writes it into ``<table>/.tmp-…``, fsyncs every file and the folder,
@@ -74,8 +77,8 @@ class BuildError(RuntimeError):
 
 
 def serving_folder(root: StorageRoot) -> Path:
-    """Where the memory-mapped builds of the curated versions live (under the state root)."""
-    return root.root / "lookup" / "serving"
+    """Where the serving builds of the curated versions live (under the state root)."""
+    return root.lookup_serving()
 
 
 # --- encoding a table as JSON rows, vectorised ----------------------------------------------------
@@ -219,7 +222,7 @@ def _buffer(col: _Column, i: int) -> int:
     return where[0]
 
 
-class MappedIndex:
+class PagedIndex:
     """The sorted keys of one column and their row numbers, searched where they lie on disk:
     every ``BLOCK``-th key in memory, then one block of keys and the row numbers read."""
 
@@ -265,7 +268,7 @@ class MappedIndex:
         return self._file.size
 
 
-class MappedTable:
+class PagedTable:
     """One curated table at one version, opened from its build folder."""
 
     def __init__(self, folder: Path) -> None:
@@ -291,7 +294,7 @@ class MappedTable:
         if int(self._starts[-1]) != int(meta["rows"]):
             raise BuildError(f"{folder.name}: {self._starts[-1]} rows, meta says {meta['rows']}")
         self.indexes = {
-            column: MappedIndex(
+            column: PagedIndex(
                 folder / f"index-{column}.arrow", folder / f"index-{column}.top.arrow"
             )
             for column in meta["indexes"]
@@ -329,10 +332,10 @@ class MappedTable:
 
 
 @dataclass
-class MappedSnapshot:
-    """The curated tables of one set of versions, memory-mapped (a ``CuratedView``)."""
+class PagedSnapshot:
+    """The curated tables of one set of versions, read from their files (a ``CuratedView``)."""
 
-    tables: dict[str, MappedTable]
+    tables: dict[str, PagedTable]
     versions: dict[str, TableVersion] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -341,12 +344,12 @@ class MappedSnapshot:
     @classmethod
     def open(
         cls, root: StorageRoot, versions: dict[str, int], wait_s: float = BUILD_WAIT_S
-    ) -> MappedSnapshot:
+    ) -> PagedSnapshot:
         """Map each table at its version, building the files first where no replica has."""
         folder = serving_folder(root)
         return cls(
             {
-                name: MappedTable(ensure_built(root, folder, name, v, wait_s))
+                name: PagedTable(ensure_built(root, folder, name, v, wait_s))
                 for name, v in versions.items()
             }
         )
@@ -373,7 +376,7 @@ class MappedSnapshot:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the mapped files (on disk and in the shared page cache, not per process)."""
+        """Bytes of the files (on disk and in the shared page cache, not per process)."""
         return sum(t.nbytes for t in self.tables.values())
 
 
@@ -521,8 +524,8 @@ def ensure_built(
 
 
 def _prune(table_dir: Path, keep: str) -> None:
-    """Remove all but the newest ``KEEP_BUILDS`` builds (a replica still mapping one keeps its
-    pages: unlinking never pulls a mapped file away)."""
+    """Remove all but the newest ``KEEP_BUILDS`` builds (a replica still reading one keeps its
+    descriptors: unlinking never pulls an open file away)."""
     builds = [p for p in table_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     builds.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for old in builds[KEEP_BUILDS:]:

@@ -2,12 +2,14 @@
 
 ``CuratedStore.current()`` returns the snapshot being served: one reference, read without a
 lock. ``refresh()`` compares the newest version of each curated table (a ``_delta_log``
-listing, no table load) with the snapshot's; when a table was published since, it builds a
-new snapshot beside the old one and swaps it in with one assignment, so requests in flight
-finish on the old snapshot and the next ones see the new. ``start()`` runs ``refresh()``
-every ``poll_seconds`` in a daemon thread. ``as_of(ds)`` answers from the versions each table
-had on business date ``ds`` (``datacloud.delta.version_as_of``), loaded on demand and kept in
-a small LRU cache.
+listing, no table load) with the snapshot's; when a table was published since, it opens a new
+paged snapshot (``datacloud.lookup.paged``: the version's files, built once per version by
+the first replica that needs them, the others wait for its lock and open them) beside the old
+one and swaps it in with one assignment, so requests in flight finish on the old snapshot and
+the next ones see the new, whole. ``start()`` runs ``refresh()`` every ``poll_seconds``
+(default 1) in a daemon thread. ``as_of(ds)`` answers from the versions each table had on
+business date ``ds`` (``datacloud.delta.version_as_of``), opened (built if need be) on demand
+and kept in a small LRU cache.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import logging
 import threading
 from collections import OrderedDict
 
-from datacloud.lookup.snapshot import Snapshot, published_versions
+from datacloud.lookup.paged import PagedSnapshot
+from datacloud.lookup.snapshot import published_versions
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
+POLL_SECONDS = 1.0  # a publish is seen within this (a _delta_log listing per table per poll)
 
 
 class NoCuratedData(LookupError):
@@ -29,12 +33,14 @@ class NoCuratedData(LookupError):
 class CuratedStore:
     """The curated snapshot being served, switched atomically after a publish."""
 
-    def __init__(self, root: StorageRoot, poll_seconds: float = 5.0, as_of_cache: int = 3) -> None:
+    def __init__(
+        self, root: StorageRoot, poll_seconds: float = POLL_SECONDS, as_of_cache: int = 3
+    ) -> None:
         self.root = root
         self.poll_seconds = poll_seconds
-        self._current: Snapshot | None = None
+        self._current: PagedSnapshot | None = None
         self._build_lock = threading.Lock()
-        self._as_of: OrderedDict[tuple[tuple[str, int], ...], Snapshot] = OrderedDict()
+        self._as_of: OrderedDict[tuple[tuple[str, int], ...], PagedSnapshot] = OrderedDict()
         self._as_of_size = as_of_cache
         self._as_of_lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,20 +57,20 @@ class CuratedStore:
                 return False
             if "person" not in versions:
                 return False
-            snapshot = Snapshot.load(self.root, versions)
+            snapshot = PagedSnapshot.open(self.root, versions)
             self._current = snapshot  # the swap: one reference assignment
             log.info(
-                "lookup: serving curated versions %s (%.0f MB in memory)",
+                "lookup: serving curated versions %s (%.0f MB of files, paged in on demand)",
                 versions,
                 snapshot.nbytes / 1e6,
             )
             return True
 
-    def serving(self) -> Snapshot | None:
+    def serving(self) -> PagedSnapshot | None:
         """The snapshot being served, or None before the first load (never loads)."""
         return self._current
 
-    def current(self) -> Snapshot:
+    def current(self) -> PagedSnapshot:
         snapshot = self._current
         if snapshot is None:
             self.refresh()
@@ -73,7 +79,7 @@ class CuratedStore:
             raise NoCuratedData("no curated person table is published yet")
         return snapshot
 
-    def as_of(self, ds: str) -> Snapshot:
+    def as_of(self, ds: str) -> PagedSnapshot:
         """The snapshot of the versions each curated table had on business date ``ds``."""
         versions = published_versions(self.root, ds)
         if "person" not in versions:
@@ -88,7 +94,7 @@ class CuratedStore:
                 self._as_of.move_to_end(key)
                 return cached
             try:
-                snapshot = Snapshot.load(self.root, versions)
+                snapshot = PagedSnapshot.open(self.root, versions)
             except Exception as e:  # files of an old version removed by vacuum, or unreadable
                 log.warning("curated versions %s unreadable: %s", versions, type(e).__name__)
                 raise NoCuratedData(

@@ -20,7 +20,7 @@ import pytest
 
 from datacloud.delta import overwrite, read
 from datacloud.lookup import answers, paged
-from datacloud.lookup.paged import MappedSnapshot, ensure_built, serving_folder
+from datacloud.lookup.paged import PagedSnapshot, ensure_built, serving_folder
 from datacloud.lookup.snapshot import Snapshot
 from datacloud.paths import StorageRoot
 
@@ -67,7 +67,7 @@ def test_paged_rows_are_the_in_memory_snapshots_rows(
     table = _person()
     overwrite(storage_root.curated("person"), table, ["id_number"], "r", "2026-11-20")
     memory = Snapshot.load(storage_root, {"person": 0})
-    served = MappedSnapshot.open(storage_root, {"person": 0})
+    served = PagedSnapshot.open(storage_root, {"person": 0})
     keys = [k for k in table["id_number"].to_pylist() if k] + ["", "330106", "ZZZZ", "0" * 30]
     for key in keys:
         assert _same(
@@ -106,7 +106,7 @@ def test_the_lookups_answer_the_same_from_files_and_from_memory(storage_root: St
     versions = {"person": 0, "property_right": 0}
     memory, served = (
         Snapshot.load(storage_root, versions),
-        MappedSnapshot.open(storage_root, versions),
+        PagedSnapshot.open(storage_root, versions),
     )
     for key in [*ids, "110101199003077757"]:
         assert answers.person(served, key) == answers.person(memory, key)
@@ -119,7 +119,7 @@ def test_serving_maps_no_page_of_the_files(storage_root: StorageRoot) -> None:
     never mapped: a memory map of them would make every 2 MiB folio a lookup touches this
     process's own resident memory (measured: docs/lookup.md)."""
     overwrite(storage_root.curated("person"), _person(400), ["id_number"], "r", "2026-11-20")
-    served = MappedSnapshot.open(storage_root, {"person": 0})
+    served = PagedSnapshot.open(storage_root, {"person": 0})
     for key in _person(400)["id_number"].to_pylist()[:200]:
         if key:
             served.rows("person", "id_number", key)
@@ -200,21 +200,21 @@ def test_a_build_killed_half_way_is_never_served_and_is_redone(
     path = ensure_built(storage_root, serving_folder(storage_root), "person", 0)
     assert (path / "meta.json").is_file()
     assert [p for p in table_dir.iterdir() if p.name.startswith(".tmp")] == []  # cleaned
-    served = MappedSnapshot.open(storage_root, {"person": 0})
+    served = PagedSnapshot.open(storage_root, {"person": 0})
     key = _person()["id_number"][0].as_py()
     assert served.rows("person", "id_number", key)[0]["id_number"] == key
 
 
 def test_a_table_created_again_never_meets_an_old_build(storage_root: StorageRoot) -> None:
     overwrite(storage_root.curated("person"), _person(), ["id_number"], "r", "2026-11-20")
-    first = MappedSnapshot.open(storage_root, {"person": 0})
+    first = PagedSnapshot.open(storage_root, {"person": 0})
     import shutil
 
     shutil.rmtree(storage_root.curated("person"))  # dropped, then written again: version 0 again
     table = _person().set_column(1, "name", pa.array(["新"] * 40))
     overwrite(storage_root.curated("person"), table, ["id_number"], "r", "2026-11-21")
     read._load_version.cache_clear()  # a process that never saw the first table
-    second = MappedSnapshot.open(storage_root, {"person": 0})
+    second = PagedSnapshot.open(storage_root, {"person": 0})
     key = table["id_number"][0].as_py()
     assert second.rows("person", "id_number", key)[0]["name"] == "新"
     assert first.tables["person"].folder != second.tables["person"].folder
