@@ -67,6 +67,7 @@ FORMAT = 1
 BLOCK = 256  # keys per sample of the top-level index
 BATCH_ROWS = 1 << 20  # rows per record batch of rows.arrow
 KEEP_BUILDS = 3  # builds of a table kept (the newest); older ones are removed by the next build
+FILE_MODE, DIR_MODE = 0o440, 0o750  # as the curated data they copy: never world-readable
 BUILD_WAIT_S = 3600.0  # how long a replica waits for another one's build before giving up
 _CONTROL = "[\\x00-\\x1f]"  # RE2: characters JSON must escape that the fast path does not
 Row = dict[str, Any]
@@ -384,6 +385,8 @@ class PagedSnapshot:
 
 
 def _fsync_file(path: Path) -> None:
+    """Owner and group read only (the files hold the curated personal data), then fsync."""
+    os.chmod(path, FILE_MODE)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -492,7 +495,7 @@ def ensure_built(
     if (final / "meta.json").is_file():
         return final
     table_dir = folder / name
-    table_dir.mkdir(parents=True, exist_ok=True)
+    table_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     fd = _flock(table_dir / ".lock", wait_s)
     try:
         if (final / "meta.json").is_file():  # another replica built it while we waited
@@ -500,7 +503,7 @@ def ensure_built(
         for stale in table_dir.glob(".tmp-*"):  # a builder killed mid-way (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         tmp = table_dir / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        tmp.mkdir(mode=DIR_MODE)
         started = time.perf_counter()
         try:
             build_table(read_loaded(dt), name, version, commit_ds(dt, version), tmp)

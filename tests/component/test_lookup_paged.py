@@ -184,6 +184,8 @@ def test_replicas_build_a_version_once_and_all_open_it(
     table_dir = serving_folder(storage_root) / "person"
     assert [p.name for p in table_dir.iterdir() if p.name.startswith(".tmp")] == []
     assert (Path(outs[0]) / "meta.json").is_file()
+    for f in Path(outs[0]).iterdir():  # the curated personal data: never world-readable
+        assert f.stat().st_mode & 0o007 == 0, f.name
 
 
 def test_a_build_killed_half_way_is_never_served_and_is_redone(
