@@ -50,6 +50,15 @@ class ExtractionError(RuntimeError):
         self.kind = kind  # source_unreachable | schema_change | error
 
 
+class MappingError(RuntimeError):
+    """The department YAML maps a column its SQL does not select: the platform's configuration
+    disagrees with itself (a typo, a column left out of the query), not the department's table,
+    whose structure the drift check has just compared. The report says the platform is at fault
+    (``failures.ERROR``), never asks the department to restore its table."""
+
+    kind = failures.ERROR
+
+
 def window(ds: date, overlap_minutes: int) -> tuple[datetime, datetime]:
     """[start, end) of an incremental night: the business day, started ``overlap`` early."""
     start = datetime.combine(ds, time(0)) - timedelta(minutes=overlap_minutes)
@@ -212,8 +221,8 @@ def extract_table(
                     dept.source_encoding,
                 ):
                     missing = [c for c in table.source_columns if c not in batch.column_names]
-                    if missing:
-                        raise schema_drift.SchemaDriftError(
+                    if missing:  # the platform's YAML and SQL disagree: its fault
+                        raise MappingError(
                             f"department {dept.code}, table {table.name}: the query returns no "
                             f"column(s) {missing} that the YAML maps"
                         )

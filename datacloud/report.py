@@ -9,7 +9,10 @@ the same facts to the department's data officer, personal information masked. ``
 (UTF-8 with BOM, so spreadsheet software opens the Chinese correctly) has one line per rejected
 row and rule, with the raw value: it goes to the department that owns the data, nowhere else.
 Its cells are safe to open in a spreadsheet (``csv_cell``: no formula, invisible characters
-escaped, at most Excel's 32,767 characters).
+escaped, at most Excel's 32,767 characters). ``findings.csv`` beside it has every
+cross-department finding about the department's data (not only the page's examples), ID numbers
+masked as on the page, through the same ``csv_cell``. The headline and the to-do list are
+decided from every part of the night (``datacloud.report_verdict``).
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import failures, report_sources, runstate
+from datacloud import failures, report_sources, report_verdict, runstate
 from datacloud.atomic import replace_text, replace_with
 from datacloud.audit_anchors import anchor_finished_days
 from datacloud.config import Department
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
-from datacloud.report_html import render_department, render_overview
+from datacloud.report_html import department_names, render_department, render_overview
 from transforms.rules import RULES
 
 SCHEMA_VERSION = 1
@@ -40,6 +43,16 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 STATUS_ZH = {"success": "成功", "partial": "部分成功", "failed": "失败"}
 FAILURE_KIND_ZH = failures.KINDS
 CSV_HEADER = ["源主键", "字段", "源字段", "原始值", "规则代码", "原因", "修改建议"]
+FINDINGS_CSV_HEADER = [
+    "比对项代码",
+    "比对项",
+    "字段",
+    "权威部门",
+    "记录类型",
+    "身份证号码（已脱敏）",
+    "比对业务日期",
+    "处理建议",
+]
 COUNTS = ("rows_in", "rows_accepted", "rows_rejected", "rows_deduplicated")
 STALE_AFTER_DAYS = 1
 
@@ -47,7 +60,8 @@ STALE_AFTER_DAYS = 1
 @dataclass(frozen=True)
 class ReportFiles:
     parent: Path
-    status: str
+    status: str  # the load status: success, partial, failed
+    headline: str = ""  # the night's headline (report_verdict): success only with nothing to do
 
 
 def failure_kind(state: dict[str, Any]) -> str:
@@ -121,6 +135,7 @@ def _table_entry(
         entry["failed_stage"] = state.get("stage", "not_run")
         entry["failure_kind"] = kind
         entry["failure_kind_zh"] = FAILURE_KIND_ZH[kind]
+        entry["fault"] = report_verdict.side(kind)
         entry["error"] = mask_text(
             str(state.get("error") or "本晚该表未被处理（前序任务失败或未执行）")
         )
@@ -206,6 +221,33 @@ def _write_rejected_csv(
     return lines
 
 
+def _write_findings_csv(rows: list[dict[str, Any]], names: dict[str, str], path: Path) -> int:
+    """findings.csv: one line per finding (all of them, not the page's examples), the ID number
+    masked, every cell through ``csv_cell``; a header alone when there are none."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(FINDINGS_CSV_HEADER)
+            for row in rows:
+                code = str(row.get("finding") or "")
+                authority = str(row.get("authoritative_department") or "")
+                cells = [
+                    code,
+                    row.get("finding_zh") or "",
+                    row.get("field") or "",
+                    "、".join(names.get(a, a) for a in authority.split(",") if a),
+                    row.get("record_kinds") or "",
+                    row.get("id_number") or "",
+                    row.get("business_date") or "",
+                    report_verdict.finding_hint(code),
+                ]
+                w.writerow([csv_cell(c) for c in cells])
+
+    replace_with(path, write)
+    return len(rows)
+
+
 def _issues_by_table(root: StorageRoot, dept: Department, ds: date) -> dict[str, pa.Table | None]:
     """Rejected issues of the tables normalised tonight: loaded, or stopped by the quality gate
     (which writes its rejected rows before it stops); another failed table's files may be stale."""
@@ -255,7 +297,11 @@ def build_report(
         "tables": tables,
         "quality": report_sources.quality_results(root, dept.code, ds),
         "findings": report_sources.consistency_findings(root, dept.code, ds),
-        "files": {"rejected_csv": "rejected.csv", "index_html": "index.html"},
+        "files": {
+            "rejected_csv": "rejected.csv",
+            "findings_csv": "findings.csv",
+            "index_html": "index.html",
+        },
     }
 
 
@@ -265,16 +311,25 @@ def write_department_report(root: StorageRoot, dept: Department, ds: date) -> Re
     Reads the night's run state (``runs/<dept>/<date>/``), the rejected issues of the tables
     that loaded, earlier nights' report.json (for the 30-night chart), and the quality-gate
     results and consistency findings when they exist. Works for a failed night too: a table
-    without run state is reported as not run. Every file is replaced atomically.
+    without run state is reported as not run. Writes rejected.csv, findings.csv (every
+    finding, masked), report.json with the headline and to-do list (``report_verdict``) and
+    index.html. Every file is replaced atomically.
     """
     out = root.report_dir(dept.code, ds)
     out.mkdir(parents=True, exist_ok=True)
     issues = _issues_by_table(root, dept, ds)
     report = build_report(root, dept, ds, issues)
     report["rejected_csv_lines"] = _write_rejected_csv(dept, issues, out / "rejected.csv")
+    findings = report_sources.finding_rows(
+        root, dept.code, (report.get("findings") or {}).get("business_date")
+    )
+    report["findings_csv_lines"] = _write_findings_csv(
+        findings, department_names(), out / "findings.csv"
+    )
+    report.update(report_verdict.verdict(report))
     replace_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     replace_text(out / "index.html", render_department(root, report))
-    return ReportFiles(parent=out, status=report["status"])
+    return ReportFiles(parent=out, status=report["status"], headline=report["headline"])
 
 
 def write_overview(root: StorageRoot, depts: list[Department], ds: date, nights: int = 30) -> Path:

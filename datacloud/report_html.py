@@ -19,10 +19,11 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from datacloud import charts
+from datacloud import charts, failures, report_verdict
 from datacloud.audit_anchors import latest_anchors
 from datacloud.business_day import SHANGHAI
 from datacloud.config import ConfigError, Department, load_departments
+from datacloud.consistency import FINDINGS
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 from datacloud.quality_words import FIELD_ZH
@@ -34,6 +35,7 @@ HISTORY_NIGHTS = 30
 SHORT_ZH_MAX = 24
 COLORS = {"in": "#1f5fa8", "accepted": "#2e7d4f", "rejected": "#c0392b"}
 CHANGE_ZH = {"added": "新增字段", "dropped": "删除字段", "type_changed": "字段类型变化"}
+PLATFORM = report_verdict.PLATFORM_ZH
 KIND_ADVICE = {
     "source_unreachable": "平台无法连接贵单位的数据库。请检查数据库服务、网络和对接账号是否正常；"
     "恢复后，平台会在下一晚自动重新抽取。",
@@ -41,9 +43,12 @@ KIND_ADVICE = {
     "请联系平台同步更新对接配置；如不是，请恢复原表结构。",
     "quality_gate": "这批数据整体未通过质量检查（例如行数骤减、有效率过低），本晚没有发布。"
     "请查看下方“质量检查”中未通过的项目。",
-    "error": "平台处理这张表时出错。通常不需要贵单位处理，平台工程师会跟进。",
-    "not_run": "这张表本晚没有运行：前面的步骤失败或尚未执行。",
+    "error": f"平台处理这张表时出错（例如平台的对接配置有误或程序故障）：{PLATFORM}，"
+    "无需贵单位处理；修复后平台会重新加载。",
+    "not_run": f"平台的任务没有执行到这张表（例如平台缺少连接配置或前面的步骤出错）：{PLATFORM}，"
+    "无需贵单位处理；修复后平台会重新加载。",
 }
+GLYPHS = {"success": "✓", "action_needed": "△", "partial": "!", "failed": "✗"}
 
 
 def short_zh(code: str) -> str:
@@ -107,6 +112,16 @@ def _time_zh(iso: str | None) -> str:
     return f"{t.year}年{t.month}月{t.day}日 {t:%H:%M}"
 
 
+def _headline(rep: dict[str, Any] | None) -> tuple[str | None, str]:
+    """A night's headline and its words; a report written before headlines existed shows its
+    load status."""
+    if rep is None:
+        return None, "无报告"
+    if rep.get("headline") in report_verdict.HEADLINES:
+        return str(rep["headline"]), str(rep.get("headline_zh") or "")
+    return rep.get("status"), str(rep.get("status_zh", ""))
+
+
 def _history(
     root: StorageRoot, dept: str, ds: date, current: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -115,11 +130,12 @@ def _history(
         rep = current if night == ds else read_report(root, dept, night)
         loaded = rep is not None and rep.get("status") in ("success", "partial")
         totals = (rep or {}).get("totals") or {}
+        status, status_zh = _headline(rep)
         rows.append(
             {
                 "night": night,
-                "status": rep.get("status") if rep else None,
-                "status_zh": rep.get("status_zh", "") if rep else "无报告",
+                "status": status,
+                "status_zh": status_zh,
                 "rows_in": totals.get("rows_in") if loaded else None,
                 "rows_accepted": totals.get("rows_accepted") if loaded else None,
                 "rows_rejected": totals.get("rows_rejected") if loaded else None,
@@ -195,6 +211,9 @@ def _tables_view(report: dict[str, Any]) -> list[dict[str, Any]]:
         )
         view["latest_zh"] = _time_zh(t.get("latest_source_update"))
         view["advice"] = KIND_ADVICE.get(t.get("failure_kind", ""), "")
+        view["platform"] = (
+            t.get("status") == "failed" and report_verdict.side(t.get("failure_kind")) == "platform"
+        )
         view["error"] = mask_text(t["error"]) if t.get("error") else None
         view["business_date_zh"] = _date_zh(ds)
         view["description"] = description_zh(t.get("description") or "")
@@ -226,7 +245,7 @@ def _environment() -> Environment:
     return env
 
 
-def _department_names() -> dict[str, str]:
+def department_names() -> dict[str, str]:
     try:
         return {d.code: d.name for d in load_departments()}
     except (ConfigError, OSError):
@@ -267,10 +286,36 @@ def render_department(root: StorageRoot, report: dict[str, Any]) -> str:
             history=history,
             quality=quality,
             findings=report.get("findings") or {"available": False},
-            dept_names=_department_names(),
+            dept_names=department_names(),
             rules=RULES,
+            todo=report.get("todo") or [],
+            glyphs=GLYPHS,
+            help=_help(),
         )
     )
+
+
+def _help() -> dict[str, Any]:
+    """What the 说明 section explains: headlines, failure kinds and whose they are, findings
+    and rules with their fix hints."""
+    return {
+        "headlines": list(report_verdict.HEADLINES.items()),
+        "headline_help": report_verdict.HEADLINE_HELP,
+        "kinds": [
+            {
+                "kind": k,
+                "zh": zh,
+                "side": report_verdict.side(k),
+                "advice": KIND_ADVICE.get(k, ""),
+            }
+            for k, zh in failures.KINDS.items()
+        ],
+        "findings": [
+            {"code": f.code, "zh": f.zh, "hint": report_verdict.finding_hint(f.code)}
+            for f in FINDINGS.values()
+        ],
+        "rules": list(RULES.values()),
+    }
 
 
 def render_overview(root: StorageRoot, depts: list[Department], ds: date, nights: int) -> str:
@@ -282,11 +327,12 @@ def render_overview(root: StorageRoot, depts: list[Department], ds: date, nights
         for night in dates:
             rep = read_report(root, dept.code, night)
             totals = (rep or {}).get("totals") or {}
+            status, status_zh = _headline(rep)
             cells.append(
                 {
                     "night": night,
-                    "status": rep.get("status") if rep else None,
-                    "status_zh": rep.get("status_zh", "") if rep else "无报告",
+                    "status": status,
+                    "status_zh": status_zh,
                     "href": _report_href(root, dept.code, night, ""),
                     "rows_in": totals.get("rows_in"),
                     "rows_rejected": totals.get("rows_rejected"),
@@ -295,7 +341,7 @@ def render_overview(root: StorageRoot, depts: list[Department], ds: date, nights
         rows.append({"code": dept.code, "name": dept.name, "cells": cells, "tonight": cells[-1]})
     counts = {
         s: sum(1 for r in rows if r["tonight"]["status"] == s)
-        for s in ("success", "partial", "failed", None)
+        for s in ("success", "action_needed", "partial", "failed", None)
     }
     return (
         _environment()

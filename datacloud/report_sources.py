@@ -152,6 +152,46 @@ def consistency_findings(root: StorageRoot, dept: str, ds: date) -> dict[str, An
     }
 
 
+FINDING_COLUMNS = (
+    "finding",
+    "finding_zh",
+    "field",
+    "authoritative_department",
+    "record_kinds",
+    "id_number",
+    "business_date",
+)
+
+
+def finding_rows(root: StorageRoot, dept: str, night: str | None) -> list[dict[str, Any]]:
+    """Every finding about this department's data of one comparison night (``findings``'
+    ``business_date``), ordered by finding, field and ID number, the ID number masked
+    (``id_number`` holds the masked form only). Empty when there is no such night or the table
+    is unreadable (the findings section says so already)."""
+    table = open_table(root.curated(CONSISTENCY_TABLE)) if night else None
+    if table is None or night is None:
+        return []
+    have = {f.name for f in table.schema().fields}
+    wanted = [c for c in FINDING_COLUMNS if c in have]
+    try:
+        date.fromisoformat(night)  # inlined below: a date, nothing else
+        rows = _query(
+            table,
+            f"SELECT {', '.join(wanted)} FROM c WHERE department = '{dept}' "
+            f"AND CAST(business_date AS VARCHAR) = '{night}' ORDER BY finding, field, id_number",
+        )
+    except Exception as e:  # as consistency_findings: never stops the report
+        log.warning("curated/consistency unreadable for %s: %s", dept, e)
+        return []
+    masked = mask_id_number(rows["id_number"].cast(pa.string())).to_pylist()
+    out = []
+    for row, shown in zip(rows.to_pylist(), masked, strict=True):
+        row["id_number"] = shown
+        row["business_date"] = str(row.get("business_date") or "")[:10]
+        out.append({c: row.get(c) for c in FINDING_COLUMNS})
+    return out
+
+
 def night_range(ds: date, nights: int) -> list[date]:
     """The ``nights`` business dates ending at ``ds``, oldest first."""
     return [ds - timedelta(days=k) for k in range(nights - 1, -1, -1)]

@@ -552,7 +552,8 @@ def test_history_chart_reads_earlier_reports_and_leaves_gaps(
     assert len(volume.findall(f".//{SVG}path[@class='series']")) == 2  # runs 3-2 only
     rejected = _svg(html, "chart-rejected")
     assert len(rejected.findall(f".//{SVG}circle")) == 4
-    assert html.count('class="cell s-success"') == 4 + 1  # strip + legend
+    # rejected rows each night: loaded, with something to do, never a green 成功 (strip + legend)
+    assert html.count('class="cell s-action_needed"') == 4 + 1
     earlier = (DS - timedelta(days=3)).isoformat()
     assert f'href="../../scjg/{earlier}/index.html"' in html
 
@@ -643,7 +644,8 @@ def test_consistency_findings_concerning_the_department(
     )
     first = min(ids[:4])  # examples are the first IDs in order, masked
     assert top["examples"][0] == f"{first[:6]}********{first[-4:]}" and top["examples"][0] in html
-    assert ("姓名与户籍登记不一致" in html) is with_zh
+    shown = '<td>姓名与户籍登记不一致 <span class="code">NAME_MISMATCH</span>'
+    assert (shown in html) is with_zh
     assert top.get("finding_zh") == ("姓名与户籍登记不一致" if with_zh else None)
 
 
@@ -666,14 +668,15 @@ def test_overview_lists_every_department_and_night(
     rows = re.findall(r'<tr data-department="([a-z]+)">(.*?)</tr>', html, re.S)
     assert [code for code, _ in rows] == ["gongan", "scjg"]
     for code, body in rows:
-        nights = re.findall(r'data-night="([0-9-]+)" data-status="([a-z]+)"', body)
+        nights = re.findall(r'data-night="([0-9-]+)" data-status="([a-z_]+)"', body)
         assert [n for n, _ in nights] == [
             (DS - timedelta(days=k)).isoformat() for k in range(29, -1, -1)
         ]
         statuses = dict(nights)
         if code == "scjg":
             assert statuses[DS.isoformat()] == "failed"
-            assert statuses[(DS - timedelta(days=2)).isoformat()] == "success"
+            # loaded with rejected rows: the headline, not a green success
+            assert statuses[(DS - timedelta(days=2)).isoformat()] == "action_needed"
             assert sum(s != "none" for s in statuses.values()) == 2
     assert f'href="scjg/{DS.isoformat()}/index.html"' in html
     assert f'href="gongan/{DS.isoformat()}/index.html"' in html
