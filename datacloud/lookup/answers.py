@@ -7,6 +7,13 @@ PostgreSQL-backed anchor does the same through SQL.
 
 Only property rights with status 现势 (current) count as owned property; 历史 (historical)
 rights are listed in the person's linked facts but not counted.
+
+A property status says whether the household register (curated ``person``: one row per ID
+number the register holds) knows the person (``person_known``). ``owns_property: false`` is
+only ever said of a person it knows: for anyone else the answer would be a no-house
+certificate for someone the platform knows nothing about (the service refuses it, see
+``service.PersonUnknown``); a current right of a person outside the register is still a true
+``owns_property: true``.
 """
 
 from __future__ import annotations
@@ -121,11 +128,13 @@ def enterprise(view: CuratedView, key: EnterpriseKey) -> Row | None:
 
 
 def property_status(view: CuratedView, id_number: str) -> Row:
-    """Whether the person holds a current (现势) property right in the province."""
+    """Whether the person holds a current (现势) property right in the province, and whether
+    the household register knows the person (``person_known``)."""
     rights = view.rows("property_right", "owner_id_number", id_number)
     current = [r for r in rights if r.get("status") == CURRENT_RIGHT]
     return {
         "id_number": id_number,
+        "person_known": bool(view.rows("person", "id_number", id_number)),
         "owns_property": bool(current),
         "property_count": len(current),
         "as_of": view.ds("property_right"),

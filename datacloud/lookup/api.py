@@ -42,7 +42,14 @@ from datacloud.lookup.audit import AuditLog, AuditUnavailable, FileSink, audit_k
 from datacloud.lookup.auth import ApiKeys, Principal, key_hint
 from datacloud.lookup.keys import MAX_KEY_CHARS, MalformedKey
 from datacloud.lookup.limits import LookupLimiter, LookupLimits, Refusal
-from datacloud.lookup.service import BLANK_PURPOSE, Forbidden, LookupService, NotFound, is_blank
+from datacloud.lookup.service import (
+    BLANK_PURPOSE,
+    Forbidden,
+    LookupService,
+    NotFound,
+    PersonUnknown,
+    is_blank,
+)
 from datacloud.lookup.store import POLL_SECONDS, CuratedStore, NoCuratedData
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
@@ -104,6 +111,10 @@ class ErrorBody(BaseModel):
     message_zh: str | None = None
     field: str | None = None
     retry_after: int | None = Field(None, description="seconds until a 429's limit lifts")
+    person_known: bool | None = Field(
+        None,
+        description="false with PERSON_UNKNOWN: the household register does not know the person",
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -146,6 +157,11 @@ class EnterpriseAnswer(_Answer):
 
 class PropertyStatus(_Answer):
     id_number: str
+    person_known: bool = Field(
+        description="the household register knows the person; false only beside "
+        "owns_property true (a person it does not know and who owns nothing here is 404 "
+        "PERSON_UNKNOWN, never owns_property false)"
+    )
     owns_property: bool
     property_count: int
     as_of: str | None
@@ -163,7 +179,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "the body is not JSON"),
         (401, "no or unknown X-API-Key"),
         (403, "the key's role may not call this endpoint"),
-        (404, "no curated record for the key, or no data as old as as_of"),
+        (
+            404,
+            "no curated record for the key (NOT_FOUND), no data as old as as_of "
+            "(NO_CURATED_DATA), or a property status of a person the household register does "
+            "not know (PERSON_UNKNOWN: no answer, never owns_property false)",
+        ),
         (413, "the body is larger than the cap (BODY_TOO_LARGE)"),
         (422, "malformed key (the rule is named) or request"),
         (
@@ -174,6 +195,34 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "the audit record could not be written: nothing is answered"),
     )
 }
+
+
+# REQUEST_SCHEMA in Chinese, by pydantic's error type (the input is never repeated)
+_SCHEMA_ZH = {
+    "missing": "缺少必填字段 {field}。",
+    "extra_forbidden": "请求中有接口不接受的字段 {field}。",
+    "string_too_long": "字段 {field} 过长。",
+    "string_too_short": "字段 {field} 不能为空。",
+    "string_pattern_mismatch": "字段 {field} 不能为空白。",
+    "value_error": "字段 {field} 的值不符合要求（例如查询目的不能为空白）。",
+    "string_type": "字段 {field} 应为文本。",
+    "date_from_datetime_parsing": "字段 {field} 应为日期，格式 YYYY-MM-DD。",
+    "date_parsing": "字段 {field} 应为日期，格式 YYYY-MM-DD。",
+    "date_type": "字段 {field} 应为日期，格式 YYYY-MM-DD。",
+    "int_parsing": "字段 {field} 应为整数。",
+    "int_type": "字段 {field} 应为整数。",
+    "greater_than_equal": "字段 {field} 的值过小。",
+    "less_than_equal": "字段 {field} 的值过大。",
+    "model_attributes_type": "请求体应为 JSON 对象。",
+    "dict_type": "请求体应为 JSON 对象。",
+    "json_invalid": "请求体不是有效的 JSON。",
+}
+
+
+def _schema_zh(error_type: str, field: str | None) -> str:
+    where = field or "请求体"
+    text = _SCHEMA_ZH.get(error_type, "字段 {field} 不符合接口要求。")
+    return text.format(field=where)
 
 
 def _error(
@@ -514,7 +563,9 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
-        return _error(422, "REQUEST_SCHEMA", str(first.get("msg")), field=field)  # no input echoed
+        zh = _schema_zh(str(first.get("type", "")), field)
+        # no input echoed
+        return _error(422, "REQUEST_SCHEMA", str(first.get("msg")), message_zh=zh, field=field)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -548,6 +599,15 @@ def create_app(
                 "path": request.url.path,
             }
             await _audit_event(service.audit, "alert_not_found_burst", who, detail)
+        if isinstance(exc, PersonUnknown):
+            return _error(
+                404,
+                "PERSON_UNKNOWN",
+                str(exc),
+                message_zh=exc.message_zh,
+                field="id_number",
+                person_known=False,
+            )
         return _error(404, "NOT_FOUND", str(exc))
 
     @app.exception_handler(NoCuratedData)

@@ -9,9 +9,10 @@ loading a snapshot.
 
 Exit codes, as the shell sees them through ``datacloud`` (``datacloud.cli.run``): lookups 0
 answered, 1 not found, 2 malformed key or bad option (message on stderr, naming the rule or
-option), 3 audit unavailable, no audit key, or no curated data; ``serve`` 0 stopped, 2 keys
-file missing or malformed (named), 3 no audit key or no curated data; ``new-key`` 0, 2 bad
-``--role``.
+option), 3 audit unavailable, no audit key, or no curated data, 4 (``property-status``) a valid
+ID number the household register does not know, owning no current property here: no answer,
+never "owns no property"; ``serve`` 0 stopped, 2 keys file missing or malformed (named), 3 no
+audit key or no curated data; ``new-key`` 0, 2 bad ``--role`` or ``--holder``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ AsOf = Annotated[
     str | None, typer.Option("--as-of", help="answer from data published on or before YYYY-MM-DD")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="print the answer as JSON")]
+EXIT_PERSON_UNKNOWN = 4  # property-status of a person the household register does not know
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -70,7 +72,7 @@ def _run(
     from datacloud.lookup.auth import ROLES, Principal
     from datacloud.lookup.keys import MalformedKey
     from datacloud.lookup.pointview import DeltaPointSource
-    from datacloud.lookup.service import LookupService, NotFound, is_blank
+    from datacloud.lookup.service import LookupService, NotFound, PersonUnknown, is_blank
     from datacloud.lookup.store import NoCuratedData
     from datacloud.paths import StorageRoot
 
@@ -95,6 +97,8 @@ def _run(
         answer = service.lookup(who, endpoint, key, purpose, day)
     except MalformedKey as e:
         raise _fail(f"{e} ({e.message_zh})", 2) from None
+    except PersonUnknown as e:
+        raise _fail(f"{e} ({e.message_zh})", EXIT_PERSON_UNKNOWN) from None
     except NotFound as e:
         raise _fail(str(e), 1) from None
     except (AuditUnavailable, NoCuratedData) as e:
@@ -134,6 +138,8 @@ def _print(endpoint: str, body: dict[str, Any]) -> None:
     else:
         owns = "yes" if body["owns_property"] else "no"
         typer.echo(f"person {body['id_number']} owns property in the province: {owns}")
+        if not body.get("person_known", True):
+            typer.echo("  not in the household register (a current right names the number)")
         typer.echo(f"  current property rights: {body['property_count']}")
         typer.echo(f"  as of: {body['as_of']}  sources: {', '.join(body['sources'])}")
     typer.echo(f"audit id: {body['audit_id']}")
@@ -214,15 +220,26 @@ def new_key(
     holder: Annotated[str, typer.Option(help="who holds the key (window, system, person)")],
     role: Role = "clerk",
 ) -> None:
-    """Make an API key: prints the key once (hand it over) and the YAML entry for the keys file."""
-    from datacloud.lookup.auth import ROLES, hash_key
+    """Make an API key: the key once on stderr (hand it over), and on stdout a complete keys file
+    holding its hash (``> keys.yaml`` gives a file the server loads; its ``- holder:`` entry
+    pastes under the ``keys:`` of an existing file)."""
+    from pydantic import ValidationError
+
+    from datacloud.lookup.auth import ROLES, ApiKeyEntry, hash_key
     from datacloud.lookup.auth import new_key as make
 
     if role not in ROLES:
         raise _fail(f"--role: expected one of {', '.join(ROLES)}, got {role!r}", 2)
     key = make()
-    typer.echo(f"key (shown once): {key}")
-    typer.echo("entry for the keys file:")
-    typer.echo(f"  - holder: {json.dumps(holder, ensure_ascii=False)}")
-    typer.echo(f"    role: {role}")
-    typer.echo(f"    sha256: {hash_key(key)}")
+    try:  # the keys file's own rules, so what is printed always loads
+        entry = ApiKeyEntry(holder=holder, role=role, sha256=hash_key(key))
+    except ValidationError as e:
+        problem = e.errors()[0].get("msg", "invalid")
+        raise _fail(f"--holder: {problem} (1 to 200 characters)", 2) from None
+    typer.echo(f"key (shown once, hand it to {entry.holder!r}; it is not stored): {key}", err=True)
+    typer.echo(f"# API keys file (docs/lookup.md); {entry.role} key of {entry.holder!r}")
+    typer.echo("keys:")
+    # a JSON string is a YAML double-quoted scalar: any holder (quotes, colons, newlines) survives
+    typer.echo(f"  - holder: {json.dumps(entry.holder, ensure_ascii=False)}")
+    typer.echo(f"    role: {entry.role}")
+    typer.echo(f"    sha256: {entry.sha256}")

@@ -40,6 +40,15 @@ class NotFound(LookupError):
     """No curated record for the key (the message holds no number)."""
 
 
+class PersonUnknown(NotFound):
+    """A property status of a valid ID number the household register does not know and no
+    current property right names: "owns no property" would certify a person the platform knows
+    nothing about (a migrant from another province, a mistyped number that happens to be
+    valid), so there is no answer (HTTP 404 ``PERSON_UNKNOWN``, CLI exit 4)."""
+
+    message_zh = "户籍登记中查无此人：平台无法确认其在本省没有房产，不能据此出具无房证明。"
+
+
 class CuratedSource(Protocol):
     def current(self) -> CuratedView: ...
     def as_of(self, ds: str) -> CuratedView: ...
@@ -92,13 +101,15 @@ class LookupService:
         except NoCuratedData:
             self.audit.record(principal, endpoint, purpose, number, "no_data", ds)
             raise
-        if endpoint == "property_status" and view.version("property_right") is None:
-            # no property register means no answer, never a false "owns no property"
-            self.audit.record(principal, endpoint, purpose, number, "no_data", ds)
+        if endpoint == "property_status":
+            # no property register or household register means no answer, never a false "no"
             when = f" on or before {ds}" if ds else ""
-            raise NoCuratedData(
-                f"the property register (curated property_right) is not published{when}"
-            )
+            for table, what in (("property_right", "property"), ("person", "household")):
+                if view.version(table) is None:
+                    self.audit.record(principal, endpoint, purpose, number, "no_data", ds)
+                    raise NoCuratedData(
+                        f"the {what} register (curated {table}) is not published{when}"
+                    )
         body: dict[str, Any] | None
         if endpoint == "person":
             body = answers.person(view, number)
@@ -106,9 +117,16 @@ class LookupService:
             body = answers.enterprise(view, ekey)
         else:
             body = answers.property_status(view, number)
-        record = self.audit.record(
-            principal, endpoint, purpose, number, "found" if body else "not_found", ds
+        unknown = (
+            body is not None and body.get("person_known") is False and not body["owns_property"]
         )
+        outcome = "person_unknown" if unknown else ("found" if body else "not_found")
+        record = self.audit.record(principal, endpoint, purpose, number, outcome, ds)
+        if unknown:
+            raise PersonUnknown(
+                "the household register does not know this person: no property status is "
+                "answered (owning nothing cannot be certified for an unknown person)"
+            )
         if body is None:
             raise NotFound(f"no curated {endpoint} record for this key")
         if not principal.full_records:

@@ -125,7 +125,8 @@ def audit_records(state: Path) -> list[dict[str, Any]]:
     [
         ("person", "person", 0, ""),
         ("property-status", "owner", 0, ""),
-        ("property-status", "stranger", 0, ""),  # unknown to every register: owns none
+        # unknown to every register: no answer, never "owns none" (docs/lookup.md)
+        ("property-status", "stranger", 4, "household register does not know"),
         ("enterprise", "credit_code", 0, ""),
         ("person", "stranger", 1, "no curated person record"),
         ("enterprise", "unknown_code", 1, "no curated enterprise record"),

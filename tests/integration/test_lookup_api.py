@@ -161,7 +161,7 @@ def test_property_status_counts_only_current_rights(client, curated) -> None:
     assert body["as_of"] == DS.isoformat() and body["sources"] == ["bdc"]
     former = _owner_with(curated, {"历史"})
     body = _post(client, "property-status", {"id_number": former}, CLERK).json()
-    assert (body["owns_property"], body["property_count"]) == (False, 0)
+    assert (body["person_known"], body["owns_property"], body["property_count"]) == (True, False, 0)
 
 
 def _stranger() -> str:
@@ -176,10 +176,13 @@ def _unknown_credit_code() -> str:
     return first17 + credit_code_check_char(first17)
 
 
-def test_property_status_of_a_person_unknown_to_every_register_is_no_property(client) -> None:
+def test_property_status_of_a_person_unknown_to_every_register_is_no_answer(client) -> None:
+    """Never "owns no property" for a person the household register does not know (issue 22):
+    404 PERSON_UNKNOWN, no owns_property at all."""
     stranger = _stranger()
-    body = _post(client, "property-status", {"id_number": stranger}, CLERK).json()
-    assert (body["owns_property"], body["property_count"]) == (False, 0)
+    r = _post(client, "property-status", {"id_number": stranger}, CLERK)
+    assert r.status_code == 404 and r.json()["error"]["rule"] == "PERSON_UNKNOWN"
+    assert r.json()["error"]["person_known"] is False and "owns_property" not in r.text
     assert _post(client, "person", {"id_number": stranger}, CLERK).status_code == 404
 
 
