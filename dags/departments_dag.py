@@ -39,22 +39,50 @@ def _edge(code: str) -> tuple[Any, Any]:
     return StorageRoot.from_env(), department(code)
 
 
+def connection(code: str, table: str, connection_id: str, ds: Any) -> Any:
+    """The department's source URL from its Airflow connection. A connection the platform
+    lacks (or cannot use) is the platform's failure: recorded in the table's run state (kind
+    ``error``, the cause masked, no secret) before the task fails, so the department's report
+    says so and shows why instead of "not run"."""
+    from datacloud.connections import airflow_connection_url
+
+    try:
+        return airflow_connection_url(connection_id)
+    except Exception as e:
+        from datacloud import failures, runstate
+        from datacloud.paths import StorageRoot
+
+        first = (str(e).splitlines() or [""])[0]
+        shown = "" if "://" in first or "@" in first else f": {first[:200]}"
+        runstate.update(
+            StorageRoot.from_env(),
+            code,
+            ds,
+            table,
+            status="failed",
+            stage="extract",
+            error=f"platform connection {connection_id!r} unusable: {type(e).__name__}{shown}",
+            failure_kind=failures.ERROR,
+        )
+        raise
+
+
 @task
 def extract(code: str, table: str, connection_id: str) -> dict[str, Any]:
     """Land one source table as raw Parquet for the business date."""
-    from datacloud.connections import airflow_connection_url
     from datacloud.nightly import extract as run
 
-    return run(*_edge(code), table, _business_date(), airflow_connection_url(connection_id))
+    ds = _business_date()
+    return run(*_edge(code), table, ds, connection(code, table, connection_id, ds))
 
 
 @task
 def plan(code: str, table: str, connection_id: str) -> list[dict[str, Any]]:
     """Cut a large table into key ranges; each becomes one mapped extract task."""
-    from datacloud.connections import airflow_connection_url
     from datacloud.nightly import plan as run
 
-    return run(*_edge(code), table, _business_date(), airflow_connection_url(connection_id))
+    ds = _business_date()
+    return run(*_edge(code), table, ds, connection(code, table, connection_id, ds))
 
 
 @task
@@ -64,12 +92,11 @@ def extract_chunk(
     """Extract one key range (a mapped task instance)."""
     from airflow.sdk import get_current_context
 
-    from datacloud.connections import airflow_connection_url
     from datacloud.nightly import extract_chunk as run
 
     run_id = get_current_context()["run_id"]
-    url = airflow_connection_url(connection_id)
-    return run(*_edge(code), table, _business_date(), url, chunk, run_id)
+    ds = _business_date()
+    return run(*_edge(code), table, ds, connection(code, table, connection_id, ds), chunk, run_id)
 
 
 @task
