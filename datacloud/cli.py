@@ -23,13 +23,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from datacloud import business_day, cli_curated
-from datacloud.canonical import CURATED_TABLES
+from datacloud import business_day, cli_curated, cli_run
 from datacloud.cli_common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_NEGATIVE,
     EXIT_OK,
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     UserError,
     console,
@@ -159,9 +159,22 @@ def normalise(
 @app.command()
 def validate(
     folder: Annotated[Path | None, typer.Option(help="folder of department YAMLs")] = None,
+    connect: Annotated[
+        bool,
+        typer.Option(
+            "--connect",
+            help="also run each extraction query on its source with no rows (needs the "
+            "department's connection AIRFLOW_CONN_<ID>): a mapped column it does not select "
+            "is named",
+        ),
+    ] = False,
+    dept: Annotated[
+        str | None, typer.Option(help="with --connect: only this department's source")
+    ] = None,
 ) -> None:
     """Validate every department YAML, check that its extraction queries exist, and check
-    dags/curation.yaml against the departments' authority lists."""
+    dags/curation.yaml against the departments' authority lists; --connect compiles the
+    queries against the sources."""
     from datacloud.config import check_sql, load_departments
     from datacloud.curation_config import config_path, load_curation_config
 
@@ -171,6 +184,10 @@ def validate(
     depts = load_departments(where)
     if not depts:
         raise UserError(f"--folder: no department YAML (*.yaml) in {where}")
+    if dept is not None and not connect:
+        raise UserError("--dept: only with --connect")
+    if dept is not None and dept_code(dept) not in {d.code for d in depts}:
+        raise UserError(f"--dept: no department {dept!r} in {where}")
     problems = [p for d in depts for p in check_sql(d)]
     if problems:
         raise UserError("\n".join(problems))
@@ -178,6 +195,39 @@ def validate(
         console.print(ok(f"{d.code}: {d.name}, {len(d.tables)} table(s)"))
     load_curation_config().fingerprint(depts)  # resolves every survivorship rule
     console.print(ok(f"survivorship: {config_path()}"))
+    if connect:
+        _validate_sources([d for d in depts if dept is None or d.code == dept])
+
+
+def _validate_sources(depts: list[Department]) -> None:
+    """Each department's queries compiled on its source with no rows (validate --connect)."""
+    from datacloud import source_check
+
+    # importing Airflow (its connection parser) creates AIRFLOW_HOME: the embedded one
+    source_check.airflow_home_default(str(StorageRoot.from_env().airflow_home()))
+    problems: list[str] = []
+    for d in depts:
+        try:
+            url = source_check.connection_url(d, os.environ)
+            found = source_check.check_queries(d, url)
+        except (source_check.ConnectionMissing, source_check.SourceUnreachable) as e:
+            raise UserError(str(e), EXIT_UNAVAILABLE) from None
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        problems += found.problems
+        for t in d.tables:
+            if t.name in found.failed:
+                continue
+            console.print(
+                ok(f"{d.code}.{t.name}: the query on the source returns every mapped column")
+            )
+            if found.unmapped.get(t.name):
+                console.print(
+                    f"   unmapped (selected, not mapped; raw only): "
+                    f"{', '.join(found.unmapped[t.name])}"
+                )
+    if problems:
+        raise UserError("\n".join(problems))
 
 
 @app.command()
@@ -218,6 +268,8 @@ def docs() -> None:
 # a curated table's versions and rows (datacloud.cli_curated), in this place of --help
 app.command()(cli_curated.history)
 app.command()(cli_curated.curated)
+# one department's night through Airflow with its configured connection (datacloud.cli_run)
+app.command("run")(cli_run.run_night)
 
 
 @app.command()
@@ -230,11 +282,17 @@ def demo(
 ) -> None:
     """Generate the sample departments and run one night through Airflow (embedded, no server)."""
     from datacloud import demo as d
+    from datacloud.config import load_departments
     from datacloud.sample import DirtRates, generate, write_ground_truth, write_sqlite
 
     ds = parse_date(business_date)
     root = StorageRoot.from_env()
     depts = d.departments()
+    others = sorted({x.code for x in load_departments()} - {x.code for x in depts})
+    if others:  # a department added by YAML has no sample database: `datacloud run` runs it
+        console.print(
+            f"not in the demo (no sample database; use datacloud run): {', '.join(others)}"
+        )
     samples = root.samples()
     failed: list[str] = []
     with progress() as p:
@@ -264,9 +322,6 @@ def demo(
 
 
 def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None:
-
-    from datacloud.delta import live_rows, open_table
-
     table = Table(title=f"night of {ds.isoformat()}")
     for col in ("department", "status", "extracted", "accepted", "rejected", "deduplicated"):
         table.add_column(col, justify="left" if col in {"department", "status"} else "right")
@@ -286,19 +341,7 @@ def _print_summary(root: StorageRoot, depts: list[Department], ds: date) -> None
             f"{tot['rows_deduplicated']:,}",
         )
     console.print(table)
-    cur = Table(title="curated tables (Delta Lake)")
-    cur.add_column("table")
-    cur.add_column("rows", justify="right")
-    cur.add_column("version", justify="right")
-    cur.add_column("path")
-    for name in CURATED_TABLES:
-        dt = open_table(root.curated(name))
-        if dt is None:
-            cur.add_row(name, "-", "-", "not published")
-            continue
-        rows = live_rows(dt)
-        cur.add_row(name, f"{rows:,}", str(dt.version()), str(root.curated(name)))
-    console.print(cur)
+    console.print(cli_run.curated_summary(root))
     console.print(f"storage root:  {root.root} (state); data {root.data_root}")
     console.print(
         f"reports:       {root.root / 'reports' / 'index.html'} (all departments); "

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from datacloud.canonical import ADAPTER_NAMES, AUTHORITY_FIELDS, NORMALISER_NAMES, REQUIRED_COLUMNS
+from datacloud.canonical import ADAPTER_NAMES, AUTHORITY_FIELDS, NORMALISER_NAMES, kinds
 from datacloud.paths import departments_dir, sql_dir
 from datacloud.quality_suites import checks, load_suite, raw_suite_name
 
@@ -137,15 +137,9 @@ class TableSpec(_Model):
     """One source table of a department."""
 
     name: Identifier
-    kind: Literal[
-        "person",
-        "enterprise",
-        "enterprise_role",
-        "property_right",
-        "housing_fund_account",
-        "marriage",
-        "enterprise_code_map",
-    ]
+    kind: str = Field(
+        description="canonical kind: a built-in one or one added by its raw suite (canonical.kinds)"
+    )
     description: str = ""
     mode: Literal["full", "incremental"] = "full"
     primary_key: list[Identifier] = Field(min_length=1)
@@ -171,12 +165,25 @@ class TableSpec(_Model):
     columns: dict[Identifier, ColumnSpec]
     quality: QualitySpec = Field(default_factory=QualitySpec)
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        known = kinds()
+        if v not in known:
+            hint = f"raw_{v}.json" if IDENTIFIER.fullmatch(v) else "raw_<kind>.json"
+            raise ValueError(
+                f"unknown kind {v!r}; expected one of {sorted(known)}; a new kind is added by "
+                f'writing its raw suite expectations/{hint} (docs/configuration.md, "Kinds")'
+            )
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> TableSpec:
-        missing = [c for c in REQUIRED_COLUMNS[self.kind] if c not in self.columns]
+        required = kinds()[self.kind]
+        missing = [c for c in required if c not in self.columns]
         if missing:
             raise ValueError(
-                f"a {self.kind} table must map the canonical columns {list(REQUIRED_COLUMNS[self.kind])}; "
+                f"a {self.kind} table must map the canonical columns {list(required)}; "
                 f"missing {missing}"
             )
         if self.chunks > 1 and self.chunk_key is None and len(self.primary_key) > 1:
@@ -217,7 +224,7 @@ class TableSpec(_Model):
     @property
     def business_key(self) -> list[str]:
         """Canonical columns that identify the same record across rows (for deduplication)."""
-        return self.dedupe_on or [REQUIRED_COLUMNS[self.kind][0]]
+        return self.dedupe_on or [kinds()[self.kind][0]]
 
 
 class Department(_Model):
@@ -412,6 +419,17 @@ def load_departments(folder: Path | None = None) -> list[Department]:
     """All departments, in a stable order (by file name)."""
     folder = folder or departments_dir()
     return [load_department(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+# The household register: the person tables of the departments authoritative for this field
+# (gongan). Only the persons it holds enter curated/person; consistency's unregistered_*
+# findings are made against it (docs/curation.md, "Who enters curated/person").
+REGISTER_FIELD = "name"
+
+
+def register_departments(depts: list[Department]) -> list[str]:
+    """The codes of the departments whose person tables are the household register."""
+    return [d.code for d in depts if REGISTER_FIELD in d.authority]
 
 
 def check_sql(dept: Department) -> list[str]:

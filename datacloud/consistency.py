@@ -9,9 +9,10 @@ mask it) and the business date. Findings:
 - ``name_conflict`` / ``sex_conflict``: a department other than the authority for ``name`` /
   ``sex`` writes another value for the same ID number, after normalisation (so spaces in a
   name, dot variants or a legacy 15-digit number are no findings);
-- ``unregistered_owner`` / ``unregistered_legal_rep`` / ``unregistered_shareholder``: a
-  property owner, legal representative or shareholder whose ID number the household register
-  (the person tables of the authority for ``name``) does not hold;
+- ``unregistered_owner`` / ``unregistered_legal_rep`` / ``unregistered_shareholder`` /
+  ``unregistered_person``: a property owner, legal representative, shareholder or a person of
+  another department's person table whose ID number the household register (the person tables
+  of the authority for ``name``) does not hold (such a person is not in curated/person);
 - ``marital_conflict`` (a 结婚 registered while an earlier marriage of the person has no
   divorce) and ``divorce_without_marriage`` (a 离婚 with no earlier 结婚 of the same pair), from
   the registrations of the marriage tables, checked against the authority for ``marital_status``.
@@ -38,7 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datacloud.config import Department
+from datacloud.config import REGISTER_FIELD, Department
 from datacloud.curated_tables import CONSISTENCY, DATE, STRING
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 TABLE = CONSISTENCY.name
 KEEP_NIGHTS = 30  # earlier nights' findings kept for the reports of those nights
 MARRY, DIVORCE = "结婚", "离婚"
-REGISTER_FIELD = "name"  # the household register: person tables of the authority for names
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ FINDINGS: dict[str, Finding] = {
         Finding(
             "unregistered_shareholder", "股东在户籍登记中查无此人", "id_number", REGISTER_FIELD
         ),
+        Finding("unregistered_person", "人员在户籍登记中查无此人", "id_number", REGISTER_FIELD),
         Finding(
             "marital_conflict",
             "已有婚姻未登记离婚又登记结婚",
@@ -105,6 +106,7 @@ UNREGISTERED = {
     "owner": "unregistered_owner",
     "legal_rep": "unregistered_legal_rep",
     "shareholder": "unregistered_shareholder",
+    "person": "unregistered_person",  # a person table of another department (curated/person: no)
 }
 MENTION_SCHEMA = pa.schema(
     [

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from datacloud import curated_tables as registry
 from datacloud import staged_rows
-from datacloud.config import Department
+from datacloud.config import Department, register_departments
 from datacloud.curated_tables import KEY
 from datacloud.curation_config import FIELD_COLUMNS, PERSON_FIELDS, CurationConfig
 from datacloud.delta import open_table, read_loaded
@@ -172,16 +172,23 @@ class Night:
 
 def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
     """curated/person rows for the touched ID numbers of the household register, and the
-    touched ID numbers no longer in it (to delete)."""
+    touched ID numbers no longer in it (to delete).
+
+    The register is the person tables of the departments authoritative for ``name``
+    (``config.register_departments``): only its ID numbers enter curated/person. Other
+    departments' person rows are candidates for the register's persons' fields; a person only
+    they know is a consistency finding (``unregistered_person``), not a golden record."""
     rules = night.config.person_rules(night.depts)
     fields = [f for f in PERSON_FIELDS if f != "marital_status"]
-    # the household register's rows are the register and candidates both: read them once
-    register = night.stack({"person"}, ["id_number", *fields], "person", ["id_number"])
-    if register is None:
+    # every person table's rows are candidates; the register's also give the keys: read once
+    persons = night.stack({"person"}, ["id_number", *fields], "person", ["id_number"])
+    if persons is None:
         return None
+    registers = pa.array(register_departments(night.depts), pa.string())
+    register = persons.filter(pc.is_in(persons["source"], value_set=registers))
     keys = pc.unique(register["id_number"].drop_null()).sort()
     funds = night.stack({"housing_fund_account"}, ["id_number", *fields], "person", ["id_number"])
-    candidates = register if funds is None else _concat(register, funds)
+    candidates = persons if funds is None else _concat(persons, funds)
     regs = night.stack(
         {"marriage"},
         ["husband_id_number", "wife_id_number", "registration_type", "registered_date"],

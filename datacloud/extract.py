@@ -3,7 +3,8 @@
 ``full`` tables are read whole (the Arrow-native path where the dialect has one);
 ``incremental`` tables read the business day of their cursor column, in Asia/Shanghai wall
 time, starting ``overlap_minutes`` early to catch rows committed late, plus (by default) the
-rows whose cursor is NULL, which a window can never reach. The window's bounds are bound
+rows whose cursor is NULL, which a window can never reach; their first night (``initial``: no
+staged table yet) reads the whole source, its history included. The window's bounds are bound
 parameters. Re-read rows are deduplicated by primary key when staged. Before reading, the
 source table is checked for schema drift. Memory stays bounded by the batch size.
 """
@@ -75,16 +76,18 @@ def query(
     table: TableSpec,
     ds: date,
     chunk: Mapping[str, Any] | None = None,
+    initial: bool = False,
 ) -> tuple[str, dict[str, Any] | None]:
     """The SQL to run and its bound parameters (None for an unchunked full snapshot).
 
-    Incremental tables get the night's window on their cursor; a chunk gets its key range
-    ``[lo, hi)`` (the first chunk is open below, the last open above).
+    Incremental tables get the night's window on their cursor, except on their ``initial``
+    load (no staged table yet: the whole source, its history included); a chunk gets its key
+    range ``[lo, hi)`` (the first chunk is open below, the last open above).
     """
     sql = dept.sql_path(table.name).read_text(encoding="utf-8").strip().rstrip(";")
     conds: list[str] = []
     params: dict[str, Any] = {}
-    if table.mode == "incremental":
+    if table.mode == "incremental" and not initial:
         assert table.cursor is not None
         cursor = f"src.{_quote(url, table.cursor)}"
         cond = f"({cursor} >= :window_start AND {cursor} < :window_end)"
@@ -115,14 +118,14 @@ def chunk_key(table: TableSpec) -> str:
 
 
 def plan_chunks(
-    url: URL | str, dept: Department, table: TableSpec, ds: date
+    url: URL | str, dept: Department, table: TableSpec, ds: date, initial: bool = False
 ) -> list[dict[str, Any]]:
     """Cut the table into ``table.chunks`` key ranges of about equal row counts (NTILE).
 
     Returns ``[{"index", "lo", "hi"}]``; the first range is open below and the last open
     above, so rows inserted after planning are not missed. Keys must be integers or text.
     """
-    inner, params = query(url, dept, table, ds)
+    inner, params = query(url, dept, table, ds, initial=initial)
     key = _quote(url, chunk_key(table))
     sql = (
         f"SELECT MIN(k) AS lo FROM (SELECT src.{key} AS k, NTILE({int(table.chunks)}) OVER "
@@ -190,18 +193,21 @@ def extract_table(
     batch_size: int | None = None,
     chunk: Mapping[str, Any] | None = None,
     chunk_dir: DataPath | None = None,
+    initial: bool = False,
 ) -> Extracted:
     """Check the source schema, run the table's query and land its rows as the raw partition.
 
     With ``chunk`` (and ``chunk_dir``), only that key range is read, into the chunk folder;
-    :func:`datacloud.landing.land_chunks` lands all chunks together afterwards.
+    :func:`datacloud.landing.land_chunks` lands all chunks together afterwards. ``initial``:
+    an incremental table's first load, read whole (``query``).
     """
-    log.info("extract %s.%s (%s) from %s", dept.code, table.name, table.mode, masked(url))
+    mode = f"{table.mode}, initial load" if initial and table.mode == "incremental" else table.mode
+    log.info("extract %s.%s (%s) from %s", dept.code, table.name, mode, masked(url))
     changes, current = (
         check_schema(url, dept, table, snapshot) if snapshot is not None else ([], None)
     )
     try:
-        sql, params = query(url, dept, table, ds, chunk)
+        sql, params = query(url, dept, table, ds, chunk, initial)
         reader = choose(url, params, table.reader)
         target = (
             write_chunk(chunk_dir, int(chunk["index"]))

@@ -24,7 +24,7 @@ from datacloud import failures, quality, runstate, schema_drift
 from datacloud.atomic import replace_with
 from datacloud.business_day import now_wall
 from datacloud.config import Department, TableSpec, load_department, load_departments
-from datacloud.delta import merge_by_key
+from datacloud.delta import merge_by_key, open_table
 from datacloud.extract import (
     ExtractionError,
     check_schema,
@@ -34,7 +34,13 @@ from datacloud.extract import (
 )
 from datacloud.landing import chunk_folder, land_chunks, read_partition
 from datacloud.masking import mask_text
-from datacloud.normalise import SOURCE_PK, SOURCE_UPDATED_AT, normalise_table, source_pk
+from datacloud.normalise import (
+    SOURCE_PK,
+    SOURCE_UPDATED_AT,
+    normalise_table,
+    source_pk,
+    unmapped_columns,
+)
 from datacloud.paths import StorageRoot, departments_dir
 from datacloud.quality import GateResult, QualityGateError
 from datacloud.report import write_department_report, write_overview
@@ -91,13 +97,26 @@ def _reraise(e: BaseException) -> NoReturn:
     raise new.with_traceback(e.__traceback__) from None
 
 
+def initial_load(root: StorageRoot, code: str, table: TableSpec) -> bool:
+    """Whether tonight is an incremental table's first load: no staged table yet (a new
+    table, or every earlier night stopped before staging), so the whole source is read."""
+    return table.mode == "incremental" and open_table(root.staged(code, table.name)) is None
+
+
+def _load_kind(table: TableSpec, initial: bool) -> dict[str, Any]:
+    """The run state's ``initial_load`` (incremental tables only)."""
+    return {"initial_load": initial} if table.mode == "incremental" else {}
+
+
 def extract(
     root: StorageRoot, dept: Department, table_name: str, ds: date, url: Any
 ) -> dict[str, Any]:
-    """Extract one source table into its raw partition, after a schema-drift check."""
+    """Extract one source table into its raw partition, after a schema-drift check (an
+    incremental table's first night reads the whole source: ``initial_load``)."""
     code = dept.code
     table = dept.table(table_name)
     runstate.reset(root, code, ds, table_name)
+    initial = initial_load(root, code, table)
     try:
         out = extract_table(
             url,
@@ -106,6 +125,7 @@ def extract(
             root.raw_partition(code, table_name, ds),
             ds,
             snapshot=root.schema_snapshot(code, table_name),
+            initial=initial,
         )
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", str(e), e.kind)
@@ -119,6 +139,7 @@ def extract(
         extracted_rows=out.rows,
         reader=out.reader,
         schema_changes=schema_drift.as_dicts(out.schema_changes),
+        **_load_kind(table, initial),
     )
     return {"path": str(out.path), "rows": out.rows}
 
@@ -131,9 +152,10 @@ def plan(
     table = dept.table(table_name)
     runstate.reset(root, code, ds, table_name)
     snapshot = root.schema_snapshot(code, table_name)
+    initial = initial_load(root, code, table)
     try:
         changes, current = check_schema(url, dept, table, snapshot)
-        chunks = plan_chunks(url, dept, table, ds)
+        chunks = plan_chunks(url, dept, table, ds, initial)
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", str(e), e.kind)
         _reraise(e)
@@ -146,6 +168,7 @@ def plan(
         status="planned",
         chunks=len(chunks),
         schema_changes=schema_drift.as_dicts(changes),
+        **_load_kind(table, initial),
     )
     return chunks
 
@@ -161,16 +184,18 @@ def extract_chunk(
 ) -> dict[str, Any]:
     """Extract one key range of a chunked table into the run's chunk folder."""
     code = dept.code
+    table = dept.table(table_name)
     partition = root.raw_partition(code, table_name, ds)
     try:
         out = extract_table(
             url,
             dept,
-            dept.table(table_name),
+            table,
             partition,
             ds,
             chunk=chunk,
             chunk_dir=chunk_folder(partition, run_key),
+            initial=initial_load(root, code, table),  # as planned: staged is written later
         )
     except ExtractionError as e:
         _failed(root, code, ds, table_name, "extract", f"{e} (chunk {chunk['index']})", e.kind)
@@ -256,6 +281,14 @@ def stage(
     quality.forget(root, code, ds, table_name)
     try:
         raw = read_partition(root.raw_partition(code, table_name, ds))
+        unmapped = unmapped_columns(raw, table)
+        if unmapped:
+            log.warning(
+                "%s.%s: the query selects column(s) no mapping uses (raw only): %s",
+                code,
+                table_name,
+                ", ".join(unmapped),
+            )
         out = normalise_table(raw, dept, table, ds)
         if not out.reconciles():
             raise RuntimeError(
@@ -296,6 +329,7 @@ def stage(
             ds,
             table_name,
             quality_gate=_gate_summary(gate),
+            unmapped_columns=unmapped,
             gate_counts={
                 "rows_in": out.rows_in,
                 "rows_rejected": out.rows_rejected,
@@ -323,6 +357,7 @@ def stage(
         staged_deleted=merged.deleted,
         latest_source_update=latest.isoformat() if latest else None,
         quality_gate=_gate_summary(gate),
+        unmapped_columns=unmapped,
     )
     log.info(
         "%s.%s: in %d, accepted %d, rejected %d, deduplicated %d; staged v%d (+%d ~%d -%d)",

@@ -68,6 +68,13 @@ def source_pk(raw: pa.Table, table: TableSpec) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "|", null_handling="replace").combine_chunks()
 
 
+def unmapped_columns(raw: pa.Table, table: TableSpec) -> list[str]:
+    """Source columns the query returned that no mapping uses (not a ``source:``, the primary
+    key or the cursor): landed in raw, never staged; reported as ``unmapped_columns``."""
+    used = set(table.source_columns)
+    return [c for c in raw.column_names if c not in used]
+
+
 def _to_timestamp(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(col.type):
         return pc.cast(col, pa.timestamp("us")).combine_chunks()

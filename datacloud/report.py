@@ -129,6 +129,8 @@ def _table_entry(
         "latest_source_update": latest,
         **_freshness(latest, ds),
         "schema_changes": [_masked(c) for c in state.get("schema_changes") or []],
+        # source columns the query selects that no mapping uses (nightly.stage; raw only)
+        "unmapped_columns": [str(c) for c in state.get("unmapped_columns") or []],
     }
     if entry["status"] == "failed":
         kind = failure_kind(state)

@@ -80,6 +80,7 @@ class QueryCheck:
 
     problems: list[str] = field(default_factory=list)  # mapped columns the queries do not select
     unmapped: dict[str, list[str]] = field(default_factory=dict)  # table -> selected, unused
+    failed: set[str] = field(default_factory=set)  # tables with a problem
 
 
 def _first_line(e: BaseException) -> str:
@@ -118,6 +119,7 @@ def check_queries(dept: Department, url: URL | str) -> QueryCheck:
             out.problems.append(
                 f"{path}: table {table.name}: the query fails on the source: {_first_line(e)}"
             )
+            out.failed.add(table.name)
             continue
         for column in table.source_columns:
             if column not in columns:
@@ -125,6 +127,7 @@ def check_queries(dept: Department, url: URL | str) -> QueryCheck:
                     f"{path}: table {table.name}: column {column!r} (mapped in "
                     f"{dept.code}.yaml) is not selected by the query; it returns {columns}"
                 )
+                out.failed.add(table.name)
         unused = [c for c in columns if c not in table.source_columns]
         if unused:
             out.unmapped[table.name] = unused
