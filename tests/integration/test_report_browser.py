@@ -20,7 +20,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from datacloud import nightly
-from datacloud.config import Department, load_departments
+from datacloud.config import Department
+from datacloud.demo import departments as sample_departments
 from datacloud.paths import REPO_ROOT, StorageRoot
 from datacloud.report import write_department_report, write_overview
 from datacloud.sample import DEFAULT_BUSINESS_DATE, generate, write_sqlite
@@ -44,7 +45,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATACLOUD_ROOT", str(tmp / "root"))
         root = StorageRoot.from_env()
-        depts = load_departments()
+        depts = sample_departments()  # those with a sample database
         staged: dict[tuple[str, str], dict[str, Any]] = {}
         for ds in NIGHTS:
             for dept in depts:
@@ -180,7 +181,15 @@ def test_department_page_loads_and_draws_its_charts(
         assert opened.errors == []
         assert opened.outside() == []
         report = json.loads((path.parent / "report.json").read_text("utf-8"))
-        assert opened.page.locator("#status").inner_text() == "成功"
+        # one headline from every part of the night: green 成功 only with nothing to do
+        assert opened.page.locator("#status").inner_text() == report["headline_zh"]
+        assert (report["headline"] == "success") is (report["todo"] == [])
+        if report["totals"]["rows_rejected"]:  # the sample's dirt: something to do
+            assert report["headline"] == "action_needed"
+        assert opened.page.locator("#todo li[data-todo]").count() == len(report["todo"])
+        help_ = opened.page.locator("#help")
+        assert help_.is_visible() and "rejected.csv" in help_.inner_text()
+        assert "docs/reports.md" not in opened.page.content()
         rules = {c for t in report["tables"] for c in t["rejections_by_rule"]}
         bars = _drawn(opened.page, "chart-rejections")
         if rules:  # one bar per rule
@@ -217,6 +226,41 @@ def test_failed_night_page_says_source_unreachable(night: dict[str, Any], browse
         opened.page.close()
 
 
+def test_a_platform_fault_page_says_so_with_its_cause(browser: Any, tmp_path: Path) -> None:
+    """A table the platform failed (a YAML mapping a column its SQL does not select): the page
+    says the platform is at fault and its operators are on it, and shows the masked cause."""
+    from datacloud import runstate
+
+    root = StorageRoot(tmp_path / "root")
+    dept = next(d for d in sample_departments() if d.code == FAILING)
+    for table in dept.tables:
+        runstate.update(
+            root,
+            dept.code,
+            DS,
+            table.name,
+            status="failed",
+            stage="extract",
+            error=f"department {dept.code}, table {table.name}: extraction failed: MappingError: "
+            "the query returns no column(s) ['djjgx'] that the YAML maps",
+            failure_kind="error",
+        )
+    path = write_department_report(root, dept, DS).parent / "index.html"
+    opened = Opened(browser, path)
+    try:
+        assert opened.errors == [] and opened.outside() == []
+        assert opened.page.locator("#status").inner_text() == "失败（平台原因）"
+        reasons = opened.page.locator("#reasons").inner_text()
+        assert "平台原因，运维人员正在处理" in reasons and "djjgx" in reasons
+        assert "恢复原表结构" not in reasons
+        assert opened.page.locator("#reasons pre.error").first.is_visible()  # not folded away
+        assert "平台正在处理" in opened.page.locator("#todo").inner_text()
+        _links_resolve(opened.page, path)
+        _screenshot(opened, "platform-fault")
+    finally:
+        opened.page.close()
+
+
 def test_overview_lists_every_department_and_links_to_reports(
     night: dict[str, Any], browser: Any
 ) -> None:
@@ -231,7 +275,8 @@ def test_overview_lists_every_department_and_links_to_reports(
         cells = opened.page.locator(f'tr[data-department="{FAILING}"] td[data-night]')
         assert cells.count() == 30
         assert cells.last.get_attribute("data-status") == "failed"
-        assert opened.page.locator('td[data-status="success"]').count() == 5 * 3 - 1
+        loaded = 'td[data-status="success"], td[data-status="action_needed"]'
+        assert opened.page.locator(loaded).count() == len(_depts(night)) * 3 - 1
         _links_resolve(opened.page, path)
         _screenshot(opened, "overview")
         opened.page.click(f'tr[data-department="gongan"] td[data-night="{DS.isoformat()}"] a')
