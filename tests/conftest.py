@@ -56,7 +56,7 @@ def sample_night(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from datetime import date
 
     from datacloud import nightly
-    from datacloud.config import load_departments
+    from datacloud.demo import departments as sample_departments
     from datacloud.paths import StorageRoot
     from datacloud.sample import generate, write_sqlite
 
@@ -64,7 +64,7 @@ def sample_night(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = StorageRoot(tmp_path_factory.mktemp("sample-night"))
     sample = generate(SAMPLE_PERSONS, SAMPLE_SEED, business_date=ds)
     dbs = write_sqlite(sample, root.samples())
-    depts = load_departments()
+    depts = sample_departments()  # those with a sample database
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATACLOUD_ROOT", str(root.root))
         for dept in depts:

@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from datacloud import consistency, consistency_night, nightly
-from datacloud.config import load_departments
 from datacloud.delta import read_table
+from datacloud.demo import departments as sample_departments
 from datacloud.paths import StorageRoot
 from datacloud.sample import DirtRates, SampleData, generate, write_sqlite
 
@@ -237,7 +237,7 @@ def test_clean_sample_has_no_findings(tmp_path: Path, monkeypatch: pytest.Monkey
     root = StorageRoot(tmp_path / "root")
     dbs = write_sqlite(sample, root.samples())
     monkeypatch.setenv("DATACLOUD_ROOT", str(root.root))
-    depts = load_departments()
+    depts = sample_departments()  # those with a sample database
     for dept in depts:
         for table in dept.tables:
             nightly.extract(root, dept, table.name, DS, f"sqlite:///{dbs[dept.code]}")

@@ -61,8 +61,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
     from datacloud import nightly
-    from datacloud.config import load_departments
     from datacloud.curation_night import curate_all
+    from datacloud.demo import departments as sample_departments
     from datacloud.sample import generate, write_sqlite
 
     folder = tmp_path_factory.mktemp("cli-exit") / "root"
@@ -70,7 +70,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
         mp.setenv("DATACLOUD_ROOT", str(folder))
         r = StorageRoot.from_env()
         write_sqlite(generate(200, 20261120, DS), r.samples())
-        depts = load_departments()
+        depts = sample_departments()  # those with a sample database
         for dept in depts:
             for table in dept.tables:
                 url = f"sqlite:///{r.samples() / (dept.code + '.db')}"

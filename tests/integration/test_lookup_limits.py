@@ -45,12 +45,12 @@ CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
 
 def _build_night(root: StorageRoot, persons: int) -> None:
     from datacloud import nightly
-    from datacloud.config import load_departments
     from datacloud.curation_night import curate_all
+    from datacloud.demo import departments as sample_departments
     from datacloud.sample import generate, write_sqlite
 
     write_sqlite(generate(persons, 20261120, DS), root.samples())
-    depts = load_departments()
+    depts = sample_departments()  # those with a sample database
     for dept in depts:
         for table in dept.tables:
             url = f"sqlite:///{root.samples() / (dept.code + '.db')}"
