@@ -24,6 +24,7 @@ from datacloud.delta import overwrite
 from datacloud.lookup.api import create_app
 from datacloud.lookup.audit import AuditLog
 from datacloud.lookup.auth import ApiKeyEntry, ApiKeys, Principal, hash_key
+from datacloud.lookup.limits import LookupLimits, NotFoundAlert
 from datacloud.lookup.pointview import DeltaPointSource
 from datacloud.lookup.service import LookupService, NotFound, PersonUnknown
 from datacloud.lookup.store import CuratedStore, NoCuratedData
@@ -155,6 +156,22 @@ def test_api_answers_an_unknown_person_with_404_person_unknown(root: StorageRoot
     spec = client.get("/openapi.json").json()
     assert "person_known" in spec["components"]["schemas"]["PropertyStatus"]["properties"]
     assert "person_known" in spec["components"]["schemas"]["ErrorBody"]["properties"]
+
+
+def test_walking_unknown_numbers_through_property_status_raises_the_not_found_alert(
+    root: StorageRoot,
+) -> None:
+    """Before, an unknown number was a 200 "no": an enumeration through property-status never
+    reached the not-found alert. PERSON_UNKNOWN is a 404 the alert counts."""
+    sink = ListSink()
+    svc = LookupService(CuratedStore(root), AuditLog([sink], b"k" * 16))
+    limits = LookupLimits(not_found_alert=NotFoundAlert(count=2, per_seconds=600))
+    client = TestClient(create_app(svc, KEYS, limits=limits))
+    for k in range(2):
+        number = _id(f"1101011990030777{k}")
+        assert _post(client, "property-status", {"id_number": number}).status_code == 404
+    alerts = [r for r in sink.records if r.get("kind") == "alert_not_found_burst"]
+    assert len(alerts) == 1
 
 
 def test_request_schema_errors_carry_message_zh(root: StorageRoot) -> None:
