@@ -350,3 +350,16 @@ def test_the_overview_shows_the_headline_not_only_the_load_status(
     cell = re.search(rf'<td data-night="{DS.isoformat()}" data-status="(\w+)"', page)
     assert cell and cell.group(1) == "action_needed"
     assert "已加载，需处理" in page
+
+
+def test_unmapped_columns_are_shown_as_nothing_for_the_department_to_do(
+    storage_root: StorageRoot, scjg: Department
+) -> None:
+    write_state(storage_root, "qyjbxx", **loaded(unmapped_columns=["bz", "lrr"]))
+    write_state(storage_root, "qygd", **loaded(40))
+    write_department_report(storage_root, scjg, DS)
+    report = report_of(storage_root)
+    assert report["tables"][0]["unmapped_columns"] == ["bz", "lrr"]
+    assert report["headline"] == "success"  # the platform's configuration, not a to-do
+    unmapped = section(html_of(storage_root), "unmapped")
+    assert "qyjbxx" in unmapped and "bz、lrr" in unmapped and "无需处理" in unmapped
