@@ -1,5 +1,6 @@
 """Onboarding an incremental table: its first night is a full load (the source's history), the
-nights after it read the business day's window only.
+nights after it read the business day's window only; a column the query selects that no
+mapping uses is reported in the run state (``unmapped_columns``).
 
 Real parts: a throwaway PostgreSQL database (created and dropped here) with several days of
 history, the nightly steps ``extract`` and ``stage`` on real Delta tables.
@@ -53,7 +54,7 @@ def department(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_root: St
     deps, sql = tmp_path / "departments", tmp_path / "sql"
     (sql / "rk").mkdir(parents=True)
     deps.mkdir()
-    (sql / "rk" / "ryxx.sql").write_text("SELECT id, gmsfhm, xm, gxsj FROM ryxx\n", "utf-8")
+    (sql / "rk" / "ryxx.sql").write_text("SELECT id, gmsfhm, xm, bz, gxsj FROM ryxx\n", "utf-8")
     spec = {
         "code": "rk",
         "name": "测试部门",
@@ -84,11 +85,12 @@ def _insert(url: str, rows: list[tuple[int, datetime | None]]) -> None:
     with engine.begin() as c:
         c.exec_driver_sql(
             "CREATE TABLE IF NOT EXISTS ryxx "
-            "(id INTEGER PRIMARY KEY, gmsfhm VARCHAR(32), xm VARCHAR(64), gxsj TIMESTAMP(3))"
+            "(id INTEGER PRIMARY KEY, gmsfhm VARCHAR(32), xm VARCHAR(64), bz TEXT, "
+            "gxsj TIMESTAMP(3))"
         )
         for pk, when in rows:
             c.execute(
-                sa.text("INSERT INTO ryxx VALUES (:i, :g, '某某', :t)"),
+                sa.text("INSERT INTO ryxx VALUES (:i, :g, '某某', '备注', :t)"),
                 {"i": pk, "g": _id(pk), "t": when},
             )
     engine.dispose()
@@ -114,6 +116,7 @@ def test_the_first_night_loads_the_history_and_the_second_only_its_window(
         (department.run_state("rk", FIRST) / "ryxx.json").read_text(encoding="utf-8")
     )
     assert state["initial_load"] is True
+    assert state["unmapped_columns"] == ["bz"]  # selected, mapped by nothing: reported
 
     # the second night: two rows of its day; the window (and the NULL cursor row) only
     _insert(source, [(21, datetime(2026, 11, 21, 8)), (22, datetime(2026, 11, 21, 20))])
