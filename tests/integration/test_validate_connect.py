@@ -125,3 +125,12 @@ def test_a_folder_that_does_not_exist_fails(folders: dict) -> None:
     proc = validate(["--folder", "/nonexistent"], folders["env"])
     assert proc.returncode == 2 and "/nonexistent is not a folder" in proc.stderr
     assert "ok" not in proc.stdout
+
+
+def test_an_unreachable_source_exits_3_without_its_password(folders: dict) -> None:
+    folders["sql"].write_text("SELECT id, sfzh, xm FROM cbry\n", "utf-8")
+    env = dict(folders["env"], AIRFLOW_CONN_DEPT_RS="postgres://etl:s3cret-pw@127.0.0.1:1/rs")
+    proc = validate(["--connect"], env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "department rs: source" in proc.stderr and "did not answer" in proc.stderr
+    assert "s3cret-pw" not in proc.stdout + proc.stderr
