@@ -22,9 +22,7 @@ from typing import Any
 from datacloud import demo
 from datacloud.config import Department, check_sql
 from datacloud.paths import StorageRoot
-from datacloud.source_check import ConnectionMissing, require_connection
-
-__all__ = ["ConnectionMissing", "TaskEvent", "check_ready", "prepare", "run_dag"]
+from datacloud.source_check import require_connection
 
 CURATION_DAG = "curation"
 # what ``airflow dags test`` logs per task instance (airflow.sdk.definitions.dag._run_task)
@@ -58,7 +56,7 @@ class TaskWatcher:
             self._state = None
             self.on_event(TaskEvent(m.group(1), int(m.group(2))))
         elif m := _ENDED.search(line):
-            self.on_event(TaskEvent(m.group(1), int(m.group(2)), self._state or "failed"))
+            self.on_event(TaskEvent(m.group(1), int(m.group(2)), self._state or "ended"))
             self._state = None
         elif m := _STATE.search(line):
             self._state = m.group(1)
@@ -66,7 +64,8 @@ class TaskWatcher:
 
 def check_ready(dept: Department, environ: Mapping[str, str]) -> None:
     """Refuse a night that cannot start: a missing extraction query (ValueError, a
-    configuration error) or a connection the environment does not hold (ConnectionMissing)."""
+    configuration error) or a connection the environment does not hold
+    (``source_check.ConnectionMissing``)."""
     problems = check_sql(dept)
     if problems:
         raise ValueError("\n".join(problems))
