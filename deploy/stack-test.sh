@@ -34,7 +34,8 @@ compose="$tools/compose/docker-compose"
 if [ ! -x "$compose" ] || [ deploy/local/tools.txt -nt "$compose" ]; then
   log "installing $(grep -v '^#' deploy/local/tools.txt)"
   rm -rf "$tools"
-  python3 -m pip install --quiet --disable-pip-version-check --target "$tools" -r deploy/local/tools.txt
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target "$tools" -r deploy/local/tools.txt
   chmod +x "$compose"
   touch "$compose"
 fi
