@@ -20,7 +20,7 @@ s3 = boto3.client(
     aws_secret_access_key=os.environ["DATACLOUD_S3_SECRET_KEY"],
     region_name=os.environ.get("DATACLOUD_S3_REGION", "us-east-1"),
 )
-for attempt in range(30):
+for _ in range(30):
     try:
         s3.create_bucket(Bucket=bucket)
         break
