@@ -4,9 +4,9 @@ Exit codes (docs/operations.md "Command-line exit codes"): 0 done; 1 a negative 
 lookup found no record, a demo or ``run`` DAG run failed, the audit chain is broken); 2 a usage,
 input or configuration error (one message on stderr naming the option or file, never a
 traceback); 3 something the command needs is unavailable (the lookup audit trail or audit key,
-curated data not published, the server's port, a department's connection); 70 an internal error (a bug: one line, ``DATACLOUD_DEBUG=1``
-for the traceback); 130 interrupted. ``run`` returns the code, ``main`` hands it to the shell.
-The consoles print no rich markup: text from arguments, files and data is printed verbatim,
+curated data not published, the server's port, a department's connection); 70 an internal
+error (a bug: one line, ``DATACLOUD_DEBUG=1`` for the traceback); 130 interrupted. ``run``
+returns the code, ``main`` hands it to the shell. The consoles print no rich markup: text from arguments, files and data is printed verbatim,
 and ID and mobile numbers in error messages are masked.
 """
 
