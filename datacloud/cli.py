@@ -6,8 +6,9 @@ input or configuration error (one message on stderr naming the option or file, n
 traceback); 3 something the command needs is unavailable (the lookup audit trail or audit key,
 curated data not published, the server's port, a department's connection); 70 an internal
 error (a bug: one line, ``DATACLOUD_DEBUG=1`` for the traceback); 130 interrupted. ``run``
-returns the code, ``main`` hands it to the shell. The consoles print no rich markup: text from arguments, files and data is printed verbatim,
-and ID and mobile numbers in error messages are masked.
+returns the code, ``main`` hands it to the shell. The consoles print no rich markup: text from
+arguments, files and data is printed verbatim, and ID and mobile numbers in error messages are
+masked.
 """
 
 from __future__ import annotations
