@@ -58,7 +58,7 @@ import pyarrow.ipc as ipc
 
 from datacloud.atomic import fsync_dir
 from datacloud.delta import load, read_loaded
-from datacloud.lookup.snapshot import INDEXES, KeyIndex, TableVersion, commit_ds
+from datacloud.lookup.snapshot import INDEXES, KeyIndex, TableVersion, TableVersions, commit_ds
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
@@ -333,7 +333,7 @@ class PagedTable:
 
 
 @dataclass
-class PagedSnapshot:
+class PagedSnapshot(TableVersions):
     """The curated tables of one set of versions, read from their files (a ``CuratedView``)."""
 
     tables: dict[str, PagedTable]
@@ -362,14 +362,6 @@ class PagedSnapshot:
             return []
         positions = index.find(key)
         return [t.row(p) for p in np.sort(positions).tolist()]
-
-    def version(self, table: str) -> int | None:
-        meta = self.versions.get(table)
-        return meta.version if meta else None
-
-    def ds(self, table: str) -> str | None:
-        meta = self.versions.get(table)
-        return meta.ds if meta else None
 
     def distinct(self, table: str, column: str) -> list[str]:
         t = self.tables.get(table)

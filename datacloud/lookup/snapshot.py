@@ -76,8 +76,23 @@ class TableVersion:
     ds: str | None
 
 
+class TableVersions:
+    """``version`` and ``ds`` of a snapshot's tables (shared by ``Snapshot`` and
+    ``paged.PagedSnapshot``), read from its ``versions``."""
+
+    versions: dict[str, TableVersion]
+
+    def version(self, table: str) -> int | None:
+        meta = self.versions.get(table)
+        return meta.version if meta else None
+
+    def ds(self, table: str) -> str | None:
+        meta = self.versions.get(table)
+        return meta.ds if meta else None
+
+
 @dataclass
-class Snapshot:
+class Snapshot(TableVersions):
     """The curated tables of one set of versions, indexed for point lookups."""
 
     versions: dict[str, TableVersion]
@@ -126,14 +141,6 @@ class Snapshot:
             b = int(np.searchsorted(starts, pos, side="right")) - 1
             out.extend(batches[b].slice(pos - int(starts[b]), 1).to_pylist())
         return out
-
-    def version(self, table: str) -> int | None:
-        meta = self.versions.get(table)
-        return meta.version if meta else None
-
-    def ds(self, table: str) -> str | None:
-        meta = self.versions.get(table)
-        return meta.ds if meta else None
 
     def distinct(self, table: str, column: str) -> list[str]:
         """The distinct non-null values of a column (computed once per snapshot)."""
