@@ -41,29 +41,18 @@ APPEND_ONLY = "delta.appendOnly"
 # feature is only harmless while its property or metadata is absent)
 OUR_WRITER_FEATURES = frozenset({"appendOnly", "invariants", DV, "changeDataFeed"})
 OUR_READER_FEATURES = frozenset({DV})
-# features a legacy writer version implies (PROTOCOL.md, "Writer Version Requirements")
-_LEGACY_WRITER = {
-    1: [],
+# features a legacy writer version implies (PROTOCOL.md, "Writer Version Requirements"):
+# each version has those of the versions below it and the ones it adds
+_WRITER_VERSION_ADDS = {
     2: ["appendOnly", "invariants"],
-    3: ["appendOnly", "invariants", "checkConstraints"],
-    4: ["appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns"],
-    5: [
-        "appendOnly",
-        "invariants",
-        "checkConstraints",
-        "changeDataFeed",
-        "generatedColumns",
-        "columnMapping",
-    ],
-    6: [
-        "appendOnly",
-        "invariants",
-        "checkConstraints",
-        "changeDataFeed",
-        "generatedColumns",
-        "columnMapping",
-        "identityColumns",
-    ],
+    3: ["checkConstraints"],
+    4: ["changeDataFeed", "generatedColumns"],
+    5: ["columnMapping"],
+    6: ["identityColumns"],
+}
+_LEGACY_WRITER = {
+    v: [f for since, adds in _WRITER_VERSION_ADDS.items() if since <= v for f in adds]
+    for v in range(1, 7)
 }
 _LEGACY_READER = {1: [], 2: ["columnMapping"]}
 
