@@ -73,6 +73,13 @@ def _item(kind: str, who: Side, text_zh: str, anchor: str, **extra: Any) -> dict
     return {"kind": kind, "who": who, "text_zh": text_zh, "anchor": anchor, **extra}
 
 
+def _unreadable_item(section: str, what_zh: str) -> dict[str, Any]:
+    """The platform's item for a report section (``quality``, ``findings``) it could not read."""
+    return _item(
+        f"{section}_unreadable", "platform", f"{what_zh}无法读取：{PLATFORM_ZH}。", f"#{section}"
+    )
+
+
 def _failed_item(t: dict[str, Any]) -> dict[str, Any]:
     kind = str(t.get("failure_kind") or failures.ERROR)
     name = t["table"]
@@ -132,14 +139,7 @@ def todo(report: dict[str, Any]) -> list[dict[str, Any]]:
         )
     quality = report.get("quality") or {}
     if quality.get("available") and quality.get("error"):
-        items.append(
-            _item(
-                "quality_unreadable",
-                "platform",
-                f"质量检查结果无法读取：{PLATFORM_ZH}。",
-                "#quality",
-            )
-        )
+        items.append(_unreadable_item("quality", "质量检查结果"))
     elif quality.get("available"):
         stopped = {t["table"] for t in failed if t.get("failure_kind") == failures.QUALITY_GATE}
         open_suites = [
@@ -161,14 +161,7 @@ def todo(report: dict[str, Any]) -> list[dict[str, Any]]:
             )
     findings = report.get("findings") or {}
     if findings.get("available") and findings.get("error"):
-        items.append(
-            _item(
-                "findings_unreadable",
-                "platform",
-                f"跨部门比对结果无法读取：{PLATFORM_ZH}。",
-                "#findings",
-            )
-        )
+        items.append(_unreadable_item("findings", "跨部门比对结果"))
     elif int(findings.get("total") or 0):
         n = int(findings["total"])
         items.append(
