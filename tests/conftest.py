@@ -72,3 +72,35 @@ def sample_night(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 nightly.extract(root, dept, table.name, ds, f"sqlite:///{dbs[dept.code]}")
                 nightly.stage(root, dept, table.name, ds, "night-1")
     return {"root": root, "sample": sample, "depts": depts, "ds": ds}
+
+
+@pytest.fixture
+def social_insurance_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The shipped suites plus ``raw_social_insurance.json``, written the way
+    docs/configuration.md says (a copy of a raw suite, its name, kind and columns changed),
+    in a temporary expectations folder (the shipped one is not written to); yields it."""
+    import json
+    import shutil
+
+    from datacloud import canonical, quality_suites
+
+    folder = tmp_path / "expectations"
+    shutil.copytree(quality_suites.EXPECTATIONS_DIR, folder)
+    suite = json.loads((folder / "raw_person.json").read_text(encoding="utf-8"))
+    suite["name"] = "raw_social_insurance"
+    suite["meta"]["datacloud"]["kind"] = "social_insurance"
+    keep = []
+    for e in suite["expectations"]:
+        check = e["meta"]["check"]
+        if check == "required_columns":
+            e["kwargs"]["column_set"] = ["id_number"]
+        if check in ("volume", "required_columns") or check.startswith("id_number."):
+            keep.append(e)
+    suite["expectations"] = keep
+    (folder / "raw_social_insurance.json").write_text(json.dumps(suite), encoding="utf-8")
+    monkeypatch.setattr(quality_suites, "EXPECTATIONS_DIR", folder)
+    quality_suites._load.cache_clear()
+    canonical.kinds.cache_clear()
+    yield folder
+    quality_suites._load.cache_clear()
+    canonical.kinds.cache_clear()

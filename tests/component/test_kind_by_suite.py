@@ -6,7 +6,6 @@ expectations folder is a temporary copy (the shipped one is not written to)."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from datacloud import canonical, nightly, quality_suites
+from datacloud import nightly
 from datacloud.delta import read_table
 from datacloud.paths import StorageRoot
 from transforms.id_number import id_check_char
@@ -27,32 +26,8 @@ def _id(n: int) -> str:
     return first17 + id_check_char(first17)
 
 
-@pytest.fixture
-def social_insurance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "expectations"
-    shutil.copytree(quality_suites.EXPECTATIONS_DIR, folder)
-    suite = json.loads((folder / "raw_person.json").read_text(encoding="utf-8"))
-    suite["name"] = "raw_social_insurance"
-    suite["meta"]["datacloud"]["kind"] = "social_insurance"
-    keep = []
-    for e in suite["expectations"]:
-        check = e["meta"]["check"]
-        if check == "required_columns":
-            e["kwargs"]["column_set"] = ["id_number"]
-        if check in ("volume", "required_columns") or check.startswith("id_number."):
-            keep.append(e)
-    suite["expectations"] = keep
-    (folder / "raw_social_insurance.json").write_text(json.dumps(suite), encoding="utf-8")
-    monkeypatch.setattr(quality_suites, "EXPECTATIONS_DIR", folder)
-    quality_suites._load.cache_clear()
-    canonical.kinds.cache_clear()
-    yield folder
-    quality_suites._load.cache_clear()
-    canonical.kinds.cache_clear()
-
-
 def test_a_table_of_a_configured_kind_is_staged_with_its_columns(
-    social_insurance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_root
+    social_insurance_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_root
 ) -> None:
     deps, sql = tmp_path / "departments", tmp_path / "sql"
     (sql / "rs").mkdir(parents=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -63,33 +62,7 @@ def test_an_unknown_kind_names_file_field_the_kinds_and_how_to_add_one(tmp_path:
     assert "expectations/raw_social_insurance.json" in text and "docs/configuration.md" in text
 
 
-@pytest.fixture
-def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped suites plus ``raw_social_insurance.json``, written the way
-    docs/configuration.md says (a copy of a raw suite, its name, kind and columns changed)."""
-    folder = tmp_path / "expectations"
-    shutil.copytree(quality_suites.EXPECTATIONS_DIR, folder)
-    suite = json.loads((folder / "raw_person.json").read_text(encoding="utf-8"))
-    suite["name"] = "raw_social_insurance"
-    suite["meta"]["datacloud"]["kind"] = "social_insurance"
-    keep = []
-    for e in suite["expectations"]:
-        check = e["meta"]["check"]
-        if check == "required_columns":
-            e["kwargs"]["column_set"] = ["id_number"]
-        if check in ("volume", "required_columns") or check.startswith("id_number."):
-            keep.append(e)
-    suite["expectations"] = keep
-    (folder / "raw_social_insurance.json").write_text(json.dumps(suite), encoding="utf-8")
-    monkeypatch.setattr(quality_suites, "EXPECTATIONS_DIR", folder)
-    quality_suites._load.cache_clear()
-    canonical.kinds.cache_clear()
-    yield folder
-    quality_suites._load.cache_clear()
-    canonical.kinds.cache_clear()
-
-
-def test_a_kind_is_added_by_its_raw_suite(tmp_path: Path, suites: Path) -> None:
+def test_a_kind_is_added_by_its_raw_suite(tmp_path: Path, social_insurance_suite: Path) -> None:
     assert canonical.kinds()["social_insurance"] == ("id_number",)
     dept = load_department(_department(tmp_path, "social_insurance"))
     (table,) = dept.tables
@@ -97,10 +70,16 @@ def test_a_kind_is_added_by_its_raw_suite(tmp_path: Path, suites: Path) -> None:
     assert table.business_key == ["id_number"]
 
 
-def test_a_suite_without_its_required_columns_check_is_an_error(suites: Path) -> None:
-    data = json.loads((suites / "raw_social_insurance.json").read_text(encoding="utf-8"))
+def test_a_suite_without_its_required_columns_check_is_an_error(
+    social_insurance_suite: Path,
+) -> None:
+    data = json.loads(
+        (social_insurance_suite / "raw_social_insurance.json").read_text(encoding="utf-8")
+    )
     data["expectations"] = [e for e in data["expectations"] if e["meta"]["check"] == "volume"]
-    (suites / "raw_social_insurance.json").write_text(json.dumps(data), encoding="utf-8")
+    (social_insurance_suite / "raw_social_insurance.json").write_text(
+        json.dumps(data), encoding="utf-8"
+    )
     quality_suites._load.cache_clear()
     with pytest.raises(ValueError, match=r"raw_social_insurance\.json.*required_columns"):
         canonical.kinds()
