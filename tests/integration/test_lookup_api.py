@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pyarrow.compute as pc
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from helpers import built_night_root, free_port
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
@@ -50,29 +50,9 @@ KEYS = ApiKeys(
 CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
 
 
-def _build_night(root: StorageRoot, persons: int) -> None:
-    from datacloud import nightly
-    from datacloud.curation_night import curate_all
-    from datacloud.demo import departments as sample_departments
-    from datacloud.sample import generate, write_sqlite
-
-    write_sqlite(generate(persons, 20261120, DS), root.samples())
-    depts = sample_departments()  # those with a sample database
-    for dept in depts:
-        for table in dept.tables:
-            url = f"sqlite:///{root.samples() / (dept.code + '.db')}"
-            nightly.extract(StorageRoot.from_env(), dept, table.name, DS, url)
-            nightly.stage(StorageRoot.from_env(), dept, table.name, DS, "lookup-test")
-    curate_all(root, depts, DS, "lookup-test")
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
-    folder = tmp_path_factory.mktemp("lookup") / "root"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATACLOUD_ROOT", str(folder))
-        r = StorageRoot.from_env()
-        _build_night(r, 400)
+    with built_night_root(tmp_path_factory, "lookup", 400, DS, "lookup-test") as r:
         yield r
 
 
@@ -355,12 +335,6 @@ def test_no_answer_when_the_audit_cannot_be_written(root, curated, tmp_path) -> 
 # --- serving: re-publish, as-of, a real server ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_real_server_switches_to_a_new_publish_without_restart(root, curated, tmp_path) -> None:
     import uvicorn
 
@@ -368,7 +342,7 @@ def test_real_server_switches_to_a_new_publish_without_restart(root, curated, tm
     shutil.copytree(root.root / "curated", copy.root / "curated")
     store = CuratedStore(copy, poll_seconds=0.1)
     svc = LookupService(store, AuditLog([FileSink(copy.root / "audit")], AUDIT_KEY))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(svc, KEYS, store), host="127.0.0.1", port=port, log_level="warning"

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from helpers import built_night_root, free_port
 
 from datacloud.delta import read_table
 from datacloud.lookup.api import create_app
@@ -43,29 +44,9 @@ ENTRIES = [
 CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
 
 
-def _build_night(root: StorageRoot, persons: int) -> None:
-    from datacloud import nightly
-    from datacloud.curation_night import curate_all
-    from datacloud.demo import departments as sample_departments
-    from datacloud.sample import generate, write_sqlite
-
-    write_sqlite(generate(persons, 20261120, DS), root.samples())
-    depts = sample_departments()  # those with a sample database
-    for dept in depts:
-        for table in dept.tables:
-            url = f"sqlite:///{root.samples() / (dept.code + '.db')}"
-            nightly.extract(StorageRoot.from_env(), dept, table.name, DS, url)
-            nightly.stage(StorageRoot.from_env(), dept, table.name, DS, "limits-test")
-    curate_all(root, depts, DS, "limits-test")
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageRoot]:
-    folder = tmp_path_factory.mktemp("limits") / "root"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATACLOUD_ROOT", str(folder))
-        r = StorageRoot.from_env()
-        _build_night(r, 120)
+    with built_night_root(tmp_path_factory, "limits", 120, DS, "limits-test") as r:
         yield r
 
 
@@ -74,18 +55,12 @@ def persons(root: StorageRoot) -> list[str]:
     return [str(x) for x in read_table(root.curated("person"))["id_number"].to_pylist()]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _serving(app: FastAPI) -> Iterator[tuple[str, int]]:
     """``app`` under uvicorn in a thread on 127.0.0.1; yields (base URL, port)."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )
