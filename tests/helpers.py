@@ -7,6 +7,7 @@ Imported as ``helpers``: pytest puts ``tests/`` on ``sys.path`` for ``tests/conf
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 import yaml
 
 from datacloud.paths import StorageRoot
+from transforms.id_number import is_valid_id_number
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 PG_ADMIN = f"{PG}/postgres"
@@ -105,3 +107,12 @@ def built_night_root(
         r = StorageRoot.from_env()
         build_night(r, persons, ds, run_id)
         yield r
+
+
+def full_id_numbers(text: str) -> set[str]:
+    """18-character ID numbers with a valid check character found in the text."""
+    return {
+        m
+        for m in re.findall(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", text)
+        if is_valid_id_number(m.upper())
+    }

@@ -17,16 +17,16 @@ import jsonschema
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import full_id_numbers
 
 from datacloud.config import Department, load_department
 from datacloud.paths import DEPARTMENTS_DIR, StorageRoot
 from datacloud.report import (
-    SCHEMA_PATH,
     failure_kind,
     write_department_report,
     write_overview,
 )
-from transforms.id_number import id_check_char, is_valid_id_number
+from transforms.id_number import id_check_char
 
 DS = date(2026, 11, 20)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -43,31 +43,6 @@ UNREACHABLE = (
     "department scjg, table qygd: extraction failed: OperationalError: (psycopg2.OperationalError) "
     'connection to server at "127.0.0.1", port 1 failed: Connection refused'
 )
-
-
-def full_id_numbers(text: str) -> set[str]:
-    """18-character ID numbers with a valid check character found in the text."""
-    return {
-        m
-        for m in re.findall(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", text)
-        if is_valid_id_number(m.upper())
-    }
-
-
-@pytest.fixture
-def scjg() -> Department:
-    """scjg with its two enterprise tables (its crosswalk table qydmdz left out)."""
-    dept = load_department(DEPARTMENTS_DIR / "scjg.yaml")
-    return dept.model_copy(update={"tables": [dept.table("qyjbxx"), dept.table("qygd")]})
-
-
-@pytest.fixture(scope="module")
-def schema() -> jsonschema.protocols.Validator:
-    data = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(data)
-    return jsonschema.Draft202012Validator(
-        data, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
 
 
 def write_state(root: StorageRoot, dept: str, ds: date, table: str, **state: Any) -> None:

@@ -15,15 +15,15 @@ import re
 from datetime import date
 from typing import Any
 
-import jsonschema
 import pyarrow as pa
 import pytest
+from helpers import full_id_numbers
 
-from datacloud.config import Department, load_department
+from datacloud.config import Department
 from datacloud.delta import overwrite
-from datacloud.paths import DEPARTMENTS_DIR, StorageRoot
-from datacloud.report import SCHEMA_PATH, write_department_report, write_overview
-from transforms.id_number import id_check_char, is_valid_id_number
+from datacloud.paths import StorageRoot
+from datacloud.report import write_department_report, write_overview
+from transforms.id_number import id_check_char
 from transforms.rules import RULES
 
 DS = date(2026, 11, 20)
@@ -34,28 +34,6 @@ def _id(first17: str) -> str:
 
 
 ID_A = _id("33010619800101001")
-
-
-def full_id_numbers(text: str) -> set[str]:
-    return {
-        m
-        for m in re.findall(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", text)
-        if is_valid_id_number(m.upper())
-    }
-
-
-@pytest.fixture
-def scjg() -> Department:
-    dept = load_department(DEPARTMENTS_DIR / "scjg.yaml")
-    return dept.model_copy(update={"tables": [dept.table("qyjbxx"), dept.table("qygd")]})
-
-
-@pytest.fixture(scope="module")
-def schema() -> jsonschema.protocols.Validator:
-    data = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(
-        data, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
 
 
 def write_state(root: StorageRoot, table: str, **state: Any) -> None:
