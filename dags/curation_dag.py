@@ -23,7 +23,7 @@ from airflow.sdk import (
 )
 
 from datacloud.assets import CURATED, staged_assets
-from datacloud.business_day import business_date
+from datacloud.business_day import business_date, of_staged_events
 from datacloud.config import ConfigError, Department, load_department
 from datacloud.curation_config import load_curation_config
 from datacloud.paths import departments_dir
@@ -50,9 +50,14 @@ def _night() -> tuple[Any, dict[str, Any], str]:
     from airflow.sdk import get_current_context
 
     ctx = get_current_context()
-    # an asset-triggered run has no data interval: its business date is the day before it ran
+    conf = dict(ctx["dag_run"].conf or {})
+    # an asset-triggered run covers the business date its staged events carry (a backfill or a
+    # past night triggers curation today); without one, the day before it ran
+    events = ctx.get("triggering_asset_events") or {}
+    stamped = of_staged_events([e.extra for evs in events.values() for e in evs])
+    if stamped is not None and not conf.get("business_date"):
+        conf["business_date"] = stamped.isoformat()
     end = ctx.get("data_interval_end") or ctx["dag_run"].run_after
-    conf = ctx["dag_run"].conf or {}
     return business_date(end, conf), conf, ctx["run_id"]
 
 

@@ -119,10 +119,15 @@ def stage(code: str, table: str, extracted: dict[str, Any]) -> dict[str, Any]:
     from datacloud.nightly import stage as run
     from datacloud.quality import QualityGateError
 
+    ctx = get_current_context()
+    ds = _business_date()
     try:
-        return run(*_edge(code), table, _business_date(), get_current_context()["run_id"])
+        out = run(*_edge(code), table, ds, ctx["run_id"])
     except QualityGateError as e:  # the same data gives the same verdict: no retries
         raise AirflowFailException(str(e)) from e
+    # curation (triggered by these events) covers the business date they carry
+    ctx["outlet_events"][staged_asset(code, table)].extra = {"business_date": ds.isoformat()}
+    return out
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -29,6 +29,17 @@ def business_date(data_interval_end: datetime, conf: dict[str, Any] | None = Non
     return (local - timedelta(days=1)).date()
 
 
+def of_staged_events(extras: list[dict[str, Any] | None]) -> date | None:
+    """The business date an asset-triggered curation run covers, from its staged events.
+
+    Each department night's stage task stamps its staged Asset event with the business date it
+    loaded (``{"business_date": "YYYY-MM-DD"}``); the run covers the latest of them. None when
+    no event carries one (events of an older deployment): then the day before the run.
+    """
+    dates = [str(e["business_date"]) for e in extras if e and e.get("business_date")]
+    return date.fromisoformat(max(dates)) if dates else None
+
+
 def night_of(ds: date) -> datetime:
     """The scheduled run that loads business date ``ds``: 02:00 Shanghai the next day."""
     return datetime.combine(ds + timedelta(days=1), NIGHT_STARTS, tzinfo=SHANGHAI)

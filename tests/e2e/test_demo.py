@@ -237,3 +237,21 @@ def test_no_full_id_number_in_logs_xcom_or_report_json(night: dict) -> None:
         assert not _full_id_numbers(value or ""), (dag_id, task_id)
     for report in (root / "reports").rglob("report.json"):
         assert not _full_id_numbers(report.read_text("utf-8")), report
+
+
+def test_staged_asset_events_carry_the_business_date(night: dict) -> None:
+    """Curation started by these events covers their business date, not the day before it ran
+    (a past night or a backfill would otherwise be curated under today's date)."""
+    import sqlite3
+
+    from datacloud.paths import StorageRoot
+
+    db = StorageRoot(night["root"]).airflow_home() / "airflow.db"
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.name LIKE 'staged.%'"
+        ).fetchall()
+    assert rows, "no staged asset event was recorded"
+    for name, extra in rows:
+        assert json.loads(extra or "{}").get("business_date") == DS.isoformat(), (name, extra)

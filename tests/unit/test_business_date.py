@@ -50,3 +50,11 @@ def test_the_zone_and_the_calendar_live_in_one_module() -> None:
         if re.search(r"\bZoneInfo\(", path.read_text(encoding="utf-8"))
     ]
     assert found == ["datacloud/business_day.py"]
+
+
+def test_an_asset_triggered_curation_covers_the_date_its_staged_events_carry() -> None:
+    from datacloud.business_day import of_staged_events
+
+    extras = [{"business_date": "2026-11-19"}, {"business_date": "2026-11-20"}, {}, None]
+    assert of_staged_events(extras) == date(2026, 11, 20)
+    assert of_staged_events([{}, None]) is None  # an older deployment's events: the day before
