@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import shutil
 import traceback
-import uuid
 from datetime import date
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from helpers import pg_database
 
 from datacloud import nightly
 from datacloud.paths import SQL_DIR, StorageRoot
@@ -25,22 +25,16 @@ pytestmark = pytest.mark.integration
 DS = date(2026, 11, 20)
 ID = "330102199001011234"
 MASKED = "330102********1234"
-ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 QUERY = """SELECT rkbh, gmsfhm, xm, xb, mz, csrq, hjdz, lxdh, gxsj
 FROM czrk WHERE CAST(gmsfhm AS integer) > 0"""
 
 
 @pytest.fixture
 def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    db = f"dc_mask_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{db}"')
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
-    engine = sa.create_engine(url)
     ddl = (SQL_DIR / "sample" / "gongan.sql").read_text(encoding="utf-8")
     create = ddl[ddl.index("CREATE TABLE czrk") :].split(";")[0]
-    try:
+    with pg_database("dc_mask") as url:
+        engine = sa.create_engine(url)
         with engine.begin() as conn:
             conn.exec_driver_sql(create)
             conn.exec_driver_sql(
@@ -54,11 +48,6 @@ def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         (sql / "gongan" / "czrk.sql").write_text(QUERY, encoding="utf-8")
         monkeypatch.setenv("DATACLOUD_SQL_DIR", str(sql))
         yield url
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.mark.parametrize("step", ["extract", "plan"])

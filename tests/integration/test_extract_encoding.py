@@ -8,7 +8,6 @@ for a character it cannot convert, so its reads never fail on a bad byte (nor ca
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from helpers import pg_database
 
 from datacloud.config import Department
 from datacloud.extract import extract_table
@@ -70,19 +70,9 @@ def sql_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def sql_ascii() -> Iterator[str]:
     """A PostgreSQL database with encoding SQL_ASCII: the server stores and returns bytes."""
-    db = f"dc_enc_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(
-            f"CREATE DATABASE {db} ENCODING 'SQL_ASCII' TEMPLATE template0 "
-            "LC_COLLATE 'C' LC_CTYPE 'C'"
-        )
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+    options = " ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+    with pg_database("dc_enc", options) as url:
+        yield url
 
 
 def _literal(value: bytes) -> str:

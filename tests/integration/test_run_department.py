@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -23,13 +22,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from helpers import pg_database
 
 from transforms.id_number import id_check_char
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DS = date(2026, 11, 20)
 EXE = Path(sys.executable).with_name("datacloud")
 
@@ -43,31 +42,22 @@ def _id(n: int) -> str:
 def source() -> Iterator[str]:
     """A throwaway PostgreSQL database holding the new department's table (three persons,
     one with a mistyped ID number) and a column its YAML does not map (cbdw)."""
-    db = f"dc_run_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {db}")
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
-    engine = sa.create_engine(url)
-    with engine.begin() as c:
-        c.exec_driver_sql(
-            "CREATE TABLE cbry (id INTEGER PRIMARY KEY, sfzh VARCHAR(18), xm VARCHAR(40), "
-            "cbdw VARCHAR(80), gxsj TIMESTAMP)"
-        )
-        for i, (number, name) in enumerate(
-            [(_id(1), "张三"), (_id(2), "李四"), (_id(3)[:-1] + "0", "王五")], start=1
-        ):
-            c.execute(
-                sa.text("INSERT INTO cbry VALUES (:i, :s, :x, '某单位', '2026-11-20 09:00')"),
-                {"i": i, "s": number, "x": name},
+    with pg_database("dc_run") as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as c:
+            c.exec_driver_sql(
+                "CREATE TABLE cbry (id INTEGER PRIMARY KEY, sfzh VARCHAR(18), xm VARCHAR(40), "
+                "cbdw VARCHAR(80), gxsj TIMESTAMP)"
             )
-    engine.dispose()
-    try:
-        yield f"postgres://postgres@127.0.0.1:5432/{db}"
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+            for i, (number, name) in enumerate(
+                [(_id(1), "张三"), (_id(2), "李四"), (_id(3)[:-1] + "0", "王五")], start=1
+            ):
+                c.execute(
+                    sa.text("INSERT INTO cbry VALUES (:i, :s, :x, '某单位', '2026-11-20 09:00')"),
+                    {"i": i, "s": number, "x": name},
+                )
+        engine.dispose()
+        yield url.replace("postgresql+psycopg2://", "postgres://")
 
 
 RS_YAML = {
