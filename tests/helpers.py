@@ -116,3 +116,52 @@ def full_id_numbers(text: str) -> set[str]:
         for m in re.findall(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])", text)
         if is_valid_id_number(m.upper())
     }
+
+
+def person_columns(id_source: str = "sfzh", name_source: str = "xm") -> dict[str, Any]:
+    """A person table's required mapping: id_number and name from the given source columns."""
+    return {
+        "id_number": {"source": id_source, "normalise": "id_number", "required": True},
+        "name": {"source": name_source, "normalise": "person_name", "required": True},
+    }
+
+
+def department_spec(
+    code: str = "rs",
+    name: str = "人社厅",
+    table: str = "cbry",
+    kind: str = "person",
+    columns: dict[str, Any] | None = None,
+    **table_options: Any,
+) -> dict[str, Any]:
+    """A one-table department's YAML as a dict (connection ``dept_<code>``, primary key ``id``,
+    ``columns`` by default ``person_columns()``); ``table_options`` go into the table."""
+    return {
+        "code": code,
+        "name": name,
+        "connection_id": f"dept_{code}",
+        "tables": [
+            {
+                "name": table,
+                "kind": kind,
+                **table_options,
+                "primary_key": ["id"],
+                "columns": person_columns() if columns is None else columns,
+            }
+        ],
+    }
+
+
+def rk_incremental_spec(**table_options: Any) -> dict[str, Any]:
+    """Department 'rk' (测试部门) with table ryxx of persons, incremental on gxsj (an hour's
+    overlap), id_number from gmsfhm and name from xm."""
+    return department_spec(
+        "rk",
+        "测试部门",
+        "ryxx",
+        mode="incremental",
+        cursor="gxsj",
+        overlap_minutes=60,
+        columns=person_columns("gmsfhm"),
+        **table_options,
+    )

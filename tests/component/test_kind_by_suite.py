@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
+from helpers import department_spec, use_department_folders
 
 from datacloud import nightly
 from datacloud.delta import read_table
@@ -29,29 +29,17 @@ def _id(n: int) -> str:
 def test_a_table_of_a_configured_kind_is_staged_with_its_columns(
     social_insurance_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_root
 ) -> None:
-    deps, sql = tmp_path / "departments", tmp_path / "sql"
-    (sql / "rs").mkdir(parents=True)
-    deps.mkdir()
-    (sql / "rs" / "cbxx.sql").write_text("SELECT id, sfzh, cbrq FROM cbxx\n", "utf-8")
-    spec = {
-        "code": "rs",
-        "name": "人社厅",
-        "connection_id": "dept_rs",
-        "tables": [
-            {
-                "name": "cbxx",
-                "kind": "social_insurance",
-                "primary_key": ["id"],
-                "columns": {
-                    "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
-                    "insured_since": {"source": "cbrq", "normalise": "date"},
-                },
-            }
-        ],
-    }
-    (deps / "rs.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
-    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(deps))
-    monkeypatch.setenv("DATACLOUD_SQL_DIR", str(sql))
+    spec = department_spec(
+        table="cbxx",
+        kind="social_insurance",
+        columns={
+            "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
+            "insured_since": {"source": "cbrq", "normalise": "date"},
+        },
+    )
+    use_department_folders(
+        tmp_path, monkeypatch, spec, {"cbxx": "SELECT id, sfzh, cbrq FROM cbxx\n"}
+    )
     url = f"sqlite:///{tmp_path / 'rs.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as c:

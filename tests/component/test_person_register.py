@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from helpers import department_spec, person_columns
 
 from datacloud import curation_night, delta
 from datacloud.config import Department, load_departments, register_departments
@@ -29,23 +30,10 @@ def _id(first17: str) -> str:
 A, B, E = (_id(f"3301061980010{i}00{i}") for i in (1, 2, 5))
 
 RS = Department.model_validate(
-    {
-        "code": "rs",
-        "name": "人社厅（社保）",
-        "connection_id": "dept_rs",
-        "tables": [
-            {
-                "name": "cbry",
-                "kind": "person",
-                "primary_key": ["id"],
-                "columns": {
-                    "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
-                    "name": {"source": "xm", "normalise": "person_name", "required": True},
-                    "phone": {"source": "lxdh", "normalise": "phone"},
-                },
-            }
-        ],
-    }
+    department_spec(
+        name="人社厅（社保）",
+        columns={**person_columns(), "phone": {"source": "lxdh", "normalise": "phone"}},
+    )
 )
 
 

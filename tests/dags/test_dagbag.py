@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import department_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,22 +168,7 @@ def test_the_tests_hold_for_a_department_added_by_yaml(tmp_path: Path) -> None:
     docs/configuration.md's guide adds one) the factory builds a DAG for every YAML."""
     for p in (REPO / "dags" / "departments").glob("*.yaml"):
         shutil.copy(p, tmp_path)
-    new = {
-        "code": "rs",
-        "name": "人社厅",
-        "connection_id": "dept_rs",
-        "tables": [
-            {
-                "name": "cbry",
-                "kind": "person",
-                "primary_key": ["id"],
-                "columns": {
-                    "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
-                    "name": {"source": "xm", "normalise": "person_name", "required": True},
-                },
-            }
-        ],
-    }
+    new = department_spec()
     (tmp_path / "rs.yaml").write_text(yaml.safe_dump(new, allow_unicode=True), "utf-8")
     depts = _departments(tmp_path)
     assert "rs" in {d.code for d in depts}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from helpers import pg_database, rk_incremental_spec, use_department_folders
 
 from datacloud import nightly
 from datacloud.delta import read_table
@@ -45,6 +46,10 @@ def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     if kind == "sqlite":
         yield kind, f"sqlite:///{tmp_path / 'src.db'}"
         return
+    if kind == "postgresql":
+        with pg_database("dc_modes") as url:
+            yield kind, url
+        return
     db = f"dc_modes_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(ADMIN[kind], isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
@@ -53,45 +58,16 @@ def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
         yield kind, TEMPLATE[kind].format(db=db)
     finally:
         with admin.connect() as c:
-            if kind == "postgresql":
-                c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-            else:
-                c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db}")
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db}")
         admin.dispose()
 
 
 @pytest.fixture
 def department(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_root: StorageRoot):
     """A one-table department 'rk' (incremental on gxsj), in temporary YAML and SQL folders."""
-    deps, sql = tmp_path / "departments", tmp_path / "sql"
-    (sql / "rk").mkdir(parents=True)
-    deps.mkdir()
-    (sql / "rk" / "ryxx.sql").write_text(
-        "-- persons\nSELECT id, gmsfhm, xm, gxsj FROM ryxx\n", "utf-8"
-    )
-    spec = {
-        "code": "rk",
-        "name": "测试部门",
-        "connection_id": "dept_rk",
-        "tables": [
-            {
-                "name": "ryxx",
-                "kind": "person",
-                "mode": "incremental",
-                "primary_key": ["id"],
-                "cursor": "gxsj",
-                "overlap_minutes": 60,
-                "batch_rows": 1000,  # several batches, so a connection can drop mid-stream
-                "columns": {
-                    "id_number": {"source": "gmsfhm", "normalise": "id_number", "required": True},
-                    "name": {"source": "xm", "normalise": "person_name", "required": True},
-                },
-            }
-        ],
-    }
-    (deps / "rk.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
-    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(deps))
-    monkeypatch.setenv("DATACLOUD_SQL_DIR", str(sql))
+    spec = rk_incremental_spec(batch_rows=1000)  # several batches: a connection can drop mid-stream
+    query = "-- persons\nSELECT id, gmsfhm, xm, gxsj FROM ryxx\n"
+    use_department_folders(tmp_path, monkeypatch, spec, {"ryxx": query})
     return storage_root
 
 

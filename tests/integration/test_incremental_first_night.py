@@ -9,14 +9,13 @@ history, the nightly steps ``extract`` and ``stage`` on real Delta tables.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
+from helpers import pg_database, rk_incremental_spec, use_department_folders
 
 from datacloud import nightly
 from datacloud.delta import read_table
@@ -25,7 +24,6 @@ from transforms.id_number import id_check_char
 
 pytestmark = pytest.mark.integration
 
-ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 FIRST, SECOND = date(2026, 11, 20), date(2026, 11, 21)
 
 
@@ -36,47 +34,15 @@ def _id(n: int) -> str:
 
 @pytest.fixture
 def source() -> Iterator[str]:
-    db = f"dc_first_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {db}")
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+    with pg_database("dc_first") as url:
+        yield url
 
 
 @pytest.fixture
 def department(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_root: StorageRoot):
     """A one-table department 'rk', incremental on gxsj, in temporary YAML and SQL folders."""
-    deps, sql = tmp_path / "departments", tmp_path / "sql"
-    (sql / "rk").mkdir(parents=True)
-    deps.mkdir()
-    (sql / "rk" / "ryxx.sql").write_text("SELECT id, gmsfhm, xm, bz, gxsj FROM ryxx\n", "utf-8")
-    spec = {
-        "code": "rk",
-        "name": "测试部门",
-        "connection_id": "dept_rk",
-        "tables": [
-            {
-                "name": "ryxx",
-                "kind": "person",
-                "mode": "incremental",
-                "primary_key": ["id"],
-                "cursor": "gxsj",
-                "overlap_minutes": 60,
-                "columns": {
-                    "id_number": {"source": "gmsfhm", "normalise": "id_number", "required": True},
-                    "name": {"source": "xm", "normalise": "person_name", "required": True},
-                },
-            }
-        ],
-    }
-    (deps / "rk.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
-    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(deps))
-    monkeypatch.setenv("DATACLOUD_SQL_DIR", str(sql))
+    query = "SELECT id, gmsfhm, xm, bz, gxsj FROM ryxx\n"
+    use_department_folders(tmp_path, monkeypatch, rk_incremental_spec(), {"ryxx": query})
     return storage_root
 
 

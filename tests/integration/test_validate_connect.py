@@ -10,56 +10,32 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from helpers import department_spec, pg_database
 
 pytestmark = pytest.mark.integration
 
-ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 EXE = Path(sys.executable).with_name("datacloud")
 
-RS = {
-    "code": "rs",
-    "name": "人社厅",
-    "connection_id": "dept_rs",
-    "tables": [
-        {
-            "name": "cbry",
-            "kind": "person",
-            "primary_key": ["id"],
-            "columns": {
-                "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
-                "name": {"source": "xm", "normalise": "person_name", "required": True},
-            },
-        }
-    ],
-}
+RS = department_spec()
 
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[str]:
-    db = f"dc_validate_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {db}")
-    engine = sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}")
-    with engine.begin() as c:
-        c.exec_driver_sql(
-            "CREATE TABLE cbry (id INTEGER PRIMARY KEY, sfzh TEXT, xm TEXT, cbdw TEXT)"
-        )
-        c.exec_driver_sql("INSERT INTO cbry VALUES (1, '110101199003074477', '张三', '某单位')")
-    engine.dispose()
-    try:
-        yield f"postgres://postgres@127.0.0.1:5432/{db}"
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        admin.dispose()
+    with pg_database("dc_validate") as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as c:
+            c.exec_driver_sql(
+                "CREATE TABLE cbry (id INTEGER PRIMARY KEY, sfzh TEXT, xm TEXT, cbdw TEXT)"
+            )
+            c.exec_driver_sql("INSERT INTO cbry VALUES (1, '110101199003074477', '张三', '某单位')")
+        engine.dispose()
+        yield url.replace("postgresql+psycopg2://", "postgres://")
 
 
 @pytest.fixture

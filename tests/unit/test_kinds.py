@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import department_spec
 
 from datacloud import canonical, quality_suites
 from datacloud.config import ConfigError, load_department
@@ -24,22 +25,13 @@ BUILT_IN = {
 
 
 def _department(tmp_path: Path, kind: str) -> Path:
-    spec = {
-        "code": "rs",
-        "name": "人社厅",
-        "connection_id": "dept_rs",
-        "tables": [
-            {
-                "name": "cbry",
-                "kind": kind,
-                "primary_key": ["id"],
-                "columns": {
-                    "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
-                    "insured_since": {"source": "cbrq", "normalise": "date"},
-                },
-            }
-        ],
-    }
+    spec = department_spec(
+        kind=kind,
+        columns={
+            "id_number": {"source": "sfzh", "normalise": "id_number", "required": True},
+            "insured_since": {"source": "cbrq", "normalise": "date"},
+        },
+    )
     path = tmp_path / "rs.yaml"
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
     return path
