@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from helpers import pg_database
 
 from datacloud import nightly
-from datacloud.paths import SQL_DIR, StorageRoot
+from datacloud.config import load_department
+from datacloud.paths import SQL_DIR, StorageRoot, departments_dir
 
 pytestmark = pytest.mark.integration
 DS = date(2026, 11, 20)
@@ -55,8 +56,10 @@ def test_driver_error_with_an_id_number_is_masked_everywhere(
     step: str, source: str, storage_root: StorageRoot, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    gongan = load_department(departments_dir() / "gongan.yaml")
     with pytest.raises(Exception) as info:
-        getattr(nightly, step)("gongan", "czrk", DS, source)
+        getattr(nightly, step)(storage_root, gongan, "czrk", DS, source)
+    assert not isinstance(info.value, TypeError), info.value  # the step ran, and failed in it
     shown = "".join(traceback.format_exception(info.value))
     state = (storage_root.run_state("gongan", DS) / "czrk.json").read_text(encoding="utf-8")
     # the error is the driver's, it reached every place, and only in masked form
