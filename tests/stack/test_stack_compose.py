@@ -192,9 +192,9 @@ def test_a_property_status_lookup_through_the_api_container_answers_correctly(
     answer = wait_for("the lookup API to serve the curated tables", answered, 120)
     assert answer["owns_property"] is True
     assert answer["property_count"] == expected
-    # the business date of a curation run that published: ours (DS), or the latest night, since
-    # unpaused department DAGs also run their latest scheduled night (catchup=False) and its
-    # staged events start a curation run for that date (the events carry it)
+    # the business date of a curation run that published: ours (DS), or the latest night's:
+    # unpaused, the DAGs also run their latest scheduled interval (catchup=False), the
+    # departments' 02:00 night and curation's 05:30 cutoff, both for the night before today
     assert answer["as_of"] in curation_dates(night), (answer["as_of"], curation_dates(night))
     assert owner not in json.dumps(answer, ensure_ascii=False)  # clerk: masked
     assert answer["id_number"] == owner[:6] + "********" + owner[-4:]
