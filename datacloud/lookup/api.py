@@ -18,8 +18,6 @@ files and the page cache are shared) and its own audit group commit (one chain: 
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -28,20 +26,20 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio.to_thread
-import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datacloud.lookup.api_docs import docs_page
 from datacloud.lookup.audit import AuditLog, AuditUnavailable, FileSink, audit_key_from_env
-from datacloud.lookup.auth import ApiKeys, Principal, key_hint
+from datacloud.lookup.auth import ApiKeys, Principal
+from datacloud.lookup.gate import UNAUTHORISED_MESSAGE, RequestGate, audit_event
 from datacloud.lookup.keys import MAX_KEY_CHARS, MalformedKey
-from datacloud.lookup.limits import LookupLimiter, LookupLimits, Refusal
+from datacloud.lookup.limits import LookupLimiter, LookupLimits
+from datacloud.lookup.responses import error_response
 from datacloud.lookup.service import (
     BLANK_PURPOSE,
     Forbidden,
@@ -51,7 +49,6 @@ from datacloud.lookup.service import (
     is_blank,
 )
 from datacloud.lookup.store import POLL_SECONDS, CuratedStore, NoCuratedData
-from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
@@ -225,285 +222,8 @@ def _schema_zh(error_type: str, field: str | None) -> str:
     return text.format(field=where)
 
 
-def _error(
-    status: int, rule: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    if status == 401:
-        headers = {**(headers or {}), "WWW-Authenticate": "APIKey"}
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"rule": rule, "message": message, **extra}},
-        headers=headers,
-    )
-
-
 class _Unauthorised(Exception):
     pass
-
-
-# --- the gate: lockout, key, limits and body cap before the body is read -------------------------
-
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/openapi.json"})  # no key needed, no personal data
-UNAUTHORISED_MESSAGE = ("a valid X-API-Key header is required", "需要有效的 X-API-Key 请求头")
-_REFUSALS = {
-    "RATE_LIMITED": (
-        "too many requests for this key (limit {limit}); retry after {wait} s",
-        "该密钥请求过于频繁（上限 {limit}），请 {wait} 秒后重试",
-    ),
-    "QUOTA_EXCEEDED": (
-        "the key's quota ({limit}) is used up; retry after {wait} s",
-        "该密钥的查询配额（{limit}）已用完，请 {wait} 秒后重试",
-    ),
-    "LOCKED_OUT": (
-        "too many requests with a wrong X-API-Key from this address; retry after {wait} s",
-        "该地址多次使用无效密钥，已被暂时锁定，请 {wait} 秒后重试",
-    ),
-}
-_MAX_BODY_MESSAGES = 100_000  # a bound on the receive loop beside the byte cap
-# on a refusal before the body is read: uvicorn closes the connection after the answer instead
-# of reading (and discarding) the rest of the body to keep the connection alive
-_HANG_UP = {"Connection": "close"}
-
-
-def _shown(text: str, limit: int = 120) -> str:
-    """A client-sent string as a log line may show it: masked, printable, short."""
-    return mask_text(text)[:limit].encode("unicode_escape").decode("ascii")
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):  # bounded by the request's headers
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-async def _audit_event(
-    audit: AuditLog, kind: str, principal: Principal | None, detail: dict[str, Any]
-) -> None:
-    """Audit a non-lookup event off the event loop (the write is fsynced); a trail that cannot
-    be written is logged, and the request is refused all the same."""
-    try:
-        await anyio.to_thread.run_sync(functools.partial(audit.event, kind, principal, detail))
-    except AuditUnavailable:
-        log.error("lookup: the %s event could not be audited", kind)
-
-
-def _refused(refusal: Refusal) -> JSONResponse:
-    en, zh = _REFUSALS[refusal.rule]
-    words = {"limit": refusal.limit, "wait": refusal.retry_after}
-    return _error(
-        429,
-        refusal.rule,
-        en.format(**words),
-        headers={"Retry-After": str(refusal.retry_after), **_HANG_UP},
-        message_zh=zh.format(**words),
-        retry_after=refusal.retry_after,
-    )
-
-
-class RequestGate:
-    """Pure ASGI middleware, outermost: decides on lockout, key and limits from the headers
-    alone, before the app (or anything) reads the body; then reads the body itself up to
-    ``max_body_bytes`` (Content-Length checked first, chunked bodies counted as they stream)
-    and hands it on. Paths in ``OPEN_PATHS`` need no key; the body cap applies everywhere."""
-
-    def __init__(
-        self, app: ASGIApp, keys: ApiKeys, limiter: LookupLimiter, audit: AuditLog
-    ) -> None:
-        self.app = app
-        self.keys = keys
-        self.limiter = limiter
-        self.audit = audit
-        self.max_body = limiter.config.max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = str(scope.get("path", ""))
-        if path not in OPEN_PATHS:
-            client = _client(scope)
-            locked = self.limiter.locked_out(client)
-            if locked is not None:
-                await _refused(locked)(scope, receive, send)
-                return
-            key = _header(scope, b"x-api-key")
-            principal = self.keys.authenticate(key)
-            if principal is None:
-                await self._unauthorised(client, key, path)
-                en, zh = UNAUTHORISED_MESSAGE
-                refused = _error(401, "UNAUTHORISED", en, headers=_HANG_UP, message_zh=zh)
-                await refused(scope, receive, send)
-                return
-            refusal = self.limiter.admit(principal.key_id, principal.role)
-            if refusal is not None:
-                if refusal.first:  # the first refusal per key and minute is audited
-                    log.warning(
-                        "lookup: key %s (%s) refused: %s (%s)",
-                        principal.key_id,
-                        principal.role,
-                        refusal.rule,
-                        refusal.limit,
-                    )
-                    detail = {"rule": refusal.rule, "limit": refusal.limit, "client": client}
-                    await _audit_event(self.audit, refusal.rule.lower(), principal, detail)
-                await _refused(refusal)(scope, receive, send)
-                return
-            scope.setdefault("state", {})["principal"] = principal
-        body = await self._body(scope, receive, send)
-        if body is None:
-            return
-        await self.app(scope, body, send)
-
-    async def _unauthorised(self, client: str, key: str | None, path: str) -> None:
-        reason = "missing" if not key else "unknown"
-        hint = key_hint(key)
-        log.warning(
-            "lookup: 401 %s X-API-Key (%s) from %s on %s", reason, hint, client, _shown(path)
-        )
-        starts_lockout = self.limiter.failed_key(client)
-        detail = {"client": client, "path": _shown(path), "reason": reason, "key": hint}
-        await _audit_event(self.audit, "unauthorised", None, detail)
-        if starts_lockout:
-            lockout = self.limiter.describe_lockout()
-            log.warning("lookup: client %s locked out: %s", client, lockout)
-            await _audit_event(self.audit, "lockout", None, {"client": client, "rule": lockout})
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _error(
-            413,
-            "BODY_TOO_LARGE",
-            f"the request body is larger than {self.max_body} bytes",
-            headers=_HANG_UP,
-            message_zh=f"请求体超过 {self.max_body} 字节上限",
-        )
-        await response(scope, receive, send)
-
-    async def _body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        """A receive that replays the body read here, or None when a 413 was sent."""
-        length = _header(scope, b"content-length")
-        if length is not None and length.strip().isdigit() and int(length) > self.max_body:
-            await self._too_large(scope, receive, send)  # nothing of the body read
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        first: Message = {"type": "http.request", "body": b"", "more_body": False}
-        for _ in range(_MAX_BODY_MESSAGES):
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away: hand that on
-                first = message
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                await self._too_large(scope, receive, send)
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-                break
-        else:
-            await self._too_large(scope, receive, send)
-            return None
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return first
-            return await receive()
-
-        return replay
-
-
-# --- the docs page, self-contained (no CDN) --------------------------------------------------------
-
-STATIC = Path(__file__).resolve().parent.parent / "static"
-
-
-def _ref_name(schema: dict[str, Any]) -> str | None:
-    ref = schema.get("$ref")
-    return str(ref).rsplit("/", 1)[-1] if ref else None
-
-
-def _type_of(schema: dict[str, Any]) -> str:
-    if "$ref" in schema:
-        return str(_ref_name(schema))
-    if "anyOf" in schema:
-        return " | ".join(_type_of(s) for s in schema["anyOf"])
-    if schema.get("type") == "array":
-        return f"array of {_type_of(schema.get('items', {}))}"
-    if schema.get("type") == "object" and "additionalProperties" in schema:
-        extra = schema["additionalProperties"]
-        return f"object of {_type_of(extra) if isinstance(extra, dict) else 'any'}"
-    kind = str(schema.get("type", "any"))
-    return f"{kind} ({schema['format']})" if "format" in schema else kind
-
-
-_CONSTRAINTS = ("minLength", "maxLength", "minimum", "maximum", "pattern", "default")
-
-
-def docs_page(spec: dict[str, Any]) -> str:
-    """The API docs as one HTML page rendered from the OpenAPI spec: endpoints, their bodies,
-    answers and errors, the schemas, examples; no script, no style sheet, no URL elsewhere."""
-    endpoints = []
-    for path, methods in spec.get("paths", {}).items():
-        for method, op in methods.items():
-            body = (op.get("requestBody", {}).get("content", {}).get("application/json", {})).get(
-                "schema", {}
-            )
-            responses = []
-            for code, resp in op.get("responses", {}).items():
-                schema = resp.get("content", {}).get("application/json", {}).get("schema", {})
-                responses.append(
-                    {
-                        "code": code,
-                        "description": resp.get("description", ""),
-                        "schema": _ref_name(schema),
-                    }
-                )
-            body_name = _ref_name(body)
-            schemas = spec.get("components", {}).get("schemas", {})
-            required = schemas.get(body_name, {}).get("required", []) if body_name else []
-            example = {f: f"<{f}>" for f in required} or None
-            endpoints.append(
-                {
-                    "method": method.upper(),
-                    "example": json.dumps(example, ensure_ascii=False) if example else None,
-                    "path": path,
-                    "summary": op.get("summary", ""),
-                    "description": op.get("description", ""),
-                    "body": body_name,
-                    "key": bool(op.get("security")),
-                    "responses": responses,
-                }
-            )
-    schemas = []
-    for name, schema in spec.get("components", {}).get("schemas", {}).items():
-        required = set(schema.get("required", []))
-        fields = [
-            {
-                "name": field,
-                "type": _type_of(prop),
-                "required": field in required,
-                "description": prop.get("description", ""),
-                "constraints": ", ".join(f"{c}={prop[c]!r}" for c in _CONSTRAINTS if c in prop),
-            }
-            for field, prop in schema.get("properties", {}).items()
-        ]
-        schemas.append({"name": name, "fields": fields, "example": schema.get("example")})
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(STATIC), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    return env.get_template("api-docs.html").render(
-        info=spec.get("info", {}), endpoints=endpoints, schemas=schemas
-    )
 
 
 # --- the app -------------------------------------------------------------------------------------
@@ -557,7 +277,7 @@ def create_app(
     @app.exception_handler(_Unauthorised)
     async def unauthorised(request: Request, exc: _Unauthorised) -> JSONResponse:
         en, zh = UNAUTHORISED_MESSAGE
-        return _error(401, "UNAUTHORISED", en, message_zh=zh)
+        return error_response(401, "UNAUTHORISED", en, message_zh=zh)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -565,20 +285,24 @@ def create_app(
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
         zh = _schema_zh(str(first.get("type", "")), field)
         # no input echoed
-        return _error(422, "REQUEST_SCHEMA", str(first.get("msg")), message_zh=zh, field=field)
+        return error_response(
+            422, "REQUEST_SCHEMA", str(first.get("msg")), message_zh=zh, field=field
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def httperror_response(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         rule = "BAD_REQUEST" if exc.status_code == 400 else f"HTTP_{exc.status_code}"
-        return _error(exc.status_code, rule, str(exc.detail))
+        return error_response(exc.status_code, rule, str(exc.detail))
 
     @app.exception_handler(MalformedKey)
     async def malformed(request: Request, exc: MalformedKey) -> JSONResponse:
-        return _error(422, exc.code, exc.message_en, message_zh=exc.message_zh, field=exc.field)
+        return error_response(
+            422, exc.code, exc.message_en, message_zh=exc.message_zh, field=exc.field
+        )
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        return _error(403, "FORBIDDEN", str(exc))
+        return error_response(403, "FORBIDDEN", str(exc))
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -598,9 +322,9 @@ def create_app(
                 "per_seconds": alert.per_seconds,
                 "path": request.url.path,
             }
-            await _audit_event(service.audit, "alert_not_found_burst", who, detail)
+            await audit_event(service.audit, "alert_not_found_burst", who, detail)
         if isinstance(exc, PersonUnknown):
-            return _error(
+            return error_response(
                 404,
                 "PERSON_UNKNOWN",
                 str(exc),
@@ -608,15 +332,15 @@ def create_app(
                 field="id_number",
                 person_known=False,
             )
-        return _error(404, "NOT_FOUND", str(exc))
+        return error_response(404, "NOT_FOUND", str(exc))
 
     @app.exception_handler(NoCuratedData)
     async def no_data(request: Request, exc: NoCuratedData) -> JSONResponse:
-        return _error(404, "NO_CURATED_DATA", str(exc))
+        return error_response(404, "NO_CURATED_DATA", str(exc))
 
     @app.exception_handler(AuditUnavailable)
     async def audit_down(request: Request, exc: AuditUnavailable) -> JSONResponse:
-        return _error(503, "AUDIT_UNAVAILABLE", str(exc))
+        return error_response(503, "AUDIT_UNAVAILABLE", str(exc))
 
     def answer(who: Principal, endpoint: str, key: str, q: _Query) -> dict[str, Any]:
         out = service.lookup(who, endpoint, key, q.purpose, q.as_of)
