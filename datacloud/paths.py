@@ -116,6 +116,23 @@ class StorageRoot:
     def quality(self) -> Path:
         return self.root / "quality"
 
+    def problems(self) -> Path:
+        """The problem-data loop (问题数据闭环, docs/problems.md): the problem table, the
+        departments' responses log and their inbox."""
+        return self.root / "problems"
+
+    def problems_table(self) -> Path:
+        """The problem table: a Delta table, one row per problem (``datacloud.problem_store``)."""
+        return self.problems() / "problems"
+
+    def problem_responses(self, dept: str) -> Path:
+        """A department's responses: append-only JSON lines, one record per accepted response."""
+        return self.problems() / "responses" / f"{_safe(dept)}.jsonl"
+
+    def problem_inbox(self, dept: str) -> Path:
+        """The folder a department drops its returned response workbooks into."""
+        return self.problems() / "inbox" / _safe(dept)
+
     def samples(self) -> Path:
         return self.root / "samples"
 
