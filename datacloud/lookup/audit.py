@@ -444,7 +444,12 @@ class AuditLog:
         number: str,
         outcome: str,
         as_of: str | None = None,
+        *,
+        matter: str | None = None,
+        case_no: str | None = None,
     ) -> dict[str, Any]:
+        """A lookup's record; ``matter`` and ``case_no`` (办件编号) name the matter it served,
+        ``department`` (the principal's) the requesting department."""
         record: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -456,6 +461,9 @@ class AuditLog:
             "key_hmac": self.key_hash(number),
             "as_of": as_of,
             "outcome": outcome,
+            "matter": matter,
+            "case_no": case_no,
+            "department": principal.department,
             "kind": "lookup",
         }
         return self._write(record)

@@ -6,11 +6,17 @@ never the key::
     keys:
       - holder: 公积金中心 城东窗口 3号
         role: clerk
+        department: gjj
+        matters: [gjj_withdrawal]
         sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 
 ``new_key()`` makes a key (256 random bits) and ``hash_key`` its hash. Roles: a ``clerk``
-(service window) sees masked answers; an ``auditor`` sees full records and may search the
-audit trail. ``ALLOWED`` says which role may call which endpoint.
+(service window) sees masked answers; an ``auditor`` sees full values and may search the audit
+trail; a ``citizen`` (the citizen portal, for one person: ``subject_hmac``, the HMAC of the
+person's ID number under the audit key) and a ``department`` (a providing department, its own
+``department`` only) may not call the lookups. ``ALLOWED`` says which role may call which
+endpoint. A lookup key belongs to a requesting ``department`` and is granted ``matters``
+(codes of ``dags/matters.yaml``): a lookup outside them is refused whatever the role.
 
 The same file may hold a ``limits:`` section (per-role rates and quotas, the lockout after
 failed keys, the not-found alert, the body cap; ``datacloud.lookup.limits.LookupLimits``, every
@@ -22,22 +28,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from datacloud.config import ConfigError, read_yaml
 from datacloud.lookup.limits import LookupLimits
 
-Role = Literal["clerk", "auditor"]
-ROLES: tuple[Role, ...] = ("clerk", "auditor")
+Role = Literal["clerk", "auditor", "citizen", "department"]
+ROLES: tuple[Role, ...] = ("clerk", "auditor", "citizen", "department")
 ALLOWED: dict[str, frozenset[str]] = {
     "person": frozenset({"clerk", "auditor"}),
     "enterprise": frozenset({"clerk", "auditor"}),
     "property_status": frozenset({"clerk", "auditor"}),
     "audit_search": frozenset({"auditor"}),
+    # the citizen's data tracker (datacloud.lookup.tracker): an auditor, or a citizen for its
+    # own ID number only
+    "tracker": frozenset({"auditor", "citizen"}),
+    # a providing department's problem responses, for its own department only
+    "problem_responses": frozenset({"department"}),
 }
 FULL_RECORD_ROLES = frozenset({"auditor"})
 
@@ -46,11 +58,38 @@ class KeysFileError(ValueError):
     """The API keys file is missing or malformed (the message names file and entry)."""
 
 
+DEPARTMENT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+
 class ApiKeyEntry(BaseModel):
+    """One key: its holder, role, the requesting ``department`` it belongs to, the ``matters``
+    granted to it (lookups outside them are refused), and for a ``citizen`` the
+    ``subject_hmac`` of the one person it may ask about."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     holder: str = Field(min_length=1, max_length=200)
     role: Role
+    department: str | None = Field(default=None, pattern=DEPARTMENT_PATTERN)
+    matters: tuple[str, ...] = ()
+    subject_hmac: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _by_role(self) -> ApiKeyEntry:
+        if self.role == "citizen" and self.subject_hmac is None:
+            raise ValueError("a citizen key needs subject_hmac (the HMAC of its ID number)")
+        if self.role != "citizen" and self.subject_hmac is not None:
+            raise ValueError("subject_hmac is for citizen keys only")
+        if self.department is None and (
+            self.role == "department" or (self.role == "clerk" and self.matters)
+        ):  # a clerk that may look anything up belongs to a requesting department
+            raise ValueError(f"a {self.role} key needs its department (e.g. gjj)")
+        if self.role in ("citizen", "department") and self.matters:
+            raise ValueError(f"a {self.role} key may not look up, so it has no matters")
+        repeated = sorted({m for m in self.matters if self.matters.count(m) > 1})
+        if repeated:
+            raise ValueError(f"matters: {', '.join(repeated)} listed more than once")
+        return self
 
 
 # keys published in the repository's examples: never accepted
@@ -66,12 +105,17 @@ class ApiKeysFile(BaseModel):
 @dataclass(frozen=True)
 class Principal:
     """Who looks something up: the key holder (or OS user), the role and the channel; for an
-    API key also ``key_id``, the first 16 hex digits of the key's SHA-256 (what limits count)."""
+    API key also ``key_id``, the first 16 hex digits of the key's SHA-256 (what limits count),
+    the requesting ``department``, the ``matters`` granted and, for a citizen, the
+    ``subject_hmac`` of its own ID number."""
 
     holder: str
     role: Role
     channel: Literal["api", "cli"]
     key_id: str = field(default="", compare=False)
+    department: str | None = None
+    matters: frozenset[str] = frozenset()
+    subject_hmac: str | None = None
 
     def may(self, endpoint: str) -> bool:
         return self.role in ALLOWED[endpoint]
@@ -111,7 +155,9 @@ class ApiKeys:
         self.limits = limits or LookupLimits()
 
     @classmethod
-    def from_file(cls, path: Path) -> ApiKeys:
+    def from_file(cls, path: Path, matters: Collection[str] | None = None) -> ApiKeys:
+        """The keys of ``path``; with ``matters`` (the catalogue's codes) a key granted a
+        matter the catalogue does not have is refused, naming the entry."""
         if not path.exists():
             raise KeysFileError(f"API keys file {path} does not exist")
         try:  # the departments' strict reader: UTF-8 text, no repeated key (no silent last wins)
@@ -127,6 +173,14 @@ class ApiKeys:
                 f"API keys file {path}: the key of {', '.join(known)} is the public example key "
                 "(deploy/lookup-keys.example.yaml); make real ones with `datacloud lookup new-key`"
             )
+        if matters is not None:
+            for n, k in enumerate(keys):
+                unknown = [m for m in k.matters if m not in matters]
+                if unknown:
+                    raise KeysFileError(
+                        f"API keys file {path}: keys[{n}] ({k.holder}): unknown matter(s) "
+                        f"{', '.join(unknown)} (the matters catalogue has {', '.join(matters)})"
+                    )
         return cls(keys, parsed.limits)
 
     def authenticate(self, key: str | None) -> Principal | None:
@@ -139,4 +193,12 @@ class ApiKeys:
                 found = entry
         if found is None:
             return None
-        return Principal(found.holder, found.role, "api", found.sha256[:KEY_ID_CHARS])
+        return Principal(
+            found.holder,
+            found.role,
+            "api",
+            found.sha256[:KEY_ID_CHARS],
+            department=found.department,
+            matters=frozenset(found.matters),
+            subject_hmac=found.subject_hmac,
+        )

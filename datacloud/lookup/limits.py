@@ -55,6 +55,9 @@ class RoleLimits(BaseModel):
 DEFAULT_ROLE_LIMITS: dict[str, RoleLimits] = {
     "clerk": RoleLimits(rate="30/minute", quota="2000/day"),
     "auditor": RoleLimits(rate="60/minute", quota="5000/day"),
+    # the citizen portal (one person's own data tracker) and providing departments' uploads
+    "citizen": RoleLimits(rate="10/minute", quota="200/day"),
+    "department": RoleLimits(rate="30/minute", quota="2000/day"),
 }
 
 
