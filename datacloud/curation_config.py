@@ -1,8 +1,9 @@
 """Curation configuration: ``dags/curation.yaml``, validated by a typed model.
 
 Survivorship per golden field (一数一源), history retention and compaction of the curated
-tables, and the cutoff at which curation runs with whatever has landed. Pure Python and
-pydantic (no pyarrow), so the curation DAG reads the cutoff at parse time.
+tables, the cutoff at which curation runs with whatever has landed, and each curated table's
+sharing type and update cycle for the resource catalogue (资源目录, ``catalogue:``). Pure Python
+and pydantic (no pyarrow), so the curation DAG reads the cutoff at parse time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datacloud.config import CODE, ConfigError, Department, read_yaml, validated
-from datacloud.curated_tables import ENTERPRISE, PERSON
+from datacloud.curated_tables import ENTERPRISE, PERSON, TABLES
 from datacloud.paths import DAGS_DIR
 
 # golden field -> the authority field a department YAML names for it (一数一源), in the order
@@ -83,11 +84,44 @@ class Publishing(_Model):
     deletion_vectors: bool = True
 
 
+# the sharing types of the national catalogue rules (政务信息资源共享管理暂行办法): shared with any
+# government user, shared on conditions (a matter that grants it), not shared
+SHARING_TYPES: tuple[str, ...] = ("无条件共享", "有条件共享", "不予共享")
+SharingType = Literal["无条件共享", "有条件共享", "不予共享"]
+UPDATE_CYCLES: tuple[str, ...] = ("实时", "每日", "每周", "每月", "每季度", "每年", "不定期")
+UpdateCycle = Literal["实时", "每日", "每周", "每月", "每季度", "每年", "不定期"]
+# a curated table the catalogue section leaves out: not shared until someone decides otherwise
+UNLISTED_SHARING: SharingType = "不予共享"
+
+
+class CatalogueEntry(_Model):
+    """A curated table in the resource catalogue (资源目录): its sharing type and update cycle."""
+
+    sharing: SharingType
+    cycle: UpdateCycle = "每日"
+    conditions: str | None = Field(default=None, max_length=200)  # 有条件共享: on what terms
+
+
 class CurationConfig(_Model):
     cutoff: str = "30 5 * * *"
     timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
     survivorship: Survivorship = Field(default_factory=Survivorship)
     publishing: Publishing = Field(default_factory=Publishing)
+    catalogue: dict[str, CatalogueEntry] = Field(default_factory=dict)
+
+    @field_validator("catalogue", mode="before")
+    @classmethod
+    def _catalogue_tables(cls, v: Any) -> Any:
+        """Refuse a table the registry (datacloud.curated_tables) does not have."""
+        if isinstance(v, dict):
+            bad = [t for t in v if t not in TABLES]
+            if bad:
+                raise ValueError(f"unknown curated tables {bad}; expected some of {list(TABLES)}")
+        return v
+
+    def sharing(self, table: str) -> CatalogueEntry:
+        """The catalogue entry of ``table``; a table not listed is 不予共享, updated 每日."""
+        return self.catalogue.get(table) or CatalogueEntry(sharing=UNLISTED_SHARING)
 
     @field_validator("cutoff")
     @classmethod

@@ -8,7 +8,8 @@ in one Delta commit per curated table (a sorted rewrite or a merge, ``delta.publ
 first night, ``full=True``, a survivorship change or a staged table without a change feed
 rebuild everything (the same code, every key touched). The consistency findings (比对) are
 published last, on the same pinned versions; the state file is replaced after them, so a
-crash anywhere leaves the next run to redo the same keys.
+crash anywhere leaves the next run to redo the same keys. The night ends by rebuilding the
+resource catalogue (``catalogue_night``: ``catalogue/index.html`` and ``catalogue.json``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datacloud import consistency_night, delta, quality
+from datacloud import catalogue_night, consistency_night, delta, quality
 from datacloud.atomic import replace_json
 from datacloud.config import Department
 from datacloud.curate import BUILDERS, LAYOUT, Night
@@ -236,5 +237,16 @@ def curate_night(
     root: StorageRoot, depts: list[Department], ds: date, run_id: str, *, full: bool = False
 ) -> dict[str, Any]:
     """The curation task: every department's staged tables, through the curated quality
-    gate, into the curated tables (the task edge passes the storage root and departments)."""
-    return curate_all(root, depts, ds, run_id, full=full, check=quality_gate(root, ds))
+    gate, into the curated tables (the task edge passes the storage root and departments);
+    last, the resource catalogue (资源目录) is rebuilt, also when the gate kept a table back
+    (the catalogue shows it), without hiding that failure."""
+    try:
+        published = curate_all(root, depts, ds, run_id, full=full, check=quality_gate(root, ds))
+    except QualityGateError:
+        try:
+            catalogue_night.rebuild(root, depts, ds)
+        except Exception:  # the gate's failure is the night's news; log this one beside it
+            log.exception("resource catalogue: not rebuilt after the quality gate failed")
+        raise
+    catalogue_night.rebuild(root, depts, ds)
+    return published
