@@ -1,0 +1,277 @@
+"""The department's problem feedback workbook (问题数据反馈表, ``.xlsx``).
+
+``write_workbook(path, problems, dept)`` writes the department's open and reopened problems of
+the problem table (docs/problems.md) as an Excel workbook next to rejected.csv: a first sheet
+填写说明 (how to answer), then one sheet per table, one row per problem. The columns 问题编号,
+表, 源主键（已脱敏）, 字段, 规则, 问题说明, 首次发现, 整改期限 and 状态 are locked (sheet
+protection, the workbook's structure locked too); 答复 (a drop-down: 已整改 / 有异议 /
+无法整改) and 说明 are the only cells a department can type in.
+
+Personal information is masked as the report masks it (``datacloud.masking``): the person's ID
+number (``person_key``) wherever it appears in the source key or the message, then every ID or
+mobile number left in them (``mask_text``); every cell is then made safe as a rejected.csv
+cell is (``sheet_cell``, the same rule as ``report.csv_cell``, which this module cannot import:
+the report writer imports it; a unit test holds the two equal): a formula start gets a leading
+``'``, invisible characters are escaped, at most 32,767 characters; and it is written as text,
+never as a formula.
+
+A very hidden sheet ``_meta`` (not shown by Excel or LibreOffice, which cannot unhide it without
+a macro) records the department, when the workbook was written, and the due date and status
+each problem had then, so that ``datacloud.problem_responses`` can tell a column the department
+edited from one the platform has changed since (a due date or status of a later night).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill, Protection
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook.protection import WorkbookProtection
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from datacloud.atomic import replace_with
+from datacloud.masking import mask_id_number, mask_text
+
+FORMAT = "datacloud-problems-1"
+META_SHEET = "_meta"
+HELP_SHEET = "填写说明"
+# (problem table column or a derived key, header) of the locked columns, in sheet order
+LOCKED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("problem_id", "问题编号"),
+    ("table", "表"),
+    ("source_key", "源主键（已脱敏）"),
+    ("field", "字段"),
+    ("rule", "规则"),
+    ("message_zh", "问题说明"),
+    ("first_seen", "首次发现"),
+    ("due", "整改期限"),
+    ("status", "状态"),
+)
+RESPONSE_HEADER = "答复"
+NOTE_HEADER = "说明"
+HEADERS: tuple[str, ...] = (*(h for _, h in LOCKED_COLUMNS), RESPONSE_HEADER, NOTE_HEADER)
+RESPONSE_COLUMN = len(LOCKED_COLUMNS) + 1  # 1-based
+NOTE_COLUMN = RESPONSE_COLUMN + 1
+# the columns the platform may change after the workbook was written (a later night)
+CHANGING_COLUMNS = frozenset({"due", "status"})
+RESPONSES: dict[str, str] = {"已整改": "fixed", "有异议": "disputed", "无法整改": "cannot_fix"}
+RESPONSE_LABELS: dict[str, str] = {v: k for k, v in RESPONSES.items()}
+STATUS_ZH: dict[str, str] = {"open": "待整改", "reopened": "重新出现", "fixed": "已消除"}
+OPEN_STATUSES = frozenset({"open", "reopened"})
+_WIDTHS = (18, 22, 30, 16, 16, 48, 12, 12, 10, 12, 48)
+_HEADER_FILL = PatternFill("solid", fgColor="DDDDDD")
+_INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
+_HELP = (
+    "问题数据反馈表：请逐行在“答复”列选择 已整改 / 有异议 / 无法整改，并在“说明”列填写情况。",
+    "已整改：已在源系统改正，平台下一晚会核对；仍不正确的将重新打开并标记为整改未通过。",
+    "有异议：认为数据本身正确，请在“说明”中写明理由（必填）；异议期间相关查询会提示该事实有争议。",
+    "无法整改：请在“说明”中写明原因。",
+    "灰色表头的列已锁定，请勿修改；不要增删工作表，不要在任何单元格中写公式。",
+    "填好后，放入本部门的收件箱文件夹，或通过问题数据接口上传（docs/problems.md）。",
+    "个人信息已脱敏，只显示身份证号码前6位和后4位。",
+)
+
+
+# report.csv_cell's rule (docs/reports.md, rejected.csv), for the workbook's cells
+FORMULA_STARTS = frozenset("=+-@\t\r\x00\uff1d\uff0b\uff0d\uff20")
+CELL_MAX = 32_767
+_TRUNCATED = "…[截断 truncated, {n} chars]"
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def sheet_cell(value: object) -> str:
+    """A value as a safe spreadsheet cell, by ``report.csv_cell``'s rule: invisible characters
+    escaped, a formula start neutralised with a leading ``'``, at most ``CELL_MAX`` UTF-16 code
+    units (a longer value cut with a marker giving its original length)."""
+    text = "" if value is None else str(value)
+    n = len(text)
+    if _HIDDEN.search(text):
+        text = _HIDDEN.sub(_escape_char, text)
+    head = text.lstrip(" \u3000\n")
+    prefix = "'" if head and head[0] in FORMULA_STARTS else ""
+    cell = prefix + text
+    if _units(cell) <= CELL_MAX:
+        return cell
+    marker = _TRUNCATED.format(n=n)
+    keep = CELL_MAX - _units(marker) - _units(prefix)
+    kept = text.encode("utf-16-le")[: 2 * keep].decode("utf-16-le", errors="ignore")
+    return prefix + kept + marker
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _masked(value: Any, person_key: str | None) -> str:
+    text = _text(value)
+    if person_key and person_key.strip():
+        text = text.replace(person_key.strip(), mask_id_number(person_key))
+    return mask_text(text)
+
+
+def cells(row: Mapping[str, Any]) -> dict[str, str]:
+    """The locked cells of one problem (a problem table row) exactly as the workbook shows them:
+    masked where the report masks, each through ``sheet_cell``."""
+    person_key = row.get("person_key")
+    out: dict[str, str] = {}
+    for column, _ in LOCKED_COLUMNS:
+        value = row.get(column)
+        if column in ("source_key", "message_zh"):
+            text = _masked(value, person_key)
+        elif column == "status":
+            text = STATUS_ZH.get(_text(value), _text(value))
+        else:
+            text = mask_text(_text(value))
+        out[column] = sheet_cell(text)
+    return out
+
+
+def sheet_name(table: str) -> str:
+    """The sheet of one table: its name, cut to Excel's 31 characters."""
+    return table[:31]
+
+
+def open_problems(problems: pa.Table, dept: str) -> list[dict[str, Any]]:
+    """The department's open and reopened problems, ordered by table, due date and ID."""
+    rows = [
+        r
+        for r in problems.to_pylist()
+        if r.get("dept") == dept and r.get("status") in OPEN_STATUSES
+    ]
+    return sorted(rows, key=lambda r: (str(r["table"]), _text(r.get("due")), r["problem_id"]))
+
+
+def _header(ws: Worksheet) -> None:
+    for col, title in enumerate(HEADERS, start=1):
+        c = ws.cell(row=1, column=col, value=title)
+        c.font = Font(bold=True)
+        c.fill = _HEADER_FILL if col < RESPONSE_COLUMN else _INPUT_FILL
+        c.alignment = Alignment(vertical="center")
+    for col, width in enumerate(_WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = width
+    ws.freeze_panes = "B2"
+
+
+def _text_cell(ws: Worksheet, row: int, col: int, value: str) -> None:
+    c = ws.cell(row=row, column=col)
+    c.value = value
+    c.data_type = "s"  # text, even when it starts with "=" (csv_cell has neutralised it anyway)
+
+
+def _table_sheet(ws: Worksheet, rows: Iterable[dict[str, Any]]) -> int:
+    _header(ws)
+    n = 0
+    for n, row in enumerate(rows, start=1):
+        shown = cells(row)
+        for col, (column, _) in enumerate(LOCKED_COLUMNS, start=1):
+            _text_cell(ws, n + 1, col, shown[column])
+        for col in (RESPONSE_COLUMN, NOTE_COLUMN):
+            c = ws.cell(row=n + 1, column=col)
+            c.protection = Protection(locked=False)
+            c.fill = _INPUT_FILL
+        ws.cell(row=n + 1, column=NOTE_COLUMN).alignment = Alignment(wrap_text=True)
+    if n:
+        letter = get_column_letter(RESPONSE_COLUMN)
+        dv = DataValidation(
+            type="list",
+            formula1='"' + ",".join(RESPONSES) + '"',
+            allow_blank=True,
+            showDropDown=False,  # False shows the in-cell arrow (the attribute's name is inverted)
+            showErrorMessage=True,
+            errorTitle="答复无效",
+            error="请从列表中选择：" + " / ".join(RESPONSES),
+            promptTitle="答复",
+            prompt="已整改 / 有异议 / 无法整改",
+            showInputMessage=True,
+        )
+        dv.add(f"{letter}2:{letter}{n + 1}")
+        ws.add_data_validation(dv)
+    _protect(ws)
+    return n
+
+
+def _protect(ws: Worksheet) -> None:
+    ws.protection.sheet = True
+    # the department may still widen columns and rows to read long messages
+    ws.protection.formatColumns = False
+    ws.protection.formatRows = False
+
+
+def _help_sheet(ws: Worksheet, dept: str, counts: dict[str, int]) -> None:
+    ws.column_dimensions["A"].width = 100
+    ws.cell(row=1, column=1, value=f"部门 {dept} 问题数据反馈表").font = Font(bold=True, size=14)
+    for i, line in enumerate(_HELP, start=3):
+        ws.cell(row=i, column=1, value=line)
+    row = len(_HELP) + 4
+    if not counts:
+        ws.cell(row=row, column=1, value="目前没有待整改的问题。")
+    for table, n in sorted(counts.items()):
+        ws.cell(row=row, column=1, value=f"工作表 {sheet_name(table)}：{n} 个待整改问题")
+        row += 1
+    _protect(ws)
+
+
+def _meta_sheet(ws: Worksheet, dept: str, rows: list[dict[str, Any]]) -> None:
+    ws.append(["format", FORMAT])
+    ws.append(["dept", dept])
+    ws.append(["written_at", datetime.now(UTC).isoformat(timespec="seconds")])
+    ws.append(["problem_id", "due", "status"])
+    for row in rows:
+        shown = cells(row)
+        ws.append([shown["problem_id"], shown["due"], shown["status"]])
+    ws.sheet_state = "veryHidden"
+    _protect(ws)
+
+
+def build_workbook(problems: pa.Table, dept: str) -> Workbook:
+    """The workbook of ``dept``'s open problems (see the module's docstring)."""
+    rows = open_problems(problems, dept)
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_table.setdefault(str(row["table"]), []).append(row)
+    names = [sheet_name(t) for t in by_table]
+    if len(set(names)) != len(names) or HELP_SHEET in names or META_SHEET in names:
+        raise ValueError(f"department {dept}: table names do not give distinct sheet names")
+    wb = Workbook()
+    help_ws = wb.active
+    assert help_ws is not None  # a new workbook has its first sheet
+    help_ws.title = HELP_SHEET
+    _help_sheet(help_ws, dept, {t: len(r) for t, r in by_table.items()})
+    for table, table_rows in by_table.items():
+        _table_sheet(wb.create_sheet(sheet_name(table)), table_rows)
+    _meta_sheet(wb.create_sheet(META_SHEET), dept, rows)
+    wb.security = WorkbookProtection(lockStructure=True)
+    wb.active = 1 if by_table else 0
+    return wb
+
+
+def write_workbook(path: Path, problems: pa.Table, dept: str) -> None:
+    """Write ``dept``'s feedback workbook to ``path`` (replaced atomically)."""
+    wb = build_workbook(problems, dept)
+    replace_with(path, lambda tmp: wb.save(tmp))
