@@ -10,7 +10,9 @@ silently different configuration).
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -245,6 +247,13 @@ class Department(_Model):
         description="encoding of the text bytes a SQL_ASCII PostgreSQL or SQLite source holds",
     )
     tables: list[TableSpec] = Field(min_length=1)
+    problem_due_working_days: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="working days a problem of this department's data has to be fixed in "
+        "(问题整改期限, docs/problems.md)",
+    )
 
     @field_validator("source_encoding")
     @classmethod
@@ -430,6 +439,42 @@ REGISTER_FIELD = "name"
 def register_departments(depts: list[Department]) -> list[str]:
     """The codes of the departments whose person tables are the household register."""
     return [d.code for d in depts if REGISTER_FIELD in d.authority]
+
+
+class HolidayFallback(_Model):
+    """The holiday calendar for a year the holiday library does not cover yet
+    (``datacloud.working_days``): weekends are days off, except the listed make-up working
+    days (调休上班); the listed holidays are days off too."""
+
+    holidays: list[date] = Field(default_factory=list, description="days off besides weekends")
+    workdays: list[date] = Field(
+        default_factory=list, description="make-up working days (调休) on a weekend"
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> HolidayFallback:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"dates listed both as holiday and as working day: {both}")
+        return self
+
+
+HOLIDAYS_FILE = "holidays.yaml"
+
+
+def holidays_path() -> Path:
+    """``dags/holidays.yaml`` beside the department folder (``DATACLOUD_HOLIDAYS`` overrides)."""
+    env = os.environ.get("DATACLOUD_HOLIDAYS")
+    return Path(env) if env else departments_dir().parent / HOLIDAYS_FILE
+
+
+def load_holiday_fallback(path: Path | None = None) -> HolidayFallback:
+    """The fallback holiday list; an empty one (weekends only) when the file does not exist."""
+    path = path or holidays_path()
+    if not path.is_file():
+        return HolidayFallback()
+    data = read_yaml(path)
+    return validated(HolidayFallback, data if data is not None else {}, path)
 
 
 def check_sql(dept: Department) -> list[str]:

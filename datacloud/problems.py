@@ -1,0 +1,258 @@
+"""The problem-data loop (问题数据闭环), pure: tonight's problems + the table the nights before
+left + the departments' responses → the new problem table (docs/problems.md).
+
+A problem is one rejected row's broken rule (``rejected_row``: department, source table, source
+primary key, rule code) or one cross-department finding (``finding``: department, table
+``consistency``, the person's ID number, finding code). Its ID is stable night after night:
+``sha256("dept|table|source_key|rule")[:16]``.
+
+Each night, for every source the platform looked at tonight (a table normalised tonight, the
+cross-department comparison if curation published one):
+
+- a problem seen for the first time is ``open``, due ``N`` working days later (per department,
+  ``datacloud.working_days``);
+- an open problem no longer seen is ``fixed`` with ``fixed_on`` = tonight;
+- a fixed problem seen again is ``reopened`` with ``reopened_on`` and a new due date;
+- a ``fixed`` response (已整改) checked tonight against a problem still seen makes it
+  ``reopened`` with ``fix_failed`` (its due date stays: the claimed fix did not hold);
+- a ``disputed`` response (有异议) sets ``disputed_since`` (the day it was made); the problem
+  stays open, flagged, and is not overdue while disputed;
+- a ``cannot_fix`` response (无法整改) is recorded; the problem stays open.
+
+Problems of a source not looked at tonight (a table that did not load, a night without
+curation, a row of an incremental table not read again tonight) keep their state: a table
+that failed to load fixed nothing. ``overdue`` is
+recomputed every night: open or reopened, not disputed, and tonight after the due date.
+
+Responses come from the append-only log (``<root>/problems/responses/<dept>.jsonl``); the
+night of business date ``ds`` applies, per problem, the latest response made on or before
+``ds`` (Shanghai date of its ``at``) that is newer than the one the table holds
+(``response_at``): each response is applied once, and a rerun of a night applies the same ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from datacloud.business_day import SHANGHAI
+from datacloud.problem_store import OPEN, RESPONSES, SCHEMA
+
+FINDING_TABLE = "consistency"  # the "table" of a cross-department finding
+KEEP_FIXED_DAYS = 400  # fixed problems are dropped this long after their fix (Delta keeps them)
+TREND_NIGHTS = 30
+OBSERVED_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("dept", pa.string()),
+        ("table", pa.string()),
+        ("source_key", pa.string()),
+        ("field", pa.string()),
+        ("rule", pa.string()),
+        ("message_zh", pa.string()),
+        ("person_key", pa.string()),
+    ]
+)
+RESPONSE_ZH = {"fixed": "已整改", "disputed": "有异议", "cannot_fix": "无法整改"}
+STATUS_ZH = {"open": "未整改", "fixed": "已整改", "reopened": "重新出现"}
+
+Due = Callable[[str, date], date]  # (department, from) -> due date
+
+
+def problem_id(dept: str, table: str, source_key: str, rule: str) -> str:
+    """The stable ID of a problem: 16 hex digits of sha256("dept|table|source_key|rule")."""
+    return hashlib.sha256(f"{dept}|{table}|{source_key}|{rule}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Response:
+    """One accepted response row of the log (docs/problems.md, the responses log)."""
+
+    problem_id: str
+    dept: str
+    response: str  # fixed | disputed | cannot_fix
+    note: str
+    by: str
+    at: datetime  # aware, UTC
+    channel: str = ""
+    file_sha256: str = ""
+
+    @property
+    def day(self) -> date:
+        """The Shanghai date the response was made: the night that applies it."""
+        return self.at.astimezone(SHANGHAI).date()
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Response:
+        """A log record as a Response; ValueError when it does not follow the contract."""
+        response = str(record.get("response") or "")
+        if response not in RESPONSES:
+            raise ValueError(f"unknown response {response!r}")
+        at = datetime.fromisoformat(str(record["at"]).replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        return cls(
+            problem_id=str(record["problem_id"]),
+            dept=str(record["dept"]),
+            response=response,
+            note=str(record.get("note") or ""),
+            by=str(record.get("by") or ""),
+            at=at.astimezone(UTC),
+            channel=str(record.get("channel") or ""),
+            file_sha256=str(record.get("file_sha256") or ""),
+        )
+
+
+def latest_responses(responses: Iterable[Response], ds: date) -> dict[str, Response]:
+    """Per problem, the latest response made on or before business date ``ds``."""
+    out: dict[str, Response] = {}
+    for r in responses:
+        if r.day > ds:
+            continue
+        held = out.get(r.problem_id)
+        if held is None or (r.at, r.file_sha256) > (held.at, held.file_sha256):
+            out[r.problem_id] = r
+    return out
+
+
+def _observed_by_id(observed: pa.Table) -> dict[str, dict[str, Any]]:
+    """Tonight's problems by ID; several issues of one ID (two fields breaking the same rule
+    in one row) become one problem naming every field."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in observed.to_pylist():
+        pid = problem_id(row["dept"], row["table"], str(row["source_key"]), row["rule"])
+        held = out.get(pid)
+        if held is None:
+            out[pid] = {**row, "source_key": str(row["source_key"]), "fields": {row["field"]}}
+            continue
+        held["fields"].add(row["field"])
+        if held.get("person_key") is None:
+            held["person_key"] = row.get("person_key")
+    for row in out.values():
+        row["field"] = ",".join(sorted(f for f in row.pop("fields") if f)) or None
+    return out
+
+
+def _apply_response(row: dict[str, Any], r: Response) -> None:
+    row["response"] = r.response
+    row["response_at"] = r.at
+    row["response_by"] = r.by
+    row["response_note"] = r.note
+    row["disputed_since"] = r.day if r.response == "disputed" else None
+    row["fix_failed"] = False
+
+
+def track(
+    previous: pa.Table,
+    observed: pa.Table,
+    covered: set[tuple[str, str]],
+    responses: Mapping[str, Response],
+    ds: date,
+    due: Due,
+    keys_read: Mapping[tuple[str, str], set[str]] | None = None,
+) -> pa.Table:
+    """The problem table after night ``ds``.
+
+    ``previous``: the table the nights before left (``SCHEMA``); ``observed``: tonight's
+    problems (``OBSERVED_SCHEMA``); ``covered``: the (department, table) sources looked at
+    tonight (a finding's table is ``consistency``); ``responses``: per problem the latest
+    response up to ``ds`` (``latest_responses``); ``due(dept, day)``: the due date of a
+    problem of ``dept`` seen on ``day``; ``keys_read``: for an incremental table, the source
+    keys read tonight (a row not read again tonight is not fixed by its absence).
+    """
+    keys_read = keys_read or {}
+    seen = _observed_by_id(observed)
+    rows: dict[str, dict[str, Any]] = {r["problem_id"]: r for r in previous.to_pylist()}
+    for pid, ob in seen.items():
+        if pid not in rows:
+            rows[pid] = {
+                **{f.name: None for f in SCHEMA},
+                **{k: ob[k] for k in OBSERVED_SCHEMA.names},
+                "problem_id": pid,
+                "first_seen": ds,
+                "last_seen": ds,
+                "status": "open",
+                "due": due(ob["dept"], ds),
+                "overdue": False,
+                "fix_failed": False,
+                "_new": True,
+            }
+    out = []
+    for pid, row in rows.items():
+        new = row.pop("_new", False)
+        source = (row["dept"], row["table"])
+        looked = source in covered and (
+            source not in keys_read or row["source_key"] in keys_read[source]
+        )
+        r = responses.get(pid)
+        fresh = (
+            r is not None
+            and r.dept == row["dept"]
+            and (row["response_at"] is None or r.at > row["response_at"])
+            and (looked or r.response != "fixed")  # a fix is checked on a night that looks
+        )
+        if fresh:
+            assert r is not None
+            _apply_response(row, r)
+        if looked and pid in seen:
+            ob = seen[pid]
+            row["last_seen"] = ds
+            row["field"] = ob["field"] or row["field"]
+            row["message_zh"] = ob["message_zh"] or row["message_zh"]
+            row["person_key"] = ob["person_key"] or row["person_key"]
+            if row["status"] == "fixed":  # seen again after it was gone
+                row["status"] = "reopened"
+                row["reopened_on"] = ds
+                row["due"] = due(row["dept"], ds)
+            elif fresh and r is not None and r.response == "fixed" and not new:
+                row["status"] = "reopened"  # the department said fixed; the source says not
+                row["reopened_on"] = ds
+                row["fix_failed"] = True
+        elif looked and row["status"] in OPEN:
+            row["status"] = "fixed"
+            row["fixed_on"] = ds
+            row["fix_failed"] = False
+            row["disputed_since"] = None
+        fixed_on = row["fixed_on"] if row["status"] == "fixed" else None
+        if fixed_on is not None and fixed_on < ds - timedelta(days=KEEP_FIXED_DAYS):
+            continue
+        row["overdue"] = bool(
+            row["status"] in OPEN and row["disputed_since"] is None and ds > row["due"]
+        )
+        out.append(row)
+    out.sort(key=lambda x: (x["dept"], x["table"], x["problem_id"]))
+    return pa.Table.from_pylist(out, schema=SCHEMA)
+
+
+# --- figures for the reports ------------------------------------------------------------------
+
+
+def summary(table: pa.Table, ds: date) -> dict[str, Any]:
+    """The figures of a department's 问题整改 section from its rows of the problem table as
+    night ``ds`` left them: open, new tonight, fixed tonight, reopened tonight, overdue,
+    disputed, fix failed, closure rate and median age of the open problems (in days)."""
+    rows = table.to_pylist()
+    open_rows = [r for r in rows if r["status"] in OPEN]
+    window = ds - timedelta(days=TREND_NIGHTS - 1)
+    recent = [r for r in rows if r["last_seen"] >= window or r["status"] in OPEN]
+    closed = [r for r in recent if r["status"] == "fixed"]
+    ages = [(ds - r["first_seen"]).days for r in open_rows]
+    return {
+        "total": len(rows),
+        "open": len(open_rows),
+        "new_tonight": sum(r["first_seen"] == ds for r in rows),
+        "fixed_tonight": sum(r["status"] == "fixed" and r["fixed_on"] == ds for r in rows),
+        "reopened_tonight": sum(r["status"] == "reopened" and r["reopened_on"] == ds for r in rows),
+        "overdue": sum(bool(r["overdue"]) for r in open_rows),
+        "disputed": sum(r["disputed_since"] is not None for r in open_rows),
+        "fix_failed": sum(bool(r["fix_failed"]) for r in open_rows),
+        "cannot_fix": sum(r["response"] == "cannot_fix" for r in open_rows),
+        "closure_rate": round(len(closed) / len(recent), 4) if recent else None,
+        "median_age_days": statistics.median(ages) if ages else None,
+    }
