@@ -3,8 +3,9 @@
 Runs when every department's staged tables have been updated (their Asset events), or at the
 cutoff of ``dags/curation.yaml`` (05:30 Asia/Shanghai) with whatever has landed. Only the keys
 the staged changes touch are recomputed; each curated table changes by one Delta commit.
-Then tonight's department reports are written again, so they show the cross-department
-findings (比对) curation has just published.
+Then tonight's problems are tracked (``track_problems``: the problem table, docs/problems.md)
+and tonight's department reports are written again, so they show the cross-department
+findings (比对) curation has just published and the 问题整改 section.
 """
 
 from __future__ import annotations
@@ -80,6 +81,19 @@ def curate() -> dict[str, Any]:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE)
+def track_problems() -> dict[str, Any]:
+    """Track tonight's problems (问题数据闭环): rejected rows and findings against the problem
+    table, the departments' responses applied; also after a failed curation (the rejected
+    rows are the departments' either way; findings not compared tonight keep their state)."""
+    from datacloud.config import load_departments
+    from datacloud.paths import StorageRoot
+    from datacloud.problems_night import track_night
+
+    ds, _, run_id = _night()
+    return track_night(StorageRoot.from_env(), load_departments(), ds, run_id)
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
 def refresh_reports() -> dict[str, str]:
     """Rewrite tonight's department reports, now with the cross-department findings."""
     from datacloud.config import load_departments
@@ -111,4 +125,4 @@ with DAG(
         "execution_timeout": timedelta(hours=3),
     },
 ):
-    curate() >> refresh_reports()
+    curate() >> track_problems() >> refresh_reports()

@@ -1,0 +1,25 @@
+"""The curation DAG's tasks: curate, then track_problems (the problem table), then
+refresh_reports (the reports show tonight's findings and problems)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_problems_are_tracked_after_curation_and_before_the_reports() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["curation"]
+    upstream = {t.task_id: t.upstream_task_ids for t in dag.tasks}
+    assert upstream == {
+        "curate": set(),
+        "track_problems": {"curate"},
+        "refresh_reports": {"track_problems"},
+    }
+    track = dag.get_task("track_problems")
+    # a failed curation still tracks the rejected rows (and the reports still follow)
+    assert str(track.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
+    assert str(dag.get_task("refresh_reports").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
+    assert not track.outlets
