@@ -269,19 +269,16 @@ def column_names_zh(t: CuratedTable) -> dict[str, str]:
             missing.append(column)
         return zh or ""
 
-    owner = {c: f for f in t.fields for c in f.value_columns}
+    golden = {f.name for f in t.fields}
+    for f in t.fields:  # a golden field's own name (its _source/_as_of columns take it)
+        named(f.name)
     for column in t.published():
-        if column in owner or column in {c.name for c in (*t.lead, *t.columns)}:
-            out[column] = named(column)
-        elif column.endswith("_source") and column.removesuffix("_source") in names:
-            out[column] = f"{named(column.removesuffix('_source'))}来源部门"
-        elif column.endswith("_as_of") and column.removesuffix("_as_of") in names:
-            out[column] = f"{named(column.removesuffix('_as_of'))}数据日期"
+        about = _lineage_of(column, golden)
+        if about is not None and column not in names:
+            field, kind = about
+            out[column] = f"{names[field]}{kind}" if field in names else ""
         else:
             out[column] = named(column)
-    for f in t.fields:  # a golden field's own name (its _source/_as_of columns need it)
-        if f.name not in names:
-            missing.append(f.name)
     if t.name not in TABLE_ZH:
         missing.append("(the table's own name, TABLE_ZH)")
     if missing:
@@ -290,6 +287,15 @@ def column_names_zh(t: CuratedTable) -> dict[str, str]:
             "(datacloud/resource_catalogue.py, COLUMN_ZH)"
         )
     return out
+
+
+def _lineage_of(column: str, golden: set[str]) -> tuple[str, str] | None:
+    """``name_source`` -> (``name``, 来源部门), ``name_as_of`` -> (``name``, 数据日期) for a
+    golden field's lineage columns; None for any other column."""
+    for suffix, kind in (("_source", "来源部门"), ("_as_of", "数据日期")):
+        if column.endswith(suffix) and column.removesuffix(suffix) in golden:
+            return column.removesuffix(suffix), kind
+    return None
 
 
 def build(
