@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
+from datacloud import problem_store
 from datacloud.atomic import fsync_dir, locked
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
@@ -60,7 +60,6 @@ MAX_BYTES = 5 * 1024 * 1024  # a feedback workbook of 10,000 problems is about 1
 MAX_UNZIPPED_BYTES = 100 * 1024 * 1024
 MAX_MEMBERS = 2_000
 MAX_NOTE = 2_000  # characters
-DEPT_CODE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # as datacloud.paths checks a path component
 Channel = Literal["inbox", "api"]
 _MACRO_CONTENT = "macroEnabled"
 _STATUSES = {
@@ -156,9 +155,7 @@ class ImportResult:
 
 def responses_log(root: StorageRoot, dept: str) -> Path:
     """The department's append-only responses log (the contract's path)."""
-    if not DEPT_CODE.match(dept):
-        raise ValueError(f"not a department code: {mask_text(dept)[:40]!r}")
-    return root.root / "problems" / "responses" / f"{dept}.jsonl"
+    return root.problem_responses(dept)
 
 
 def default_by() -> str:
@@ -294,7 +291,7 @@ def read_responses(
         if r.get("dept") == dept
     }
     sha = hashlib.sha256(data).hexdigest()
-    when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
     records: list[dict[str, Any]] = []
     seen: dict[str, tuple[str, int]] = {}
     for ws in wb.worksheets:
@@ -522,8 +519,6 @@ def import_bytes(
 
 def load_problems(root: StorageRoot) -> pa.Table:
     """The problem table (``datacloud.problem_store``)."""
-    from datacloud import problem_store
-
     return problem_store.read_problems(root)
 
 

@@ -10,32 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA = pa.schema(
-    [
-        ("problem_id", pa.string()),
-        ("kind", pa.string()),
-        ("dept", pa.string()),
-        ("table", pa.string()),
-        ("source_key", pa.string()),
-        ("field", pa.string()),
-        ("rule", pa.string()),
-        ("message_zh", pa.string()),
-        ("person_key", pa.string()),
-        ("first_seen", pa.date32()),
-        ("last_seen", pa.date32()),
-        ("status", pa.string()),
-        ("fixed_on", pa.date32()),
-        ("reopened_on", pa.date32()),
-        ("due", pa.date32()),
-        ("overdue", pa.bool_()),
-        ("response", pa.string()),
-        ("response_at", pa.timestamp("us", tz="UTC")),
-        ("response_by", pa.string()),
-        ("response_note", pa.string()),
-        ("fix_failed", pa.bool_()),
-        ("disputed_since", pa.date32()),
-    ]
-)
+from datacloud.problem_store import SCHEMA
+
 # valid check characters (GB 11643): real-looking ID numbers that must never show unmasked
 ID_A = "330106199001011234"
 ID_B = "110101198506154321"
