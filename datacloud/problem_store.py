@@ -19,7 +19,9 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datacloud.delta import open_table, overwrite, read_loaded, version_as_of
+from datacloud.delta import open_table, overwrite, read_loaded, rs, version_as_of
+from datacloud.delta.read import load
+from datacloud.delta.spec import CommitInfo, writer
 from datacloud.paths import StorageRoot
 
 SCHEMA = pa.schema(
@@ -117,7 +119,35 @@ def latest_night(root: StorageRoot) -> date | None:
     return None
 
 
+def night_as_of(root: StorageRoot, ds: date) -> date | None:
+    """The latest tracking night on or before ``ds`` (the night ``read_problems(as_of=ds)``
+    shows), None when there was none."""
+    dt = open_table(root.problems_table())
+    if dt is None:
+        return None
+    nights = [
+        str(c["datacloud.ds"])
+        for c in dt.history()
+        if c.get("datacloud.ds") and str(c["datacloud.ds"]) <= ds.isoformat()
+    ]
+    return date.fromisoformat(max(nights)) if nights else None
+
+
 def write_problems(root: StorageRoot, table: pa.Table, ds: date, run_id: str) -> int:
-    """Replace the problem table with ``table`` in one commit stamped with ``ds``; the same
-    content makes no new version. Returns the version now current."""
-    return overwrite(root.problems_table(), conform(table), SORT_BY, run_id, ds.isoformat())
+    """Replace the problem table with ``table`` in one commit stamped with ``ds``. A rerun of
+    the latest night with the same content makes no new version; a new night always commits
+    (also with unchanged rows), so every tracked night has its version. Returns the version
+    now current."""
+    rows = conform(table).sort_by([(k, "ascending") for k in SORT_BY])
+    path = root.problems_table()
+    if latest_night(root) in (None, ds):
+        return overwrite(path, rows, SORT_BY, run_id, ds.isoformat())
+    rs.write(
+        path,
+        rows,
+        mode="overwrite",
+        schema_mode="overwrite",
+        writer_properties=writer(),
+        commit_properties=CommitInfo(run_id, ds.isoformat()).properties(),
+    )
+    return load(path).version()

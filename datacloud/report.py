@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,16 +30,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import failures, report_sources, report_verdict, runstate
+from datacloud import (
+    failures,
+    problem_store,
+    problem_workbook,
+    problems,
+    report_sources,
+    report_verdict,
+    runstate,
+    working_days,
+)
 from datacloud.atomic import replace_text, replace_with
 from datacloud.audit_anchors import anchor_finished_days
 from datacloud.config import Department
-from datacloud.masking import mask_text
+from datacloud.masking import mask_id_number, mask_text
 from datacloud.paths import StorageRoot
+from datacloud.problem_workbook import write_workbook
 from datacloud.report_html import department_names, render_department, render_overview
 from transforms.rules import RULES
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
+WORKBOOK = "problems.xlsx"  # the feedback workbook (问题数据反馈表, datacloud.problem_workbook)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 STATUS_ZH = {"success": "成功", "partial": "部分成功", "failed": "失败"}
 FAILURE_KIND_ZH = failures.KINDS
@@ -261,6 +274,106 @@ def _issues_by_table(root: StorageRoot, dept: Department, ds: date) -> dict[str,
     return out
 
 
+# --- 问题整改: the department's problems as the problem table holds them (docs/problems.md) ---
+
+PROBLEM_LIST_MAX = 50  # rows of each list on the page and in report.json (the workbook has all)
+
+
+def _problem_key(row: dict[str, Any]) -> str:
+    """A problem's source key as shown: the person's ID number masked, then every ID or
+    mobile number left (a finding's key is the ID number itself)."""
+    text = str(row.get("source_key") or "")
+    person = row.get("person_key")
+    if person and person in text:
+        text = text.replace(person, mask_id_number(person))
+    return mask_text(text)
+
+
+def _problem_item(row: dict[str, Any], ds: date) -> dict[str, Any]:
+    due = row["due"]
+    return {
+        "problem_id": row["problem_id"],
+        "kind": row["kind"],
+        "table": row["table"],
+        "source_key": _problem_key(row),
+        "field": row.get("field"),
+        "rule": row["rule"],
+        "message_zh": mask_text(str(row.get("message_zh") or "")),
+        "status": row["status"],
+        "first_seen": row["first_seen"].isoformat(),
+        "due": due.isoformat(),
+        "days_overdue": max((ds - due).days, 0),
+        "age_days": (ds - row["first_seen"]).days,
+        "response": row.get("response"),
+        "disputed_since": row["disputed_since"].isoformat() if row["disputed_since"] else None,
+        "fix_failed": bool(row["fix_failed"]),
+    }
+
+
+def problem_figures(root: StorageRoot, dept: Department, ds: date) -> dict[str, Any]:
+    """The 问题整改 section: the department's problems as the latest tracking night up to
+    ``ds`` left the problem table (``tracked_night``; the department DAG's report, written
+    before tonight's tracking, shows the night before). ``{"available": False}`` before the
+    first tracking night."""
+    try:
+        night = problem_store.latest_night(root)
+        table = problem_store.read_problems(root, dept.code, as_of=ds)
+        tracked = problem_store.night_as_of(root, ds) if night is not None else None
+    except Exception as e:  # an unreadable table must not stop the report
+        log.warning("problem table unreadable for %s: %s", dept.code, e)
+        return {"available": True, "error": f"问题台账无法读取：{type(e).__name__}"}
+    if tracked is None:
+        return {"available": False}
+    figures = problems.summary(table, tracked)
+    rows = table.to_pylist()
+    open_rows = [r for r in rows if r["status"] in problem_store.OPEN]
+    overdue = sorted(
+        (r for r in open_rows if r["overdue"]), key=lambda r: (r["due"], r["problem_id"])
+    )
+    disputed = sorted(
+        (r for r in open_rows if r["disputed_since"] is not None),
+        key=lambda r: (r["disputed_since"], r["problem_id"]),
+    )
+    fix_failed = sorted(
+        (r for r in open_rows if r["fix_failed"]), key=lambda r: (r["due"], r["problem_id"])
+    )
+    years = working_days.library_years()
+    spans = {y for r in open_rows for y in range(r["first_seen"].year, r["due"].year + 1)}
+    return {
+        "available": True,
+        "tracked_night": tracked.isoformat(),
+        **figures,
+        "due_working_days": dept.problem_due_working_days,
+        "calendar": {
+            "library": working_days.LIBRARY,
+            "library_version": working_days.LIBRARY_VERSION,
+            "library_years": [years.start, years.stop - 1],
+            "fallback_years": sorted(y for y in spans if y not in years),
+        },
+        "by_table": [
+            {
+                "table": t,
+                "open": sum(r["table"] == t for r in open_rows),
+                "overdue": sum(r["table"] == t and r["overdue"] for r in open_rows),
+            }
+            for t in sorted({r["table"] for r in open_rows})
+        ],
+        "overdue_list": [_problem_item(r, tracked) for r in overdue[:PROBLEM_LIST_MAX]],
+        "disputed_list": [_problem_item(r, tracked) for r in disputed[:PROBLEM_LIST_MAX]],
+        "fix_failed_list": [_problem_item(r, tracked) for r in fix_failed[:PROBLEM_LIST_MAX]],
+    }
+
+
+def _write_workbook(root: StorageRoot, dept: Department, ds: date, path: Path) -> int | None:
+    """The feedback workbook (problems.xlsx) of the department's open problems as the table
+    stands for ``ds``; None (and no file) before the first tracking night."""
+    if problem_store.night_as_of(root, ds) is None:
+        return None
+    table = problem_store.read_problems(root, dept.code, as_of=ds)
+    write_workbook(path, table, dept.code)
+    return len(problem_workbook.open_problems(table, dept.code))
+
+
 def build_report(
     root: StorageRoot,
     dept: Department,
@@ -299,6 +412,7 @@ def build_report(
         "tables": tables,
         "quality": report_sources.quality_results(root, dept.code, ds),
         "findings": report_sources.consistency_findings(root, dept.code, ds),
+        "problems": problem_figures(root, dept, ds),
         "files": {
             "rejected_csv": "rejected.csv",
             "findings_csv": "findings.csv",
@@ -328,6 +442,13 @@ def write_department_report(root: StorageRoot, dept: Department, ds: date) -> Re
     report["findings_csv_lines"] = _write_findings_csv(
         findings, department_names(), out / "findings.csv"
     )
+    try:
+        report["workbook_problems"] = _write_workbook(root, dept, ds, out / WORKBOOK)
+    except Exception as e:  # the page must be written even when the workbook cannot be
+        log.warning("%s %s: feedback workbook not written: %s", dept.code, ds, e)
+        report["workbook_problems"] = None
+    if report["workbook_problems"] is not None:
+        report["files"]["problems_xlsx"] = WORKBOOK
     report.update(report_verdict.verdict(report))
     replace_text(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     replace_text(out / "index.html", render_department(root, report))

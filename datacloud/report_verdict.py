@@ -112,8 +112,9 @@ def todo(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Every problem of the night, who has to act on it and where the page shows it.
 
     Each item: ``kind`` (``rejected_rows``, ``table_failed``, ``platform_fault``,
-    ``quality_gate``, ``findings``, ``schema_change``, ``stale``, ``unreconciled``,
-    ``quality_unreadable``, ``findings_unreadable``), ``who`` (``department`` or ``platform``),
+    ``quality_gate``, ``findings``, ``problems_overdue``, ``schema_change``, ``stale``,
+    ``unreconciled``, ``quality_unreadable``, ``findings_unreadable``,
+    ``problems_unreadable``), ``who`` (``department`` or ``platform``),
     ``text_zh``, ``anchor`` (the section of index.html), and ``table``, ``count``,
     ``file`` where they apply.
     """
@@ -173,6 +174,26 @@ def todo(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "#findings",
                 count=n,
                 file="findings.csv",
+            )
+        )
+    problems = report.get("problems") or {}
+    if problems.get("available") and problems.get("error"):
+        items.append(_unreadable_item("problems", "问题台账"))
+    elif int(problems.get("overdue") or 0) or int(problems.get("fix_failed") or 0):
+        n, failed_fixes = int(problems.get("overdue") or 0), int(problems.get("fix_failed") or 0)
+        words = [f"{n:,} 个问题已超过整改期限"] if n else []
+        if failed_fixes:
+            words.append(f"{failed_fixes:,} 个答复“已整改”的问题次日仍然存在")
+        workbook = "下载问题数据反馈表 problems.xlsx，" if report.get("workbook_problems") else ""
+        items.append(
+            _item(
+                "problems_overdue",
+                "department",
+                f"{'，'.join(words)}：请尽快在源系统中整改；{workbook}对每个问题填写答复"
+                "（已整改 / 有异议 / 无法整改）后交回平台。",
+                "#problems",
+                count=n + failed_fixes,
+                **({"file": "problems.xlsx"} if workbook else {}),
             )
         )
     changed = [t for t in tables if t.get("schema_changes")]
