@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from datacloud.curated_tables import TABLES as CURATED
 from datacloud.lookup.keys import EnterpriseKey
 from datacloud.masking import mask_id_number, mask_name, mask_phone
+from datacloud.matters import MatterCatalogue
 
 CURRENT_RIGHT = "现势"
 Row = dict[str, Any]
@@ -143,6 +144,106 @@ def property_status(view: CuratedView, id_number: str) -> Row:
     }
 
 
+# --- what a matter may read ---------------------------------------------------------------------
+
+# the parts of the person and enterprise answers that list rows of one curated table
+ROW_PARTS: dict[str, dict[str, str]] = {
+    "person": {
+        "property_rights": "property_right",
+        "housing_fund_accounts": "housing_fund_account",
+        "marriages": "marriage",
+        "enterprise_roles": "enterprise_role",
+    },
+    "enterprise": {"shareholders": "enterprise_role"},
+}
+# an answer's own keys that are the query or the answer's shape, not data items
+QUERY_KEYS = {"person": ("id_number",), "enterprise": ("key",)}
+PROVENANCE = ("source", "as_of")  # a relation row's department and date
+LEGAL_REP = {"id_number": "legal_rep_id_number", "name": "legal_rep_name"}
+
+
+class MatterHasNoItem(LookupError):
+    """The matter has no data item the endpoint answers (or is not in the catalogue)."""
+
+
+def allowed_columns(endpoint: str, matter: str, catalogue: MatterCatalogue) -> dict[str, set[str]]:
+    """Per curated table, the columns ``matter``'s items for ``endpoint`` expose, with their
+    provenance: a golden field's ``<field>_source`` and ``<field>_as_of`` when one of its
+    columns is exposed, a relation row's ``source`` and ``as_of`` when any column is."""
+    items = catalogue.items_for(matter, endpoint)
+    if not items:
+        raise MatterHasNoItem(f"matter {matter!r} has no data item the {endpoint} lookup answers")
+    out: dict[str, set[str]] = {}
+    for item in items:
+        out.setdefault(item.table, set()).update(item.fields)
+    for table, columns in out.items():
+        decl = CURATED[table]
+        for f in decl.fields:
+            if columns.intersection(f.value_columns):
+                columns.update((f"{f.name}_source", f"{f.name}_as_of"))
+        if decl.columns:
+            columns.update(PROVENANCE)
+    return out
+
+
+def restrict(endpoint: str, answer: Row, matter: str, catalogue: MatterCatalogue) -> Row:
+    """The answer with only ``matter``'s data items for ``endpoint`` (docs/lookup.md#matters):
+    each golden field, row column and part of the answer that no item of the matter exposes
+    is left out (a part whose table no item reads is not in the answer at all), as is the
+    version of a curated table none of them reads. The query echo (``id_number``, ``key``)
+    stays. A property status is one item: the whole answer. Pure; ``MatterHasNoItem`` when
+    the matter has no item for the endpoint. Whatever the role: masking comes after."""
+    allowed = allowed_columns(endpoint, matter, catalogue)
+    if endpoint == "property_status":
+        return dict(answer)
+    out: Row = {k: answer[k] for k in QUERY_KEYS[endpoint] if k in answer}
+    if endpoint == "person" and "person" in allowed and "fields" in answer:
+        out["fields"] = {f: v for f, v in answer["fields"].items() if f in allowed["person"]}
+    if endpoint == "enterprise" and "enterprise" in allowed:
+        columns = allowed["enterprise"]
+        if "record" in answer:
+            out["record"] = {k: v for k, v in answer["record"].items() if k in columns}
+        if "legal_representative" in answer and columns.intersection(LEGAL_REP.values()):
+            rep = answer["legal_representative"]
+            out["legal_representative"] = (
+                None
+                if rep is None
+                else {
+                    k: v
+                    for k, v in rep.items()
+                    if k in PROVENANCE or LEGAL_REP.get(k, "") in columns
+                }
+            )
+    for part, table in ROW_PARTS[endpoint].items():
+        if table in allowed and part in answer:
+            out[part] = [
+                {k: v for k, v in row.items() if k in allowed[table]} for row in answer[part]
+            ]
+    if "curated" in answer:
+        out["curated"] = {t: v for t, v in answer["curated"].items() if t in allowed}
+    return out
+
+
+def sources(endpoint: str, answer: Row) -> list[str]:
+    """The source departments an answer's values come from, sorted (a proof's ``sources``)."""
+    if endpoint == "property_status":
+        return sorted(str(s) for s in answer.get("sources", []))
+    found: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and (key == "source" or key.endswith("_source")):
+            found.add(node)
+
+    walk({k: v for k, v in answer.items() if k not in ("curated", "key")})
+    return sorted(found)
+
+
 # --- masking for the clerk role ------------------------------------------------------------------
 
 _DISTRICT = re.compile(r"^.{1,12}?(?:区|县|旗)")
@@ -223,24 +324,31 @@ def masked(kind: str, answer: Row) -> Row:
     out = dict(answer)
     if "id_number" in out:
         out["id_number"] = mask_id_number(out["id_number"])
+    # a part may be missing: a matter's answer holds only its items (``restrict``)
     if kind == "person":
-        out["fields"] = {
-            f: {**v, "value": _mask_value(f, v["value"], person_names=True)}
-            for f, v in answer["fields"].items()
-            if f in CLERK_COLUMNS["fields"]
-        }
+        if "fields" in answer:
+            out["fields"] = {
+                f: {**v, "value": _mask_value(f, v["value"], person_names=True)}
+                for f, v in answer["fields"].items()
+                if f in CLERK_COLUMNS["fields"]
+            }
         for part in ("property_rights", "housing_fund_accounts", "marriages"):
-            out[part] = [_mask_row(part, r) for r in answer[part]]
-        out["enterprise_roles"] = [
-            _mask_row("enterprise_roles", r, person_names=True) for r in answer["enterprise_roles"]
-        ]
+            if part in answer:
+                out[part] = [_mask_row(part, r) for r in answer[part]]
+        if "enterprise_roles" in answer:
+            out["enterprise_roles"] = [
+                _mask_row("enterprise_roles", r, person_names=True)
+                for r in answer["enterprise_roles"]
+            ]
     elif kind == "enterprise":
-        out["record"] = _mask_row("record", answer["record"])
-        if answer["legal_representative"]:
+        if "record" in answer:
+            out["record"] = _mask_row("record", answer["record"])
+        if answer.get("legal_representative"):
             out["legal_representative"] = _mask_row(
                 "legal_representative", answer["legal_representative"], person_names=True
             )
-        out["shareholders"] = [
-            _mask_row("shareholders", r, person_names=True) for r in answer["shareholders"]
-        ]
+        if "shareholders" in answer:
+            out["shareholders"] = [
+                _mask_row("shareholders", r, person_names=True) for r in answer["shareholders"]
+            ]
     return out

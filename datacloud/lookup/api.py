@@ -2,7 +2,9 @@
 this process with no CDN: the page works offline).
 
 Looked-up numbers travel in the JSON body of a POST, never in the URL, so no access log or
-proxy records them. Every call needs ``X-API-Key``; every lookup a ``purpose``.
+proxy records them. Every call needs ``X-API-Key``; every lookup names its ``matter`` (事项,
+``dags/matters.yaml``) and ``case_no`` (办件编号), and is answered with that matter's data
+items only; a matter outside the key's grants is 403 ``MATTER_NOT_GRANTED``.
 
 ``RequestGate`` (pure ASGI, outermost) decides before the app reads a byte of the body: a
 client address locked out after failed keys gets 429, a missing or unknown key 401 (logged and
@@ -44,11 +46,15 @@ from datacloud.lookup.service import (
     BLANK_PURPOSE,
     Forbidden,
     LookupService,
+    MatterNotGranted,
     NotFound,
     PersonUnknown,
+    ProofSigner,
+    ProofUnavailable,
     is_blank,
 )
 from datacloud.lookup.store import POLL_SECONDS, CuratedStore, NoCuratedData
+from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, load_matters
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
@@ -70,14 +76,32 @@ Purpose = Annotated[str, AfterValidator(_purpose)]
 
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    purpose: Purpose = Field(
+    matter: str = Field(
+        pattern=CODE_PATTERN,
+        max_length=40,
+        description="the matter (事项) the lookup serves, a code of the matters catalogue "
+        "(e.g. gjj_withdrawal); it must be granted to the key and handled by its department; "
+        "the answer holds only the matter's data items",
+    )
+    case_no: str = Field(
+        pattern=CASE_NO_PATTERN,
+        max_length=64,
+        description="the case number (办件编号) the lookup serves: 1-64 of A-Z a-z 0-9 - _ / "
+        "(audited)",
+    )
+    purpose: Purpose | None = Field(
+        None,
         min_length=1,
         max_length=200,
         pattern=r"\S",
-        description="why the number is looked up (audited); not blank",
+        description="an optional note (audited, ID and phone numbers masked); not blank",
     )
     as_of: date | None = Field(
         None, description="answer from the curated data published on or before this date"
+    )
+    proof: bool = Field(
+        False,
+        description="also return the answer as a signed proof (电子证明, compact JWS) in `proof`",
     )
 
 
@@ -132,23 +156,30 @@ class CuratedVersion(BaseModel):
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="allow")
     audit_id: str
+    proof: str | None = Field(
+        None, description="the signed proof (compact JWS), when the lookup asked for one"
+    )
 
 
 class PersonAnswer(_Answer):
+    """A part of the answer is present only when the matter has a data item that reads it."""
+
     id_number: str
-    fields: dict[str, GoldenField]
-    property_rights: list[dict[str, Any]]
-    housing_fund_accounts: list[dict[str, Any]]
-    marriages: list[dict[str, Any]]
-    enterprise_roles: list[dict[str, Any]]
+    fields: dict[str, GoldenField] | None = None
+    property_rights: list[dict[str, Any]] | None = None
+    housing_fund_accounts: list[dict[str, Any]] | None = None
+    marriages: list[dict[str, Any]] | None = None
+    enterprise_roles: list[dict[str, Any]] | None = None
     curated: dict[str, CuratedVersion]
 
 
 class EnterpriseAnswer(_Answer):
+    """A part of the answer is present only when the matter has a data item that reads it."""
+
     key: dict[str, str]
-    record: dict[str, Any]
-    legal_representative: dict[str, Any] | None
-    shareholders: list[dict[str, Any]]
+    record: dict[str, Any] | None = None
+    legal_representative: dict[str, Any] | None = None
+    shareholders: list[dict[str, Any]] | None = None
     curated: dict[str, CuratedVersion]
 
 
@@ -175,7 +206,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "the body is not JSON"),
         (401, "no or unknown X-API-Key"),
-        (403, "the key's role may not call this endpoint"),
+        (
+            403,
+            "the key's role may not call this endpoint (FORBIDDEN), or the matter is not "
+            "granted to the key, its department does not handle it, or it reads nothing this "
+            "lookup answers (MATTER_NOT_GRANTED)",
+        ),
         (
             404,
             "no curated record for the key (NOT_FOUND), no data as old as as_of "
@@ -189,7 +225,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
             "the key's rate (RATE_LIMITED) or daily quota (QUOTA_EXCEEDED) is spent, or the "
             "client address is locked out after failed keys (LOCKED_OUT); see Retry-After",
         ),
-        (503, "the audit record could not be written: nothing is answered"),
+        (
+            503,
+            "the audit record could not be written: nothing is answered (AUDIT_UNAVAILABLE); "
+            "a proof was asked for and no signer is configured (PROOF_UNAVAILABLE)",
+        ),
     )
 }
 
@@ -200,7 +240,7 @@ _SCHEMA_ZH = {
     "extra_forbidden": "请求中有接口不接受的字段 {field}。",
     "string_too_long": "字段 {field} 过长。",
     "string_too_short": "字段 {field} 不能为空。",
-    "string_pattern_mismatch": "字段 {field} 不能为空白。",
+    "string_pattern_mismatch": "字段 {field} 的格式不符合要求（不能为空白）。",
     "value_error": "字段 {field} 的值不符合要求（例如查询目的不能为空白）。",
     "string_type": "字段 {field} 应为文本。",
     "date_from_datetime_parsing": "字段 {field} 应为日期，格式 YYYY-MM-DD。",
@@ -302,7 +342,20 @@ def create_app(
 
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        if isinstance(exc, MatterNotGranted):
+            return error_response(
+                403, "MATTER_NOT_GRANTED", str(exc), message_zh=exc.message_zh, field="matter"
+            )
         return error_response(403, "FORBIDDEN", str(exc))
+
+    @app.exception_handler(ProofUnavailable)
+    async def no_signer(request: Request, exc: ProofUnavailable) -> JSONResponse:
+        return error_response(
+            503,
+            "PROOF_UNAVAILABLE",
+            str(exc),
+            message_zh="平台未配置证明签名密钥，无法出具电子证明。",
+        )
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -343,20 +396,38 @@ def create_app(
         return error_response(503, "AUDIT_UNAVAILABLE", str(exc))
 
     def answer(who: Principal, endpoint: str, key: str, q: _Query) -> dict[str, Any]:
-        out = service.lookup(who, endpoint, key, q.purpose, q.as_of)
+        out = service.lookup(
+            who, endpoint, key, q.matter, q.case_no, q.purpose or "", q.as_of, q.proof
+        )
         return {**out.body, "audit_id": out.audit_id}
 
-    @app.post("/v1/lookup/person", response_model=PersonAnswer, responses=ERRORS)
+    # a part the matter does not read is left out of the answer (not sent as null)
+    @app.post(
+        "/v1/lookup/person",
+        response_model=PersonAnswer,
+        responses=ERRORS,
+        response_model_exclude_unset=True,
+    )
     def person(q: PersonQuery, who: Who) -> dict[str, Any]:
         """A person's golden record (each field with source and as-of) and linked facts."""
         return answer(who, "person", q.id_number, q)
 
-    @app.post("/v1/lookup/enterprise", response_model=EnterpriseAnswer, responses=ERRORS)
+    @app.post(
+        "/v1/lookup/enterprise",
+        response_model=EnterpriseAnswer,
+        responses=ERRORS,
+        response_model_exclude_unset=True,
+    )
     def enterprise(q: EnterpriseQuery, who: Who) -> dict[str, Any]:
         """An enterprise's golden record, legal representative and shareholders."""
         return answer(who, "enterprise", q.code, q)
 
-    @app.post("/v1/lookup/property-status", response_model=PropertyStatus, responses=ERRORS)
+    @app.post(
+        "/v1/lookup/property-status",
+        response_model=PropertyStatus,
+        responses=ERRORS,
+        response_model_exclude_unset=True,
+    )
     def property_status(q: PersonQuery, who: Who) -> dict[str, Any]:
         """Does the person hold a current (现势) property right in the province?"""
         return answer(who, "property_status", q.id_number, q)
@@ -401,16 +472,20 @@ def build(
     root: StorageRoot | None = None,
     keys_file: Path | None = None,
     poll_seconds: float = POLL_SECONDS,
+    signer: ProofSigner | None = None,
 ):
-    """Service, keys and store from the environment (raises on a missing audit key or keys file)."""
+    """Service, keys and store from the environment (raises on a missing audit key or keys
+    file, a malformed matters catalogue, or a key granted a matter the catalogue lacks)."""
     root = root or StorageRoot.from_env()
     path = keys_file or (Path(os.environ[KEYS_ENV]) if os.environ.get(KEYS_ENV) else None)
     if path is None:
         raise RuntimeError(f"set {KEYS_ENV} to the API keys YAML (see docs/lookup.md)")
-    keys = ApiKeys.from_file(path)
+    catalogue = load_matters()
+    keys = ApiKeys.from_file(path, list(catalogue.matters))
     key, dev = audit_key_from_env()
     store = CuratedStore(root, poll_seconds=poll_seconds)
-    service = LookupService(store, AuditLog([FileSink(root.audit())], key, dev))
+    audit = AuditLog([FileSink(root.audit())], key, dev)
+    service = LookupService(store, audit, catalogue=catalogue, signer=signer)
     return service, keys, store
 
 

@@ -19,12 +19,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import lookup_matters
 import pyarrow.compute as pc
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from helpers import built_night_root, free_port
 from hypothesis import HealthCheck, given, settings
+from lookup_matters import ALL
 from typer.testing import CliRunner
 
 from datacloud.delta import overwrite, read_table
@@ -39,12 +41,21 @@ from transforms.credit_code import credit_code_check_char, org_code_check_char
 from transforms.id_number import id_check_char
 
 DS = date(2026, 11, 20)
+# the shipped matters and the test-only review_all, which reads every item (tests/lookup_matters.py);
+# what a real matter's answer holds: tests/integration/test_lookup_matters.py
+MATTERS = lookup_matters.catalogue()
 CLERK_KEY, AUDITOR_KEY = "test-clerk-key-0001", "test-auditor-key-0001"
 AUDIT_KEY = b"test-audit-key-0123456789"
 KEYS = ApiKeys(
     [
-        ApiKeyEntry(holder="城东窗口3号", role="clerk", sha256=hash_key(CLERK_KEY)),
-        ApiKeyEntry(holder="审计员A", role="auditor", sha256=hash_key(AUDITOR_KEY)),
+        ApiKeyEntry(
+            holder="城东窗口3号",
+            role="clerk",
+            department="gjj",
+            matters=(ALL,),
+            sha256=hash_key(CLERK_KEY),
+        ),
+        ApiKeyEntry(holder="审计员A", role="auditor", matters=(ALL,), sha256=hash_key(AUDITOR_KEY)),
     ]
 )
 CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
@@ -64,7 +75,13 @@ def curated(root: StorageRoot) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def service(root: StorageRoot) -> LookupService:
-    return LookupService(CuratedStore(root), AuditLog([FileSink(root.root / "audit")], AUDIT_KEY))
+    # the fake signer stands for the platform's proof signer (a lookup may ask for a proof)
+    return LookupService(
+        CuratedStore(root),
+        AuditLog([FileSink(root.root / "audit")], AUDIT_KEY),
+        catalogue=MATTERS,
+        signer=lookup_matters.FakeSigner(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +99,9 @@ def _owner_with(curated: dict[str, list[dict[str, Any]]], statuses: set[str]) ->
 
 def _post(client: TestClient, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
     return client.post(
-        f"/v1/lookup/{path}", json={"purpose": "公积金提取审核", **body}, headers=headers
+        f"/v1/lookup/{path}",
+        json={"purpose": "公积金提取审核", **lookup_matters.body(), **body},
+        headers=headers,
     )
 
 
@@ -235,15 +254,29 @@ def test_malformed_key_is_a_422_naming_the_rule(client, path, field, value, rule
 def test_request_errors_are_422_without_echoing_the_input(client) -> None:
     too_long = "3" * 65
     r = client.post(
-        "/v1/lookup/person", json={"id_number": too_long, "purpose": "x"}, headers=CLERK
+        "/v1/lookup/person",
+        json={"id_number": too_long, "purpose": "x", **lookup_matters.body()},
+        headers=CLERK,
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "id_number"
     assert too_long not in r.text
-    no_purpose = client.post("/v1/lookup/person", json={"id_number": "1"}, headers=CLERK)
-    assert no_purpose.status_code == 422 and no_purpose.json()["error"]["field"] == "purpose"
+    for missing in ("matter", "case_no"):  # every lookup names its matter and case number
+        body = {k: v for k, v in lookup_matters.body(id_number="1").items() if k != missing}
+        r = client.post("/v1/lookup/person", json=body, headers=CLERK)
+        assert r.status_code == 422 and r.json()["error"]["field"] == missing
+        assert r.json()["error"]["message_zh"] == f"缺少必填字段 {missing}。"
+    bad_case = lookup_matters.body(id_number="1", case_no="第1号 <x>")
+    r = client.post("/v1/lookup/person", json=bad_case, headers=CLERK)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "case_no"
+    assert "<x>" not in r.text
+    # the purpose is an optional note now (the matter says why): left out it is fine
+    no_purpose = client.post(
+        "/v1/lookup/person", json=lookup_matters.body(id_number="1"), headers=CLERK
+    )
+    assert no_purpose.status_code == 422 and no_purpose.json()["error"]["rule"] == "ID_LENGTH"
     # U+001F passes a regex \S but str.strip() removes it: found by schemathesis as a 500
     for path, body in (
-        ("/v1/lookup/person", {"id_number": "1", "purpose": "\x1f"}),
+        ("/v1/lookup/person", lookup_matters.body(id_number="1", purpose="\x1f")),
         ("/v1/audit/search", {"purpose": "\x1c\x1f"}),
     ):
         blank = client.post(path, json=body, headers=AUDITOR)
@@ -308,7 +341,7 @@ class _BrokenSink:
 def test_the_audit_record_is_written_before_the_answer(root, curated) -> None:
     answered: list[str] = []
     sink = _OrderSink(answered)
-    svc = LookupService(CuratedStore(root), AuditLog([sink], AUDIT_KEY))
+    svc = LookupService(CuratedStore(root), AuditLog([sink], AUDIT_KEY), catalogue=MATTERS)
     owner = curated["person"][0]["id_number"]
     with TestClient(create_app(svc, KEYS)) as c:
         for _ in range(3):
@@ -319,7 +352,9 @@ def test_the_audit_record_is_written_before_the_answer(root, curated) -> None:
 
 def test_no_answer_when_the_audit_cannot_be_written(root, curated, tmp_path) -> None:
     owner = _owner_with(curated, {"现势"})
-    broken = LookupService(CuratedStore(root), AuditLog([_BrokenSink()], AUDIT_KEY))
+    broken = LookupService(
+        CuratedStore(root), AuditLog([_BrokenSink()], AUDIT_KEY), catalogue=MATTERS
+    )
     r = _post(TestClient(create_app(broken, KEYS)), "person", {"id_number": owner}, AUDITOR)
     assert r.status_code == 503 and r.json()["error"]["rule"] == "AUDIT_UNAVAILABLE"
     assert owner not in r.text and "property_rights" not in r.text
@@ -327,7 +362,7 @@ def test_no_answer_when_the_audit_cannot_be_written(root, curated, tmp_path) -> 
     sink = FileSink(tmp_path / "audit")
     for day in (datetime.now(UTC).date(), datetime.now(UTC).date() + timedelta(days=1)):
         sink.path(day.isoformat()).mkdir(parents=True)  # also if the UTC day turns meanwhile
-    svc = LookupService(CuratedStore(root), AuditLog([sink], AUDIT_KEY))
+    svc = LookupService(CuratedStore(root), AuditLog([sink], AUDIT_KEY), catalogue=MATTERS)
     r = _post(TestClient(create_app(svc, KEYS)), "property-status", {"id_number": owner}, CLERK)
     assert r.status_code == 503 and "owns_property" not in r.text
 
@@ -341,7 +376,9 @@ def test_real_server_switches_to_a_new_publish_without_restart(root, curated, tm
     copy = StorageRoot(tmp_path / "root")
     shutil.copytree(root.root / "curated", copy.root / "curated")
     store = CuratedStore(copy, poll_seconds=0.1)
-    svc = LookupService(store, AuditLog([FileSink(copy.root / "audit")], AUDIT_KEY))
+    svc = LookupService(
+        store, AuditLog([FileSink(copy.root / "audit")], AUDIT_KEY), catalogue=MATTERS
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -359,7 +396,7 @@ def test_real_server_switches_to_a_new_publish_without_restart(root, curated, tm
         person = read_table(copy.curated("person"))
         owner = person["id_number"][0].as_py()
         old_name = person["name"][0].as_py()
-        query = {"id_number": owner, "purpose": "复核"}
+        query = lookup_matters.body(id_number=owner, purpose="复核")
         r = httpx.post(f"{base}/v1/lookup/person", json=query, headers=AUDITOR)
         assert r.status_code == 200 and r.json()["fields"]["name"]["value"] == old_name
 
@@ -429,8 +466,9 @@ def test_openapi_spec_finds_no_server_error(service, mode, headers) -> None:
 
 
 @pytest.fixture
-def cli_env(root: StorageRoot, monkeypatch: pytest.MonkeyPatch) -> StorageRoot:
+def cli_env(root: StorageRoot, monkeypatch: pytest.MonkeyPatch, tmp_path) -> StorageRoot:
     monkeypatch.setenv("DATACLOUD_ROOT", str(root.root))
+    monkeypatch.setenv(lookup_matters.ENV, str(lookup_matters.write(tmp_path / "matters.yaml")))
     monkeypatch.setenv("DATACLOUD_AUDIT_KEY", AUDIT_KEY.decode())
     return root
 
@@ -446,7 +484,17 @@ def test_cli_json_equals_the_api_answer(cli_env, client, curated) -> None:
     ):
         for role, headers in (("auditor", AUDITOR), ("clerk", CLERK)):
             res = CliRunner().invoke(
-                lookup_app, [command, key, "--purpose", "复核", "--role", role, "--json"]
+                lookup_app,
+                [
+                    command,
+                    key,
+                    *lookup_matters.cli(),
+                    "--purpose",
+                    "复核",
+                    "--role",
+                    role,
+                    "--json",
+                ],
             )
             assert res.exit_code == 0, res.output
             cli = json.loads(res.stdout)
@@ -460,26 +508,36 @@ def test_cli_json_equals_the_api_answer(cli_env, client, curated) -> None:
 
 def test_cli_clerk_output_is_masked(cli_env, curated) -> None:
     p = curated["person"][2]
-    res = CliRunner().invoke(lookup_app, ["person", p["id_number"], "--purpose", "窗口"])
+    res = CliRunner().invoke(
+        lookup_app, ["person", p["id_number"], *lookup_matters.cli(), "--purpose", "窗口"]
+    )
     assert res.exit_code == 0
     assert p["id_number"] not in res.stdout and p["id_number"][:6] + "********" in res.stdout
 
 
 def test_cli_exit_codes(cli_env, monkeypatch) -> None:
     runner = CliRunner()
-    bad = runner.invoke(lookup_app, ["person", "110101199003077750", "--purpose", "x"])
+    bad = runner.invoke(
+        lookup_app, ["person", "110101199003077750", *lookup_matters.cli(), "--purpose", "x"]
+    )
     assert bad.exit_code == 2 and "rule ID_CHECK_DIGIT" in bad.stderr
     assert "Traceback" not in bad.output and "110101199003077750" not in bad.output
-    missing = runner.invoke(lookup_app, ["enterprise", _unknown_credit_code(), "--purpose", "x"])
+    missing = runner.invoke(
+        lookup_app, ["enterprise", _unknown_credit_code(), *lookup_matters.cli(), "--purpose", "x"]
+    )
     assert missing.exit_code == 1 and "no curated enterprise record" in missing.stderr
-    no_role = runner.invoke(lookup_app, ["person", "1", "--purpose", "x", "--role", "root"])
+    no_role = runner.invoke(
+        lookup_app, ["person", "1", *lookup_matters.cli(), "--purpose", "x", "--role", "root"]
+    )
     assert no_role.exit_code == 2 and "--role" in no_role.stderr
     monkeypatch.delenv("DATACLOUD_AUDIT_KEY")
     monkeypatch.delenv("DATACLOUD_LOOKUP_DEV", raising=False)
-    no_key = runner.invoke(lookup_app, ["person", "1", "--purpose", "x"])
+    no_key = runner.invoke(lookup_app, ["person", "1", *lookup_matters.cli(), "--purpose", "x"])
     assert no_key.exit_code == 3 and "DATACLOUD_AUDIT_KEY" in no_key.stderr
 
 
 def test_cli_not_found_is_exit_1(cli_env) -> None:
-    res = CliRunner().invoke(lookup_app, ["person", _stranger(), "--purpose", "x"])
+    res = CliRunner().invoke(
+        lookup_app, ["person", _stranger(), *lookup_matters.cli(), "--purpose", "x"]
+    )
     assert res.exit_code == 1 and "no curated person record" in res.stderr

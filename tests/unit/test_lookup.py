@@ -10,8 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import lookup_matters
 import pyarrow as pa
 import pytest
+from lookup_matters import ALL, CASE
 
 from datacloud.delta import overwrite
 from datacloud.lookup import answers
@@ -41,8 +43,9 @@ B = _id("33010619900202002")
 X_ID = next(
     _id(f"3301061975123100{i}") for i in range(10) if id_check_char(f"3301061975123100{i}") == "X"
 )
-CLERK = Principal("窗口1", "clerk", "api")
-AUDITOR = Principal("审计1", "auditor", "api")
+MATTERS = lookup_matters.catalogue()  # the shipped matters and review_all, which reads everything
+CLERK = Principal("窗口1", "clerk", "api", department="gjj", matters=frozenset({ALL}))
+AUDITOR = Principal("审计1", "auditor", "api", matters=frozenset({ALL}))
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -178,25 +181,25 @@ def test_as_of_past_the_kept_history_is_no_data_not_an_error(storage_root: Stora
 def test_service_masks_for_a_clerk_and_audits_every_outcome(storage_root: StorageRoot) -> None:
     _publish(storage_root, {A: "张三", B: "李四"}, "2026-11-20")
     sink = _ListSink()
-    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16))
-    full = svc.lookup(AUDITOR, "person", A.lower(), "复核").body
+    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16), catalogue=MATTERS)
+    full = svc.lookup(AUDITOR, "person", A.lower(), ALL, CASE, "复核").body
     assert full["fields"]["name"]["value"] == "张三" and full["id_number"] == A
-    masked = svc.lookup(CLERK, "person", A, "窗口").body
+    masked = svc.lookup(CLERK, "person", A, ALL, CASE, "窗口").body
     assert masked["id_number"] == A[:6] + "********" + A[-4:]
     assert masked["fields"]["name"]["value"] == "张*"
     assert masked["fields"]["phone"]["value"] == "138****5678"
     assert masked["property_rights"][0]["location"] == "杭州市西湖区****"
     assert A not in json.dumps(masked, ensure_ascii=False)
-    status = svc.lookup(CLERK, "property_status", B, "公积金提取").body
+    status = svc.lookup(CLERK, "property_status", B, ALL, CASE, "公积金提取").body
     assert (status["owns_property"], status["property_count"], status["as_of"]) == (
         False,
         0,
         "2026-11-20",
     )
     with pytest.raises(MalformedKey):
-        svc.lookup(CLERK, "person", "123", "窗口")
+        svc.lookup(CLERK, "person", "123", ALL, CASE, "窗口")
     with pytest.raises(NotFound):
-        svc.lookup(CLERK, "person", _id("11010119900307775"), "窗口")
+        svc.lookup(CLERK, "person", _id("11010119900307775"), ALL, CASE, "窗口")
     with pytest.raises(Forbidden):
         svc.search_audit(CLERK, "看看", None, 10)
     outcomes = [r["outcome"] for r in sink.records]
@@ -212,9 +215,9 @@ def test_no_property_register_is_no_answer_not_a_false_no(storage_root: StorageR
         storage_root.curated("person"), _person_table({A: "张三"}), ["id_number"], "r", "2026-11-20"
     )
     sink = _ListSink()
-    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16))
+    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16), catalogue=MATTERS)
     with pytest.raises(NoCuratedData, match="property register"):
-        svc.lookup(CLERK, "property_status", A, "公积金提取")
+        svc.lookup(CLERK, "property_status", A, ALL, CASE, "公积金提取")
     assert [r["outcome"] for r in sink.records] == ["no_data"]
 
 
@@ -252,9 +255,11 @@ def test_a_failing_sink_stops_the_answer(storage_root: StorageRoot) -> None:
             raise PermissionError("read-only file system")
 
     _publish(storage_root, {A: "张三", B: "李四"}, "2026-11-20")
-    svc = LookupService(CuratedStore(storage_root), AuditLog([_ListSink(), Broken()], b"k" * 16))
+    svc = LookupService(
+        CuratedStore(storage_root), AuditLog([_ListSink(), Broken()], b"k" * 16), catalogue=MATTERS
+    )
     with pytest.raises(AuditUnavailable):
-        svc.lookup(AUDITOR, "property_status", A, "复核")
+        svc.lookup(AUDITOR, "property_status", A, ALL, CASE, "复核")
 
 
 # --- masking -------------------------------------------------------------------------------------
