@@ -57,6 +57,7 @@ DAYS_ENV = "DATACLOUD_PROOF_DAYS"  # how long a new proof is valid
 DEFAULT_DAYS = 90
 MAX_DAYS = 3660
 MAX_TOKEN_CHARS = 1 << 20  # a proof larger than this is not one of ours
+MAX_HEADER_CHARS = 1024
 _ORDER = int("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123", 16)  # SM2's n
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -554,9 +555,11 @@ def verify(token: Any, jwks: Mapping[str, Any], now: float | None = None) -> Ver
     if len(parts) != 3:
         return _verdict("invalid", "malformed", detail="not three parts")
     head_b64, claims_b64, sig_b64 = parts
+    if len(head_b64) > MAX_HEADER_CHARS:  # read before the signature: kept small
+        return _verdict("invalid", "malformed", detail="header")
     try:
         header = _json_part(head_b64)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, UnicodeDecodeError, binascii.Error, RecursionError):
         return _verdict("invalid", "malformed", detail="header")
     if not isinstance(header, dict):
         return _verdict("invalid", "malformed", detail="header")
@@ -593,7 +596,7 @@ def verify(token: Any, jwks: Mapping[str, Any], now: float | None = None) -> Ver
         return _verdict("invalid", "bad_signature", kid=kid)
     try:
         claims = _json_part(claims_b64)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, UnicodeDecodeError, binascii.Error, RecursionError):
         return _verdict("invalid", "malformed", detail="claims", kid=kid)
     exp = claims.get("exp") if isinstance(claims, dict) else None
     if not isinstance(exp, int) or isinstance(exp, bool) or not 0 < exp < 1 << 40:

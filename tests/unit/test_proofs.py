@@ -193,6 +193,8 @@ def test_malformed_proofs_are_invalid_with_a_reason(ring) -> None:
         verdict = verify(text, jwks, now=NOW)
         assert (verdict.status, verdict.reason) == ("invalid", reason), text
         assert verdict.message and verdict.message_zh
+    deep = proofs.b64e(b"[" * 100_000 + b"]" * 100_000)  # read before any signature check
+    assert verify(f"{deep}.{payload}.{sig}", jwks).reason == "malformed"
     assert verify(None, jwks).reason == "malformed"
     assert verify(token + "\n", jwks, now=NOW).status == "valid"  # a file's last newline
     assert verify(token, {"keys": "nope"}, now=NOW).reason == "unknown_key"
