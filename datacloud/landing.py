@@ -55,7 +55,9 @@ __all__ = [
     "IncompletePartition",
     "PartitionWriter",
     "chunk_folder",
+    "iter_partition",
     "land_chunks",
+    "partition_rows",
     "read_partition",
     "replace_partition",
     "write_chunk",
@@ -328,14 +330,7 @@ def read_partition(partition: DataPath) -> pa.Table:
     """Read a complete partition (the files its marker names); raise IncompletePartition
     otherwise."""
     fs, base = filesystem(partition)
-    marker = read_text(fs, f"{base}/{SUCCESS}")
-    if marker is None and isinstance(partition, Path) and not partition.exists():
-        with _table_lock(partition.parent) if partition.parent.is_dir() else _nothing():
-            _tidy(partition.parent, only=partition.name)  # a crashed swap: forward or back
-        marker = read_text(fs, f"{base}/{SUCCESS}")
-    if marker is None:
-        raise IncompletePartition(f"{partition} is missing or incomplete (no {SUCCESS} marker)")
-    meta = json.loads(marker)
+    meta = _marker(partition)
     try:
         parts = [pq.read_table(f"{base}/{name}", filesystem=fs) for name in meta["files"]]
     except FileNotFoundError as e:
@@ -346,6 +341,51 @@ def read_partition(partition: DataPath) -> pa.Table:
             f"{partition}: marker says {meta['rows']} rows, files hold {table.num_rows}"
         )
     return table
+
+
+def _marker(partition: DataPath) -> dict[str, Any]:
+    """The partition's marker (row count and files), after tidying a crashed swap; raise
+    IncompletePartition when there is none."""
+    fs, base = filesystem(partition)
+    marker = read_text(fs, f"{base}/{SUCCESS}")
+    if marker is None and isinstance(partition, Path) and not partition.exists():
+        with _table_lock(partition.parent) if partition.parent.is_dir() else _nothing():
+            _tidy(partition.parent, only=partition.name)  # a crashed swap: forward or back
+        marker = read_text(fs, f"{base}/{SUCCESS}")
+    if marker is None:
+        raise IncompletePartition(f"{partition} is missing or incomplete (no {SUCCESS} marker)")
+    meta: dict[str, Any] = json.loads(marker)
+    return meta
+
+
+def partition_rows(partition: DataPath) -> int:
+    """The row count a complete partition's marker names (nothing else is read)."""
+    return int(_marker(partition)["rows"])
+
+
+def iter_partition(partition: DataPath, batch_rows: int) -> Iterator[pa.Table]:
+    """A complete partition in tables of at most ``batch_rows`` rows, in row order, never
+    whole: one Parquet row group at a time is decoded. Raises IncompletePartition (before
+    the first batch) without a marker, and after the last when the files hold another count
+    than the marker names. A partition without files yields nothing."""
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+    fs, base = filesystem(partition)
+    meta = _marker(partition)
+    seen = 0
+    for name in meta["files"]:
+        try:
+            handle = fs.open_input_file(f"{base}/{name}")
+        except FileNotFoundError as e:
+            raise IncompletePartition(f"{partition}: a file its marker names is missing") from e
+        with handle, pq.ParquetFile(handle) as file:
+            for batch in file.iter_batches(batch_size=batch_rows, use_threads=False):
+                seen += batch.num_rows
+                yield pa.Table.from_batches([batch])
+    if seen != meta["rows"]:
+        raise IncompletePartition(
+            f"{partition}: marker says {meta['rows']} rows, files hold {seen}"
+        )
 
 
 @contextmanager

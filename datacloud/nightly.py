@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shutil
 import traceback
-from datetime import date
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,11 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import failures, quality, runstate, schema_drift
+from datacloud import failures, quality, runstate, schema_drift, staging_batches
 from datacloud.atomic import replace_with
 from datacloud.business_day import now_wall
 from datacloud.config import Department, TableSpec, load_department, load_departments
-from datacloud.delta import merge_by_key, open_table
+from datacloud.delta import MergeResult, merge_by_key, open_table
+from datacloud.delta.staged import merge_batches_by_key
 from datacloud.extract import (
     ExtractionError,
     check_schema,
@@ -221,10 +226,13 @@ def land(
     return {"path": str(partition), "rows": rows}
 
 
-def with_lineage(accepted: pa.Table, source: str, ds: date, run_id: str) -> pa.Table:
-    """Add the lineage columns _source, _ds, _run_id and _loaded_at (Shanghai wall time)."""
+def with_lineage(
+    accepted: pa.Table, source: str, ds: date, run_id: str, now: datetime | None = None
+) -> pa.Table:
+    """Add the lineage columns _source, _ds, _run_id and _loaded_at (Shanghai wall time;
+    ``now`` when given, so every batch of a night carries the same)."""
     n = accepted.num_rows
-    now = now_wall()
+    now = now_wall() if now is None else now
     return (
         accepted.append_column("_source", pa.array([source] * n, pa.string()))
         .append_column("_ds", pa.array([ds] * n, pa.date32()))
@@ -266,11 +274,182 @@ def _gate_summary(gate: GateResult) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Staged:
+    """What one stage step did, whichever path (batched or whole) did it."""
+
+    rows_in: int
+    rows_accepted: int
+    rows_rejected: int
+    rows_deduplicated: int
+    rejections: Counter[str]
+    warnings: Counter[str]
+    gate: GateResult
+    unmapped: list[str]
+    merged: MergeResult | None = None
+    latest: datetime | None = None
+
+
+def _warn_unmapped(code: str, table_name: str, unmapped: list[str]) -> None:
+    if unmapped:
+        log.warning(
+            "%s.%s: the query selects column(s) no mapping uses (raw only): %s",
+            code,
+            table_name,
+            ", ".join(unmapped),
+        )
+
+
+def _check_reconciles(code: str, table_name: str, out: Any) -> None:
+    if not out.reconciles():
+        raise RuntimeError(
+            f"department {code}, table {table_name}: counts do not reconcile: in {out.rows_in} "
+            f"!= accepted {out.rows_accepted} + rejected {out.rows_rejected} "
+            f"+ deduplicated {out.rows_deduplicated}"
+        )
+
+
+def _compare_columns(names: list[str]) -> list[str]:
+    return [c for c in names if c not in LINEAGE and c != SOURCE_PK]
+
+
+def _stage_whole(
+    root: StorageRoot, dept: Department, table: TableSpec, ds: date, run_id: str
+) -> _Staged:
+    """The whole-table path: the raw partition read, normalised and merged in one piece."""
+    code, table_name = dept.code, table.name
+    raw = read_partition(root.raw_partition(code, table_name, ds))
+    unmapped = unmapped_columns(raw, table)
+    _warn_unmapped(code, table_name, unmapped)
+    out = normalise_table(raw, dept, table, ds)
+    _check_reconciles(code, table_name, out)
+    gate = quality_gate(root, code, table, raw, out, ds)
+    write_rejected(root.rejected(code, table_name, ds), out.rejected, out.issues)
+    done = _Staged(
+        out.rows_in,
+        out.rows_accepted,
+        out.rows_rejected,
+        out.rows_deduplicated,
+        out.rejections,
+        out.warnings,
+        gate,
+        unmapped,
+    )
+    if gate.passed:
+        accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
+        path = root.staged(code, table_name)
+        losers = out.issues.filter(pc.equal(out.issues["rule_code"], "DUPLICATE_KEY"))
+        deleted = staged_deletions(
+            path,
+            accepted,
+            table.business_key,
+            source_pk(raw, table) if table.mode == "full" else None,
+            losers["source_pk"].combine_chunks(),
+        )
+        compare = _compare_columns(accepted.column_names)
+        done.merged = merge_by_key(
+            path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat()
+        )
+        done.latest = (
+            pc.max(accepted[SOURCE_UPDATED_AT]).as_py()
+            if SOURCE_UPDATED_AT in accepted.column_names and accepted.num_rows
+            else None
+        )
+    return done
+
+
+def _move(source: Path, tmp: Path) -> None:
+    os.replace(source, tmp)
+
+
+def _stage_batched(
+    root: StorageRoot, dept: Department, table: TableSpec, ds: date, run_id: str, rows: int
+) -> _Staged:
+    """The batched path (``datacloud.staging_batches``): the raw partition ``rows`` rows at a
+    time, deduplicated exactly across batches, merged from a stream in one commit."""
+    code, table_name = dept.code, table.name
+    rejected = root.rejected(code, table_name, ds)
+    spill = staging_batches.spill_folder(rejected)
+    try:
+        out = staging_batches.normalise_partition(
+            root.raw_partition(code, table_name, ds),
+            dept,
+            table,
+            ds,
+            rows,
+            spill,
+            quality.raw_profile_columns(table),
+        )
+        _warn_unmapped(code, table_name, out.unmapped)
+        _check_reconciles(code, table_name, out)
+        gate = quality.check_profile(root, code, table, out.profile, out.rows_in, ds)
+        quality.record(root, ds, gate)
+        out.profile = pa.table({})
+        for name, spilled in (("rows.parquet", out.rejected), ("issues.parquet", out.issues)):
+            replace_with(rejected / name, functools.partial(_move, spilled))
+        done = _Staged(
+            out.rows_in,
+            out.rows_accepted,
+            out.rows_rejected,
+            out.rows_deduplicated,
+            out.rejections,
+            out.warnings,
+            gate,
+            out.unmapped,
+            latest=out.latest,
+        )
+        if gate.passed and out.schema is not None:
+            path = root.staged(code, table_name)
+            deleted = staged_deletions(
+                path,
+                out.accepted_keys,
+                table.business_key,
+                out.raw_keys if table.mode == "full" else None,
+                out.losers,
+            )
+            out.raw_keys = out.losers
+            now = now_wall()
+            source = f"{code}.{table_name}"
+            schema = with_lineage(out.schema.empty_table(), source, ds, run_id, now).schema
+            batches = (
+                b
+                for batch in out.accepted_batches()
+                for b in with_lineage(
+                    pa.Table.from_batches([batch]), source, ds, run_id, now
+                ).to_batches()
+            )
+            done.merged = merge_batches_by_key(
+                path,
+                schema,
+                batches,
+                SOURCE_PK,
+                _compare_columns(schema.names),
+                deleted,
+                run_id,
+                ds.isoformat(),
+            )
+        return done
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
 def stage(
-    root: StorageRoot, dept: Department, table_name: str, ds: date, run_id: str
+    root: StorageRoot,
+    dept: Department,
+    table_name: str,
+    ds: date,
+    run_id: str,
+    *,
+    batch_rows: int | None = None,
+    whole: bool = False,
 ) -> dict[str, Any]:
-    """Normalise the raw partition, set rejected rows aside, gate the batch and merge accepted
+    """Normalise the raw partition, set rejected rows aside, gate the table and merge accepted
     rows into staged.
+
+    The partition is read ``batch_rows`` rows at a time (default: ``DATACLOUD_STAGE_BATCH_ROWS``
+    or ``staging_batches.DEFAULT_BATCH_ROWS``), never whole; ``whole=True`` takes the
+    whole-table path (kept as the reference the batched path is tested against). Both give
+    the same staged rows, counts, rejected rows and gate verdict.
 
     When a critical expectation of the raw suite fails, the rejected rows are still written,
     nothing is merged (the staged table keeps its previous content) and QualityGateError is
@@ -280,48 +459,16 @@ def stage(
     table = dept.table(table_name)
     quality.forget(root, code, ds, table_name)
     try:
-        raw = read_partition(root.raw_partition(code, table_name, ds))
-        unmapped = unmapped_columns(raw, table)
-        if unmapped:
-            log.warning(
-                "%s.%s: the query selects column(s) no mapping uses (raw only): %s",
-                code,
-                table_name,
-                ", ".join(unmapped),
-            )
-        out = normalise_table(raw, dept, table, ds)
-        if not out.reconciles():
-            raise RuntimeError(
-                f"department {code}, table {table_name}: counts do not reconcile: in {out.rows_in} "
-                f"!= accepted {out.rows_accepted} + rejected {out.rows_rejected} "
-                f"+ deduplicated {out.rows_deduplicated}"
-            )
-        gate = quality_gate(root, code, table, raw, out, ds)
-        write_rejected(root.rejected(code, table_name, ds), out.rejected, out.issues)
-        if gate.passed:
-            accepted = with_lineage(out.accepted, f"{code}.{table_name}", ds, run_id)
-            path = root.staged(code, table_name)
-            losers = out.issues.filter(pc.equal(out.issues["rule_code"], "DUPLICATE_KEY"))
-            deleted = staged_deletions(
-                path,
-                accepted,
-                table.business_key,
-                source_pk(raw, table) if table.mode == "full" else None,
-                losers["source_pk"].combine_chunks(),
-            )
-            compare = [c for c in accepted.column_names if c not in LINEAGE and c != SOURCE_PK]
-            merged = merge_by_key(
-                path, accepted, SOURCE_PK, compare, deleted, run_id, ds.isoformat()
-            )
-            latest = (
-                pc.max(accepted[SOURCE_UPDATED_AT]).as_py()
-                if SOURCE_UPDATED_AT in accepted.column_names and accepted.num_rows
-                else None
-            )
+        if whole:
+            out = _stage_whole(root, dept, table, ds, run_id)
+        else:
+            rows = staging_batches.batch_rows() if batch_rows is None else batch_rows
+            out = _stage_batched(root, dept, table, ds, run_id, rows)
     except Exception as e:
         _failed(root, code, ds, table_name, "stage", str(e), failures.classify(e))
         _reraise(e)
-    if not gate.passed:
+    gate = out.gate
+    if not gate.passed or out.merged is None:
         message = mask_text(gate.message())
         runstate.update(
             root,
@@ -329,7 +476,7 @@ def stage(
             ds,
             table_name,
             quality_gate=_gate_summary(gate),
-            unmapped_columns=unmapped,
+            unmapped_columns=out.unmapped,
             gate_counts={
                 "rows_in": out.rows_in,
                 "rows_rejected": out.rows_rejected,
@@ -339,6 +486,7 @@ def stage(
         _failed(root, code, ds, table_name, "stage", message, "quality_gate")
         log.error("%s", message)
         raise QualityGateError(message)
+    merged, latest = out.merged, out.latest
     state = runstate.update(
         root,
         code,
@@ -357,7 +505,7 @@ def stage(
         staged_deleted=merged.deleted,
         latest_source_update=latest.isoformat() if latest else None,
         quality_gate=_gate_summary(gate),
-        unmapped_columns=unmapped,
+        unmapped_columns=out.unmapped,
     )
     log.info(
         "%s.%s: in %d, accepted %d, rejected %d, deduplicated %d; staged v%d (+%d ~%d -%d)",

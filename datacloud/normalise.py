@@ -218,9 +218,14 @@ def _key_missing(
 
 
 def normalise_table(
-    raw: pa.Table, dept: Department, table: TableSpec, ds: date
+    raw: pa.Table, dept: Department, table: TableSpec, ds: date, *, dedup: bool = True
 ) -> NormaliseOutcome:
-    """Apply the department's column mapping; split accepted, rejected and duplicate rows."""
+    """Apply the department's column mapping; split accepted, rejected and duplicate rows.
+
+    With ``dedup=False`` (a batch of a larger table, ``datacloud.staging_batches``) the kept
+    rows are returned as accepted, duplicates included: the caller deduplicates across
+    batches with ``deduplicate``, and counts and files the losers with ``duplicate_issues``.
+    """
     n = raw.num_rows
     pk = source_pk(raw, table)
     columns: dict[str, pa.Array] = {}
@@ -275,21 +280,10 @@ def normalise_table(
     canonical_table = pa.table(columns)
 
     kept = canonical_table.filter(pa.array(~reject))
-    accepted, dup_pks = deduplicate(kept, table.business_key)
+    accepted, dup_pks = deduplicate(kept, table.business_key) if dedup else (kept, [])
     if dup_pks:
         warnings["DUPLICATE_KEY"] += len(dup_pks)
-        issue_parts.append(
-            pa.table(
-                {
-                    "source_pk": pa.array(dup_pks, pa.string()),
-                    "field": pa.array(["*"] * len(dup_pks), pa.string()),
-                    "source_column": pa.array([",".join(table.primary_key)] * len(dup_pks)),
-                    "raw_value": pa.array(dup_pks, pa.string()),
-                    "rule_code": pa.array(["DUPLICATE_KEY"] * len(dup_pks), pa.string()),
-                    "severity": pa.array(["warn"] * len(dup_pks), pa.string()),
-                }
-            )
-        )
+        issue_parts.append(duplicate_issues(dup_pks, table))
     issues = (
         pa.concat_tables(issue_parts)
         if issue_parts
@@ -307,6 +301,38 @@ def normalise_table(
     )
 
 
+def duplicate_issues(dup_pks: list[str], table: TableSpec) -> pa.Table:
+    """The DUPLICATE_KEY issue rows (severity ``warn``) of the dropped source keys."""
+    n = len(dup_pks)
+    return pa.table(
+        {
+            "source_pk": pa.array(dup_pks, pa.string()),
+            "field": pa.array(["*"] * n, pa.string()),
+            "source_column": pa.array([",".join(table.primary_key)] * n, pa.string()),
+            "raw_value": pa.array(dup_pks, pa.string()),
+            "rule_code": pa.array(["DUPLICATE_KEY"] * n, pa.string()),
+            "severity": pa.array(["warn"] * n, pa.string()),
+        }
+    )
+
+
+def business_key_text(rows: pa.Table, key: list[str]) -> pa.Array:
+    """Each row's business key as one text, grouped exactly as ``deduplicate`` groups them
+    (null only where a single-column key is null)."""
+    composite = rows[key[0]] if len(key) == 1 else _composite(rows, key)
+    if isinstance(composite, pa.ChunkedArray):
+        composite = composite.combine_chunks()
+    return pc.cast(composite, pa.string())
+
+
+def business_key_empty(rows: pa.Table, key: list[str]) -> np.ndarray:
+    """Rows whose whole business key is empty: ``deduplicate`` keeps them all."""
+    all_null = np.ones(rows.num_rows, dtype=bool)
+    for k in key:
+        all_null &= pc.is_null(rows[k]).to_numpy(zero_copy_only=False)
+    return all_null
+
+
 def deduplicate(rows: pa.Table, key: list[str]) -> tuple[pa.Table, list[str]]:
     """Keep one row per business key: the latest updated, then the highest source key.
 
@@ -317,9 +343,7 @@ def deduplicate(rows: pa.Table, key: list[str]) -> tuple[pa.Table, list[str]]:
     n = rows.num_rows
     if n == 0:
         return rows, []
-    all_null = np.ones(n, dtype=bool)
-    for k in key:
-        all_null &= pc.is_null(rows[k]).to_numpy(zero_copy_only=False)
+    all_null = business_key_empty(rows, key)
     codes = _key_codes(rows, key)
     codes_np = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
     counts = np.bincount(codes_np[codes_np >= 0], minlength=1)

@@ -187,15 +187,27 @@ def check_raw(
     ds: date,
 ) -> GateResult:
     """Run the raw suite of the table's kind on tonight's batch (after normalising)."""
+    profile = raw_profile(raw, table, issues, pk, raw_profile_columns(table))
+    return check_profile(root, dept, table, profile, raw.num_rows, ds)
+
+
+def raw_profile_columns(table: TableSpec) -> list[str]:
+    """The profile columns the raw suite of the table's kind reads."""
+    return suites.columns(suites.load_suite(suites.raw_suite_name(table.kind)))
+
+
+def check_profile(
+    root: StorageRoot, dept: str, table: TableSpec, profile: pa.Table, rows: int, ds: date
+) -> GateResult:
+    """Run the raw suite on a night's raw profile of ``rows`` rows: the whole table's, built
+    in one go (``check_raw``) or batch by batch and concatenated (``datacloud.staging_batches``);
+    the verdict of each row depends on that row alone, so both are the same table."""
     suite = suites.load_suite(suites.raw_suite_name(table.kind))
-    profile = raw_profile(raw, table, issues, pk, suites.columns(suite))
     history = [
         n for _, n in runstate.history(root, dept, table.name, ds, table.quality.volume.nights)
     ]
     bounds = volume_bounds(history, table.quality)
-    tonight, params, notes = prepare_raw_suite(
-        suite, table, profile.column_names, raw.num_rows, bounds
-    )
+    tonight, params, notes = prepare_raw_suite(suite, table, profile.column_names, rows, bounds)
     if bounds is not None:
         notes.append(
             f"volume: median of {len(history)} earlier nights {statistics.median(history):g}, "
@@ -206,7 +218,7 @@ def check_raw(
         suite["name"],
         dept,
         table.name,
-        raw.num_rows,
+        rows,
         run.outcomes,
         run.data_docs,
         notes,

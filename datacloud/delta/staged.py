@@ -1,15 +1,23 @@
 """Writing staged tables (merge by key, change data feed on) and whole-table overwrites
 (the consistency findings, test fixtures), through delta-rs.
+
+``merge_by_key`` merges a table held in memory; ``merge_batches_by_key`` merges a stream of
+record batches (the batched staging, ``datacloud.staging_batches``) as one MERGE that
+delta-rs executes streamed (``streamed_exec``, spilling past ``MERGE_SPILL_BYTES``): one
+commit, one version, whatever the number of batches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from datacloud.delta import rs
 from datacloud.delta.read import load, open_table, read_loaded
-from datacloud.delta.spec import CDF, CommitInfo, MergeResult, MergeSpec, writer
+from datacloud.delta.spec import CDF, ROW_GROUP_ROWS, CommitInfo, MergeResult, MergeSpec, writer
 from datacloud.storage import DataPath
 
 
@@ -76,3 +84,99 @@ def merge_by_key(
     dt = _enable_cdf(dt)
     spec = MergeSpec(key, compare=tuple(compare), merge_schema=True)
     return rs.merge(dt, rows, deleted_keys, spec, commit)
+
+
+# DataFusion's memory pool for one streamed MERGE: past it the join and sort spill to disk
+MERGE_SPILL_BYTES = 1 << 30
+
+
+def _with_op(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    op = pa.field("_op", pa.string())
+    for b in batches:
+        if b.num_rows:
+            b = b.cast(schema) if b.schema != schema else b
+            yield b.append_column(op, pa.array(["U"] * b.num_rows, pa.string()))
+
+
+def _tombstones(schema: pa.Schema, key: str, gone: pa.Array) -> pa.RecordBatch:
+    cols = {f.name: pa.nulls(len(gone), f.type) for f in schema}
+    cols[key] = pc.cast(gone, schema.field(key).type)
+    cols["_op"] = pa.array(["D"] * len(gone), pa.string())
+    return pa.RecordBatch.from_pydict(cols, schema=schema.append(pa.field("_op", pa.string())))
+
+
+def merge_batches_by_key(
+    path: DataPath,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    key: str,
+    compare: list[str],
+    deleted_keys: pa.Array | None,
+    run_id: str,
+    ds: str,
+) -> MergeResult:
+    """``merge_by_key`` from a stream of record batches of ``schema``, never held whole.
+
+    The same MERGE (insert new keys, update rows where a ``compare`` column differs, delete
+    ``deleted_keys``) in one commit; a new table is written from the stream in one commit.
+    Rows are written in the stream's order (each batch sorted by key is the caller's choice).
+    """
+    commit = CommitInfo(run_id, ds)
+    dt = open_table(path)
+    if dt is None:
+        counted = 0
+
+        def counting() -> Iterator[pa.RecordBatch]:
+            nonlocal counted
+            for b in batches:
+                counted += b.num_rows
+                yield b.cast(schema) if b.schema != schema else b
+
+        rs.write(
+            path,
+            pa.RecordBatchReader.from_batches(schema, counting()),
+            mode="append",
+            writer_properties=writer(),
+            commit_properties=commit.properties(),
+            configuration={CDF: "true"},
+        )
+        return MergeResult(load(path).version(), counted, 0, 0)
+    dt = _enable_cdf(dt)
+    source_schema = schema.append(pa.field("_op", pa.string()))
+
+    def source() -> Iterator[pa.RecordBatch]:
+        yield from _with_op(batches, schema)
+        if deleted_keys is not None and len(deleted_keys):
+            yield _tombstones(schema, key, deleted_keys)
+
+    data_cols = list(schema.names)
+    spec = MergeSpec(key, compare=tuple(compare), merge_schema=True)
+    # each comparison in parentheses: delta-rs's parser binds OR inside IS DISTINCT FROM
+    changed = " OR ".join(f'(t."{c}" IS DISTINCT FROM s."{c}")' for c in compare) or "false"
+    stats = (
+        dt.merge(
+            pa.RecordBatchReader.from_batches(source_schema, source()),
+            predicate=f't."{key}" = s."{key}"',
+            source_alias="s",
+            target_alias="t",
+            writer_properties=writer(ROW_GROUP_ROWS),
+            commit_properties=commit.properties(),
+            merge_schema=spec.merge_schema,
+            streamed_exec=True,
+            max_spill_size=MERGE_SPILL_BYTES,
+        )
+        .when_matched_delete(predicate="s._op = 'D'")
+        .when_matched_update(
+            updates={c: f's."{c}"' for c in data_cols}, predicate=f"s._op = 'U' AND ({changed})"
+        )
+        .when_not_matched_insert(
+            updates={c: f's."{c}"' for c in data_cols}, predicate="s._op = 'U'"
+        )
+        .execute()
+    )
+    return MergeResult(
+        version=rs.latest(dt),
+        inserted=int(stats.get("num_target_rows_inserted", 0)),
+        updated=int(stats.get("num_target_rows_updated", 0)),
+        deleted=int(stats.get("num_target_rows_deleted", 0)),
+    )
