@@ -65,3 +65,17 @@ def test_write_read_as_of_and_same_content_same_version(tmp_path: Path) -> None:
     assert problem_store.read_problems(root, "gjj", as_of=date(2026, 11, 20)).num_rows == 1
     assert problem_store.read_problems(root, "gjj").num_rows == 0
     assert problem_store.read_problems(root, as_of=date(2026, 11, 19)).num_rows == 0
+
+
+def test_every_tracked_night_has_its_version(tmp_path: Path) -> None:
+    """A new night commits even with unchanged rows (so the night it shows is known); a rerun
+    of that night does not."""
+    root = StorageRoot(tmp_path)
+    rows = pa.Table.from_pylist([_row("c" * 16)], schema=problem_store.SCHEMA)
+    v0 = problem_store.write_problems(root, rows, date(2026, 11, 20), "night-1")
+    v1 = problem_store.write_problems(root, rows, date(2026, 11, 21), "night-2")
+    assert v1 == v0 + 1 and problem_store.latest_night(root) == date(2026, 11, 21)
+    assert problem_store.write_problems(root, rows, date(2026, 11, 21), "rerun") == v1
+    assert problem_store.night_as_of(root, date(2026, 11, 20)) == date(2026, 11, 20)
+    assert problem_store.night_as_of(root, date(2026, 11, 25)) == date(2026, 11, 21)
+    assert problem_store.night_as_of(root, date(2026, 11, 19)) is None
