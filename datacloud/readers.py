@@ -8,8 +8,14 @@ SQLite is read through SQLAlchemy: its column types are only declarations (a DEC
 may hold REAL values), on which connectorx panics.
 
 ``sqlalchemy`` streams through a server-side cursor (``yield_per``) for any dialect
-SQLAlchemy supports, and is the only path for queries with bound parameters (neither native
-reader is used with them). Both paths give the same Arrow types after :func:`conform`:
+SQLAlchemy supports. Queries with parameters (chunk bounds, incremental windows) stay on the
+native path where it can take them safely: ADBC binds them as PostgreSQL parameters (``$n``,
+never text in the SQL); connectorx cannot bind, so MySQL/MariaDB bounds are rendered as
+literals by :func:`literal`, a strict formatter that renders only ``int``, ``date`` and naive
+``datetime`` values and refuses everything else (text bounds go through SQLAlchemy, bound).
+The ``:name`` placeholders are found by SQLAlchemy's own ``text()`` parser on every path, so
+a query means the same whichever path reads it. Both paths give the same Arrow types after
+:func:`conform`:
 integers int64, exact decimals decimal128(38, 10), floats float64, text string, dates date32,
 timestamps timestamp[us] (time-zone-aware ones in UTC), binary binary.
 
@@ -27,12 +33,16 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, text
+from sqlalchemy.dialects.mysql import pymysql
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.types import UserDefinedType
 
 from datacloud.connections import engine as source_engine
 from transforms.adapters import decode_escaped
@@ -50,16 +60,103 @@ class ReaderError(RuntimeError):
     """A value could not be carried over exactly (never silently cast or nulled)."""
 
 
+class UnsafeLiteral(ValueError):
+    """A parameter value the literal formatter does not render (only int, date, datetime)."""
+
+
+def literal(value: object) -> str:
+    """A bound value as SQL literal text for connectorx, which cannot bind parameters.
+
+    Only exact ``int`` (not ``bool``), ``date`` and naive ``datetime`` are rendered, from their
+    numeric fields (never from ``str()`` of the value); anything else, a subclass included,
+    raises UnsafeLiteral. No rendered literal can hold a quote, a comment or a statement
+    separator.
+    """
+    kind = type(value)
+    if kind is int:
+        return str(int.__int__(value))  # type: ignore[arg-type]
+    if kind is datetime:
+        assert isinstance(value, datetime)
+        if value.tzinfo is not None:
+            raise UnsafeLiteral("a time-zone-aware timestamp is not rendered as a literal")
+        return (
+            f"'{value.year:04d}-{value.month:02d}-{value.day:02d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}'"
+        )
+    if kind is date:
+        assert isinstance(value, date)
+        return f"'{value.year:04d}-{value.month:02d}-{value.day:02d}'"
+    raise UnsafeLiteral(f"a {kind.__name__} value is not rendered as a literal")
+
+
+def literal_safe(params: Mapping[str, Any]) -> bool:
+    """Whether :func:`literal` renders every value of ``params``."""
+    try:
+        for v in params.values():
+            literal(v)
+    except UnsafeLiteral:
+        return False
+    return True
+
+
 def choose(url: URL | str, params: Mapping[str, Any] | None, prefer: Path_ = "auto") -> str:
-    """The path a query takes: native where the dialect has one and the query has no parameters."""
+    """The path a query takes: native where the dialect has one and can take the query's
+    parameters (ADBC binds any; connectorx only literal-safe bounds), else SQLAlchemy."""
     backend = make_url(url).get_backend_name()
-    if prefer == "sqlalchemy" or params:
+    if prefer == "sqlalchemy":
         return "sqlalchemy"
     if backend in NATIVE_DIALECTS:
-        return "native"
+        if not params or NATIVE_DIALECTS[backend] == "postgresql" or literal_safe(params):
+            return "native"
+        if prefer == "native":
+            raise ValueError("connectorx cannot bind these parameters (not int, date or datetime)")
+        return "sqlalchemy"
     if prefer == "native":
         raise ValueError(f"no Arrow-native reader for dialect {backend!r}")
     return "sqlalchemy"
+
+
+class _Literal(UserDefinedType[Any]):
+    """A bind rendered by :func:`literal` (``literal_binds`` compilation)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "LITERAL"
+
+    def literal_processor(self, dialect: Any) -> Callable[[Any], str]:
+        return literal
+
+
+def _names(sql: str) -> set[str]:
+    return set(text(sql).compile().binds)
+
+
+def _check_params(sql: str, params: Mapping[str, Any]) -> None:
+    names = _names(sql)
+    if names != set(params):
+        raise ValueError(
+            f"the query's parameters {sorted(names)} are not the values given {sorted(params)}"
+        )
+
+
+def with_literals(sql: str, params: Mapping[str, Any]) -> str:
+    """``sql`` with each ``:name`` replaced by ``literal(params[name])`` (MySQL/MariaDB)."""
+    _check_params(sql, params)
+    for v in params.values():
+        literal(v)  # refused here, before SQLAlchemy (which renders None as NULL itself)
+    stmt = text(sql).bindparams(*(bindparam(k, v, type_=_Literal()) for k, v in params.items()))
+    # the named paramstyle: no %-doubling of the query's own text
+    dialect = pymysql.dialect(paramstyle="named")
+    return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def positional(sql: str, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """``sql`` with PostgreSQL's ``$n`` placeholders and the values in their order (ADBC)."""
+    _check_params(sql, params)
+    compiled = text(sql).compile(dialect=asyncpg.dialect())
+    order = compiled.positiontup or []
+    return compiled.string, tuple(params[n] for n in order)
 
 
 def _native_url(url: URL | str) -> str:
@@ -69,20 +166,30 @@ def _native_url(url: URL | str) -> str:
     return u.set(drivername=scheme, query=query).render_as_string(hide_password=False)
 
 
-def _adbc_postgresql(url: URL | str, sql: str) -> Iterator[pa.RecordBatch]:
+def _adbc_postgresql(
+    url: URL | str, sql: str, params: Mapping[str, Any] | None
+) -> Iterator[pa.RecordBatch]:
     import adbc_driver_postgresql.dbapi as adbc
 
     with adbc.connect(_native_url(url)) as conn, conn.cursor() as cur:
-        cur.execute(sql)
+        if params:
+            query, values = positional(sql, params)
+            cur.execute(query, values)
+        else:
+            cur.execute(sql)
         yield from cur.fetch_record_batch()
 
 
-def _native(url: URL | str, sql: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _native(
+    url: URL | str, sql: str, batch_size: int, params: Mapping[str, Any] | None = None
+) -> Iterator[pa.RecordBatch]:
     if NATIVE_DIALECTS[make_url(url).get_backend_name()] == "postgresql":
-        yield from _adbc_postgresql(url, sql)
+        yield from _adbc_postgresql(url, sql, params)
         return
     import connectorx as cx
 
+    if params:
+        sql = with_literals(sql, params)
     try:
         reader = cx.read_sql(
             _native_url(url), sql, return_type="arrow_stream", batch_size=batch_size
@@ -271,7 +378,7 @@ def read_batches(
     if choose(url, params, prefer) == "native":
         if NATIVE_DIALECTS[make_url(url).get_backend_name()] == "mysql":
             encoding = "utf-8"  # the server has converted to utf8mb4 already
-        for batch in _native(url, sql, batch_size):
+        for batch in _native(url, sql, batch_size, params):
             yield _repaired(conform(batch), encoding)
     else:
         for table in _sqlalchemy(url, sql, params, batch_size, encoding):
