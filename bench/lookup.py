@@ -76,6 +76,9 @@ MAX_OPEN = 2000  # connections the generator holds at most; a request beyond is 
 SUSTAINED_P99_MS = 25.0
 AUDIT_KEY = "bench-audit-key-0123456789"
 ENDPOINTS = ("person", "property-status")
+# every lookup names its matter: 不动产登记 reads a person's name and address and the
+# property status, so both endpoints answer under it (docs/lookup.md#matters)
+BENCH_MATTER = "property_registration"
 BACKENDS = ("ours", "postgres")
 ROUNDS = 2
 # a handful of real GB/T 2260 county codes; 110101 (Beijing Dongcheng) is kept for "nobody"
@@ -295,7 +298,12 @@ def make_app(backend: str, root: Path) -> Any:
     )
     keys = ApiKeys(
         [
-            ApiKeyEntry(holder=f"bench {i}", role="auditor", sha256=hash_key(k))
+            ApiKeyEntry(
+                holder=f"bench {i}",
+                role="auditor",
+                matters=(BENCH_MATTER,),
+                sha256=hash_key(k),
+            )
             for i, k in enumerate(AUDITOR_KEYS)
         ],
         limits,
@@ -457,7 +465,10 @@ async def _open_loop(base: str, path: str, keys: list[str], rate: float) -> dict
         if not idle:
             opened += 1
         conn = idle.pop() if idle else _Connection(*await asyncio.open_connection(host, int(port)))
-        body = b'{"id_number":"' + key.encode() + b'","purpose":"bench"}'
+        body = (
+            b'{"id_number":"' + key.encode() + b'","purpose":"bench",'
+            b'"matter":"' + BENCH_MATTER.encode() + b'","case_no":"BENCH-1"}'
+        )
         try:
             code = await conn.post(head, body)
             idle.append(conn)

@@ -173,11 +173,13 @@ def validate(
         str | None, typer.Option(help="with --connect: only this department's source")
     ] = None,
 ) -> None:
-    """Validate every department YAML, check that its extraction queries exist, and check
-    dags/curation.yaml against the departments' authority lists; --connect compiles the
-    queries against the sources."""
+    """Validate every department YAML, check that its extraction queries exist, check
+    dags/curation.yaml against the departments' authority lists and dags/matters.yaml (the
+    matters catalogue) against the curated-table registry and the departments; --connect
+    compiles the queries against the sources."""
     from datacloud.config import check_sql, load_departments
     from datacloud.curation_config import config_path, load_curation_config
+    from datacloud.matters import catalogue_problems, matters_path, read_matters
 
     where = folder or departments_dir()
     if not where.is_dir():
@@ -196,6 +198,14 @@ def validate(
         console.print(ok(f"{d.code}: {d.name}, {len(d.tables)} table(s)"))
     load_curation_config().fingerprint(depts)  # resolves every survivorship rule
     console.print(ok(f"survivorship: {config_path()}"))
+    path = matters_path()  # every unknown table, field, item or department: one line each
+    catalogue = read_matters(path)
+    problems = catalogue_problems(catalogue, {d.code for d in depts})
+    if problems:
+        raise UserError("\n".join(f"{path}: {p}" for p in problems))
+    console.print(
+        ok(f"matters: {path}, {len(catalogue.matters)} matter(s), {len(catalogue.items)} item(s)")
+    )
     if connect:
         _validate_sources([d for d in depts if dept is None or d.code == dept])
 

@@ -11,6 +11,8 @@ docs/operations.md "Command-line exit codes" is the table these tests hold true.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import pwd
@@ -103,6 +105,20 @@ def keys(root: StorageRoot) -> dict[str, str]:
     }
 
 
+# each lookup names a matter of dags/matters.yaml that reads something it answers
+MATTER = {
+    "person": "property_registration",
+    "property-status": "gjj_withdrawal",
+    "enterprise": "enterprise_registration",
+}
+CASE = "CLI-2026-0001"
+
+
+def m(command: str) -> list[str]:
+    """The options naming a matter (one that reads ``command``'s answer) and a case number."""
+    return ["--matter", MATTER[command], "--case-no", CASE]
+
+
 def lookup_env(root: StorageRoot, **extra: str | None) -> dict[str, str]:
     return _env(DATACLOUD_ROOT=str(root.root), DATACLOUD_AUDIT_KEY=AUDIT_KEY, **extra)
 
@@ -139,7 +155,7 @@ def test_lookup_outcomes(
     root: StorageRoot, keys: dict[str, str], command: str, key: str, code: int, stderr: str
 ) -> None:
     value = keys.get(key, key)
-    out = run("lookup", command, value, "--purpose", "复核", env=lookup_env(root))
+    out = run("lookup", command, value, *m(command), "--purpose", "复核", env=lookup_env(root))
     assert out.returncode == code, out.stderr
     assert stderr in out.stderr
     if code == 0:
@@ -154,7 +170,11 @@ def test_lookup_outcomes(
         (["--role", MARKUP], f"--role: expected one of clerk, auditor, got '{MARKUP}'"),
         (["--as-of", "2026-13-01"], "--as-of: expected YYYY-MM-DD"),
         (["--as-of", MARKUP], f"--as-of: expected YYYY-MM-DD, got '{MARKUP}'"),
-        (["--purpose", "  "], "--purpose: a lookup needs a purpose"),
+        (["--purpose", "  "], "--purpose: blank"),
+        (["--case-no", "第1号"], "--case-no: expected 1 to 64 characters"),
+        (["--matter", "Gjj Withdrawal"], "--matter: expected a matter code"),
+        (["--department", "../gjj"], "--department: expected a department code"),
+        (["--role", "citizen"], "--role: expected one of clerk, auditor, got 'citizen'"),
         (["--colour"], "No such option: --colour"),
     ],
 )
@@ -163,13 +183,75 @@ def test_lookup_bad_options_are_exit_2(
 ) -> None:
     base = ["lookup", "person", keys["person"]]
     purpose = [] if "--purpose" in args else ["--purpose", "复核"]
-    out = run(*base, *purpose, *args, env=lookup_env(root))
+    # a later --matter or --case-no overrides the first (click keeps the last)
+    out = run(*base, *m("person"), *purpose, *args, env=lookup_env(root))
     assert out.returncode == 2 and message in out.stderr, out.stderr
 
 
-def test_lookup_without_purpose_is_a_usage_error(root: StorageRoot, keys: dict[str, str]) -> None:
-    out = run("lookup", "person", keys["person"], env=lookup_env(root))
-    assert out.returncode == 2 and "--purpose" in out.stderr
+@pytest.mark.parametrize("missing", ["--matter", "--case-no"])
+def test_lookup_without_matter_or_case_is_a_usage_error(
+    root: StorageRoot, keys: dict[str, str], missing: str
+) -> None:
+    given = {"--matter": MATTER["person"], "--case-no": CASE}
+    given.pop(missing)
+    args = [x for kv in given.items() for x in kv]
+    out = run("lookup", "person", keys["person"], *args, env=lookup_env(root))
+    assert out.returncode == 2 and missing in out.stderr, out.stderr
+
+
+def test_lookup_without_purpose_is_answered(root: StorageRoot, keys: dict[str, str]) -> None:
+    out = run("lookup", "person", keys["person"], *m("person"), env=lookup_env(root))
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "message"),
+    [
+        # 公积金提取 reads the property status only, never the person record
+        ("person", ["--matter", "gjj_withdrawal"], "reads no data item of the person lookup"),
+        ("enterprise", ["--matter", "property_registration"], "reads no data item"),
+        (
+            "person",
+            ["--matter", "property_registration", "--department", "gjj"],
+            "department 'gjj' does not handle matter 'property_registration'",
+        ),
+        ("property-status", ["--matter", "no_such_matter"], "not in the matters catalogue"),
+    ],
+)
+def test_lookup_outside_the_matter_is_exit_5_and_audited(
+    root: StorageRoot,
+    keys: dict[str, str],
+    tmp_path: Path,
+    command: str,
+    options: list[str],
+    message: str,
+) -> None:
+    state = tmp_path / "state"
+    key = keys["credit_code" if command == "enterprise" else "owner"]
+    env = lookup_env(root, DATACLOUD_STATE_ROOT=str(state))
+    out = run("lookup", command, key, *options, "--case-no", CASE, "--json", env=env)
+    assert out.returncode == 5, out.stderr
+    assert message in out.stderr and "MATTER" not in out.stdout and out.stdout == ""
+    assert key not in out.stderr
+    (record,) = audit_records(state)
+    assert (record["outcome"], record["matter"], record["case_no"]) == (
+        "matter_not_granted",
+        options[1],
+        CASE,
+    )
+    assert record["department"] == (options[3] if "--department" in options else None)
+
+
+def test_lookup_answers_only_the_matters_items(root: StorageRoot, keys: dict[str, str]) -> None:
+    """不动产登记 reads a person's name and registered address: nothing else is printed."""
+    out = run(
+        "lookup", "person", keys["owner"], *m("person"), "--role", "auditor", "--json",
+        env=lookup_env(root),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert set(body) == {"id_number", "fields", "curated", "audit_id"}
+    assert set(body["fields"]) <= {"name", "registered_address"}
 
 
 @pytest.mark.parametrize(
@@ -180,7 +262,7 @@ def test_lookup_without_an_audit_key_is_exit_3(
     root: StorageRoot, keys: dict[str, str], audit_key: str | None, message: str
 ) -> None:
     env = _env(DATACLOUD_ROOT=str(root.root), DATACLOUD_AUDIT_KEY=audit_key)
-    out = run("lookup", "person", keys["person"], "--purpose", "复核", env=env)
+    out = run("lookup", "person", keys["person"], *m("person"), "--purpose", "复核", env=env)
     assert out.returncode == 3 and message in out.stderr, out.stderr
     assert out.stdout == ""  # nothing answered
 
@@ -194,7 +276,7 @@ def test_lookup_with_the_audit_trail_unavailable_is_exit_3_and_answers_nothing(
     (state / "audit").write_text("not a folder", encoding="utf-8")
     env = lookup_env(root, DATACLOUD_STATE_ROOT=str(state))
     for command, key in (("person", "person"), ("property-status", "owner")):
-        out = run("lookup", command, keys[key], "--purpose", "复核", env=env)
+        out = run("lookup", command, keys[key], *m(command), "--purpose", "复核", env=env)
         assert out.returncode == 3 and "audit" in out.stderr, out.stderr
         assert out.stdout == ""
 
@@ -203,13 +285,14 @@ def test_lookup_with_no_curated_data_is_exit_3(
     root: StorageRoot, keys: dict[str, str], tmp_path: Path
 ) -> None:
     empty = _env(DATACLOUD_ROOT=str(tmp_path / "empty"), DATACLOUD_AUDIT_KEY=AUDIT_KEY)
-    out = run("lookup", "person", keys["person"], "--purpose", "复核", env=empty)
+    out = run("lookup", "person", keys["person"], *m("person"), "--purpose", "复核", env=empty)
     assert out.returncode == 3 and "no curated data" in out.stderr, out.stderr
     state = tmp_path / "state"
     before = run(
         "lookup",
         "person",
         keys["person"],
+        *m("person"),
         "--purpose",
         "复核",
         "--as-of",
@@ -227,7 +310,15 @@ def test_the_audit_names_the_real_user_not_the_environment(
     env = lookup_env(
         root, DATACLOUD_STATE_ROOT=str(state), USER="someone-else", LOGNAME="someone-else"
     )
-    out = run("lookup", "property-status", keys["owner"], "--purpose", "复核", env=env)
+    out = run(
+        "lookup",
+        "property-status",
+        keys["owner"],
+        *m("property-status"),
+        "--purpose",
+        "复核",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     (record,) = audit_records(state)
     assert record["who"] == f"os:{pwd.getpwuid(os.getuid()).pw_name}" != "os:someone-else"
@@ -340,11 +431,59 @@ def test_new_key(tmp_path: Path) -> None:
     assert run("lookup", "new-key").returncode == 2  # --holder is required
 
 
+def test_new_key_with_department_matters_and_subject(tmp_path: Path) -> None:
+    from datacloud.lookup.auth import ApiKeys, hash_key
+
+    clerk = run(
+        "lookup", "new-key", "--holder", "公积金窗口", "--department", "gjj",
+        "--matter", "gjj_withdrawal", "--matter", "property_registration",
+    )  # fmt: skip
+    assert clerk.returncode == 0, clerk.stderr
+    path = tmp_path / "keys.yaml"
+    path.write_text(clerk.stdout, encoding="utf-8")
+    key = clerk.stderr.strip().rsplit(" ", 1)[-1]
+    who = ApiKeys.from_file(path, ["gjj_withdrawal", "property_registration"]).authenticate(key)
+    assert who is not None and who.department == "gjj"
+    assert who.matters == {"gjj_withdrawal", "property_registration"}
+    number = "11010519491231002X"
+    env = _env(DATACLOUD_AUDIT_KEY=AUDIT_KEY)
+    citizen = subprocess.run(
+        [EXE, "lookup", "new-key", "--holder", "市民门户", "--role", "citizen", "--subject", "-"],
+        input=number.lower() + "\n", capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert citizen.returncode == 0, citizen.stderr
+    assert number not in citizen.stdout + citizen.stderr
+    expected = hmac.new(AUDIT_KEY.encode(), number.encode(), hashlib.sha256).hexdigest()
+    assert f"subject_hmac: {expected}" in citizen.stdout
+    path.write_text(citizen.stdout, encoding="utf-8")
+    assert ApiKeys.from_file(path)._entries[0].sha256 == hash_key(
+        citizen.stderr.strip().rsplit(" ", 1)[-1]
+    )
+    for args, message in (
+        (["--matter", "no_such"], "--matter: no_such not in the matters catalogue"),
+        (["--matter", "gjj_withdrawal"], "--role: a clerk key needs its department"),
+        (["--department", "G J"], "--department: String should match pattern"),
+        (["--role", "citizen"], "--role: a citizen key needs subject_hmac"),
+        (["--role", "citizen", "--subject", "123"], "--subject: rule ID_LENGTH"),
+    ):
+        out = run("lookup", "new-key", "--holder", "x", *args, env=env)
+        assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
+    no_audit_key = run(
+        "lookup", "new-key", "--holder", "x", "--role", "citizen", "--subject", number
+    )
+    assert no_audit_key.returncode == 3 and number not in no_audit_key.stderr
+
+
 def test_audit_verify(root: StorageRoot, keys: dict[str, str], tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = lookup_env(root, DATACLOUD_STATE_ROOT=str(state))
     for _ in range(2):
-        assert run("lookup", "person", keys["person"], "--purpose", "复核", env=env).returncode == 0
+        assert (
+            run(
+                "lookup", "person", keys["person"], *m("person"), "--purpose", "复核", env=env
+            ).returncode
+            == 0
+        )
     assert run("audit", "verify", env=env).returncode == 0
     (day,) = (state / "audit").glob("lookups-*.jsonl")
     first, second = day.read_text(encoding="utf-8").splitlines()
@@ -475,6 +614,8 @@ def test_validate_a_bad_yaml_is_one_message_naming_the_file(
 
 
 def test_validate_prints_names_verbatim(tmp_path: Path) -> None:
+    for other in DEPARTMENTS_DIR.glob("*.yaml"):  # the matters name every department
+        (tmp_path / other.name).write_bytes(other.read_bytes())
     text = (DEPARTMENTS_DIR / "gongan.yaml").read_text(encoding="utf-8")
     (tmp_path / "gongan.yaml").write_text(
         text.replace("name: 公安厅（户籍）", f"name: '{MARKUP}'", 1), encoding="utf-8"
@@ -482,6 +623,35 @@ def test_validate_prints_names_verbatim(tmp_path: Path) -> None:
     out = run("validate", "--folder", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert f"ok gongan: {MARKUP}, " in out.stdout
+
+
+def test_validate_checks_the_matters_catalogue(tmp_path: Path) -> None:
+    """Each unknown table, field, data item or department code of dags/matters.yaml: one line."""
+    from datacloud.paths import DAGS_DIR
+
+    doc = yaml.safe_load((DAGS_DIR / "matters.yaml").read_text(encoding="utf-8"))
+    doc["items"][0]["table"] = "no_table"
+    doc["items"][1]["fields"] = ["name", "blood_type"]
+    doc["matters"][0]["items"] = [*doc["matters"][0]["items"], "no_item"]
+    doc["matters"][1]["departments"] = ["bdc", "nowhere"]
+    path = tmp_path / "matters.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    out = run("validate", env=_env(DATACLOUD_MATTERS=str(path)))
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 4 and all(str(path) in x for x in lines), out.stderr
+    for expected in (
+        "unknown curated table 'no_table'",
+        "unknown field 'blood_type' of curated table 'person'",
+        "unknown data item 'no_item'",
+        "unknown department code 'nowhere'",
+    ):
+        assert sum(expected in x for x in lines) == 1, expected
+    good = run("validate")
+    assert good.returncode == 0 and "ok matters: " in good.stdout, good.stderr
+    path.write_text("items: []\nmatters: []\n", encoding="utf-8")
+    empty = run("validate", env=_env(DATACLOUD_MATTERS=str(path)))
+    assert empty.returncode == 2 and f"error: {path}: field items" in empty.stderr
 
 
 def test_validate_a_repeated_key_in_the_curation_yaml(tmp_path: Path) -> None:
@@ -538,7 +708,7 @@ def test_an_id_number_typed_into_an_argument_is_masked_in_the_message(tmp_path: 
     number = "11010519491231002X"
     for args in (
         ["report", "--dept", number, "--date", "2026-11-20"],
-        ["lookup", "person", "x", "--purpose", "p", "--role", number],
+        ["lookup", "person", "x", *m("person"), "--purpose", "p", "--role", number],
     ):
         out = run(*args, env=_env(DATACLOUD_ROOT=str(tmp_path), DATACLOUD_LOOKUP_DEV="1"))
         assert out.returncode == 2, out.stderr

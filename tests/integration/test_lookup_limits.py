@@ -38,9 +38,22 @@ DS = date(2026, 11, 20)
 CLERK_KEY, AUDITOR_KEY = "limits-clerk-key-0001", "limits-auditor-key-0001"
 AUDIT_KEY = b"limits-audit-key-0123456789"
 ENTRIES = [
-    ApiKeyEntry(holder="城西窗口1号", role="clerk", sha256=hash_key(CLERK_KEY)),
-    ApiKeyEntry(holder="审计员B", role="auditor", sha256=hash_key(AUDITOR_KEY)),
+    ApiKeyEntry(
+        holder="城西窗口1号",
+        role="clerk",
+        department="bdc",
+        matters=("property_registration",),
+        sha256=hash_key(CLERK_KEY),
+    ),
+    ApiKeyEntry(
+        holder="审计员B",
+        role="auditor",
+        matters=("property_registration", "gjj_withdrawal"),
+        sha256=hash_key(AUDITOR_KEY),
+    ),
 ]
+# every lookup names its matter and case number: 不动产登记 reads a person's name and address
+M = {"matter": "property_registration", "case_no": "BDC-2026-0007"}
 CLERK, AUDITOR = {"X-API-Key": CLERK_KEY}, {"X-API-Key": AUDITOR_KEY}
 
 
@@ -143,7 +156,7 @@ def test_enumerating_a_masked_numbers_birth_date_is_stopped_and_alerted(
         for number in guesses:  # bounded: 366 requests
             r = http.post(
                 f"{base}/v1/lookup/person",
-                json={"id_number": number, "purpose": "核实身份"},
+                json={"id_number": number, "purpose": "核实身份", **M},
                 headers=CLERK,
             )
             statuses.append(r.status_code)
@@ -182,7 +195,7 @@ def test_failed_keys_are_audited_and_lock_the_address_out(root, tmp_path, caplog
     wrong = [f"dck_guessed-key-{k:02d}-AAAAAAAAAAAAAAAAAAAAAAAAA" for k in range(9)]
     app = create_app(service, ApiKeys(ENTRIES), store, limits)
     with _serving(app) as (base, _), httpx.Client() as http:
-        body = {"id_number": "1", "purpose": "x"}
+        body = {"id_number": "1", "purpose": "x", **M}
         no_key = http.post(f"{base}/v1/lookup/person", json=body)
         assert no_key.status_code == 401 and no_key.json()["error"]["message_zh"]
         for key in wrong[:8]:
@@ -257,7 +270,7 @@ def test_an_unauthenticated_huge_body_is_refused_before_it_is_read(root, tmp_pat
 def test_an_authenticated_oversize_body_is_413(root, tmp_path) -> None:
     service, store = _service(root, tmp_path / "audit")
     with _serving(create_app(service, ApiKeys(ENTRIES), store)) as (base, port):
-        big = json.dumps({"id_number": "1", "purpose": "x", "pad": "p" * 20000}).encode()
+        big = json.dumps({"id_number": "1", "purpose": "x", "pad": "p" * 20000, **M}).encode()
         answer, sock = _raw(
             port,
             _head(
@@ -285,7 +298,7 @@ def test_an_authenticated_oversize_body_is_413(root, tmp_path) -> None:
         # under the cap the body reaches the app as before
         ok = httpx.post(
             f"{base}/v1/lookup/person",
-            json={"id_number": "1", "purpose": "x" * 201},
+            json={"id_number": "1", "purpose": "x" * 201, **M},
             headers=CLERK,
         )
         assert ok.status_code == 422 and ok.json()["error"]["field"] == "purpose"
@@ -329,6 +342,7 @@ def test_the_docs_page_loads_nothing_from_elsewhere(root, tmp_path) -> None:
         for schema in ("PersonQuery", "PersonAnswer", "ErrorBody", "retry_after"):
             assert schema in html
         assert "<purpose>" not in html and "&lt;purpose&gt;" in html  # escaped examples
+        assert "&lt;matter&gt;" in html and "&lt;case_no&gt;" in html  # every lookup names them
         assert httpx.get(f"{base}/redoc", headers=AUDITOR).status_code == 404
         assert httpx.get(f"{base}/openapi.json").status_code == 200
 

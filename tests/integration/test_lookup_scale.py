@@ -31,6 +31,7 @@ from transforms.id_number import id_check_char
 REPO = Path(__file__).resolve().parents[2]
 KEY = "scale-test-auditor-key-0001"
 AUDIT_KEY = "scale-test-audit-key-0123456789"
+M = {"matter": "property_registration", "case_no": "SCALE-1"}  # reads the person's name
 THREADS, EACH = 6, 120  # requests per thread before the publish, and as many after
 
 
@@ -74,7 +75,8 @@ def _keys_file(folder: Path) -> Path:
     path = folder / "keys.yaml"
     path.write_text(
         "keys:\n"
-        f"  - holder: 压测审计\n    role: auditor\n    sha256: {hash_key(KEY)}\n"
+        f"  - holder: 压测审计\n    role: auditor\n    matters: [property_registration]\n"
+        f"    sha256: {hash_key(KEY)}\n"
         "limits:\n  roles:\n    auditor: {rate: 100000/minute, quota: 1000000/day}\n",
         encoding="utf-8",
     )
@@ -124,7 +126,7 @@ def test_two_workers_swap_under_load_with_one_verified_audit_trail(tmp_path: Pat
                         published.wait(timeout=120)
                     for i in range(EACH):
                         key = IDS[(t * 7 + i) % len(IDS)]
-                        body = {"id_number": key, "purpose": "压测"}
+                        body = {"id_number": key, "purpose": "压测", **M}
                         r = client.post("/v1/lookup/person", json=body)
                         got = r.json() if r.status_code == 200 else {}
                         name = got.get("fields", {}).get("name", {}).get("value")
@@ -149,7 +151,9 @@ def test_two_workers_swap_under_load_with_one_verified_audit_trail(tmp_path: Pat
         seen_new = 0
         with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=30) as client:
             for _ in range(2000):
-                r = client.post("/v1/lookup/person", json={"id_number": IDS[0], "purpose": "压测"})
+                r = client.post(
+                    "/v1/lookup/person", json={"id_number": IDS[0], "purpose": "压测", **M}
+                )
                 answers.append(
                     (
                         r.status_code,

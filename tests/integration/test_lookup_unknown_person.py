@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import lookup_matters
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
@@ -35,8 +36,24 @@ EXE = str(Path(sys.executable).with_name("datacloud"))
 DS = "2026-11-20"
 AUDIT_KEY = "unknown-person-test-audit-key-01"
 CLERK_KEY = "unknown-person-clerk-key-0001"
-KEYS = ApiKeys([ApiKeyEntry(holder="城东窗口3号", role="clerk", sha256=hash_key(CLERK_KEY))])
-CLERK = Principal("窗口1", "clerk", "api")
+# a housing-fund window: 公积金提取 (the property status), and the test-only review_all for a
+# person lookup (tests/lookup_matters.py)
+MATTERS = lookup_matters.catalogue()
+GRANTED = ("gjj_withdrawal", lookup_matters.ALL)
+KEYS = ApiKeys(
+    [
+        ApiKeyEntry(
+            holder="城东窗口3号",
+            role="clerk",
+            department="gjj",
+            matters=GRANTED,
+            sha256=hash_key(CLERK_KEY),
+        )
+    ]
+)
+CLERK = Principal("窗口1", "clerk", "api", department="gjj", matters=frozenset(GRANTED))
+CASE = "GJJ-2026-0815"
+CLI_MATTER = ["--matter", "gjj_withdrawal", "--case-no", CASE]
 
 
 def _id(first17: str) -> str:
@@ -97,21 +114,23 @@ def test_property_status_never_says_no_for_a_person_the_register_does_not_know(
     root: StorageRoot, source: Any
 ) -> None:
     sink = ListSink()
-    svc = LookupService(source(root), AuditLog([sink], b"k" * 16))
-    owner = svc.lookup(CLERK, "property_status", OWNER, "公积金提取").body
+    svc = LookupService(source(root), AuditLog([sink], b"k" * 16), catalogue=MATTERS)
+    owner = svc.lookup(CLERK, "property_status", OWNER, "gjj_withdrawal", CASE, "公积金提取").body
     assert (owner["person_known"], owner["owns_property"], owner["property_count"]) == (
         True,
         True,
         1,
     )
-    former = svc.lookup(CLERK, "property_status", FORMER, "公积金提取").body
+    former = svc.lookup(CLERK, "property_status", FORMER, "gjj_withdrawal", CASE, "公积金提取").body
     assert (former["person_known"], former["owns_property"]) == (True, False)
     # not registered but owning a current right here: a true "yes", which no certificate
     # of owning nothing can come from
-    outsider = svc.lookup(CLERK, "property_status", OUTSIDER, "公积金提取").body
+    outsider = svc.lookup(
+        CLERK, "property_status", OUTSIDER, "gjj_withdrawal", CASE, "公积金提取"
+    ).body
     assert (outsider["person_known"], outsider["owns_property"]) == (False, True)
     with pytest.raises(PersonUnknown) as e:
-        svc.lookup(CLERK, "property_status", STRANGER, "公积金提取")
+        svc.lookup(CLERK, "property_status", STRANGER, "gjj_withdrawal", CASE, "公积金提取")
     assert isinstance(e.value, NotFound) and STRANGER not in str(e.value)
     assert [r["outcome"] for r in sink.records] == ["found"] * 3 + ["person_unknown"]
 
@@ -119,9 +138,9 @@ def test_property_status_never_says_no_for_a_person_the_register_does_not_know(
 def test_no_household_register_published_is_no_answer(storage_root: StorageRoot) -> None:
     publish(storage_root, with_person=False)
     sink = ListSink()
-    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16))
+    svc = LookupService(CuratedStore(storage_root), AuditLog([sink], b"k" * 16), catalogue=MATTERS)
     with pytest.raises(NoCuratedData, match="person"):
-        svc.lookup(CLERK, "property_status", FORMER, "公积金提取")
+        svc.lookup(CLERK, "property_status", FORMER, "gjj_withdrawal", CASE, "公积金提取")
     assert [r["outcome"] for r in sink.records] == ["no_data"]
 
 
@@ -129,14 +148,19 @@ def test_no_household_register_published_is_no_answer(storage_root: StorageRoot)
 
 
 def _client(root: StorageRoot) -> TestClient:
-    svc = LookupService(CuratedStore(root), AuditLog([ListSink()], b"k" * 16))
+    svc = LookupService(CuratedStore(root), AuditLog([ListSink()], b"k" * 16), catalogue=MATTERS)
     return TestClient(create_app(svc, KEYS))
+
+
+def _matter(path: str) -> dict[str, str]:
+    matter = "gjj_withdrawal" if path == "property-status" else lookup_matters.ALL
+    return {"matter": matter, "case_no": CASE}
 
 
 def _post(client: TestClient, path: str, body: dict[str, Any]) -> Any:
     return client.post(
         f"/v1/lookup/{path}",
-        json={"purpose": "公积金提取", **body},
+        json={"purpose": "公积金提取", **_matter(path), **body},
         headers={"X-API-Key": CLERK_KEY},
     )
 
@@ -164,7 +188,7 @@ def test_walking_unknown_numbers_through_property_status_raises_the_not_found_al
     """Before, an unknown number was a 200 "no": an enumeration through property-status never
     reached the not-found alert. PERSON_UNKNOWN is a 404 the alert counts."""
     sink = ListSink()
-    svc = LookupService(CuratedStore(root), AuditLog([sink], b"k" * 16))
+    svc = LookupService(CuratedStore(root), AuditLog([sink], b"k" * 16), catalogue=MATTERS)
     limits = LookupLimits(not_found_alert=NotFoundAlert(count=2, per_seconds=600))
     client = TestClient(create_app(svc, KEYS, limits=limits))
     for k in range(2):
@@ -208,17 +232,21 @@ def test_cli_exit_code_4_for_a_person_the_register_does_not_know(
 ) -> None:
     flags = ["--json"] if as_json else []
     env = _env(root)
-    out = _run("lookup", "property-status", STRANGER, "--purpose", "复核", *flags, env=env)
+    out = _run(
+        "lookup", "property-status", STRANGER, *CLI_MATTER, "--purpose", "复核", *flags, env=env
+    )
     assert out.returncode == 4, out.stderr
     assert out.stdout == "" and "household register" in out.stderr and STRANGER not in out.stderr
-    known = _run("lookup", "property-status", FORMER, "--purpose", "复核", *flags, env=env)
+    known = _run(
+        "lookup", "property-status", FORMER, *CLI_MATTER, "--purpose", "复核", *flags, env=env
+    )
     assert known.returncode == 0, known.stderr
     if as_json:
         body = json.loads(known.stdout)
         assert (body["person_known"], body["owns_property"]) == (True, False)
     else:
         assert "owns property in the province: no" in known.stdout
-    outsider = _run("lookup", "property-status", OUTSIDER, "--purpose", "复核", env=env)
+    outsider = _run("lookup", "property-status", OUTSIDER, *CLI_MATTER, env=env)
     assert outsider.returncode == 0 and "not in the household register" in outsider.stdout
 
 

@@ -93,7 +93,9 @@ class ComposeStack:
         keys = self.workdir / "lookup-keys.yaml"
         digest = __import__("hashlib").sha256(self.api_key.encode()).hexdigest()
         keys.write_text(
-            f"keys:\n  - holder: stack-test\n    role: clerk\n    sha256: {digest}\n", "utf-8"
+            "keys:\n  - holder: stack-test\n    role: clerk\n    department: gjj\n"
+            f"    matters: [gjj_withdrawal]\n    sha256: {digest}\n",
+            "utf-8",
         )
         token = secrets.token_urlsafe
         self.env = {

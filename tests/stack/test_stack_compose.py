@@ -182,7 +182,12 @@ def test_a_property_status_lookup_through_the_api_container_answers_correctly(
     assert current.height > 0
     owner = current["owner_id_number"][0]
     expected = current.filter(pl.col("owner_id_number") == owner).height
-    body = {"id_number": owner, "purpose": "stack-test 公积金提取审核"}
+    body = {
+        "id_number": owner,
+        "matter": "gjj_withdrawal",  # 住房公积金提取: the property status only
+        "case_no": "STACK-2026-0001",
+        "purpose": "stack-test 公积金提取审核",
+    }
 
     def answered() -> Any:
         r = night.stack.lookup("/v1/lookup/property-status", body)
