@@ -232,6 +232,6 @@ def test_reports_agree_with_the_problem_table(nights: dict[str, Any]) -> None:
     overview = (root.root / "reports" / "index.html").read_text("utf-8")
     section = overview.split('id="problem-ranking"')[1]
     order = [c for _, _, c in sorted(ranked)]
-    positions = [section.index(f'data-department="{c}"') for c in order]
+    positions = [section.index(f'data-ranked-department="{c}"') for c in order]
     assert positions == sorted(positions)
     assert not full_id_numbers(overview)

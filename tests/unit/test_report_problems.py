@@ -98,7 +98,7 @@ def test_the_section_agrees_with_the_table_and_masks(
     assert "问题台账截至" not in section
     write_overview(root, [scjg], DS)
     overview = (root.root / "reports" / "index.html").read_text("utf-8")
-    assert 'data-department="scjg" data-overdue="2"' in overview
+    assert 'data-ranked-department="scjg" data-overdue="2"' in overview
 
 
 def test_no_problem_table_yet_says_not_yet_enabled(
