@@ -43,6 +43,8 @@ from datacloud.cli_common import (
 )
 from datacloud.lookup.audit_cli import audit_app
 from datacloud.lookup.cli import lookup_app
+from datacloud.lookup.proof_cli import proof_app
+from datacloud.lookup.tracker_cli import tracker_command
 from datacloud.paths import REPO_ROOT, StorageRoot, departments_dir
 
 # Light modules are imported here; pydantic (config), pyarrow, deltalake, numpy, Great
@@ -59,6 +61,8 @@ app = typer.Typer(
 )
 app.add_typer(lookup_app, name="lookup")
 app.add_typer(audit_app, name="audit")
+app.add_typer(proof_app, name="proof")
+app.command("tracker")(tracker_command)
 
 
 @app.command()

@@ -41,6 +41,9 @@ from datacloud.lookup.auth import ApiKeys, Principal
 from datacloud.lookup.gate import UNAUTHORISED_MESSAGE, RequestGate, audit_event
 from datacloud.lookup.keys import MAX_KEY_CHARS, MalformedKey
 from datacloud.lookup.limits import LookupLimiter, LookupLimits
+from datacloud.lookup.proof_routes import proof_router
+from datacloud.lookup.proofs import KEYS_ENV as PROOF_KEYS_ENV
+from datacloud.lookup.proofs import LiveKeyring
 from datacloud.lookup.responses import error_response
 from datacloud.lookup.service import (
     BLANK_PURPOSE,
@@ -54,8 +57,10 @@ from datacloud.lookup.service import (
     is_blank,
 )
 from datacloud.lookup.store import POLL_SECONDS, CuratedStore, NoCuratedData
+from datacloud.lookup.tracker import Tracker, department_names
+from datacloud.lookup.tracker_routes import tracker_router
 from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, load_matters
-from datacloud.paths import StorageRoot
+from datacloud.paths import StorageRoot, departments_dir
 
 log = logging.getLogger(__name__)
 KEYS_ENV = "DATACLOUD_API_KEYS"
@@ -283,6 +288,11 @@ def _principal(request: Request, key: Annotated[str | None, Depends(_API_KEY)]) 
 Who = Annotated[Principal, Depends(_principal)]
 
 
+def _no_keys() -> dict[str, Any]:
+    """The published proof keys of a server without a signer: none."""
+    return {"keys": []}
+
+
 def create_app(
     service: LookupService,
     keys: ApiKeys,
@@ -437,6 +447,16 @@ def create_app(
         """Audit records, newest first, of lookups of one ID number (auditors only)."""
         return {"records": service.search_audit(who, q.purpose, q.id_number, q.limit)}
 
+    # proofs (verify, the published keys) and the citizen's data tracker (docs/proofs.md)
+    published = getattr(service.signer, "jwks", None)
+    app.include_router(
+        proof_router(published if callable(published) else _no_keys, _principal, ERRORS)
+    )
+    tracker = Tracker(
+        service.audit, service.catalogue, department_names(departments_dir()), service.today
+    )
+    app.include_router(tracker_router(tracker, _principal, ERRORS))
+
     @app.get(
         "/healthz",
         responses={503: {"description": "degraded: the audit trail cannot be written"}},
@@ -485,6 +505,8 @@ def build(
     key, dev = audit_key_from_env()
     store = CuratedStore(root, poll_seconds=poll_seconds)
     audit = AuditLog([FileSink(root.audit())], key, dev)
+    if signer is None and os.environ.get(PROOF_KEYS_ENV):  # the proof keyring (docs/proofs.md)
+        signer = LiveKeyring.from_env()
     service = LookupService(store, audit, catalogue=catalogue, signer=signer)
     return service, keys, store
 

@@ -48,6 +48,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the citizen's data tracker (datacloud.lookup.tracker): an auditor, or a citizen for its
     # own ID number only
     "tracker": frozenset({"auditor", "citizen"}),
+    # checking a proof (datacloud.lookup.proofs): any key; the proof holds what it certifies
+    "proof_verify": frozenset(ROLES),
     # a providing department's problem responses, for its own department only
     "problem_responses": frozenset({"department"}),
 }

@@ -59,6 +59,12 @@ AsOf = Annotated[
     str | None, typer.Option("--as-of", help="answer from data published on or before YYYY-MM-DD")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="print the answer as JSON")]
+Proof = Annotated[
+    bool,
+    typer.Option(
+        "--proof", help="also sign the answer as a proof (电子证明; $DATACLOUD_PROOF_KEYS)"
+    ),
+]
 EXIT_PERSON_UNKNOWN = 4  # property-status of a person the household register does not know
 EXIT_MATTER_NOT_GRANTED = 5  # the matter does not allow this lookup
 LOOKUP_ROLES = ("clerk", "auditor")  # the roles that may look up (a CLI lookup's --role)
@@ -91,6 +97,7 @@ def _run(
     role: str,
     as_of: str | None,
     as_json: bool,
+    proof: bool = False,
 ) -> None:
     import re
 
@@ -138,11 +145,20 @@ def _run(
         catalogue = load_matters()
     except ConfigError as e:
         raise _fail(f"matters catalogue: {e}", 3) from None
+    signer = None
+    if proof:  # the platform's proof keyring (docs/proofs.md)
+        from datacloud.lookup.proofs import KeyringError, LiveKeyring
+
+        try:
+            signer = LiveKeyring.from_env()
+        except KeyringError as e:
+            raise _fail(f"--proof: {e}", 3) from None
     root = StorageRoot.from_env()
     service = LookupService(
         DeltaPointSource(root),
         AuditLog([FileSink(root.audit())], audit_key, dev),
         catalogue=catalogue,
+        signer=signer,
     )
     # a local operator can read the curated tables anyway: every matter is granted, and the
     # answer is still the matter's items only
@@ -154,7 +170,7 @@ def _run(
         matters=frozenset(catalogue.matters),
     )
     try:
-        answer = service.lookup(who, endpoint, key, matter, case_no, purpose or "", day)
+        answer = service.lookup(who, endpoint, key, matter, case_no, purpose or "", day, proof)
     except MalformedKey as e:
         raise _fail(f"{e} ({e.message_zh})", 2) from None
     except MatterNotGranted as e:
@@ -212,6 +228,8 @@ def _print(endpoint: str, body: dict[str, Any]) -> None:
         typer.echo(f"  current property rights: {body['property_count']}")
         typer.echo(f"  as of: {body['as_of']}  sources: {', '.join(body['sources'])}")
     typer.echo(f"audit id: {body['audit_id']}")
+    if body.get("proof"):
+        typer.echo(f"proof (datacloud proof verify): {body['proof']}")
 
 
 @lookup_app.command()
@@ -224,9 +242,10 @@ def person(
     role: Role = "clerk",
     as_of: AsOf = None,
     as_json: AsJson = False,
+    proof: Proof = False,
 ) -> None:
     """A person's golden record with each field's source and as-of date, and linked facts."""
-    _run("person", id_number, matter, case_no, purpose, department, role, as_of, as_json)
+    _run("person", id_number, matter, case_no, purpose, department, role, as_of, as_json, proof)
 
 
 @lookup_app.command()
@@ -239,9 +258,10 @@ def enterprise(
     role: Role = "clerk",
     as_of: AsOf = None,
     as_json: AsJson = False,
+    proof: Proof = False,
 ) -> None:
     """An enterprise's golden record, legal representative and shareholders."""
-    _run("enterprise", code, matter, case_no, purpose, department, role, as_of, as_json)
+    _run("enterprise", code, matter, case_no, purpose, department, role, as_of, as_json, proof)
 
 
 @lookup_app.command("property-status")
@@ -254,9 +274,21 @@ def property_status(
     role: Role = "clerk",
     as_of: AsOf = None,
     as_json: AsJson = False,
+    proof: Proof = False,
 ) -> None:
     """Does the person hold a current (现势) property right in the province?"""
-    _run("property_status", id_number, matter, case_no, purpose, department, role, as_of, as_json)
+    _run(
+        "property_status",
+        id_number,
+        matter,
+        case_no,
+        purpose,
+        department,
+        role,
+        as_of,
+        as_json,
+        proof,
+    )
 
 
 @lookup_app.command()

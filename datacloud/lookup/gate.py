@@ -19,7 +19,8 @@ from datacloud.masking import mask_text
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz", "/docs", "/openapi.json"})  # no key needed, no personal data
+# no key needed, no personal data (the proof keys: public keys, for verifiers anywhere)
+OPEN_PATHS = frozenset({"/healthz", "/docs", "/openapi.json", "/v1/proofs/keys"})
 UNAUTHORISED_MESSAGE = ("a valid X-API-Key header is required", "需要有效的 X-API-Key 请求头")
 _REFUSALS = {
     "RATE_LIMITED": (

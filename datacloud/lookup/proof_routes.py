@@ -3,8 +3,6 @@ expired, and why) and ``GET /v1/proofs/keys`` (the published public keys as a JW
 needed: a verifier anywhere checks proofs offline against it). docs/proofs.md
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -65,6 +63,9 @@ def proof_router(
 ) -> APIRouter:
     """The routes over ``jwks`` (the published keys, read per request: a rotation shows at
     once); ``who`` is the app's principal dependency, ``errors`` its documented error bodies."""
+    # no ``from __future__ import annotations`` in this module: FastAPI reads the annotation
+    # of the route's parameter, and as a string it could not name the local ``who``
+    Who = Annotated[Principal, Depends(who)]
     router = APIRouter(tags=["proofs"])
     allowed = ALLOWED.get(VERIFY, frozenset(ROLES))
 
@@ -73,9 +74,7 @@ def proof_router(
         response_model=ProofVerdict,
         responses={k: v for k, v in (errors or {}).items() if k in (400, 401, 403, 413, 422, 429)},
     )
-    def verify_proof(
-        q: VerifyQuery, principal: Annotated[Principal, Depends(who)]
-    ) -> dict[str, Any]:
+    def verify_proof(q: VerifyQuery, principal: Who) -> dict[str, Any]:
         """Checks a proof against the published keys: ``valid``, ``invalid`` (malformed, a
         changed byte, another key, a withdrawn key) or ``expired``, with the reason in English
         and Chinese. Always 200 when the check ran; the verdict is in the body."""

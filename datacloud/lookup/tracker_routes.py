@@ -3,8 +3,6 @@ URL). An auditor asks about anyone; a citizen key only about its own number (403
 audited). docs/proofs.md#tracker
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -50,6 +48,9 @@ def tracker_router(
 ) -> APIRouter:
     """The route over ``tracker``; ``who`` is the app's principal dependency, ``errors`` its
     documented error bodies."""
+    # no ``from __future__ import annotations`` in this module: FastAPI reads the annotation
+    # of the route's parameter, and as a string it could not name the local ``who``
+    Who = Annotated[Principal, Depends(who)]
     router = APIRouter(tags=["tracker"])
 
     @router.post(
@@ -59,7 +60,7 @@ def tracker_router(
             k: v for k, v in (errors or {}).items() if k in (400, 401, 403, 413, 422, 429, 503)
         },
     )
-    def track(q: TrackerQuery, principal: Annotated[Principal, Depends(who)]) -> dict[str, Any]:
+    def track(q: TrackerQuery, principal: Who) -> dict[str, Any]:
         """Who looked up this person's data: when, which department, for which matter and case
         number, with what outcome (never the clerk's name). Auditors: any ID number; a citizen
         key: its own only."""
