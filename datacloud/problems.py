@@ -195,6 +195,7 @@ def track(
             r is not None
             and r.dept == row["dept"]
             and (row["response_at"] is None or r.at > row["response_at"])
+            and r.day >= row["first_seen"]  # not one to an earlier life of the ID (pruned)
             and (looked or r.response != "fixed")  # a fix is checked on a night that looks
         )
         if fresh:

@@ -199,3 +199,12 @@ def test_a_department_has_five_working_days_unless_configured() -> None:
     spec["problem_due_working_days"] = 0
     with pytest.raises(ValueError, match="problem_due_working_days"):
         Department.model_validate(spec)
+
+
+def test_a_response_older_than_the_problem_is_not_applied() -> None:
+    """A problem fixed and dropped from the table (KEEP_FIXED_DAYS) that comes back is new: the
+    responses to its earlier life stay in the log but are not applied to it."""
+    old = latest_responses([response("a", "disputed", D1 - timedelta(days=500))], D2)
+    n2 = track(SCHEMA.empty_table(), seen("a"), ALL, old, D2, due)
+    row = by_id(n2)[pid("a")]
+    assert row["response"] is None and row["disputed_since"] is None and row["first_seen"] == D2
