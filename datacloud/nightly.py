@@ -408,6 +408,11 @@ def _stage_batched(
                 out.losers,
             )
             out.raw_keys = out.losers
+            current = open_table(path)
+            if current is not None:
+                staging_batches.keep_changed(
+                    out, current, table.business_key, _compare_columns(out.schema.names)
+                )
             now = now_wall()
             source = f"{code}.{table_name}"
             schema = with_lineage(out.schema.empty_table(), source, ds, run_id, now).schema

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datacloud.config import Department, TableSpec
+from datacloud.delta.read import plain_types
 from datacloud.landing import iter_partition, partition_rows, read_partition
 from datacloud.normalise import (
     ISSUE_COLUMNS,
@@ -81,6 +83,7 @@ class BatchedOutcome:
 
     spill: Path
     buckets: list[Path]  # deduplicated accepted rows, each sorted by source key
+    n_buckets: int  # bucket_of's modulus
     rejected: Path  # rows.parquet as the night's rejected rows
     issues: Path  # issues.parquet
     profile: pa.Table
@@ -191,6 +194,7 @@ def normalise_partition(
     out = BatchedOutcome(
         spill=spill,
         buckets=[],
+        n_buckets=n_buckets,
         rejected=spill / "rows.parquet",
         issues=spill / "issues.parquet",
         profile=pa.table({}),
@@ -273,3 +277,54 @@ def _deduplicate_buckets(
             if latest is not None and (out.latest is None or latest > out.latest):
                 out.latest = latest
     return keys, losers
+
+
+def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Null-safe equality per row (``NOT (a IS DISTINCT FROM b)``)."""
+    eq = pc.fill_null(pc.equal(a, b), False)
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    return np.asarray(pc.or_(eq, both_null).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def keep_changed(out: BatchedOutcome, staged: Any, key: list[str], compare: list[str]) -> int:
+    """Drop from the buckets every accepted row the staged table (a loaded DeltaTable) already
+    holds with the same ``compare`` values: the MERGE would match it and leave it alone, so the
+    staged content and the MERGE's counts are the same without it, and the MERGE's hash join
+    (built on its source, in memory) holds only tonight's changes. The staged table is read
+    as a stream and spilled into the same buckets (by business key), then compared bucket by
+    bucket. Returns the rows dropped."""
+    schema = out.schema
+    names = set(staged.schema().to_arrow().names)
+    if schema is None or not out.buckets or any(c not in names for c in compare):
+        return 0
+    columns = list(dict.fromkeys([SOURCE_PK, *[k for k in key if k in schema.names], *compare]))
+    target = pa.schema([schema.field(c) for c in columns])
+    writers = _Writers()
+    try:
+        for batch in pa.RecordBatchReader.from_stream(staged.scan(columns=columns)):
+            rows = plain_types(pa.Table.from_batches([batch])).select(columns).cast(target)
+            ids = bucket_of(rows, key, out.n_buckets)
+            order = np.argsort(ids, kind="stable")
+            rows, ids = rows.take(pa.array(order)), ids[order]
+            for b in np.unique(ids):
+                lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
+                writers.write(out.spill / f"staged-{b:05d}.parquet", rows.slice(lo, hi - lo))
+    finally:
+        writers.close()
+    dropped = 0
+    for path in out.buckets:
+        theirs = out.spill / path.name.replace("bucket-", "staged-")
+        if not theirs.is_file():
+            continue
+        ours, old = pq.read_table(path), pq.read_table(theirs)
+        at = pc.index_in(ours[SOURCE_PK], value_set=old[SOURCE_PK])
+        same = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
+        for c in compare:
+            if not same.any():
+                break
+            same &= _same(ours[c], old[c].take(at))
+        theirs.unlink()
+        if same.any():
+            dropped += int(same.sum())
+            pq.write_table(ours.filter(pa.array(~same)), path, compression="zstd")
+    return dropped

@@ -3,12 +3,15 @@
 
 ``merge_by_key`` merges a table held in memory; ``merge_batches_by_key`` merges a stream of
 record batches (the batched staging, ``datacloud.staging_batches``) as one MERGE that
-delta-rs executes streamed (``streamed_exec``, spilling past ``MERGE_SPILL_BYTES``): one
-commit, one version, whatever the number of batches.
+delta-rs executes streamed (``streamed_exec``): one commit, one version, whatever the number
+of batches. DataFusion builds its hash join on the source, and that build side cannot spill
+(a memory pool limit fails the MERGE: measured), so the batched staging hands it only the rows
+that change (``staging_batches.keep_changed``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
@@ -86,10 +89,6 @@ def merge_by_key(
     return rs.merge(dt, rows, deleted_keys, spec, commit)
 
 
-# DataFusion's memory pool for one streamed MERGE: past it the join and sort spill to disk
-MERGE_SPILL_BYTES = 1 << 30
-
-
 def _with_op(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     op = pa.field("_op", pa.string())
     for b in batches:
@@ -141,6 +140,11 @@ def merge_batches_by_key(
             configuration={CDF: "true"},
         )
         return MergeResult(load(path).version(), counted, 0, 0)
+    batches = iter(batches)
+    first = next((b for b in batches if b.num_rows), None)
+    if first is None and (deleted_keys is None or not len(deleted_keys)):
+        return MergeResult(dt.version(), 0, 0, 0)  # nothing to change: delta-rs commits nothing
+    batches = itertools.chain([first] if first is not None else [], batches)
     dt = _enable_cdf(dt)
     source_schema = schema.append(pa.field("_op", pa.string()))
 
@@ -163,7 +167,6 @@ def merge_batches_by_key(
             commit_properties=commit.properties(),
             merge_schema=spec.merge_schema,
             streamed_exec=True,
-            max_spill_size=MERGE_SPILL_BYTES,
         )
         .when_matched_delete(predicate="s._op = 'D'")
         .when_matched_update(
