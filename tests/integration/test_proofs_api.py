@@ -252,3 +252,21 @@ def test_schemathesis_finds_no_server_error_on_the_new_endpoints(setup, mode, ke
 
     run()
     assert calls and all(code < 500 for code in calls)
+
+
+def test_a_cli_lookup_with_proof_verifies_and_needs_the_keyring(setup, owners) -> None:
+    env, folder = setup["env"], setup["folder"]
+    args = ["lookup", "property-status", owners[1], "--matter", "gjj_withdrawal"]
+    out = datacloud(*args, "--case-no", "CLI-2026-1", "--proof", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    claims = json.loads(proofs.b64d(body["proof"].split(".")[1]))
+    assert claims["case_no"] == "CLI-2026-1" and claims["audit_id"] == body["audit_id"]
+    assert not full_id_numbers(json.dumps(claims, ensure_ascii=False))  # the clerk's view
+    (folder / "cli-answer.json").write_text(out.stdout)
+    checked = datacloud("proof", "verify", str(folder / "cli-answer.json"), env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    no_ring = {k: v for k, v in env.items() if k != proofs.KEYS_ENV}
+    refused = datacloud(*args, "--case-no", "CLI-2026-2", "--proof", env=no_ring)
+    assert refused.returncode == 3 and proofs.KEYS_ENV in refused.stderr
