@@ -9,10 +9,12 @@ may hold REAL values), on which connectorx panics.
 
 ``sqlalchemy`` streams through a server-side cursor (``yield_per``) for any dialect
 SQLAlchemy supports. Queries with parameters (chunk bounds, incremental windows) stay on the
-native path where it can take them safely: ADBC binds them as PostgreSQL parameters (``$n``,
-never text in the SQL); connectorx cannot bind, so MySQL/MariaDB bounds are rendered as
-literals by :func:`literal`, a strict formatter that renders only ``int``, ``date`` and naive
-``datetime`` values and refuses everything else (text bounds go through SQLAlchemy, bound).
+native path where it can take them safely. :func:`literal` is a strict formatter that renders
+only ``int``, ``date`` and naive ``datetime`` values and refuses everything else. connectorx
+cannot bind, so MySQL/MariaDB bounds are rendered by it (text bounds go through SQLAlchemy,
+bound). On PostgreSQL, bounds it renders are rendered too, so the query still streams through
+COPY; other bounds (a text chunk key) are bound by ADBC as ``$n`` parameters (values, never SQL
+text), and ADBC then holds that query's whole result: one chunk, not the table.
 The ``:name`` placeholders are found by SQLAlchemy's own ``text()`` parser on every path, so
 a query means the same whichever path reads it. Both paths give the same Arrow types after
 :func:`conform`:
@@ -140,14 +142,15 @@ def _check_params(sql: str, params: Mapping[str, Any]) -> None:
         )
 
 
-def with_literals(sql: str, params: Mapping[str, Any]) -> str:
-    """``sql`` with each ``:name`` replaced by ``literal(params[name])`` (MySQL/MariaDB)."""
+def with_literals(sql: str, params: Mapping[str, Any], postgresql: bool = False) -> str:
+    """``sql`` with each ``:name`` replaced by ``literal(params[name])`` (MySQL/MariaDB, or
+    PostgreSQL with ``postgresql``)."""
     _check_params(sql, params)
     for v in params.values():
         literal(v)  # refused here, before SQLAlchemy (which renders None as NULL itself)
     stmt = text(sql).bindparams(*(bindparam(k, v, type_=_Literal()) for k, v in params.items()))
-    # the named paramstyle: no %-doubling of the query's own text
-    dialect = pymysql.dialect(paramstyle="named")
+    # paramstyles that do not double the query's own % signs
+    dialect = asyncpg.dialect() if postgresql else pymysql.dialect(paramstyle="named")
     return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
@@ -172,7 +175,12 @@ def _adbc_postgresql(
     import adbc_driver_postgresql.dbapi as adbc
 
     with adbc.connect(_native_url(url)) as conn, conn.cursor() as cur:
-        if params:
+        if params and literal_safe(params):
+            # as literals the query is read through COPY, a batch at a time; ADBC executes a
+            # query with bound parameters eagerly and holds its whole result (measured: 610
+            # MiB for 1M czrk rows against 208 MiB through COPY)
+            cur.execute(with_literals(sql, params, postgresql=True))
+        elif params:
             query, values = positional(sql, params)
             cur.execute(query, values)
         else:

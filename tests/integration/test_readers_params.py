@@ -195,6 +195,11 @@ def test_the_literal_formatter_renders_only_ints_dates_and_naive_timestamps() ->
     assert rendered == (
         "SELECT '%x%' AS p, a::text FROM t WHERE k >= 5 AND d < '2026-01-01 00:00:00.000000'"
     )
+    assert with_literals(
+        "SELECT '%x%' AS p, a::text FROM t WHERE k >= :lo", {"lo": 5}, postgresql=True
+    ) == ("SELECT '%x%' AS p, a::text FROM t WHERE k >= 5")
+    with pytest.raises(UnsafeLiteral):
+        with_literals("SELECT 1 FROM t WHERE k >= :lo", {"lo": None}, postgresql=True)
     with pytest.raises(ValueError, match="parameters"):
         with_literals("SELECT 1 FROM t WHERE k >= :lo AND k < :hi", {"lo": 1})
     assert readers.positional(
