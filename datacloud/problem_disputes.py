@@ -25,8 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from datacloud import problem_store
+from datacloud.delta import has_deletion_vectors, open_table, read_loaded
 from datacloud.paths import StorageRoot
 
 CHECK_SECONDS = 5.0
@@ -106,6 +109,41 @@ def build(problems: pa.Table) -> dict[str, list[Dispute]]:
     return out
 
 
+_COLUMNS = [
+    "kind",
+    "status",
+    "person_key",
+    "field",
+    "problem_id",
+    "table",
+    "dept",
+    "first_seen",
+    "reopened_on",
+    "disputed_since",
+]
+
+
+def _read(dt: DeltaTable | None) -> pa.Table:
+    """The columns the index needs, at the loaded version. The table is replaced whole each
+    night (no deletion vectors): its Parquet files are read single-threaded by pyarrow, so a
+    short-lived process (the lookup CLI) leaves no reader thread behind at exit; a table with
+    deletion vectors is read through ``datacloud.delta``."""
+    if dt is None:
+        return problem_store.empty().select(_COLUMNS)
+    if has_deletion_vectors(dt):
+        return read_loaded(dt, _COLUMNS)
+    files = dt.file_uris()
+    if not files:
+        return problem_store.empty().select(_COLUMNS)
+    schema = problem_store.SCHEMA
+    return pq.read_table(
+        files,
+        columns=_COLUMNS,
+        use_threads=False,
+        schema=pa.schema([schema.field(c) for c in _COLUMNS]),
+    )
+
+
 class DisputeIndex:
     """The disputes of every person, rebuilt when the problem table's version changes."""
 
@@ -132,14 +170,10 @@ class DisputeIndex:
         with self._lock:
             if not force and now - self._checked < self.check_seconds:
                 return
-            current = problem_store.version(self.root)
+            dt = open_table(self.root.problems_table())
+            current = None if dt is None else dt.version()
             if current != self._version or self.builds == 0:
-                table = (
-                    problem_store.read_problems(self.root, version=current)
-                    if current is not None
-                    else problem_store.empty()
-                )
-                self._index = build(table)
+                self._index = build(_read(dt))
                 self._version = current
                 self.builds += 1
             self._checked = now

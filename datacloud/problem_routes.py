@@ -9,8 +9,6 @@ and column, and nothing recorded. Every accepted or refused upload is an event o
 trail (``problem_responses``). docs/problems.md, "Responding".
 """
 
-from __future__ import annotations
-
 import logging
 import re
 from collections.abc import Callable

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from datacloud import problem_disputes
 from datacloud.lookup.api_docs import docs_page
 from datacloud.lookup.audit import AuditLog, AuditUnavailable, FileSink, audit_key_from_env
 from datacloud.lookup.auth import ApiKeys, Principal
@@ -61,6 +62,7 @@ from datacloud.lookup.tracker import Tracker, department_names
 from datacloud.lookup.tracker_routes import tracker_router
 from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, load_matters
 from datacloud.paths import StorageRoot, departments_dir
+from datacloud.problem_routes import problem_router
 
 log = logging.getLogger(__name__)
 KEYS_ENV = "DATACLOUD_API_KEYS"
@@ -166,7 +168,27 @@ class _Answer(BaseModel):
     )
 
 
-class PersonAnswer(_Answer):
+class DisputeShown(BaseModel):
+    field: str = Field(description="the contested field (e.g. name)")
+    since: str = Field(description="since when (ISO date): the dispute's day, or first seen")
+    status: Literal["disputed", "open"] = Field(
+        description="disputed (a department's 有异议) or open (an open cross-department finding)"
+    )
+    table: str = Field(description="where the problem is tracked (consistency: a finding)")
+
+
+class _Contested(_Answer):
+    disputed: bool = Field(
+        False,
+        description="an open or disputed cross-department finding questions a fact about the "
+        "person (docs/problems.md, Responding): check before refusing on it",
+    )
+    disputes: list[DisputeShown] = Field(
+        default_factory=list, description="the contested facts (no personal data)"
+    )
+
+
+class PersonAnswer(_Contested):
     """A part of the answer is present only when the matter has a data item that reads it."""
 
     id_number: str
@@ -188,7 +210,7 @@ class EnterpriseAnswer(_Answer):
     curated: dict[str, CuratedVersion]
 
 
-class PropertyStatus(_Answer):
+class PropertyStatus(_Contested):
     id_number: str
     person_known: bool = Field(
         description="the household register knows the person; false only beside "
@@ -298,9 +320,11 @@ def create_app(
     keys: ApiKeys,
     store: CuratedStore | None = None,
     limits: LookupLimits | None = None,
+    problems_root: StorageRoot | None = None,
 ) -> FastAPI:
     """The API over ``service``; when ``store`` is given it is started and stopped with the app.
-    ``limits`` default to the keys file's (``keys.limits``)."""
+    ``limits`` default to the keys file's (``keys.limits``). ``problems_root`` (default the
+    store's root) serves the departments' problem-response uploads (``problem_routes``)."""
     limiter = LookupLimiter(limits or keys.limits)
 
     @asynccontextmanager
@@ -456,6 +480,10 @@ def create_app(
         service.audit, service.catalogue, department_names(departments_dir()), service.today
     )
     app.include_router(tracker_router(tracker, _principal, ERRORS))
+    # the departments' returned feedback workbooks (docs/problems.md, Responding)
+    uploads_root = problems_root or (store.root if store is not None else None)
+    if uploads_root is not None:
+        app.include_router(problem_router(uploads_root, _principal, service.audit, ERRORS))
 
     @app.get(
         "/healthz",
@@ -507,7 +535,13 @@ def build(
     audit = AuditLog([FileSink(root.audit())], key, dev)
     if signer is None and os.environ.get(PROOF_KEYS_ENV):  # the proof keyring (docs/proofs.md)
         signer = LiveKeyring.from_env()
-    service = LookupService(store, audit, catalogue=catalogue, signer=signer)
+    service = LookupService(
+        store,
+        audit,
+        catalogue=catalogue,
+        signer=signer,
+        disputes=problem_disputes.index_for(root).disputes_for,
+    )
     return service, keys, store
 
 

@@ -122,6 +122,7 @@ def _run(
     from datacloud.lookup.store import NoCuratedData
     from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, load_matters
     from datacloud.paths import StorageRoot
+    from datacloud.problem_disputes import DisputeIndex
 
     if role not in LOOKUP_ROLES:
         raise _fail(f"--role: expected one of {', '.join(LOOKUP_ROLES)}, got {role!r}", 2)
@@ -159,6 +160,7 @@ def _run(
         AuditLog([FileSink(root.audit())], audit_key, dev),
         catalogue=catalogue,
         signer=signer,
+        disputes=DisputeIndex(root).disputes_for,
     )
     # a local operator can read the curated tables anyway: every matter is granted, and the
     # answer is still the matter's items only
@@ -227,6 +229,11 @@ def _print(endpoint: str, body: dict[str, Any]) -> None:
             typer.echo("  not in the household register (a current right names the number)")
         typer.echo(f"  current property rights: {body['property_count']}")
         typer.echo(f"  as of: {body['as_of']}  sources: {', '.join(body['sources'])}")
+    if body.get("disputed"):
+        # contested facts (docs/problems.md, Responding): check them before refusing on them
+        typer.echo(f"disputed: {len(body['disputes'])} contested fact(s)")
+        for d in body["disputes"]:
+            typer.echo(f"  {d['field']}: {d['status']} since {d['since']} ({d['table']})")
     typer.echo(f"audit id: {body['audit_id']}")
     if body.get("proof"):
         typer.echo(f"proof (datacloud proof verify): {body['proof']}")

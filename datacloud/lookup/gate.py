@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 import anyio.to_thread
@@ -16,6 +17,7 @@ from datacloud.lookup.auth import ApiKeys, Principal, key_hint
 from datacloud.lookup.limits import LookupLimiter, Refusal
 from datacloud.lookup.responses import error_response
 from datacloud.masking import mask_text
+from datacloud.problem_responses import MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ _REFUSALS = {
         "该地址多次使用无效密钥，已被暂时锁定，请 {wait} 秒后重试",
     ),
 }
+# a department's returned feedback workbook (POST /v1/problems/{dept}/responses, docs/problems.md):
+# the workbook's own cap and room for the multipart envelope
+UPLOAD_PATH = re.compile(r"/v1/problems/[a-z][a-z0-9_]{1,30}/responses")
+UPLOAD_MAX_BODY = MAX_BYTES + 64 * 1024
 _MAX_BODY_MESSAGES = 100_000  # a bound on the receive loop beside the byte cap
 # on a refusal before the body is read: uvicorn closes the connection after the answer instead
 # of reading (and discarding) the rest of the body to keep the connection alive
@@ -87,7 +93,8 @@ class RequestGate:
     """Pure ASGI middleware, outermost: decides on lockout, key and limits from the headers
     alone, before the app (or anything) reads the body; then reads the body itself up to
     ``max_body_bytes`` (Content-Length checked first, chunked bodies counted as they stream)
-    and hands it on. Paths in ``OPEN_PATHS`` need no key; the body cap applies everywhere."""
+    and hands it on. Paths in ``OPEN_PATHS`` need no key; the body cap applies everywhere, a
+    department key's upload of a feedback workbook with the workbook's own cap (``_cap``)."""
 
     def __init__(
         self, app: ASGIApp, keys: ApiKeys, limiter: LookupLimiter, audit: AuditLog
@@ -132,7 +139,10 @@ class RequestGate:
                 await _refused(refusal)(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = principal
-        body = await self._body(scope, receive, send)
+            cap = self._cap(path, principal)
+        else:
+            cap = self.max_body
+        body = await self._body(scope, receive, send, cap)
         if body is None:
             return
         await self.app(scope, body, send)
@@ -151,21 +161,29 @@ class RequestGate:
             log.warning("lookup: client %s locked out: %s", client, lockout)
             await audit_event(self.audit, "lockout", None, {"client": client, "rule": lockout})
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _cap(self, path: str, principal: Principal) -> int:
+        """The body cap: ``max_body_bytes``, but a department key's upload of a feedback
+        workbook may be as large as a workbook may be (``problem_responses.MAX_BYTES``)."""
+        if principal.role == "department" and UPLOAD_PATH.fullmatch(path):
+            return max(self.max_body, UPLOAD_MAX_BODY)
+        return self.max_body
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
         response = error_response(
             413,
             "BODY_TOO_LARGE",
-            f"the request body is larger than {self.max_body} bytes",
+            f"the request body is larger than {cap} bytes",
             headers=_HANG_UP,
-            message_zh=f"请求体超过 {self.max_body} 字节上限",
+            message_zh=f"请求体超过 {cap} 字节上限",
         )
         await response(scope, receive, send)
 
-    async def _body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
-        """A receive that replays the body read here, or None when a 413 was sent."""
+    async def _body(self, scope: Scope, receive: Receive, send: Send, cap: int) -> Receive | None:
+        """A receive that replays the body read here (at most ``cap`` bytes), or None when a
+        413 was sent."""
         length = _header(scope, b"content-length")
-        if length is not None and length.strip().isdigit() and int(length) > self.max_body:
-            await self._too_large(scope, receive, send)  # nothing of the body read
+        if length is not None and length.strip().isdigit() and int(length) > cap:
+            await self._too_large(scope, receive, send, cap)  # nothing of the body read
             return None
         chunks: list[bytes] = []
         size = 0
@@ -177,15 +195,15 @@ class RequestGate:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await self._too_large(scope, receive, send)
+            if size > cap:
+                await self._too_large(scope, receive, send, cap)
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
                 break
         else:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, cap)
             return None
         replayed = False
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
+from datacloud import problem_disputes
 from datacloud.lookup import answers
 from datacloud.lookup.answers import CuratedView
 from datacloud.lookup.audit import AuditLog
@@ -26,6 +27,7 @@ from datacloud.lookup.auth import Principal
 from datacloud.lookup.keys import MalformedKey, enterprise_key, person_key
 from datacloud.lookup.store import NoCuratedData
 from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, MatterCatalogue, load_matters
+from datacloud.problem_disputes import Dispute
 
 ENDPOINTS = ("person", "enterprise", "property_status")
 
@@ -98,14 +100,18 @@ class LookupService:
         today: Callable[[], date] = date.today,
         catalogue: MatterCatalogue | None = None,
         signer: ProofSigner | None = None,
+        disputes: Callable[[str], list[Dispute]] | None = None,
     ) -> None:
         """``catalogue``: the matters catalogue (default ``load_matters()``); ``signer``
-        signs proofs (none: a lookup asking for a proof is refused, ``ProofUnavailable``)."""
+        signs proofs (none: a lookup asking for a proof is refused, ``ProofUnavailable``);
+        ``disputes``: a person's contested facts (``problem_disputes.DisputeIndex``): a person
+        or property-status answer then carries ``disputed`` and ``disputes``."""
         self.source = source
         self.audit = audit
         self.today = today
         self.catalogue = catalogue if catalogue is not None else load_matters()
         self.signer = signer
+        self.disputes = disputes
 
     def matter_refusal(self, principal: Principal, endpoint: str, matter: str) -> str | None:
         """Why ``principal`` may not look up ``endpoint`` for ``matter`` (None: it may)."""
@@ -201,6 +207,10 @@ class LookupService:
         body = answers.restrict(endpoint, body, matter, self.catalogue)
         if not principal.full_records:
             body = answers.masked(endpoint, body)
+        if self.disputes is not None and endpoint in ("person", "property_status"):
+            # open or disputed cross-department findings about the person (no ID number in
+            # them): a service window sees the fact is contested (docs/problems.md)
+            body = {**body, **problem_disputes.flag(self.disputes(number))}
         if proof and self.signer is not None:
             body = {
                 **body,

@@ -37,6 +37,7 @@ from datacloud.lookup.cli import lookup_app
 from datacloud.lookup.service import LookupService
 from datacloud.lookup.store import CuratedStore
 from datacloud.paths import StorageRoot
+from datacloud.problem_disputes import DisputeIndex
 from transforms.credit_code import credit_code_check_char, org_code_check_char
 from transforms.id_number import id_check_char
 
@@ -81,6 +82,8 @@ def service(root: StorageRoot) -> LookupService:
         AuditLog([FileSink(root.root / "audit")], AUDIT_KEY),
         catalogue=MATTERS,
         signer=lookup_matters.FakeSigner(),
+        # as the served app and the CLI: contested facts from the (here empty) problem table
+        disputes=DisputeIndex(root).disputes_for,
     )
 
 
