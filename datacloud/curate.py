@@ -26,6 +26,7 @@ from datacloud import staged_rows
 from datacloud.config import Department, register_departments
 from datacloud.curated_tables import KEY
 from datacloud.curation_config import FIELD_COLUMNS, PERSON_FIELDS, CurationConfig
+from datacloud.curation_ranges import KeyRange, stack_in_range
 from datacloud.delta import open_table, read_loaded
 from datacloud.paths import StorageRoot
 from transforms.code_map import mapped_credit_codes, resolve_crosswalk
@@ -130,15 +131,29 @@ def marital_candidates(registrations: pa.Table) -> pa.Table:
 # --- building the curated tables ------------------------------------------------------------
 
 
+# a staged row's key(s) for the range it falls in (any of them in range: the row is read)
+RangeKey = Callable[[pa.Table], list[pa.Array]]
+
+
+def _ids(*columns: str) -> RangeKey:
+    return lambda rows: [rows[c] for c in columns]
+
+
 @dataclass
 class Night:
-    """What one curation run reads: pinned staged versions, and the keys touched (None = all)."""
+    """What one curation run reads: pinned staged versions, and the keys touched (None = all).
+
+    ``part``: a range task of a full build (``curation_ranges``) reads and builds only the
+    keys of its range; each builder names the key a staged row falls in a range by
+    (``range_key``), so every survivorship group lands whole in one range.
+    """
 
     root: StorageRoot
     depts: list[Department]
     config: CurationConfig
     versions: dict[str, int]
     touched: dict[str, pa.Array | None] = field(default_factory=dict)
+    part: KeyRange | None = None
     _crosswalk: pa.Table | None = field(default=None, repr=False)
 
     @property
@@ -160,9 +175,26 @@ class Night:
         return self._crosswalk
 
     def stack(
-        self, kinds: set[str], columns: list[str], table: str, key_cols: list[str] | None = None
+        self,
+        kinds: set[str],
+        columns: list[str],
+        table: str,
+        key_cols: list[str] | None = None,
+        *,
+        range_key: RangeKey,
     ) -> pa.Table | None:
-        """Staged rows at the pinned versions; only the touched keys' when ``key_cols`` hold them."""
+        """Staged rows at the pinned versions; only the touched keys' when ``key_cols`` hold them;
+        in a range task only the rows ``range_key`` places in its range (read as a stream)."""
+        if self.part is not None:
+            part = self.part
+            return stack_in_range(
+                self.root,
+                self.depts,
+                kinds,
+                columns,
+                self.versions,
+                lambda rows: part.holds(*range_key(rows)),
+            )
         keys = self.touched.get(table)
         where = None if keys is None or key_cols is None else (key_cols, keys)
         return staged_rows.stack(
@@ -181,19 +213,25 @@ def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
     rules = night.config.person_rules(night.depts)
     fields = [f for f in PERSON_FIELDS if f != "marital_status"]
     # every person table's rows are candidates; the register's also give the keys: read once
-    persons = night.stack({"person"}, ["id_number", *fields], "person", ["id_number"])
+    by_id = _ids("id_number")
+    persons = night.stack(
+        {"person"}, ["id_number", *fields], "person", ["id_number"], range_key=by_id
+    )
     if persons is None:
         return None
     registers = pa.array(register_departments(night.depts), pa.string())
     register = persons.filter(pc.is_in(persons["source"], value_set=registers))
     keys = pc.unique(register["id_number"].drop_null()).sort()
-    funds = night.stack({"housing_fund_account"}, ["id_number", *fields], "person", ["id_number"])
+    funds = night.stack(
+        {"housing_fund_account"}, ["id_number", *fields], "person", ["id_number"], range_key=by_id
+    )
     candidates = persons if funds is None else _concat(persons, funds)
     regs = night.stack(
         {"marriage"},
         ["husband_id_number", "wife_id_number", "registration_type", "registered_date"],
         "person",
         ["husband_id_number", "wife_id_number"],
+        range_key=_ids("husband_id_number", "wife_id_number"),  # a spouse in range
     )
     if regs is not None and regs.num_rows:
         marital = marital_candidates(regs)
@@ -233,10 +271,15 @@ def golden_enterprises(night: Night, keys: pa.Array | None) -> pa.Table | None:
     join their credit code's group), and the crosswalk's rows, which give a credit code its
     注册号. ``credit_code`` is the key's credit code (null for an unmapped legacy record).
     """
-    rows = night.stack({"enterprise"}, ENTERPRISE_COLUMNS, "enterprise")
+    crosswalk = night.crosswalk()
+    rows = night.stack(
+        {"enterprise"},
+        ENTERPRISE_COLUMNS,
+        "enterprise",
+        range_key=lambda r: [enterprise_key(with_credit_codes(r, crosswalk))],
+    )
     if rows is None:
         return None
-    crosswalk = night.crosswalk()
     rows = with_credit_codes(rows, crosswalk)
     rows = _with_key(rows, enterprise_key(rows))
     if keys is not None:
@@ -271,7 +314,9 @@ def enterprise_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
 
 def relation(night: Night, name: str) -> tuple[pa.Table, pa.Array] | None:
     spec = RELATIONS[name]
-    rows = night.stack({spec.kind}, spec.columns, name)
+    rows = night.stack(
+        {spec.kind}, spec.columns, name, range_key=lambda r: [_relation_key(night, spec, r)]
+    )
     if rows is None:
         return None
     if spec.crosswalk is not None:
@@ -284,6 +329,13 @@ def relation(night: Night, name: str) -> tuple[pa.Table, pa.Array] | None:
     return out, _gone(touched, out[KEY])
 
 
+def _relation_key(night: Night, spec: Relation, rows: pa.Table) -> pa.Array:
+    """A relation row's ``_key`` (after the crosswalk), the key its range is chosen by."""
+    if spec.crosswalk is not None:
+        rows = with_credit_codes(rows, night.crosswalk(), *spec.crosswalk)
+    return joined_key(rows, spec.key)
+
+
 def enterprise_roles(night: Night) -> tuple[pa.Table, pa.Array] | None:
     """curated/enterprise_role: shareholders (legacy 注册号 mapped through the crosswalk) and the
     legal representative of each golden enterprise record (its ``legal_representative``).
@@ -292,7 +344,14 @@ def enterprise_roles(night: Night) -> tuple[pa.Table, pa.Array] | None:
     published roles that the build no longer has are deleted.
     """
     touched = night.touched.get("enterprise_role")
-    holders = night.stack({"enterprise_role"}, ROLE_COLUMNS, "enterprise_role")
+    # in a range task, roles fall in their enterprise's range (the legal representatives come
+    # from the golden enterprise records of that range)
+    holders = night.stack(
+        {"enterprise_role"},
+        ROLE_COLUMNS,
+        "enterprise_role",
+        range_key=lambda r: [role_enterprises(with_credit_codes(r, night.crosswalk()))],
+    )
     golden = golden_enterprises(night, touched)
     parts = []
     if holders is not None:

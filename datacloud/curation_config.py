@@ -84,6 +84,23 @@ class Publishing(_Model):
     deletion_vectors: bool = True
 
 
+class FullBuild(_Model):
+    """A full golden build (first night, survivorship change, rebuild) spread over key ranges,
+    one mapped Airflow task each (docs/curation.md, "A full build over key ranges")."""
+
+    # the number of range tasks; null: one per ``rows_per_range`` staged rows (at most
+    # ``max_ranges``), from the staged tables' row counts in their Delta logs
+    ranges: int | None = Field(default=None, ge=1, le=4096)
+    rows_per_range: int = Field(default=4_000_000, ge=1_000)
+    max_ranges: int = Field(default=64, ge=1, le=4096)
+
+    def count(self, staged_rows: int) -> int:
+        """The number of ranges for ``staged_rows`` rows in all staged tables."""
+        if self.ranges is not None:
+            return self.ranges
+        return max(1, min(self.max_ranges, -(-staged_rows // self.rows_per_range)))
+
+
 # the sharing types of the national catalogue rules (政务信息资源共享管理暂行办法): shared with any
 # government user, shared on conditions (a matter that grants it), not shared
 SHARING_TYPES: tuple[str, ...] = ("无条件共享", "有条件共享", "不予共享")
@@ -107,6 +124,7 @@ class CurationConfig(_Model):
     timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
     survivorship: Survivorship = Field(default_factory=Survivorship)
     publishing: Publishing = Field(default_factory=Publishing)
+    full_build: FullBuild = Field(default_factory=FullBuild)
     catalogue: dict[str, CatalogueEntry] = Field(default_factory=dict)
 
     @field_validator("catalogue", mode="before")

@@ -24,13 +24,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datacloud import catalogue_night, consistency_night, delta, quality
+from datacloud import catalogue_night, consistency_night, curation_ranges, delta, quality
 from datacloud.atomic import replace_json
 from datacloud.config import Department
 from datacloud.curate import BUILDERS, LAYOUT, Night
 from datacloud.curation_config import CurationConfig, load_curation_config
 from datacloud.curation_keys import touched
-from datacloud.delta import open_table, read_loaded
+from datacloud.delta import load, open_table, read_loaded
+from datacloud.delta.read import physical_rows
 from datacloud.paths import StorageRoot
 from datacloud.quality import QualityGateError
 from datacloud.staged_rows import pin_versions, read_changes
@@ -96,8 +97,8 @@ def curate_all(
     }
     published: dict[str, Any] = {}
     gated: dict[str, str] = {}
+    commit = delta.CommitInfo(run_id, ds.isoformat(), meta, consumed=versions)
     for name, build in BUILDERS.items():
-        key, sort_by = LAYOUT[name]
         night_for_table = night
         if incremental and _layout_changed(root.curated(name), name, night):
             night_for_table = Night(root, depts, config, versions)  # this table in full
@@ -111,55 +112,87 @@ def curate_all(
         ):  # tonight's build has another layout: only a full build may replace the table
             night_for_table = Night(root, depts, config, versions)
             rows, gone = build(night_for_table) or (rows, gone)
-        if check is not None:  # 2. check (the curated quality gate)
-            try:
-                check(name, rows)
-            except QualityGateError as e:  # not published; the other tables go on
-                log.error("curated/%s: not published: %s", name, e)
-                gated[name] = str(e)
-                continue
         table_full = night_for_table.touched.get(name) is None
-        if table_full:
-            gone = _keys_not_in(root.curated(name), key, rows[key])
-        spec = delta.PublishSpec(
-            key,
-            tuple(sort_by),
-            full=table_full,
-            deletion_vectors=config.publishing.deletion_vectors,
-            deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
-        )
-        # the staged versions consumed go into the log too (app transactions)
-        commit = delta.CommitInfo(run_id, ds.isoformat(), meta, consumed=versions)
-        result = delta.publish(root.curated(name), rows, gone, spec, commit)  # 3. publish
-        upkeep = delta.maintain(
-            root.curated(name),
-            delta.MaintainSpec(
-                sort_by[0],
-                config.publishing.retention_days,
-                config.publishing.compact_when_files_over,
-            ),
-            commit,
-        )
-        published[name] = {
-            "rows_built": rows.num_rows,
-            "inserted": result.inserted,
-            "updated": result.updated,
-            "deleted": result.deleted,
-            "version": result.version,
-            "full": table_full,
-            "path": str(root.curated(name)),
-            **upkeep,
-        }
-        log.info(
-            "curated/%s: %s, %d rows built; v%d (+%d ~%d -%d)",
-            name,
-            "full" if table_full else "incremental",
-            rows.num_rows,
-            result.version,
-            result.inserted,
-            result.updated,
-            result.deleted,
-        )
+        outcome = _check_and_publish(root, name, rows, gone, table_full, config, commit, check)
+        if isinstance(outcome, str):
+            gated[name] = outcome
+        else:
+            published[name] = outcome
+    return _finish(root, depts, ds, run_id, versions, fingerprint, published, gated)
+
+
+def _check_and_publish(
+    root: StorageRoot,
+    name: str,
+    rows: pa.Table,
+    gone: pa.Array,
+    table_full: bool,
+    config: CurationConfig,
+    commit: delta.CommitInfo,
+    check: Check | None,
+) -> dict[str, Any] | str:
+    """Check one curated table's rows (the gate), publish them in one commit and keep the
+    table up; its figures, or the gate's verdict when it kept the table back."""
+    key, sort_by = LAYOUT[name]
+    if check is not None:  # 2. check (the curated quality gate)
+        try:
+            check(name, rows)
+        except QualityGateError as e:  # not published; the other tables go on
+            log.error("curated/%s: not published: %s", name, e)
+            return str(e)
+    if table_full:
+        gone = _keys_not_in(root.curated(name), key, rows[key])
+    spec = delta.PublishSpec(
+        key,
+        tuple(sort_by),
+        full=table_full,
+        deletion_vectors=config.publishing.deletion_vectors,
+        deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
+    )
+    # the staged versions consumed go into the log too (app transactions, ``commit.consumed``)
+    result = delta.publish(root.curated(name), rows, gone, spec, commit)  # 3. publish
+    upkeep = delta.maintain(
+        root.curated(name),
+        delta.MaintainSpec(
+            sort_by[0],
+            config.publishing.retention_days,
+            config.publishing.compact_when_files_over,
+        ),
+        commit,
+    )
+    log.info(
+        "curated/%s: %s, %d rows built; v%d (+%d ~%d -%d)",
+        name,
+        "full" if table_full else "incremental",
+        rows.num_rows,
+        result.version,
+        result.inserted,
+        result.updated,
+        result.deleted,
+    )
+    return {
+        "rows_built": rows.num_rows,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "deleted": result.deleted,
+        "version": result.version,
+        "full": table_full,
+        "path": str(root.curated(name)),
+        **upkeep,
+    }
+
+
+def _finish(
+    root: StorageRoot,
+    depts: list[Department],
+    ds: date,
+    run_id: str,
+    versions: dict[str, int],
+    fingerprint: str,
+    published: dict[str, Any],
+    gated: dict[str, str],
+) -> dict[str, Any]:
+    """After the golden records: the gate's verdict, the consistency findings, the state file."""
     if gated:  # keep the state: the next run redoes tonight's keys once the data is fixed
         raise QualityGateError(
             "curated tables not published (quality gate): "
@@ -240,8 +273,20 @@ def curate_night(
     gate, into the curated tables (the task edge passes the storage root and departments);
     last, the resource catalogue (资源目录) is rebuilt, also when the gate kept a table back
     (the catalogue shows it), without hiding that failure."""
+    return _then_catalogue(
+        root,
+        depts,
+        ds,
+        lambda: curate_all(root, depts, ds, run_id, full=full, check=quality_gate(root, ds)),
+    )
+
+
+def _then_catalogue(
+    root: StorageRoot, depts: list[Department], ds: date, night: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run the night, then rebuild the resource catalogue (also after a gate failure)."""
     try:
-        published = curate_all(root, depts, ds, run_id, full=full, check=quality_gate(root, ds))
+        published = night()
     except QualityGateError:
         try:
             catalogue_night.rebuild(root, depts, ds)
@@ -250,3 +295,156 @@ def curate_night(
         raise
     catalogue_night.rebuild(root, depts, ds)
     return published
+
+
+# --- a full build spread over key ranges (the curation DAG's plan, range and publish tasks) --
+
+Plan = dict[str, Any]  # plan_night's answer, JSON (it travels as the plan task's XCom)
+
+
+def plan_night(
+    root: StorageRoot,
+    depts: list[Department],
+    run_id: str,
+    *,
+    full: bool = False,
+    config: CurationConfig | None = None,
+) -> Plan:
+    """The plan task: does tonight need a full build, and over how many key ranges?
+
+    ``mode`` ``incremental`` (``ranges`` empty: the one ``curate`` task does the night) or
+    ``full`` (a range task per entry of ``ranges``, then ``publish_ranges``), with the
+    pinned staged versions every range and the publish read, the survivorship fingerprint,
+    the range count (``full_build`` in ``dags/curation.yaml``) and the scratch folder.
+    """
+    config = config or load_curation_config()
+    fingerprint = config.fingerprint(depts)
+    versions = pin_versions(root, depts)
+    reason = _full_reason(root, depts, versions, fingerprint, full)
+    plan: Plan = {"versions": versions, "fingerprint": fingerprint}
+    if reason is None:
+        return {**plan, "mode": "incremental", "reason": "staged changes", "count": 0, "ranges": []}
+    staged = sum(physical_rows(load(root.staged(*t.split("/")), v)) for t, v in versions.items())
+    count = config.full_build.count(staged)
+    scratch = curation_ranges.scratch_dir(root, run_id, versions, fingerprint, count)
+    curation_ranges.remove_stale(root, scratch)
+    log.info(
+        "curation: a full build (%s) over %d key ranges, %d staged rows", reason, count, staged
+    )
+    return {
+        **plan,
+        "mode": "full",
+        "reason": reason,
+        "count": count,
+        "ranges": list(range(count)),
+        "staged_rows": staged,
+        "scratch": str(scratch),
+    }
+
+
+def _full_reason(
+    root: StorageRoot,
+    depts: list[Department],
+    versions: dict[str, int],
+    fingerprint: str,
+    full: bool,
+) -> str | None:
+    """Why tonight is a full build (as ``curate_all`` decides it), or None: incremental."""
+    if full:
+        return "a full build asked for"
+    state = read_state(root)
+    if state is None:
+        return "the first night"
+    if state.get("fingerprint") != fingerprint:
+        return "the survivorship rules changed"
+    if read_changes(root, depts, state.get("staged", {}), versions) is None:
+        return "a staged table has no change feed since the last night"
+    return None
+
+
+def build_range(
+    root: StorageRoot,
+    depts: list[Department],
+    plan: Plan,
+    index: int,
+    *,
+    config: CurationConfig | None = None,
+) -> dict[str, Any]:
+    """A range task: its part of every curated table, from the staged rows of its key range
+    at the plan's versions, written to the plan's scratch folder (each part complete or
+    absent, the range's marker last). A rerun rewrites the same parts."""
+    config = config or load_curation_config()
+    if config.fingerprint(depts) != plan["fingerprint"]:
+        raise RuntimeError("the survivorship rules changed after the plan; run the night again")
+    part = curation_ranges.KeyRange(index, int(plan["count"]))
+    scratch = Path(plan["scratch"])
+    night = Night(root, depts, config, dict(plan["versions"]), part=part)
+    parts: dict[str, Any] = {}
+    missing = []
+    for name, build in BUILDERS.items():
+        built = build(night)
+        if built is None:
+            missing.append(name)
+            continue
+        parts[name] = curation_ranges.write_part(scratch, name, part, built[0])
+    curation_ranges.write_marker(scratch, part, parts, missing)
+    log.info(
+        "curation range %d of %d: %s", index, part.count, {n: p["rows"] for n, p in parts.items()}
+    )
+    return {"range": index, "count": part.count, "rows": {n: p["rows"] for n, p in parts.items()}}
+
+
+def publish_ranges(
+    root: StorageRoot,
+    depts: list[Department],
+    ds: date,
+    run_id: str,
+    plan: Plan,
+    *,
+    config: CurationConfig | None = None,
+    check: Check | None = None,
+) -> dict[str, Any]:
+    """The publish task of a full build: each curated table from every range's part, through
+    the gate on the whole table, in one Delta commit (as ``curate_all`` in full); then the
+    consistency findings and the state file, and the scratch folder goes.
+
+    Refuses (``curation_ranges.RangesIncomplete``) while a range has no marker."""
+    config = config or load_curation_config()
+    scratch = Path(plan["scratch"])
+    versions = dict(plan["versions"])
+    files, _ = curation_ranges.read_parts(scratch, int(plan["count"]))
+    meta = {
+        "datacloud.staged": json.dumps(versions, sort_keys=True),
+        "datacloud.full": "true",
+        "datacloud.ranges": str(plan["count"]),
+    }
+    commit = delta.CommitInfo(run_id, ds.isoformat(), meta, consumed=versions)
+    published: dict[str, Any] = {}
+    gated: dict[str, str] = {}
+    nothing = pa.array([], pa.string())
+    for name in BUILDERS:
+        if name not in files:
+            log.warning("curated/%s: no staged source tables yet; not published", name)
+            continue
+        rows = curation_ranges.read_table_parts(files[name])
+        outcome = _check_and_publish(root, name, rows, nothing, True, config, commit, check)
+        if isinstance(outcome, str):
+            gated[name] = outcome
+        else:
+            published[name] = {**outcome, "ranges": len(files[name])}
+    out = _finish(root, depts, ds, run_id, versions, plan["fingerprint"], published, gated)
+    curation_ranges.remove_scratch(scratch)
+    return out
+
+
+def publish_night(
+    root: StorageRoot, depts: list[Department], ds: date, run_id: str, plan: Plan
+) -> dict[str, Any]:
+    """The publish task: ``publish_ranges`` through the curated quality gate, then the
+    resource catalogue (as ``curate_night``)."""
+    return _then_catalogue(
+        root,
+        depts,
+        ds,
+        lambda: publish_ranges(root, depts, ds, run_id, plan, check=quality_gate(root, ds)),
+    )

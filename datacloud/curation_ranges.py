@@ -1,0 +1,280 @@
+"""The full golden build spread over key ranges: which range a key falls in, the staged rows
+of one range read as a filtered stream, and each range's part of the curated tables in a
+per-run scratch folder (docs/curation.md, "A full build over key ranges").
+
+A key's range is a stable hash bucket of its text (``bucket_of``: a polynomial hash over the
+UTF-8 bytes with a splitmix64 finish, numpy only, so every worker and every version computes
+the same bucket). Which key a curated table is bucketed by is ``curate``'s business (each
+survivorship group must fall in one range); this module only filters by it.
+
+A part is written atomically (``atomic.replace_with``: a hidden temporary file, fsync,
+rename) under a deterministic name, and a range's marker ``_done/range-<i>.json`` (its parts
+and their row counts) last: a range task killed at any moment leaves its marker absent and at
+most whole parts of its own, which the rerun replaces; the publish takes nothing of a range
+without its marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from datacloud.atomic import replace_json, replace_with
+from datacloud.config import Department
+from datacloud.delta import has_deletion_vectors, open_table, plain_types
+from datacloud.paths import StorageRoot
+
+# staged rows read per batch by a range task (its memory holds one batch beside its range)
+BATCH_ROWS = 131_072
+# a scratch folder of an older run is removed by the next plan after this long
+SCRATCH_KEEP_S = 7 * 24 * 3600
+
+_P = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime as the polynomial's base
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)  # splitmix64
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class RangesIncomplete(RuntimeError):
+    """The publish found a range without its marker, or a part unlike its marker."""
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Range ``index`` of ``count``: the keys whose bucket (``bucket_of``) is ``index``."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"range {self.index} of {self.count}")
+
+    def holds(self, *keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Whether a row's key, in any of ``keys`` (parallel arrays), falls in this range."""
+        mask = np.zeros(len(keys[0]), bool)
+        for k in keys:
+            mask |= bucket_of(k, self.count) == self.index
+        return pa.array(mask, pa.bool_())
+
+
+def bucket_of(keys: pa.Array | pa.ChunkedArray, count: int) -> np.ndarray:
+    """The bucket (0 .. count-1) of each key's text; null counts as the empty text.
+
+    Stable across processes, hosts and library versions: arithmetic on the UTF-8 bytes only.
+    """
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    text = pc.fill_null(pc.cast(keys, pa.large_string()), "")
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    n = len(text)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    _, offsets_buf, data_buf = text.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64)[text.offset : text.offset + n + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = (
+        np.frombuffer(data_buf, np.uint8)[start:end]
+        if data_buf is not None
+        else np.zeros(0, np.uint8)
+    )
+    rel = offsets - start
+    lengths = np.diff(rel)
+    longest = int(lengths.max())
+    powers = np.ones(max(longest, 1), np.uint64)
+    if longest > 1:
+        powers[1:] = np.cumprod(np.full(longest - 1, _P, np.uint64))  # wraps mod 2**64
+    pos = np.arange(len(data), dtype=np.int64) - np.repeat(rel[:-1], lengths)
+    terms = (data.astype(np.uint64) + np.uint64(1)) * powers[pos]
+    sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(terms, dtype=np.uint64)])
+    h = sums[rel[1:]] - sums[rel[:-1]]  # each text's sum, mod 2**64
+    h ^= lengths.astype(np.uint64) * _M2
+    h ^= h >> np.uint64(30)
+    h *= _M1
+    h ^= h >> np.uint64(27)
+    h *= _M2
+    h ^= h >> np.uint64(31)
+    return (h % np.uint64(count)).astype(np.int64)
+
+
+# --- the staged rows of one range, streamed --------------------------------------------------
+
+
+def _batches(dt: Any, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    """The table's rows (``columns``) in batches of at most ``batch_rows``, plain types; the
+    first is the empty table with the schema (so a table without rows keeps its types)."""
+    if has_deletion_vectors(dt):  # delta-rs's engine applies the vectors, as a stream
+        reader = pa.RecordBatchReader.from_stream(dt.scan(columns=columns))
+        yield plain_types(reader.schema.empty_table()).select(columns)
+        for batch in reader:
+            yield plain_types(pa.Table.from_batches([batch])).select(columns)
+        return
+    dataset = dt.to_pyarrow_dataset()
+    scanner = dataset.scanner(
+        columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
+    )
+    yield plain_types(scanner.projected_schema.empty_table())
+    for batch in scanner.to_batches():
+        if batch.num_rows:
+            yield plain_types(pa.Table.from_batches([batch]))
+
+
+def stack_in_range(
+    root: StorageRoot,
+    depts: list[Department],
+    kinds: set[str],
+    columns: list[str],
+    versions: Mapping[str, int],
+    keep: Callable[[pa.Table], pa.Array],
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> pa.Table | None:
+    """``staged_rows.stack`` of the rows ``keep`` keeps: the same columns and types (the
+    columns, ``source``, ``as_of``), each staged table streamed in batches and filtered batch
+    by batch, so memory holds the range's rows and one batch.
+
+    ``keep`` gets a batch in ``stack``'s shape and returns a boolean mask."""
+    parts = []
+    for dept in depts:
+        for spec in dept.tables:
+            if spec.kind not in kinds:
+                continue
+            pinned = versions.get(f"{dept.code}/{spec.name}")
+            if pinned is None:
+                continue
+            dt = open_table(root.staged(dept.code, spec.name), pinned)
+            if dt is None:
+                continue
+            present = set(dt.schema().to_arrow().names)
+            wanted = [c for c in (*columns, "_source_updated_at", "_ds") if c in present]
+            kept = []
+            for t in _batches(dt, wanted, batch_rows):
+                shaped = _shape(t, columns, dept.code)
+                kept.append(shaped.filter(keep(shaped)) if shaped.num_rows else shaped)
+            parts.append(pa.concat_tables(kept))
+    if not parts:
+        return None
+    out = pa.concat_tables(parts, promote_options="permissive")
+    untyped = [f.with_type(pa.string()) if f.type == pa.null() else f for f in out.schema]
+    return out.cast(pa.schema(untyped))
+
+
+def _shape(t: pa.Table, columns: list[str], source: str) -> pa.Table:
+    """Rows of one staged table in ``staged_rows.stack``'s shape."""
+    n = t.num_rows
+    out: dict[str, Any] = {c: t[c] if c in t.column_names else pa.nulls(n) for c in columns}
+    as_of = (
+        pc.cast(t["_source_updated_at"], pa.date32())
+        if "_source_updated_at" in t.column_names
+        else t["_ds"]
+    )
+    out["source"] = pa.array([source] * n, pa.string())
+    out["as_of"] = pc.coalesce(as_of, t["_ds"])
+    return pa.table(out)
+
+
+# --- the scratch folder: parts and markers ---------------------------------------------------
+
+
+def scratch_dir(
+    root: StorageRoot, run_id: str, versions: Mapping[str, int], fingerprint: str, count: int
+) -> Path:
+    """The run's scratch folder: its name holds the run and a digest of what the parts are
+    built from (pinned staged versions, survivorship fingerprint, range count), so a part of
+    another plan can never be taken for one of this plan."""
+    doc = json.dumps([dict(versions), fingerprint, count], sort_keys=True)
+    digest = hashlib.sha256(doc.encode()).hexdigest()[:12]
+    name = _SAFE.sub("_", run_id).strip("._")[:80] or "run"
+    return scratch_root(root) / f"{name}-{digest}"
+
+
+def scratch_root(root: StorageRoot) -> Path:
+    return root.root / "scratch" / "curation"
+
+
+def part_path(scratch: Path, table: str, kr: KeyRange) -> Path:
+    return scratch / table / f"part-{kr.index:05d}-of-{kr.count:05d}.parquet"
+
+
+def marker_path(scratch: Path, kr: KeyRange) -> Path:
+    return scratch / "_done" / f"range-{kr.index:05d}-of-{kr.count:05d}.json"
+
+
+def write_parquet(path: Path, rows: pa.Table) -> None:
+    """One part, written aside and renamed into place (complete or absent)."""
+    replace_with(path, lambda tmp: pq.write_table(rows, tmp, compression="zstd"))
+
+
+def write_part(scratch: Path, table: str, kr: KeyRange, rows: pa.Table) -> dict[str, Any]:
+    path = part_path(scratch, table, kr)
+    write_parquet(path, rows)
+    return {"file": str(path.relative_to(scratch)), "rows": rows.num_rows}
+
+
+def write_marker(scratch: Path, kr: KeyRange, parts: dict[str, Any], missing: list[str]) -> None:
+    """The range is built: its parts (table -> file, rows) and the tables without a source."""
+    doc = {"index": kr.index, "count": kr.count, "parts": parts, "missing": missing}
+    replace_json(marker_path(scratch, kr), doc, indent=2, sort_keys=True)
+
+
+def read_parts(scratch: Path, count: int) -> tuple[dict[str, list[Path]], set[str]]:
+    """Every range's parts, table -> files in range order, and the tables no range could
+    build (no staged source). Raises ``RangesIncomplete`` naming the ranges without a
+    marker, or a part missing or of another row count than its marker says."""
+    markers = []
+    absent = []
+    for i in range(count):
+        path = marker_path(scratch, KeyRange(i, count))
+        if not path.is_file():
+            absent.append(i)
+            continue
+        markers.append(json.loads(path.read_text(encoding="utf-8")))
+    if absent:
+        raise RangesIncomplete(
+            f"{scratch}: ranges {absent} of {count} not built (no marker); rerun them first"
+        )
+    files: dict[str, list[Path]] = {}
+    missing: set[str] = set()
+    for doc in markers:
+        missing.update(doc["missing"])
+        for table, part in doc["parts"].items():
+            path = scratch / part["file"]
+            if not path.is_file() or pq.read_metadata(path).num_rows != part["rows"]:
+                raise RangesIncomplete(f"{path}: missing or not the part its marker names")
+            files.setdefault(table, []).append(path)
+    return files, missing - set(files)
+
+
+def read_table_parts(files: list[Path]) -> pa.Table:
+    """One curated table from its parts, in range order (types unified: a range whose column
+    was all null takes the others' type)."""
+    tables = [pq.read_table(f) for f in files]
+    rows = [t for t in tables if t.num_rows] or tables[:1]
+    return pa.concat_tables(rows, promote_options="permissive")
+
+
+def remove_scratch(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_stale(root: StorageRoot, keep: Path, *, older_than_s: float = SCRATCH_KEEP_S) -> None:
+    """Scratch folders of other runs older than ``older_than_s`` (a run that never published)."""
+    folder = scratch_root(root)
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for child in folder.iterdir():
+        if child != keep and child.is_dir() and now - child.stat().st_mtime > older_than_s:
+            shutil.rmtree(child, ignore_errors=True)
