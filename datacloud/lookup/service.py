@@ -126,6 +126,16 @@ class LookupService:
             return f"matter {matter!r} reads no data item of the {endpoint} lookup"
         return None
 
+    def _audit_key(self, endpoint: str, raw_key: str) -> str:
+        """What a refused lookup's ``key_hmac`` is of: the normalised key when the rules take
+        it, else the key as typed (stripped)."""
+        try:
+            if endpoint == "enterprise":
+                return enterprise_key(raw_key).value
+            return person_key(raw_key, self.today())
+        except MalformedKey:
+            return raw_key.strip()
+
     def lookup(
         self,
         principal: Principal,
@@ -160,7 +170,9 @@ class LookupService:
             raise Forbidden(f"role {principal.role} may not call {endpoint}")
         refusal = self.matter_refusal(principal, endpoint, matter)
         if refusal is not None:
-            audit(raw_key.strip(), "matter_not_granted")
+            # hashed as normalised when it is a valid key, so the person's data tracker finds
+            # the refused lookup too (the answer says nothing either way)
+            audit(self._audit_key(endpoint, raw_key), "matter_not_granted")
             raise MatterNotGranted(refusal)
         try:
             if endpoint == "enterprise":
@@ -210,7 +222,12 @@ class LookupService:
         if self.disputes is not None and endpoint in ("person", "property_status"):
             # open or disputed cross-department findings about the person (no ID number in
             # them): a service window sees the fact is contested (docs/problems.md)
-            body = {**body, **problem_disputes.flag(self.disputes(number))}
+            # only disputes of fields the matter reads: the answer holds its items only
+            readable = set().union(
+                *answers.allowed_columns(endpoint, matter, self.catalogue).values()
+            )
+            found = [d for d in self.disputes(number) if d.field in readable]
+            body = {**body, **problem_disputes.flag(found)}
         if proof and self.signer is not None:
             body = {
                 **body,

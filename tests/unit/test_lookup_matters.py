@@ -173,7 +173,12 @@ def test_the_service_answers_the_matter_and_audits_it(storage_root: StorageRoot)
         svc.lookup(_bdc(), "enterprise", "X", "property_registration", CASE)
     assert [r["outcome"] for r in sink.records[-3:]] == ["matter_not_granted"] * 3
     key_hash = hmac.new(b"k" * 16, A.encode(), hashlib.sha256).hexdigest()
-    assert sink.records[-3]["key_hmac"] == key_hash  # the number as typed, never in clear
+    assert sink.records[-3]["key_hmac"] == key_hash  # never in clear
+    # typed with full-width digits: hashed as normalised, so the person's tracker finds it
+    wide = A.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    with pytest.raises(MatterNotGranted):
+        svc.lookup(_bdc(), "property_status", wide, "gjj_withdrawal", CASE)
+    assert sink.records[-1]["key_hmac"] == key_hash
     citizen = Principal("市民", "citizen", "api", subject_hmac=key_hash)
     with pytest.raises(Forbidden) as e:
         svc.lookup(citizen, "person", A, "property_registration", CASE)
@@ -280,3 +285,35 @@ def test_a_bad_key_entry_is_named(tmp_path: Path, entry: dict[str, Any], expecte
     with pytest.raises(KeysFileError) as e:
         ApiKeys.from_file(path, list(SHIPPED.matters))
     assert str(path) in str(e.value) and expected in str(e.value)
+
+
+def test_disputes_are_those_of_the_fields_the_matter_reads(storage_root: StorageRoot) -> None:
+    """A contested fact the matter does not read (the person's phone, for 不动产登记) is not in
+    its answer either; one it reads (the name) is. The disputes are given by a plain function
+    here (the real index over the problem table: tests/integration/test_problem_loop_api.py)."""
+    from datetime import date
+
+    from datacloud.problem_disputes import Dispute
+
+    _publish(storage_root)
+
+    def disputes(number: str) -> list[Dispute]:
+        assert number == A
+        return [
+            Dispute("name", date(2026, 11, 1), "a" * 16, "czrk", "gongan", "disputed"),
+            Dispute("phone", date(2026, 11, 2), "b" * 16, "grzh", "gjj", "open"),
+        ]
+
+    svc = LookupService(
+        CuratedStore(storage_root),
+        AuditLog([_ListSink()], b"k" * 16),
+        catalogue=SHIPPED,
+        disputes=disputes,
+    )
+    bdc = svc.lookup(_bdc(), "person", A, "property_registration", CASE).body
+    assert bdc["disputed"] is True and [d["field"] for d in bdc["disputes"]] == ["name"]
+    gjj = Principal(
+        "公积金窗口", "clerk", "api", department="gjj", matters=frozenset({"gjj_withdrawal"})
+    )
+    status = svc.lookup(gjj, "property_status", A, "gjj_withdrawal", CASE).body
+    assert status["disputed"] is False and status["disputes"] == []
