@@ -146,8 +146,8 @@ def cells(row: Mapping[str, Any]) -> dict[str, str]:
             text = _masked(value, person_key)
         elif column == "status":
             text = STATUS_ZH.get(_text(value), _text(value))
-        else:
-            text = mask_text(_text(value))
+        else:  # IDs, codes and dates: no personal data (a hex ID may look like a phone)
+            text = _text(value)
         out[column] = sheet_cell(text)
     return out
 

@@ -283,3 +283,15 @@ def test_error_location_in_the_message(root: StorageRoot, answered: Path, tmp_pa
         "部门 gjj，文件 r.xlsx，工作表 gjj_account，第 4 行，列 J（答复）："
     )
     assert ID_B not in err.message and err.status == 422
+
+
+def test_zip_bomb(root: StorageRoot, answered: Path, tmp_path: Path) -> None:
+    """Small on disk, over MAX_UNZIPPED_BYTES unzipped: refused before openpyxl parses it."""
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(answered) as zin, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in zin.infolist():
+            z.writestr(item, zin.read(item.filename))
+        z.writestr("xl/media/pad.bin", b"\0" * (pr.MAX_UNZIPPED_BYTES + 1))
+    assert bomb.stat().st_size < pr.MAX_BYTES
+    err = refused(root, bomb)
+    assert err.code == "wrong_type" and "解压后过大" in err.message

@@ -95,3 +95,12 @@ def test_no_open_problem_still_a_workbook(tmp_path: Path) -> None:
 )
 def test_sheet_cell_is_report_csv_cell(value: str) -> None:
     assert sheet_cell(value) == csv_cell(value)
+
+
+def test_problem_id_never_masked(tmp_path: Path) -> None:
+    """A hex ID can hold a run of digits that looks like a mobile number (found with 10,000
+    problems): it is no personal data and stays as it is, or the import could not find it."""
+    row = {**sample_rows()[1], "problem_id": "a13812345678bcde"}
+    path = tmp_path / "x.xlsx"
+    write_workbook(path, table([row]), "gjj")
+    assert load_workbook(path)["gjj_account"]["A2"].value == "a13812345678bcde"
