@@ -313,6 +313,7 @@ def serve(
     from datacloud.lookup.api import serve as run
     from datacloud.lookup.audit import AuditKeyMissing
     from datacloud.lookup.auth import KeysFileError
+    from datacloud.lookup.proofs import KeyringError
     from datacloud.lookup.store import NoCuratedData
 
     path = keys or (Path(os.environ[KEYS_ENV]) if os.environ.get(KEYS_ENV) else None)
@@ -320,7 +321,7 @@ def serve(
         raise _fail(f"--keys: give the API keys YAML, or set {KEYS_ENV} (docs/lookup.md)", 2)
     try:
         run(host, port, path, poll_seconds, workers)
-    except KeysFileError as e:
+    except (KeysFileError, KeyringError) as e:  # KeyringError: DATACLOUD_PROOF_KEYS unusable
         raise _fail(str(e), 2) from None
     except UnicodeDecodeError:
         raise _fail(f"API keys file {path}: not UTF-8 text", 2) from None

@@ -128,3 +128,24 @@ def test_an_expired_proof_exits_6_and_usage_errors_exit_2(tmp_path: Path) -> Non
 @pytest.mark.parametrize("args", [["--help"], ["verify", "--help"], ["keys", "--help"]])
 def test_help_exits_0(args: list[str]) -> None:
     assert run(*args).returncode == 0
+
+
+def test_lookup_serve_refuses_an_unusable_keyring_with_exit_2(tmp_path: Path) -> None:
+    ring = Keyring.create(tmp_path / "ring.json")
+    os.chmod(ring.path, 0o644)
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "keys:\n  - holder: 审计员\n    role: auditor\n    sha256: " + "ab" * 32 + "\n",
+        encoding="utf-8",
+    )
+    env = _env(
+        DATACLOUD_ROOT=str(tmp_path / "root"),
+        DATACLOUD_AUDIT_KEY="proof-cli-test-audit-key-0123",
+        DATACLOUD_PROOF_KEYS=str(ring.path),
+    )
+    out = subprocess.run(
+        [EXE, "lookup", "serve", "--keys", str(keys), "--port", "9"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2 and "chmod 600" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
