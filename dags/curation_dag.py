@@ -1,8 +1,12 @@
 """The curation DAG (airflow): golden records and relations from every department's staged tables.
 
 Runs when every department's staged tables have been updated (their Asset events), or at the
-cutoff of ``dags/curation.yaml`` (05:30 Asia/Shanghai) with whatever has landed. Only the keys
-the staged changes touch are recomputed; each curated table changes by one Delta commit.
+cutoff of ``dags/curation.yaml`` (05:30 Asia/Shanghai) with whatever has landed. ``plan``
+decides the night: an incremental one (``curate``, one task, recomputes only the keys the
+staged changes touch) or a full build (the first night, a survivorship change, conf
+``{"full": true}``): ``build_range`` mapped over the key ranges (dynamic task mapping, spread
+over the Celery workers), then ``publish_ranges``. Each curated table changes by one Delta
+commit either way; the tasks of the other kind are skipped.
 Then tonight's problems are tracked (``track_problems``: the problem table, docs/problems.md)
 and tonight's department reports are written again, so they show the cross-department
 findings (比对) curation has just published and the 问题整改 section.
@@ -62,20 +66,65 @@ def _night() -> tuple[Any, dict[str, Any], str]:
     return business_date(end, conf), conf, ctx["run_id"]
 
 
+@task
+def plan() -> list[dict[str, Any]]:
+    """Full build or incremental night: one entry per key range of a full build (the plan and
+    the range's index), none for an incremental night (``curation_night.range_tasks``)."""
+    from datacloud.config import load_departments
+    from datacloud.curation_night import plan_night, range_tasks
+    from datacloud.paths import StorageRoot
+
+    _, conf, run_id = _night()
+    root = StorageRoot.from_env()
+    return range_tasks(plan_night(root, load_departments(), run_id, full=bool(conf.get("full"))))
+
+
 @task(outlets=CURATED)
-def curate() -> dict[str, Any]:
-    """Build, check and publish every curated table (the touched keys only)."""
-    from airflow.sdk.exceptions import AirflowFailException
+def curate(planned: list[dict[str, Any]]) -> dict[str, Any]:
+    """An incremental night: build, check and publish every curated table (the touched keys
+    only). Skipped when the plan is a full build."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from datacloud.config import load_departments
     from datacloud.curation_night import curate_night
     from datacloud.paths import StorageRoot
     from datacloud.quality import QualityGateError
 
-    ds, conf, run_id = _night()
+    if planned:
+        raise AirflowSkipException(f"a full build over {len(planned)} key ranges")
+    ds, _, run_id = _night()
     root = StorageRoot.from_env()  # the task edge reads the environment once
     try:
-        return curate_night(root, load_departments(), ds, run_id, full=bool(conf.get("full")))
+        return curate_night(root, load_departments(), ds, run_id)
+    except QualityGateError as e:  # the same data gives the same verdict: no retries
+        raise AirflowFailException(str(e)) from e
+
+
+@task
+def build_range(part: dict[str, Any]) -> dict[str, Any]:
+    """A full build's range task: its part of every curated table, into the scratch folder
+    (mapped over the plan's entries: none on an incremental night)."""
+    from datacloud.config import load_departments
+    from datacloud.curation_night import build_range as build
+    from datacloud.paths import StorageRoot
+
+    return build(StorageRoot.from_env(), load_departments(), part, part["index"])
+
+
+@task(outlets=CURATED)
+def publish_ranges(planned: list[dict[str, Any]]) -> dict[str, Any]:
+    """A full build's publish: every curated table once from all the ranges' parts, through
+    the gate on the whole table; the findings, the state file, the resource catalogue."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from datacloud.config import load_departments
+    from datacloud.curation_night import publish_night
+    from datacloud.paths import StorageRoot
+    from datacloud.quality import QualityGateError
+
+    ds, _, run_id = _night()
+    try:
+        return publish_night(StorageRoot.from_env(), load_departments(), ds, run_id, planned[0])
     except QualityGateError as e:  # the same data gives the same verdict: no retries
         raise AirflowFailException(str(e)) from e
 
@@ -125,4 +174,8 @@ with DAG(
         "execution_timeout": timedelta(hours=3),
     },
 ):
-    curate() >> track_problems() >> refresh_reports()
+    planned = plan()
+    ranges = build_range.expand(part=planned)
+    published = publish_ranges(planned)
+    ranges >> published
+    [curate(planned), published] >> track_problems() >> refresh_reports()

@@ -342,6 +342,13 @@ def plan_night(
     }
 
 
+def range_tasks(plan: Plan) -> list[Plan]:
+    """The plan as the curation DAG maps it: one entry per key range (the plan without its
+    range list, and the range's ``index``); none for an incremental night."""
+    entry = {k: v for k, v in plan.items() if k != "ranges"}
+    return [{**entry, "index": i} for i in plan["ranges"]]
+
+
 def _full_reason(
     root: StorageRoot,
     depts: list[Department],
