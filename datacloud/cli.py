@@ -24,7 +24,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from datacloud import business_day, cli_curated, cli_run
+from datacloud import business_day, cli_catalogue, cli_curated, cli_run
 from datacloud.cli_common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -283,6 +283,8 @@ def docs() -> None:
 # a curated table's versions and rows (datacloud.cli_curated), in this place of --help
 app.command()(cli_curated.history)
 app.command()(cli_curated.curated)
+# the resource catalogue (资源目录) of the curated tables (datacloud.cli_catalogue)
+app.add_typer(cli_catalogue.catalogue_app, name="catalogue")
 # one department's night through Airflow with its configured connection (datacloud.cli_run)
 app.command("run")(cli_run.run_night)
 
