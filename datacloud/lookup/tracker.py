@@ -20,13 +20,14 @@ citizen portal's key for one person) only for the number whose HMAC is its key's
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from datacloud.lookup.audit import AuditLog
+from datacloud.lookup.audit import AuditLog, FileSink
+from datacloud.lookup.audit_chain import parse, trail_files
 from datacloud.lookup.auth import Principal
 from datacloud.lookup.keys import MalformedKey, person_key
 from datacloud.lookup.service import Forbidden
@@ -117,6 +118,21 @@ def entries_for(
     return out
 
 
+def _lines_with(folder: Path, key_hmac: str) -> Iterator[dict[str, Any]]:
+    """The records of the trail in ``folder`` whose line holds ``key_hmac``: the bytes are
+    searched first and only those lines parsed (200,000 records, 111 MB: 0.46 s, against
+    2.4 s parsing every line; docs/proofs.md#tracker). A torn or unparseable line is skipped,
+    as ``FileSink.records`` skips it."""
+    needle = key_hmac.encode("ascii")
+    for _, path in trail_files(folder):
+        with path.open("rb") as fh:
+            for raw in fh:  # bounded by the file
+                if needle in raw and raw.endswith(b"\n"):
+                    rec = parse(raw)
+                    if rec is not None and rec.get("key_hmac") == key_hmac:
+                        yield rec
+
+
 class Tracker:
     """The tracker over an audit log (its sinks that can read records back)."""
 
@@ -156,6 +172,9 @@ class Tracker:
         record = self.audit.record(principal, ENDPOINT, PURPOSE, number, "found")
         records: list[dict[str, Any]] = []
         for sink in self.audit.sinks:
+            if isinstance(sink, FileSink):
+                records.extend(_lines_with(sink.folder, wanted))
+                continue
             read = getattr(sink, "records", None)
             if read is not None:
                 records.extend(r for r in read() if r.get("key_hmac") == wanted)

@@ -179,3 +179,34 @@ def test_entries_for_skips_other_persons_events_and_citizens_own_views() -> None
     lines = entries_for(records, "a")
     assert [e["at"] for e in lines] == ["5", "1"]
     assert all("who" not in e and "role" not in e for e in lines)
+
+
+class _MemorySink:
+    """A sink that keeps records in memory (an audit sink other than the file trail)."""
+
+    def __init__(self) -> None:
+        self.kept: list[dict[str, Any]] = []
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.kept.append(dict(record))
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.kept
+
+
+def test_torn_lines_are_skipped_and_other_sinks_are_read(audit, tmp_path) -> None:
+    _lookups(audit)
+    day = sorted((tmp_path / "audit").glob("lookups-*.jsonl"))[-1]
+    with day.open("ab") as fh:  # a torn last line that names Alice's hash
+        fh.write(b'{"kind": "lookup", "key_hmac": "' + audit.key_hash(ALICE).encode() + b'", "at')
+    found = Tracker(audit).track(AUDITOR, ALICE)
+    assert len([e for e in found.entries if e["endpoint"] != "tracker"]) == 5
+
+    memory = _MemorySink()
+    other = AuditLog([memory], AUDIT_KEY)
+    other.record(GJJ_CLERK, "property_status", "", ALICE, "found", matter="gjj_withdrawal",
+                 case_no="MEM-1")  # fmt: skip
+    other.record(GJJ_CLERK, "property_status", "", BOB, "found", matter="gjj_withdrawal",
+                 case_no="MEM-2")  # fmt: skip
+    listed = Tracker(other, load_matters()).track(AUDITOR, ALICE).entries
+    assert [e["case_no"] for e in listed if e["endpoint"] != "tracker"] == ["MEM-1"]
