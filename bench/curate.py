@@ -325,3 +325,124 @@ def run(rows: int = ROWS) -> Path:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the full build spread over key ranges: peak memory of a range task ----------------------
+
+CHILD = """
+import json, resource, sys, time
+from datetime import date
+from pathlib import Path
+from bench.curate import _departments
+from datacloud import curation_night
+from datacloud.paths import StorageRoot
+
+job = json.loads(sys.argv[1])
+root, depts, ds = StorageRoot(Path(job["root"])), _departments(), date.fromisoformat(job["ds"])
+t0 = time.perf_counter()
+out = None
+if job["op"] == "one":
+    curation_night.curate_all(root, depts, ds, "bench-one", full=True)
+elif job["op"] == "plan":
+    out = curation_night.plan_night(root, depts, "bench-mapped", full=True, count=job["count"])
+elif job["op"] == "range":
+    curation_night.build_range(root, depts, job["plan"], job["index"])
+elif job["op"] == "publish":
+    curation_night.publish_ranges(root, depts, ds, "bench-mapped", job["plan"])
+seconds = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+print(json.dumps({"peak_rss_mib": round(peak, 1), "seconds": round(seconds, 3), "out": out}))
+"""
+
+
+def _child(job: dict[str, Any]) -> dict[str, Any]:
+    """One task in a fresh interpreter (as an Airflow task runs): its peak RSS and seconds."""
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(job)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{job['op']}: exit {proc.returncode}: {proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def mapped_memory(rows: int, counts: tuple[int, ...] = (4, 8)) -> dict[str, Any]:
+    """Peak RSS and seconds of the one-task full build (every curated table of the three
+    staged tables, published) against the mapped one: the plan, each range task (the largest
+    peak), the publish; each a fresh interpreter, on the same staged tables."""
+    from datacloud.paths import StorageRoot
+
+    work = Path(tempfile.mkdtemp(prefix="bench-curate-mapped-"))
+    try:
+        staged = StorageRoot(work / "staged-root")
+        for (dept, table), t in staged_tables(rows).items():
+            _stage(staged, dept, table, t, DS - timedelta(days=1))
+        idle = _child({"op": "idle", "root": str(staged.root), "ds": DS.isoformat()})
+
+        def fresh(name: str) -> StorageRoot:
+            root = StorageRoot(work / name)
+            shutil.copytree(staged.root / "staged", root.root / "staged")
+            return root
+
+        one = _child({"op": "one", "root": str(fresh("one").root), "ds": DS.isoformat()})
+        out: dict[str, Any] = {
+            "persons": rows,
+            "import_only_peak_rss_mib": idle["peak_rss_mib"],
+            "one_task": one,
+            "mapped": {},
+        }
+        for count in counts:
+            root = fresh(f"mapped-{count}")
+            job = {"root": str(root.root), "ds": DS.isoformat(), "count": count}
+            plan = _child({**job, "op": "plan"})
+            ranges = [
+                _child({**job, "op": "range", "plan": plan["out"], "index": i})
+                for i in range(count)
+            ]
+            publish = _child({**job, "op": "publish", "plan": plan["out"]})
+            out["mapped"][str(count)] = {
+                "plan": {k: plan[k] for k in ("peak_rss_mib", "seconds")},
+                "range_peak_rss_mib": max(r["peak_rss_mib"] for r in ranges),
+                "range_seconds": [r["seconds"] for r in ranges],
+                "publish": publish,
+                "range_vs_one_task_rss": round(
+                    max(r["peak_rss_mib"] for r in ranges) / one["peak_rss_mib"], 3
+                ),
+            }
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_mapped(sizes: list[int], counts: tuple[int, ...] = (4, 8)) -> Path:
+    """``python -m bench.curate --mapped 200000 1000000``: bench/results/curate_mapped.json."""
+    import os
+
+    load = os.getloadavg()[0]
+    figures = [mapped_memory(n, counts) for n in sizes]
+    return write_result(
+        "curate_mapped",
+        max(sizes),
+        [],
+        sizes=figures,
+        load_average_at_start=round(load, 2),
+        note="peak RSS per task (ru_maxrss of a fresh interpreter); 2 shared cores",
+    )
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.curate")
+    parser.add_argument("--mapped", nargs="+", type=int, metavar="PERSONS", required=True)
+    parser.add_argument("--ranges", nargs="+", type=int, default=[4, 8])
+    args = parser.parse_args()
+    print(run_mapped(args.mapped, tuple(args.ranges)).read_text(encoding="utf-8"))

@@ -10,6 +10,11 @@ rebuild everything (the same code, every key touched). The consistency findings 
 published last, on the same pinned versions; the state file is replaced after them, so a
 crash anywhere leaves the next run to redo the same keys. The night ends by rebuilding the
 resource catalogue (``catalogue_night``: ``catalogue/index.html`` and ``catalogue.json``).
+
+The curation DAG spreads a full build over key ranges (``plan_night``, ``build_range`` per
+range, ``publish_ranges``; ``curation_ranges``): each range task builds its keys' part of
+every curated table into a scratch folder, and one publish commits each table from all parts,
+as ``curate_all`` in full would.
 """
 
 from __future__ import annotations
@@ -309,13 +314,15 @@ def plan_night(
     *,
     full: bool = False,
     config: CurationConfig | None = None,
+    count: int | None = None,
 ) -> Plan:
     """The plan task: does tonight need a full build, and over how many key ranges?
 
     ``mode`` ``incremental`` (``ranges`` empty: the one ``curate`` task does the night) or
     ``full`` (a range task per entry of ``ranges``, then ``publish_ranges``), with the
     pinned staged versions every range and the publish read, the survivorship fingerprint,
-    the range count (``full_build`` in ``dags/curation.yaml``) and the scratch folder.
+    the range count (``full_build`` in ``dags/curation.yaml``; ``count`` overrides it) and
+    the scratch folder.
     """
     config = config or load_curation_config()
     fingerprint = config.fingerprint(depts)
@@ -325,7 +332,7 @@ def plan_night(
     if reason is None:
         return {**plan, "mode": "incremental", "reason": "staged changes", "count": 0, "ranges": []}
     staged = sum(physical_rows(load(root.staged(*t.split("/")), v)) for t, v in versions.items())
-    count = config.full_build.count(staged)
+    count = count or config.full_build.count(staged)
     scratch = curation_ranges.scratch_dir(root, run_id, versions, fingerprint, count)
     curation_ranges.remove_stale(root, scratch)
     log.info(
