@@ -1,6 +1,6 @@
 """``datacloud catalogue build|show`` through the real command line (a subprocess per call),
 on an empty storage root: nothing published yet is still a catalogue, ``show`` before any
-build is exit 3, an unknown table exit 2. tests/component/test_resource_catalogue.py holds
+build is exit 3, an unknown table exit 2. tests/component/test_catalogue_nights.py holds
 the content against real nights."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the sharing config of dags/curation.yaml and its errors, the pure build from given facts, the
 JSON Schema kept in datacloud/schemas and the page's self-containment.
 
-No Delta table here: tests/component/test_resource_catalogue.py holds the catalogue against
+No Delta table here: tests/component/test_catalogue_nights.py holds the catalogue against
 real nights, tests/integration/test_catalogue_browser.py opens the page in Chromium.
 """
 
