@@ -176,6 +176,8 @@ def test_bad_files_each_refused_with_its_message(
     assert refused(data, dept="gjj", key="mz").status_code == 403
     assert refused(data, key="clerk").status_code == 403
     assert not root.problem_responses("mz").exists()  # nothing recorded by any of them
+    spec = client.get("/openapi.json").json()["paths"]["/v1/problems/{dept}/responses"]["post"]
+    assert "multipart/form-data" in spec["requestBody"]["content"]
 
 
 def test_upload_dispute_reaches_the_lookup(
