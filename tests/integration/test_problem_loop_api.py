@@ -196,6 +196,17 @@ def test_upload_dispute_reaches_the_lookup(
     assert body["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     (record,) = read_log(root, "mz")
     assert record["channel"] == "api" and record["by"].startswith("key:民政局数据科")
+    events = [
+        json.loads(line)
+        for f in sorted(root.audit().glob("*"))
+        if f.is_file()
+        for line in f.read_text(encoding="utf-8").splitlines()
+        if '"problem_responses"' in line
+    ]
+    accepted = [e for e in events if e["detail"]["outcome"] == "accepted"]
+    assert [(e["who"], e["role"], e["detail"]["recorded"]) for e in accepted] == [
+        ("民政局数据科", "department", 1)
+    ]
     again = upload(client, "mz", "mz", "mz-returned.xlsx", path.read_bytes())
     assert again.status_code == 200 and again.json()["already_imported"] is True
     assert len(read_log(root, "mz")) == 1
