@@ -41,6 +41,7 @@ from datacloud.cli_common import (
     progress,
     refuse_existing,
 )
+from datacloud.cli_problems import problems_app
 from datacloud.lookup.audit_cli import audit_app
 from datacloud.lookup.cli import lookup_app
 from datacloud.lookup.proof_cli import proof_app
@@ -285,6 +286,8 @@ app.command()(cli_curated.history)
 app.command()(cli_curated.curated)
 # the resource catalogue (资源目录) of the curated tables (datacloud.cli_catalogue)
 app.add_typer(cli_catalogue.catalogue_app, name="catalogue")
+# the problem loop: returned feedback workbooks, the inbox (datacloud.cli_problems)
+app.add_typer(problems_app, name="problems")
 # one department's night through Airflow with its configured connection (datacloud.cli_run)
 app.command("run")(cli_run.run_night)
 
