@@ -400,19 +400,18 @@ def _stage_batched(
         )
         if gate.passed and out.schema is not None:
             path = root.staged(code, table_name)
-            deleted = staged_deletions(
-                path,
-                out.accepted_keys,
-                table.business_key,
-                out.raw_keys if table.mode == "full" else None,
-                out.losers,
-            )
-            out.raw_keys = out.losers
             current = open_table(path)
-            if current is not None:
-                staging_batches.keep_changed(
-                    out, current, table.business_key, _compare_columns(out.schema.names)
+            deleted = (
+                staging_batches.merge_plan(
+                    out,
+                    current,
+                    table.business_key,
+                    _compare_columns(out.schema.names),
+                    full=table.mode == "full",
                 )
+                if current is not None
+                else None
+            )
             now = now_wall()
             source = f"{code}.{table_name}"
             schema = with_lineage(out.schema.empty_table(), source, ds, run_id, now).schema

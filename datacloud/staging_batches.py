@@ -10,9 +10,9 @@ business key lands in the same bucket, so deduplicating each bucket on its own
 across two batches is still one row and one DUPLICATE_KEY. Rows with an empty business key
 (all kept) are spread by source key.
 
-What stays in memory for the whole table is key-sized, never row-sized: the profile (one byte
-per row and profiled column), the accepted source and business keys, the raw source keys of a
-full snapshot (for the deletions of ``staged_rows.staged_deletions``) and the losers' keys.
+What stays in memory for the whole table is the profile (one byte per row and profiled column)
+and the deduplication losers' keys. The source keys the deletions need (raw, accepted and
+staged; ``merge_plan``) are spilled too, in buckets by a hash of the source key.
 The spill folder lives beside the night's rejected files (the same personal data, the same
 disk) and is removed when the step ends; a folder left by a killed process is removed by the
 next stage of the table.
@@ -87,21 +87,17 @@ class BatchedOutcome:
     rejected: Path  # rows.parquet as the night's rejected rows
     issues: Path  # issues.parquet
     profile: pa.Table
-    accepted_keys: pa.Table  # _source_pk and the business key columns of every accepted row
-    raw_keys: pa.Array  # every raw row's source key
+    keys: Path  # source keys of the raw rows and of the accepted ones, by source-key bucket
     losers: pa.Array  # the deduplication losers' source keys
     schema: pa.Schema | None  # of the accepted rows (None: no row was accepted)
     unmapped: list[str]
     rows_in: int = 0
+    rows_accepted: int = 0
     rows_rejected: int = 0
     rows_deduplicated: int = 0
     warnings: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
     latest: datetime | None = None
-
-    @property
-    def rows_accepted(self) -> int:
-        return self.accepted_keys.num_rows
 
     def reconciles(self) -> bool:
         return self.rows_in == self.rows_accepted + self.rows_rejected + self.rows_deduplicated
@@ -198,15 +194,14 @@ def normalise_partition(
         rejected=spill / "rows.parquet",
         issues=spill / "issues.parquet",
         profile=pa.table({}),
-        accepted_keys=pa.table({}),
-        raw_keys=pa.array([], pa.string()),
+        keys=spill / "keys",
         losers=pa.array([], pa.string()),
         schema=None,
         unmapped=[],
     )
     writers = _Writers()
     profiles: list[pa.Table] = []
-    raw_keys: list[pa.Array] = []
+    out.keys.mkdir()
     unmapped: list[str] | None = None
     try:
         for raw in _raw_batches(partition, rows_per_batch):
@@ -215,7 +210,7 @@ def normalise_partition(
             pk = source_pk(raw, table)
             part = normalise_table(raw, dept, table, ds, dedup=False)
             profiles.append(raw_profile(raw, table, part.issues, pk, profile_columns))
-            raw_keys.append(pk)
+            _spill_keys(writers, out, "raw", pk)
             out.rows_in += part.rows_in
             out.rows_rejected += part.rows_rejected
             out.warnings.update(part.warnings)
@@ -236,7 +231,7 @@ def normalise_partition(
         bucket_files = sorted(p for p in writers.open if p.name.startswith("bucket-"))
         for p in bucket_files:
             writers.open.pop(p).close()
-        keys, losers = _deduplicate_buckets(out, bucket_files, key)
+        losers = _deduplicate_buckets(out, bucket_files, key, writers)
         if losers:
             out.rows_deduplicated = len(losers)
             out.warnings["DUPLICATE_KEY"] += len(losers)
@@ -245,23 +240,43 @@ def normalise_partition(
         writers.close()
     out.unmapped = unmapped or []
     out.profile = pa.concat_tables(profiles)
-    out.raw_keys = pa.concat_arrays(raw_keys) if raw_keys else out.raw_keys
     out.losers = pa.array(losers, pa.string())
-    key_columns = [SOURCE_PK, *[k for k in key if out.schema and k in out.schema.names]]
-    out.accepted_keys = (
-        pa.concat_tables(keys)
-        if keys
-        else pa.schema([(c, pa.string()) for c in key_columns]).empty_table()
-    )
     return out
 
 
+def _pk_bucket(keys: pa.Array, buckets: int) -> np.ndarray:
+    if buckets == 1 or len(keys) == 0:
+        return np.zeros(len(keys), dtype=np.int64)
+    hashed = pl.from_arrow(keys).hash(seed=0).to_numpy()  # type: ignore[union-attr]
+    return (hashed % np.uint64(buckets)).astype(np.int64)
+
+
+def _spill_keys(writers: _Writers, out: BatchedOutcome, kind: str, keys: pa.Array) -> None:
+    """Append source keys to ``keys/<kind>-<bucket>.parquet``, bucketed by the key's hash."""
+    keys = pc.cast(keys, pa.string())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    ids = _pk_bucket(keys, out.n_buckets)
+    order = np.argsort(ids, kind="stable")
+    keys, ids = keys.take(pa.array(order)), ids[order]
+    for b in np.unique(ids):
+        lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
+        part = pa.table({SOURCE_PK: keys.slice(lo, hi - lo)})
+        writers.write(out.keys / f"{kind}-{b:05d}.parquet", part)
+
+
+def _read_keys(out: BatchedOutcome, kind: str, b: int) -> pa.Array:
+    path = out.keys / f"{kind}-{b:05d}.parquet"
+    if not path.is_file():
+        return pa.array([], pa.string())
+    return pq.read_table(path)[SOURCE_PK].combine_chunks()
+
+
 def _deduplicate_buckets(
-    out: BatchedOutcome, files: list[Path], key: list[str]
-) -> tuple[list[pa.Table], list[str]]:
+    out: BatchedOutcome, files: list[Path], key: list[str], writers: _Writers
+) -> list[str]:
     """Deduplicate each bucket on its own (it holds every row of its keys), rewrite it sorted
-    by source key, note its accepted keys and the latest source update."""
-    keys: list[pa.Table] = []
+    by source key, spill its accepted source keys, count them, note the latest update."""
     losers: list[str] = []
     for path in files:
         rows = pq.read_table(path)
@@ -271,12 +286,13 @@ def _deduplicate_buckets(
         kept = kept.sort_by([(SOURCE_PK, "ascending")])
         pq.write_table(kept, path, compression="zstd")
         out.buckets.append(path)
-        keys.append(kept.select([SOURCE_PK, *[k for k in key if k in kept.column_names]]))
+        out.rows_accepted += kept.num_rows
+        _spill_keys(writers, out, "accepted", kept[SOURCE_PK])
         if SOURCE_UPDATED_AT in kept.column_names and kept.num_rows:
             latest = pc.max(kept[SOURCE_UPDATED_AT]).as_py()
             if latest is not None and (out.latest is None or latest > out.latest):
                 out.latest = latest
-    return keys, losers
+    return losers
 
 
 def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -286,45 +302,91 @@ def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.nd
     return np.asarray(pc.or_(eq, both_null).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def keep_changed(out: BatchedOutcome, staged: Any, key: list[str], compare: list[str]) -> int:
-    """Drop from the buckets every accepted row the staged table (a loaded DeltaTable) already
-    holds with the same ``compare`` values: the MERGE would match it and leave it alone, so the
-    staged content and the MERGE's counts are the same without it, and the MERGE's hash join
-    (built on its source, in memory) holds only tonight's changes. The staged table is read
-    as a stream and spilled into the same buckets (by business key), then compared bucket by
-    bucket. Returns the rows dropped."""
+def merge_plan(
+    out: BatchedOutcome, staged: Any, key: list[str], compare: list[str], full: bool
+) -> pa.Array:
+    """What tonight's MERGE into the staged table (a loaded DeltaTable) must do, bucket by
+    bucket, never holding the table: returns the staged source keys to delete, and drops from
+    the buckets every accepted row the staged table already holds unchanged.
+
+    The deletions are ``staged_rows.staged_deletions``'s, computed in buckets: a staged key
+    goes when it is not accepted tonight and it lost tonight's deduplication, or it is absent
+    from a full snapshot, or a row accepted tonight carries its business key. An unchanged row
+    (every ``compare`` column equal, nulls equal) is one the MERGE would match and leave
+    alone, so the staged content and the MERGE's counts are the same without it, and the
+    MERGE's hash join (built on its source, in memory) holds only tonight's changes. The
+    staged table is read as a stream into the business-key buckets (rows) and the source-key
+    buckets (keys)."""
     schema = out.schema
     names = set(staged.schema().to_arrow().names)
-    if schema is None or not out.buckets or any(c not in names for c in compare):
-        return 0
-    columns = list(dict.fromkeys([SOURCE_PK, *[k for k in key if k in schema.names], *compare]))
+    assert schema is not None
+    by_key = all(k in names and k in schema.names for k in key)
+    unchanged = all(c in names for c in compare)
+    columns = list(dict.fromkeys([SOURCE_PK, *(key if by_key else []), *compare]))
+    columns = [c for c in columns if c in names]
     target = pa.schema([schema.field(c) for c in columns])
     writers = _Writers()
     try:
         for batch in pa.RecordBatchReader.from_stream(staged.scan(columns=columns)):
             rows = plain_types(pa.Table.from_batches([batch])).select(columns).cast(target)
-            ids = bucket_of(rows, key, out.n_buckets)
+            _spill_keys(writers, out, "staged", rows[SOURCE_PK])
+            if not (by_key or unchanged):
+                continue
+            ids = bucket_of(rows, key, out.n_buckets) if by_key else np.zeros(len(rows), int)
             order = np.argsort(ids, kind="stable")
             rows, ids = rows.take(pa.array(order)), ids[order]
             for b in np.unique(ids):
                 lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
                 writers.write(out.spill / f"staged-{b:05d}.parquet", rows.slice(lo, hi - lo))
+        writers.close()  # the staged spill complete before any bucket reads it
+        if by_key or unchanged:
+            for path in out.buckets:
+                _compare_bucket(out, path, key, compare, by_key, unchanged, writers)
     finally:
         writers.close()
-    dropped = 0
-    for path in out.buckets:
-        theirs = out.spill / path.name.replace("bucket-", "staged-")
-        if not theirs.is_file():
+    gone: list[pa.Array] = []
+    for b in range(out.n_buckets):
+        mine = _read_keys(out, "staged", b)
+        if not len(mine):
             continue
-        ours, old = pq.read_table(path), pq.read_table(theirs)
-        at = pc.index_in(ours[SOURCE_PK], value_set=old[SOURCE_PK])
-        same = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
-        for c in compare:
-            if not same.any():
-                break
-            same &= _same(ours[c], old[c].take(at))
-        theirs.unlink()
-        if same.any():
-            dropped += int(same.sum())
-            pq.write_table(ours.filter(pa.array(~same)), path, compression="zstd")
-    return dropped
+        drop = pc.is_in(mine, value_set=out.losers)
+        if full:
+            drop = pc.or_(drop, pc.invert(pc.is_in(mine, value_set=_read_keys(out, "raw", b))))
+        drop = pc.or_(drop, pc.is_in(mine, value_set=_read_keys(out, "taken", b)))
+        accepted = _read_keys(out, "accepted", b)
+        drop = pc.and_(drop, pc.invert(pc.is_in(mine, value_set=accepted)))
+        gone.append(mine.filter(drop))
+    return pc.unique(pa.concat_arrays(gone)) if gone else pa.array([], pa.string())
+
+
+def _compare_bucket(
+    out: BatchedOutcome,
+    path: Path,
+    key: list[str],
+    compare: list[str],
+    by_key: bool,
+    unchanged: bool,
+    writers: _Writers,
+) -> None:
+    """One bucket against the staged rows of its business keys: spill the staged keys a row
+    accepted tonight takes over (its business key), drop the accepted rows staged unchanged."""
+    theirs = out.spill / path.name.replace("bucket-", "staged-")
+    if not theirs.is_file():
+        return
+    ours, old = pq.read_table(path), pq.read_table(theirs)
+    theirs.unlink()
+    if by_key and ours.num_rows:
+        has = pa.array(~business_key_empty(old, key))
+        tonight = business_key_text(ours, key).filter(pa.array(~business_key_empty(ours, key)))
+        taken = pc.and_(has, pc.is_in(business_key_text(old, key), value_set=tonight))
+        _spill_keys(writers, out, "taken", old[SOURCE_PK].filter(taken))
+    if not unchanged:
+        return
+    at = pc.index_in(ours[SOURCE_PK], value_set=old[SOURCE_PK])
+    same = np.asarray(pc.is_valid(at).to_numpy(zero_copy_only=False), dtype=bool)
+    for c in compare:
+        if not same.any():
+            break
+        same &= _same(ours[c], old[c].take(at))
+    if same.any():
+        pq.write_table(ours.filter(pa.array(~same)), path, compression="zstd")
