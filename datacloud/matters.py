@@ -9,7 +9,11 @@ catalogue, ``dags/matters.yaml`` (``DATACLOUD_MATTERS`` names another file), dec
   each answered by one lookup ``endpoint`` from one curated ``table`` (the registry in
   ``datacloud.curated_tables``) and its ``fields`` (columns of that table);
 - **matters** (``matters``): a code, the Chinese name, the items it may read and the requesting
-  departments that handle it (an API key's ``department``).
+  departments that handle it (an API key's ``department``);
+- **requesting-only departments** (``requesting_departments``, optional): departments that
+  handle matters and hold lookup keys but provide no data, so have no YAML in
+  ``dags/departments/`` (e.g. 税务 ``tax``, 人社 ``rs``): a code and the Chinese name. A
+  matter's department must be a providing department or one of these.
 
 ``load_matters`` reads it strictly (UTF-8, no repeated key, no unknown field) and checks every
 reference (an item a matter names, a table, a field, a table the endpoint cannot answer from);
@@ -67,10 +71,24 @@ class Matter(BaseModel):
     departments: tuple[str, ...] = Field(min_length=1)
 
 
+class RequestingDepartment(BaseModel):
+    """A department that handles matters (holds lookup keys) but provides no data: no YAML in
+    ``dags/departments/``. ``code`` as an API key's ``department`` names it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str = Field(pattern=CODE_PATTERN)
+    name_zh: str = Field(min_length=1, max_length=100)
+
+
 class MatterCatalogue(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     items: dict[str, DataItem]
     matters: dict[str, Matter]
+    requesting_departments: dict[str, RequestingDepartment] = Field(default_factory=dict)
+
+    def department_names(self) -> dict[str, str]:
+        """Code -> Chinese name of the requesting-only departments."""
+        return {d.code: d.name_zh for d in self.requesting_departments.values()}
 
     def matters_reading(self, table: str, field: str) -> list[Matter]:
         """The matters (in catalogue order) with an item that exposes ``field`` of ``table``."""
@@ -95,12 +113,14 @@ class _File(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[DataItem] = Field(min_length=1)
     matters: list[Matter] = Field(min_length=1)
+    requesting_departments: list[RequestingDepartment] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> _File:
         for what, ids in (
             ("items", [i.id for i in self.items]),
             ("matters", [m.code for m in self.matters]),
+            ("requesting_departments", [d.code for d in self.requesting_departments]),
         ):
             repeated = sorted({x for x in ids if ids.count(x) > 1})
             if repeated:
@@ -121,7 +141,9 @@ def read_matters(path: Path | None = None) -> MatterCatalogue:
         raise ConfigError(f"{path}: expected a mapping with 'items' and 'matters'")
     parsed = validated(_File, data, path)
     return MatterCatalogue(
-        items={i.id: i for i in parsed.items}, matters={m.code: m for m in parsed.matters}
+        items={i.id: i for i in parsed.items},
+        matters={m.code: m for m in parsed.matters},
+        requesting_departments={d.code: d for d in parsed.requesting_departments},
     )
 
 
@@ -130,9 +152,19 @@ def catalogue_problems(
 ) -> list[str]:
     """One line per broken reference: an item a matter names that is not declared, an item's
     table that is not a curated table (or not one its endpoint answers from), a field that is
-    not a column of the table, and, when ``departments`` (codes) are given, a matter's
-    department that is not one of them. Empty: the catalogue is sound."""
+    not a column of the table, and, when ``departments`` (the providing departments' codes) are
+    given, a matter's department that is neither one of them nor a declared requesting-only
+    department, and a requesting-only department that is also a providing one (it has a YAML:
+    declare it once). Empty: the catalogue is sound."""
     problems: list[str] = []
+    if departments is not None:
+        for code in catalogue.requesting_departments:
+            if code in departments:
+                problems.append(
+                    f"requesting department {code!r}: a providing department "
+                    f"(dags/departments/{code}.yaml); remove it from requesting_departments"
+                )
+        departments = set(departments) | set(catalogue.requesting_departments)
     for item in catalogue.items.values():
         where = f"item {item.id!r}"
         if item.table not in TABLES:
@@ -161,8 +193,9 @@ def catalogue_problems(
             for d in matter.departments:
                 if d not in departments:
                     problems.append(
-                        f"{where}: unknown department code {d!r} "
-                        f"(known: {', '.join(sorted(departments))})"
+                        f"{where}: unknown department code {d!r} (known: "
+                        f"{', '.join(sorted(departments))}; a department that provides no data "
+                        f"goes in requesting_departments)"
                     )
     return problems
 

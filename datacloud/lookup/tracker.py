@@ -145,7 +145,9 @@ class Tracker:
     ) -> None:
         self.audit = audit
         self.catalogue = catalogue
-        self.departments = dict(departments or {})
+        # the requesting-only departments (税务, 人社) have no YAML: their names are the catalogue's
+        names = catalogue.department_names() if catalogue is not None else {}
+        self.departments = {**names, **(departments or {})}
         self.today = today
 
     def track(
