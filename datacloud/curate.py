@@ -271,15 +271,15 @@ def golden_enterprises(night: Night, keys: pa.Array | None) -> pa.Table | None:
     join their credit code's group), and the crosswalk's rows, which give a credit code its
     注册号. ``credit_code`` is the key's credit code (null for an unmapped legacy record).
     """
-    crosswalk = night.crosswalk()
     rows = night.stack(
         {"enterprise"},
         ENTERPRISE_COLUMNS,
         "enterprise",
-        range_key=lambda r: [enterprise_key(with_credit_codes(r, crosswalk))],
+        range_key=lambda r: [enterprise_key(with_credit_codes(r, night.crosswalk()))],
     )
     if rows is None:
         return None
+    crosswalk = night.crosswalk()
     rows = with_credit_codes(rows, crosswalk)
     rows = _with_key(rows, enterprise_key(rows))
     if keys is not None:
