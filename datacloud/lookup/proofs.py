@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datacloud.atomic import replace_with
+from datacloud.lookup import sm2_check
 
 log = logging.getLogger(__name__)
 
@@ -584,11 +585,13 @@ def verify(token: Any, jwks: Mapping[str, Any], now: float | None = None) -> Ver
     if len(raw) != 64:
         return _verdict("invalid", "malformed", detail="signature encoding", kid=kid)
     r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
-    ok = 0 < r < _ORDER and 0 < s < _ORDER
+    signed = f"{head_b64}.{claims_b64}".encode("ascii")
+    # decided in Python first (GmSSL prints a C trace to fd 2 for each bad signature and has
+    # no switch to stop it: datacloud.lookup.sm2_check); GmSSL then sees valid ones only
+    ok = 0 < r < _ORDER and 0 < s < _ORDER and sm2_check.verify(key.public, signed, r, s, SIGNER_ID)
     if ok:
         try:
             der = encode_dss_signature(r, s)
-            signed = f"{head_b64}.{claims_b64}".encode("ascii")
             ok = bool(gmssl_pyx.sm2_verify(key.public, signed, der, signer_id=SIGNER_ID))
         except gmssl_pyx.GmsslInnerError:
             ok = False
