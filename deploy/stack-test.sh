@@ -57,5 +57,11 @@ rm -f "$buildlog"
 docker image prune -f >/dev/null  # the untagged images a rebuild replaced
 log "images ready in $(( $(date +%s) - start )) s"
 
+# --- the proof keyring the lookup API reads (a compose secret, docs/proofs.md#deploy): made
+# once, kept; owned by the image's airflow user (uid 50000), mode 0600
+ring=deploy/secrets/proof-keys.json
+[ -f "$ring" ] || .venv/bin/datacloud proof keys new --keyring "$ring" >/dev/null
+chown 50000 "$ring" && chmod 600 "$ring"
+
 # --- 4. the night
 DATACLOUD_STACK_TEST=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/stack "$@"
