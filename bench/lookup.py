@@ -726,6 +726,51 @@ def run(
     )
 
 
+def cpu_per_request(
+    rows: int = 200_000,
+    requests: int = 6000,
+    rate: float = 300,
+    workers: int = 1,
+    root: Path | None = None,
+) -> dict[str, Any]:
+    """The server's own CPU time per request (user + system of its processes over
+    ``requests`` person and property-status lookups at ``rate``): what a request costs,
+    whatever else runs on the machine. ``root`` keeps the data between runs (built when
+    empty)."""
+    from datacloud.lookup.store import CuratedStore
+    from datacloud.paths import StorageRoot
+
+    with tempfile.TemporaryDirectory(prefix="dc-bench-lookup-cpu-") as tmp:
+        where = root or Path(tmp)
+        storage = StorageRoot(where)
+        marker = where / "keys.txt"
+        if not marker.exists():
+            person = person_table(rows)
+            _publish(storage, person, property_table(person))
+            marker.write_text("\n".join(load_keys(person, requests)))
+            del person
+        keys = marker.read_text().split("\n")
+        CuratedStore(storage).current()  # the serving files, before the server starts
+        proc, base, _ = start_server("ours", where, workers=workers)
+        out: dict[str, Any] = {"rows": rows, "requests": len(keys), "rate": rate}
+        try:
+            for endpoint in ENDPOINTS:
+                asyncio.run(_open_loop(base, f"/v1/lookup/{endpoint}", keys[:1200], rate))
+                before = cpu_seconds(proc.pid)
+                result = asyncio.run(_open_loop(base, f"/v1/lookup/{endpoint}", keys, rate))
+                cpu_ms = (cpu_seconds(proc.pid) - before) * 1000 / len(keys)
+                out[endpoint] = {
+                    "server_cpu_ms_per_request": round(cpu_ms, 3),
+                    "errors": result["errors"],
+                    "p50_ms": result["p50_ms"],
+                    "p99_ms": result["p99_ms"],
+                    "load_average_1m_before": round(os.getloadavg()[0], 2),
+                }
+        finally:
+            stop_server(proc)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.lookup")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -741,9 +786,20 @@ def main() -> None:
     r.add_argument(
         "--uss-rows", type=int, default=None, help="a second population for the memory slope"
     )
+    c = sub.add_parser("cpu", help="the server's CPU time per request (small data)")
+    c.add_argument("--rows", type=int, default=200_000)
+    c.add_argument("--requests", type=int, default=6000)
+    c.add_argument("--rate", type=float, default=300)
+    c.add_argument("--workers", type=int, default=1)
+    c.add_argument("--root", type=Path, default=None, help="keep the data here between runs")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.backend, args.root, args.port, args.workers)
+    elif args.command == "cpu":
+        import json
+
+        result = cpu_per_request(args.rows, args.requests, args.rate, args.workers, args.root)
+        print(json.dumps(result))
     else:
         print(run(args.rows, args.rate, args.seconds, args.uss_rows))
 
