@@ -2,7 +2,7 @@
 paging, limits, audit, serving): the shipped catalogue (dags/matters.yaml) plus one test-only
 matter, ``review_all``, whose items read every published column of every table each lookup
 answers from, so those suites see whole answers. It is a test fixture, not a matter a
-deployment has: what a real matter may read is tested in tests/unit/test_lookup_matters.py
+deployment has: what a real matter may read is tested in tests/unit/test_matter_answers.py
 against the shipped catalogue.
 
 Use ``catalogue()`` for a ``LookupService`` built in the test, ``write(path)`` and the
