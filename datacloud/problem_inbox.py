@@ -114,7 +114,7 @@ def process_dept(
             replace_text(
                 moved.with_name(moved.name + ".error.txt"),
                 f"{e.message}\n\ncode: {e.code}\nat: {datetime.now(UTC).isoformat()}\n"
-                "请按提示修改后重新放入收件箱（docs/problems.md）。\n",
+                "整份表未被接收（没有记录任何答复）。请按提示修改这份反馈表后，重新放入收件箱。\n",
             )
             log.warning("problems inbox: %s refused: %s", path.name, e.code)
             out.append(InboxOutcome(dept, path.name, "rejected", 0, str(moved), e.message))

@@ -277,6 +277,7 @@ def _issues_by_table(root: StorageRoot, dept: Department, ds: date) -> dict[str,
 # --- 问题整改: the department's problems as the problem table holds them (docs/problems.md) ---
 
 PROBLEM_LIST_MAX = 50  # rows of each list on the page and in report.json (the workbook has all)
+DUE_NEXT_MAX = 5  # the next deadlines shown (each with its number of problems)
 
 
 def _problem_key(row: dict[str, Any]) -> str:
@@ -337,6 +338,13 @@ def problem_figures(root: StorageRoot, dept: Department, ds: date) -> dict[str, 
     fix_failed = sorted(
         (r for r in open_rows if r["fix_failed"]), key=lambda r: (r["due"], r["problem_id"])
     )
+    # by when: the deadlines still ahead (open, not overdue, not disputed), earliest first
+    waiting = [r for r in open_rows if not r["overdue"] and r["disputed_since"] is None]
+    ahead = sorted({r["due"] for r in waiting})
+    due_next = [
+        {"due": d.isoformat(), "count": sum(r["due"] == d for r in waiting)}
+        for d in ahead[:DUE_NEXT_MAX]
+    ]
     years = working_days.library_years()
     spans = {y for r in open_rows for y in range(r["first_seen"].year, r["due"].year + 1)}
     return {
@@ -358,6 +366,7 @@ def problem_figures(root: StorageRoot, dept: Department, ds: date) -> dict[str, 
             }
             for t in sorted({r["table"] for r in open_rows})
         ],
+        "due_next": due_next,
         "overdue_list": [_problem_item(r, tracked) for r in overdue[:PROBLEM_LIST_MAX]],
         "disputed_list": [_problem_item(r, tracked) for r in disputed[:PROBLEM_LIST_MAX]],
         "fix_failed_list": [_problem_item(r, tracked) for r in fix_failed[:PROBLEM_LIST_MAX]],

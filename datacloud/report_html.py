@@ -329,6 +329,24 @@ def render_department(root: StorageRoot, report: dict[str, Any]) -> str:
     )
 
 
+# the 表 column of a problem: a cross-department finding's "table" is the comparison itself
+PROBLEM_TABLE_ZH = {"consistency": "跨部门比对"}
+WEEKDAYS_ZH = "一二三四五六日"
+
+
+def _problem_short(code: str) -> str:
+    """A problem's rule in a clerk's words: the rule's short label, a finding's message."""
+    if code in RULES:
+        return short_zh(code)
+    finding = FINDINGS.get(code)
+    return finding.zh if finding is not None else code
+
+
+def _weekday_date_zh(d: date) -> str:
+    """2026年11月27日（星期五）: a deadline with its weekday (make-up Saturdays are worked)."""
+    return f"{_date_zh(d)}（星期{WEEKDAYS_ZH[d.weekday()]}）"
+
+
 def _problems_view(report: dict[str, Any]) -> dict[str, Any]:
     """The 问题整改 section's facts with Chinese words for statuses and responses."""
     view = dict(report.get("problems") or {"available": False})
@@ -340,7 +358,8 @@ def _problems_view(report: dict[str, Any]) -> dict[str, Any]:
                 **item,
                 "status_zh": PROBLEM_STATUS_ZH.get(item["status"], item["status"]),
                 "response_zh": RESPONSE_ZH.get(item.get("response") or "", "—"),
-                "short": short_zh(item["rule"]) if item["rule"] in RULES else item["rule"],
+                "short": _problem_short(item["rule"]),
+                "table_zh": PROBLEM_TABLE_ZH.get(item["table"], item["table"]),
             }
             for item in view.get(key) or []
         ]
@@ -349,6 +368,10 @@ def _problems_view(report: dict[str, Any]) -> dict[str, Any]:
     age = view.get("median_age_days")
     view["median_age_zh"] = "—" if age is None else f"{age:g} 天"
     view["tracked_night_date"] = date.fromisoformat(view["tracked_night"])
+    view["due_next_zh"] = [
+        {"due_zh": _weekday_date_zh(date.fromisoformat(d["due"])), "count": d["count"]}
+        for d in view.get("due_next") or []
+    ]
     view["fallback_years_zh"] = "、".join(f"{y} 年" for y in view["calendar"]["fallback_years"])
     return view
 
