@@ -247,3 +247,47 @@ def test_a_part_unlike_its_marker_is_refused(tmp_path: Path) -> None:
     curation_ranges.write_parquet(person, pa.table({"id_number": pa.array(["x"] * (rows + 1))}))
     with pytest.raises(RangesIncomplete, match="not the part its marker names"):
         curation_night.publish_ranges(single, DEPTS, date(2026, 11, 18), "run", plan)
+
+
+def test_the_plan_decides_full_or_incremental_as_the_one_task_night(tmp_path: Path) -> None:
+    """First night, nothing changed, a survivorship change, conf full, a staged change: the
+    plan's mode and reason; the range count comes from full_build (or the caller)."""
+    from datacloud.curation_config import CurationConfig, load_curation_config
+
+    root = StorageRoot(tmp_path / "root")
+    crosswalk_night(root)
+    first = curation_night.plan_night(root, DEPTS, "n1")
+    assert (first["mode"], first["reason"], first["ranges"]) == ("full", "the first night", [0])
+    assert first["staged_rows"] > 0 and Path(first["scratch"]).parent == (
+        curation_ranges.scratch_root(root)
+    )
+    mapped(root, DEPTS, date(2026, 11, 18), 2)
+    assert curation_night.plan_night(root, DEPTS, "n2")["mode"] == "incremental"
+    asked = curation_night.plan_night(root, DEPTS, "n2", full=True, count=5)
+    assert (asked["reason"], asked["ranges"]) == ("a full build asked for", [0, 1, 2, 3, 4])
+    shipped = load_curation_config()
+    person = {**shipped.survivorship.person}
+    person["phone"] = CurationConfig.model_validate(
+        {"survivorship": {"person": {"phone": {"authority": ["gongan"]}}}}
+    ).survivorship.person["phone"]
+    changed = CurationConfig.model_validate(
+        {"survivorship": {"person": person, "enterprise": shipped.survivorship.enterprise}}
+    )
+    plan = curation_night.plan_night(root, DEPTS, "n3", config=changed)
+    assert (plan["mode"], plan["reason"]) == ("full", "the survivorship rules changed")
+    with pytest.raises(RuntimeError, match="survivorship rules changed after the plan"):
+        curation_night.build_range(root, DEPTS, curation_night.range_tasks(plan)[0], 0)
+    stage(root, "scjg", "qygd", [shareholder("S1", None, REG2, D)], date(2026, 11, 19))
+    assert curation_night.plan_night(root, DEPTS, "n4")["mode"] == "incremental"
+
+
+def test_scratch_of_an_old_run_is_removed_by_a_later_plan(tmp_path: Path) -> None:
+    root = StorageRoot(tmp_path / "root")
+    old = curation_ranges.scratch_root(root) / "old-run-0123456789ab"
+    recent = curation_ranges.scratch_root(root) / "recent-run-0123456789ab"
+    for folder in (old, recent):
+        curation_ranges.write_parquet(folder / "person" / "part.parquet", pa.table({"x": [1]}))
+    week_ago = old.stat().st_mtime - curation_ranges.SCRATCH_KEEP_S - 60
+    os.utime(old, (week_ago, week_ago))
+    curation_ranges.remove_stale(root, keep=tmp_path / "tonight")
+    assert not old.exists() and recent.exists()
