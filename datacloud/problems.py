@@ -255,5 +255,5 @@ def summary(table: pa.Table, ds: date) -> dict[str, Any]:
         "fix_failed": sum(bool(r["fix_failed"]) for r in open_rows),
         "cannot_fix": sum(r["response"] == "cannot_fix" for r in open_rows),
         "closure_rate": round(len(closed) / len(recent), 4) if recent else None,
-        "median_age_days": statistics.median(ages) if ages else None,
+        "median_age_days": float(statistics.median(ages)) if ages else None,
     }
