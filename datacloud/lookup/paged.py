@@ -25,11 +25,13 @@ the page cache, shared by the replicas of a host, evicted under memory pressure 
 demand; a replica's own memory is the interpreter, the layouts and the 256th-key samples
 (about 2 MB per 10M keys): it does not grow with the population.
 
-Building is atomic and done once: under an exclusive ``flock`` of ``<table>/.lock`` the first
-process that needs a version writes it into ``<table>/.tmp-…``, fsyncs every file and the folder,
-renames the folder into place and fsyncs the parent; the others wait for the lock and find it
-built. A crash leaves a ``.tmp-…`` folder that the next builder removes. ``meta.json`` is
-written last, and a folder without it is never opened.
+Building is done at publish time (``build_serving_files``, the curation night's hook), or else
+by the first replica that sees the version. Building is atomic and done once: under an
+exclusive ``flock`` of ``<table>/.lock`` the first process that needs a version writes it into
+``<table>/.tmp-…``, fsyncs every file and the folder, renames the folder into place and fsyncs
+the parent; the others wait for the lock and find it built. A crash leaves a ``.tmp-…`` folder
+that the next builder removes. ``meta.json`` is written last, and a folder without it is never
+opened.
 """
 
 from __future__ import annotations
@@ -516,6 +518,19 @@ def ensure_built(
         return final
     finally:
         os.close(fd)  # releases the lock
+
+
+def build_serving_files(root: StorageRoot, table: str, version: int) -> Path | None:
+    """The publish hook: build the serving files of curated ``table`` at ``version`` now, so
+    the lookup replicas find them whole and switch within their poll interval (a second)
+    instead of building them when they first see the version. Call it right after the
+    publish commits the version (the curation night: once per published curated table);
+    None for a table the lookups do not serve. Idempotent and safe beside replicas: the build
+    is under the table's ``flock`` and renamed into place complete (``ensure_built``), so a
+    replica that sees the version first waits for this build and opens it."""
+    if table not in INDEXES:
+        return None
+    return ensure_built(root, serving_folder(root), table, version)
 
 
 def _prune(table_dir: Path, keep: str) -> None:
