@@ -12,6 +12,7 @@ the same. Nothing is mocked.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -201,3 +202,14 @@ def test_batch_size_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv(staging_batches.BATCH_ENV, bad)
         with pytest.raises(ValueError, match=staging_batches.BATCH_ENV):
             staging_batches.batch_rows()
+
+
+def test_a_spill_folder_of_a_dead_process_is_removed_by_the_next_stage(tmp_path: Path) -> None:
+    rejected = tmp_path / "rejected" / "gongan" / "czrk" / "ds=2026-11-20"
+    dead = rejected.parent / f"{staging_batches.SPILL_PREFIX}999999999-deadbeef"
+    dead.mkdir(parents=True)
+    (dead / "bucket-00000.parquet").write_bytes(b"raw personal data")
+    alive = rejected.parent / f"{staging_batches.SPILL_PREFIX}{os.getpid()}-0000beef"
+    alive.mkdir()
+    new = staging_batches.spill_folder(rejected)
+    assert not dead.exists() and alive.is_dir() and new.is_dir()
