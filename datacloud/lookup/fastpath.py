@@ -24,14 +24,15 @@ bytes on both paths. The OpenAPI document still comes from the routes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
-import anyio.to_thread
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,6 +52,9 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/lookup/enterprise": ("enterprise", "code"),
     "/v1/lookup/property-status": ("property_status", "id_number"),
 }
+# the lookups' worker threads (as many as anyio's default pool for the FastAPI routes): a
+# lookup waits there for its audit record's group-committed fsync, never on the event loop
+_POOL = ThreadPoolExecutor(max_workers=40, thread_name_prefix="lookup")
 _OPTIONAL = frozenset({"purpose", "as_of", "proof"})
 Handler = Callable[[Request, Exception], Any]
 
@@ -145,7 +149,8 @@ class LookupFastPath:
             return
         endpoint = route[0]
         try:
-            out = await anyio.to_thread.run_sync(
+            out = await asyncio.get_running_loop().run_in_executor(
+                _POOL,
                 functools.partial(
                     self.service.lookup,
                     principal,
@@ -156,7 +161,7 @@ class LookupFastPath:
                     query.purpose,
                     query.as_of,
                     query.proof,
-                )
+                ),
             )
         except Exception as exc:
             handler = self._handler(exc)
