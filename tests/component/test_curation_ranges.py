@@ -291,3 +291,42 @@ def test_scratch_of_an_old_run_is_removed_by_a_later_plan(tmp_path: Path) -> Non
     os.utime(old, (week_ago, week_ago))
     curation_ranges.remove_stale(root, keep=tmp_path / "tonight")
     assert not old.exists() and recent.exists()
+
+
+def test_a_publish_that_fails_midway_reruns_from_the_same_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publish dies after committing some tables (an exception injected into the third
+    table's commit): readers see each table at its old or new version, the scratch parts and
+    no state file remain, and the retried publish lands on the one-task build's tables."""
+    single = StorageRoot(tmp_path / "single")
+    crosswalk_night(single)
+    curation_night.curate_all(single, DEPTS, date(2026, 11, 18), "single")
+    want = read_back(single)
+
+    root = copy_staged(single, tmp_path / "mapped")
+    plan = curation_night.plan_night(root, DEPTS, "dies", count=3)
+    for part in curation_night.range_tasks(plan):
+        curation_night.build_range(root, DEPTS, part, part["index"])
+    real = delta.publish
+    calls: list[str] = []
+
+    def dies_on_the_third(path: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(str(path))
+        if len(calls) == 3:
+            raise OSError("worker lost")
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(delta, "publish", dies_on_the_third)
+    with pytest.raises(OSError, match="worker lost"):
+        curation_night.publish_ranges(root, DEPTS, date(2026, 11, 18), "dies", plan)
+    monkeypatch.setattr(delta, "publish", real)
+    published = [n for n in curate.LAYOUT if delta.open_table(root.curated(n)) is not None]
+    assert published == list(curate.LAYOUT)[:2]
+    assert curation_night.read_state(root) is None and Path(plan["scratch"]).is_dir()
+    out = curation_night.publish_ranges(root, DEPTS, date(2026, 11, 18), "dies", plan)
+    assert out["person"]["inserted"] == out["person"]["updated"] == 0  # already published
+    got = read_back(root)
+    for name in TABLES:
+        assert got[name].equals(want[name]), name
+    assert curation_night.read_state(root) is not None and not Path(plan["scratch"]).exists()
