@@ -23,6 +23,7 @@ from datacloud.matters import (
     DataItem,
     Matter,
     MatterCatalogue,
+    RequestingDepartment,
     catalogue_problems,
     load_matters,
 )
@@ -58,7 +59,8 @@ def _doc() -> dict[str, Any]:
             "departments": list(DEPARTMENTS),
         }
     )
-    return {"items": items + mine, "matters": matters}
+    requesting = [d.model_dump(mode="json") for d in shipped.requesting_departments.values()]
+    return {"items": items + mine, "matters": matters, "requesting_departments": requesting}
 
 
 def write(path: Path) -> Path:
@@ -73,6 +75,9 @@ def catalogue() -> MatterCatalogue:
     cat = MatterCatalogue(
         items={i["id"]: DataItem(**i) for i in doc["items"]},
         matters={m["code"]: Matter(**m) for m in doc["matters"]},
+        requesting_departments={
+            d["code"]: RequestingDepartment(**d) for d in doc["requesting_departments"]
+        },
     )
     assert catalogue_problems(cat, DEPARTMENTS) == []
     return cat

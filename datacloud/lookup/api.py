@@ -547,7 +547,9 @@ def build(
     if path is None:
         raise RuntimeError(f"set {KEYS_ENV} to the API keys YAML (see docs/lookup.md)")
     catalogue = load_matters()
-    keys = ApiKeys.from_file(path, list(catalogue.matters))
+    departments = [p.stem for p in departments_dir().glob("*.yaml")]
+    departments += list(catalogue.requesting_departments)
+    keys = ApiKeys.from_file(path, list(catalogue.matters), departments)
     key, dev = audit_key_from_env()
     store = CuratedStore(root, poll_seconds=poll_seconds)
     audit = AuditLog([FileSink(root.audit())], key, dev)

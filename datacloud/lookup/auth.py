@@ -157,9 +157,16 @@ class ApiKeys:
         self.limits = limits or LookupLimits()
 
     @classmethod
-    def from_file(cls, path: Path, matters: Collection[str] | None = None) -> ApiKeys:
+    def from_file(
+        cls,
+        path: Path,
+        matters: Collection[str] | None = None,
+        departments: Collection[str] | None = None,
+    ) -> ApiKeys:
         """The keys of ``path``; with ``matters`` (the catalogue's codes) a key granted a
-        matter the catalogue does not have is refused, naming the entry."""
+        matter the catalogue does not have is refused, naming the entry; with ``departments``
+        (the providing departments' codes and the catalogue's requesting-only ones) so is a key
+        of a department nobody declared (a typo would otherwise fail every lookup with 403)."""
         if not path.exists():
             raise KeysFileError(f"API keys file {path} does not exist")
         try:  # the departments' strict reader: UTF-8 text, no repeated key (no silent last wins)
@@ -182,6 +189,15 @@ class ApiKeys:
                     raise KeysFileError(
                         f"API keys file {path}: keys[{n}] ({k.holder}): unknown matter(s) "
                         f"{', '.join(unknown)} (the matters catalogue has {', '.join(matters)})"
+                    )
+        if departments is not None:
+            for n, k in enumerate(keys):
+                if k.department is not None and k.department not in departments:
+                    raise KeysFileError(
+                        f"API keys file {path}: keys[{n}] ({k.holder}): unknown department "
+                        f"{k.department!r} (declared: {', '.join(sorted(departments))}; a "
+                        "department that provides no data goes in requesting_departments of "
+                        "the matters catalogue)"
                     )
         return cls(keys, parsed.limits)
 

@@ -79,3 +79,32 @@ def test_validate_accepts_a_matter_of_a_requesting_only_department(tmp_path: Pat
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert "unknown department code 'tax'" in bad.stderr
+
+
+def _keys_file(tmp_path: Path, department: str) -> Path:
+    from datacloud.lookup.auth import hash_key
+
+    path = tmp_path / "keys.yaml"
+    entry = {
+        "holder": "窗口 1",
+        "role": "clerk",
+        "department": department,
+        "matters": ["gjj_withdrawal"],
+        "sha256": hash_key("a-real-key-for-this-test-0123456789"),
+    }
+    path.write_text(yaml.safe_dump({"keys": [entry]}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_a_key_of_an_undeclared_department_is_refused_and_a_requesting_one_accepted(
+    tmp_path: Path,
+) -> None:
+    import pytest
+
+    from datacloud.lookup.auth import ApiKeys, KeysFileError
+
+    cat = load_matters()
+    known = sorted(PROVIDING | set(cat.requesting_departments))
+    ApiKeys.from_file(_keys_file(tmp_path, "tax"), list(cat.matters), known)
+    with pytest.raises(KeysFileError, match=r"keys\[0\] \(窗口 1\): unknown department 'txa'"):
+        ApiKeys.from_file(_keys_file(tmp_path, "txa"), list(cat.matters), known)
