@@ -1,5 +1,7 @@
-"""The curation DAG's tasks: curate, then track_problems (the problem table), then
-refresh_reports (the reports show tonight's findings and problems)."""
+"""The curation DAG's tasks: plan (full or incremental), then either curate (incremental) or
+build_range mapped over the key ranges and publish_ranges (a full build), then track_problems
+(the problem table) after whichever ran, then refresh_reports (the reports show tonight's
+findings and problems)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ def test_problems_are_tracked_after_curation_and_before_the_reports() -> None:
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["curation"]
     upstream = {t.task_id: t.upstream_task_ids for t in dag.tasks}
     assert upstream == {
-        "curate": set(),
-        "track_problems": {"curate"},
+        "plan": set(),
+        "curate": {"plan"},
+        "build_range": {"plan"},
+        "publish_ranges": {"plan", "build_range"},
+        "track_problems": {"curate", "publish_ranges"},
         "refresh_reports": {"track_problems"},
     }
     track = dag.get_task("track_problems")
