@@ -313,7 +313,9 @@ def make_app(backend: str, root: Path) -> Any:
     source: Any = store or PostgresView(DB, {"person", "property_right"}, DS)
     if store is None:
         source.distinct("property_right", "source")
-    return create_app(LookupService(source, audit), keys, store)
+    # BENCH_LOOKUP_LEAN=0: every request through the FastAPI routes (the before of the lean path)
+    lean = os.environ.get("BENCH_LOOKUP_LEAN", "1") != "0"
+    return create_app(LookupService(source, audit), keys, store, lean=lean)
 
 
 def app_from_env() -> Any:
@@ -796,12 +798,15 @@ def main() -> None:
     c.add_argument("--rate", type=float, default=300)
     c.add_argument("--workers", type=int, default=1)
     c.add_argument("--root", type=Path, default=None, help="keep the data here between runs")
+    c.add_argument("--no-lean", action="store_true", help="the FastAPI routes only (lean path off)")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.backend, args.root, args.port, args.workers)
     elif args.command == "cpu":
         import json
 
+        if args.no_lean:
+            os.environ["BENCH_LOOKUP_LEAN"] = "0"  # the server process inherits it
         result = cpu_per_request(args.rows, args.requests, args.rate, args.workers, args.root)
         print(json.dumps(result))
     else:
