@@ -145,6 +145,31 @@ def airflow_share(function_s: float, dags_wall_s: float) -> float:
     return round(1.0 - function_s / dags_wall_s, 4)
 
 
+def task_spans(log: str) -> dict[str, float]:
+    """Seconds of each task inside an ``airflow dags test`` log, from its ``[DAG TEST]
+    starting`` line to its ``[DAG TEST] end task`` line (``task_id[map_index]``)."""
+    from datetime import datetime as dt
+
+    started: dict[str, float] = {}
+    spans: dict[str, float] = {}
+    for line in log.splitlines():
+        if "[DAG TEST] starting task_id=" in line:
+            which = "starting"
+        elif "[DAG TEST] end task task_id=" in line:
+            which = "end"
+        else:
+            continue
+        at = dt.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
+        task = line.split("task_id=", 1)[1].split()[0]
+        index = line.split("map_index=", 1)[1].split()[0]
+        key = task if index == "-1" else f"{task}[{index}]"
+        if which == "starting":
+            started[key] = at
+        elif key in started:
+            spans[key] = round(at - started.pop(key), 3)
+    return spans
+
+
 # --- the child: one task function in a fresh interpreter --------------------------------------
 
 _TRACE = {  # (module, attribute) -> stage; wrapped in the child when the attribute exists
@@ -426,13 +451,12 @@ def night(root: Path, ds: date = DS, run_id: str = "bench-night") -> list[dict[s
 
 AIRFLOW_SETTINGS: dict[str, dict[str, str]] = {
     "default": {},
+    # Airflow 3's `dags test` runs every task inside its one process (no task process, no
+    # executor): what is left to cut is the CLI's start-up, the DAG folder's parse and the
+    # logging of each task. Plugins and providers load lazily by default already.
     "lean": {
-        # each tried to cut Airflow's own start-up in `dags test` (one process per DAG run)
-        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "True",
-        "AIRFLOW__CORE__LAZY_DISCOVER_PROVIDERS": "True",
-        "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "True",
-        "AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "True",
     },
 }
 
@@ -460,14 +484,34 @@ def airflow_night(root_dir: Path, settings: dict[str, str], ds: date = DS) -> di
     ok, migrate_s, log = demo.migrate(env, root)
     if not ok:
         raise RuntimeError(f"airflow db migrate failed, see {log}")
-    runs = {}
+    runs: dict[str, float] = {}
+    spans: dict[str, dict[str, float]] = {}
     for dag_id in [f"dept_{d.code}" for d in depts] + ["curation"]:
         outcome = demo.run_dag(dag_id, ds, env, root)
         print(f"  airflow dags test {dag_id}: {outcome.seconds:.1f}s ok={outcome.ok}", flush=True)
         if not outcome.ok:
             raise RuntimeError(f"{dag_id} failed, see {outcome.log}")
         runs[dag_id] = round(outcome.seconds, 3)
-    return {"migrate_s": round(migrate_s, 1), "dag_runs_s": runs, "wall_s": sum(runs.values())}
+        spans[dag_id] = task_spans(outcome.log.read_text(encoding="utf-8", errors="replace"))
+    return summarise_airflow(runs, spans, migrate_s)
+
+
+def summarise_airflow(
+    runs: dict[str, float], spans: dict[str, dict[str, float]], migrate_s: float
+) -> dict[str, Any]:
+    """The DAG runs' walls, the tasks' own seconds inside them (from the logs) and
+    ``share_in_run``: 1 - the tasks' seconds / the walls (Airflow's start-up, parsing,
+    metadata database and supervision; the tasks run in the one ``dags test`` process)."""
+    wall = round(sum(runs.values()), 3)
+    tasks = round(sum(v for s in spans.values() for v in s.values()), 3)
+    return {
+        "migrate_s": round(migrate_s, 1),
+        "dag_runs_s": runs,
+        "wall_s": wall,
+        "task_spans_s": spans,
+        "tasks_s": tasks,
+        "share_in_run": airflow_share(tasks, wall) if wall else None,
+    }
 
 
 # --- the benchmark ----------------------------------------------------------------------------
@@ -608,3 +652,46 @@ def write(runs: dict[int, dict[str, Any]], settings: list[str]) -> Path:
 
 if __name__ == "__main__":  # one task, in a child (run_task)
     child(sys.argv[1])
+
+
+def linear(points: dict[int, float], at: int) -> float:
+    """The straight line through the smallest and largest measured sizes, at ``at``; never
+    below the largest size's figure (a noisy small run must not make a cost shrink)."""
+    lo, hi = min(points), max(points)
+    if lo == hi:
+        return points[lo] * at / lo
+    slope = (points[hi] - points[lo]) / (hi - lo)
+    return max(points[hi], points[hi] + slope * (at - hi))
+
+
+def extrapolate(runs: dict[int, dict[str, Any]], at: int) -> dict[str, Any]:
+    """Per stage seconds, per task kind peak RSS (MiB) and disk (bytes) at ``at`` persons,
+    on the line through the smallest and largest sizes run (a guess beyond them, named so)."""
+
+    def kind(task: str) -> str:
+        return task.split("[", 1)[0]
+
+    stages = {s: linear({p: r["stages_s"][s] for p, r in runs.items()}, at) for s in STAGES}
+    tasks = {kind(t["task"]) for r in runs.values() for t in r["tasks"]}
+    rss = {
+        k: linear(
+            {
+                p: max(t["peak_rss_mib"] for t in r["tasks"] if kind(t["task"]) == k)
+                for p, r in runs.items()
+            },
+            at,
+        )
+        for k in sorted(tasks)
+    }
+    disk = {
+        d: linear({p: r["disk_bytes"].get(d, 0) for p, r in runs.items()}, at)
+        for d in sorted({d for r in runs.values() for d in r["disk_bytes"]})
+    }
+    return {
+        "persons": at,
+        "from_sizes": [label(p) for p in sorted(runs)],
+        "stages_s": {k: round(v, 1) for k, v in stages.items()},
+        "night_s": round(sum(stages.values()), 1),
+        "peak_rss_mib": {k: round(v) for k, v in rss.items()},
+        "disk_bytes": {k: round(v) for k, v in disk.items()},
+    }

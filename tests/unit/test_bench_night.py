@@ -138,3 +138,28 @@ def test_result_file_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert doc["night_vs_copy"] == {"1m": 3.0, "3m": 3.333}
     assert doc["airflow_share"] == {"1m:default": 0.75}
     assert set(doc["runs"]) == {"1m", "3m"} and doc["rows"] == 6_000_000
+
+
+def test_linear_extrapolation_through_the_end_sizes_never_below_the_largest() -> None:
+    got = night.linear({100_000: 10.0, 1_000_000: 28.0, 500_000: 99.0}, 10_000_000)
+    assert got == pytest.approx(208.0)
+    assert night.linear({100_000: 30.0, 1_000_000: 20.0}, 65_000_000) == 20.0
+    assert night.linear({1_000_000: 5.0}, 3_000_000) == 15.0
+
+
+def test_extrapolate_sums_stages_and_takes_each_task_kinds_largest_peak() -> None:
+    def run(scale: float) -> dict[str, object]:
+        return {
+            "stages_s": dict.fromkeys(night.STAGES, 1.0 * scale),
+            "tasks": [
+                {"task": "build_range[0]", "peak_rss_mib": 100.0 * scale},
+                {"task": "build_range[1]", "peak_rss_mib": 150.0 * scale},
+                {"task": "publish_night", "peak_rss_mib": 200.0 * scale},
+            ],
+            "disk_bytes": {"raw": 1_000 * scale},
+        }
+
+    got = night.extrapolate({1_000_000: run(1), 2_000_000: run(2)}, 4_000_000)  # type: ignore[dict-item]
+    assert got["stages_s"] == dict.fromkeys(night.STAGES, 4.0) and got["night_s"] == 28.0
+    assert got["peak_rss_mib"] == {"build_range": 600, "publish_night": 800}
+    assert got["disk_bytes"] == {"raw": 4_000} and got["from_sizes"] == ["1m", "2m"]
