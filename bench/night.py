@@ -650,10 +650,6 @@ def write(runs: dict[int, dict[str, Any]], settings: list[str]) -> Path:
     )
 
 
-if __name__ == "__main__":  # one task, in a child (run_task)
-    child(sys.argv[1])
-
-
 def linear(points: dict[int, float], at: int) -> float:
     """The straight line through the smallest and largest measured sizes, at ``at``; never
     below the largest size's figure (a noisy small run must not make a cost shrink)."""
@@ -695,3 +691,16 @@ def extrapolate(runs: dict[int, dict[str, Any]], at: int) -> dict[str, Any]:
         "peak_rss_mib": {k: round(v) for k, v in rss.items()},
         "disk_bytes": {k: round(v) for k, v in disk.items()},
     }
+
+
+def extrapolate_file(at: int, path: Path | None = None) -> dict[str, Any]:
+    """``extrapolate`` on the runs recorded in bench/results/night.json."""
+    doc = json.loads((path or RESULTS / "night.json").read_text(encoding="utf-8"))
+    return extrapolate({r["persons"]: r for r in doc["runs"].values()}, at)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "extrapolate":  # python -m bench.night extrapolate 65M
+        print(json.dumps(extrapolate_file(parse_count(sys.argv[2])), indent=2))
+    else:  # one task, in a child (run_task)
+        child(sys.argv[1])
