@@ -142,6 +142,18 @@ def track_problems() -> dict[str, Any]:
     return track_night(StorageRoot.from_env(), load_departments(), ds, run_id)
 
 
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, retries=0)
+def serving_files() -> dict[str, int]:
+    """Build the lookup serving files of the versions just published, so every replica
+    switches within its poll interval instead of building them on first sight
+    (docs/lookup.md). After whichever of curate / publish_ranges ran; a failure here is only
+    slower lookups on the new version, never a lost night."""
+    from datacloud.lookup.paged import build_latest_serving_files
+    from datacloud.paths import StorageRoot
+
+    return build_latest_serving_files(StorageRoot.from_env())
+
+
 @task(trigger_rule=TriggerRule.ALL_DONE)
 def refresh_reports() -> dict[str, str]:
     """Rewrite tonight's department reports, now with the cross-department findings."""
@@ -178,4 +190,6 @@ with DAG(
     ranges = build_range.expand(part=planned)
     published = publish_ranges(planned)
     ranges >> published
-    [curate(planned), published] >> track_problems() >> refresh_reports()
+    curated = [curate(planned), published]
+    curated >> track_problems() >> refresh_reports()
+    curated >> serving_files()

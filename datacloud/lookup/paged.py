@@ -533,6 +533,23 @@ def build_serving_files(root: StorageRoot, table: str, version: int) -> Path | N
     return ensure_built(root, serving_folder(root), table, version)
 
 
+def build_latest_serving_files(root: StorageRoot) -> dict[str, int]:
+    """The curation DAG's ``serving_files`` task: the serving files of every served curated
+    table at its newest version (table -> version; a table not published yet is left out).
+    A task of its own, after the publish: a build reads the whole table version, so its memory
+    stays out of the publish task's, and a failed build costs the night nothing (the replicas
+    then build the version themselves when they first see it, as before)."""
+    from datacloud.lookup.snapshot import latest_version
+
+    built: dict[str, int] = {}
+    for table in INDEXES:
+        version = latest_version(root.curated(table))
+        if version is not None:
+            build_serving_files(root, table, version)
+            built[table] = version
+    return built
+
+
 def _prune(table_dir: Path, keep: str) -> None:
     """Remove all but the newest ``KEEP_BUILDS`` builds (a replica still reading one keeps its
     descriptors: unlinking never pulls an open file away)."""

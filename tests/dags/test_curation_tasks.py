@@ -21,6 +21,7 @@ def test_problems_are_tracked_after_curation_and_before_the_reports() -> None:
         "build_range": {"plan"},
         "publish_ranges": {"plan", "build_range"},
         "track_problems": {"curate", "publish_ranges"},
+        "serving_files": {"curate", "publish_ranges"},
         "refresh_reports": {"track_problems"},
     }
     track = dag.get_task("track_problems")
@@ -28,3 +29,10 @@ def test_problems_are_tracked_after_curation_and_before_the_reports() -> None:
     assert str(track.trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
     assert str(dag.get_task("refresh_reports").trigger_rule) in ("all_done", "TriggerRule.ALL_DONE")
     assert not track.outlets
+    # the lookups' serving files after whichever publish ran (the other is skipped); a failed
+    # publish builds nothing
+    serving = dag.get_task("serving_files")
+    assert str(serving.trigger_rule) in (
+        "none_failed_min_one_success",
+        "TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS",
+    )
