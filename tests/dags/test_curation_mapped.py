@@ -22,6 +22,7 @@ def test_a_full_build_maps_range_tasks_and_an_incremental_night_is_one_task() ->
         "build_range": {"plan"},
         "publish_ranges": {"plan", "build_range"},
         "track_problems": {"curate", "publish_ranges"},
+        "serving_files": {"curate", "publish_ranges"},
         "refresh_reports": {"track_problems"},
     }
     # the range tasks: mapped over the plan's return value, one entry per key range (an
