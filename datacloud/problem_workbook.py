@@ -10,10 +10,9 @@ protection, the workbook's structure locked too); 答复 (a drop-down: 已整改
 Personal information is masked as the report masks it (``datacloud.masking``): the person's ID
 number (``person_key``) wherever it appears in the source key or the message, then every ID or
 mobile number left in them (``mask_text``); every cell is then made safe as a rejected.csv
-cell is (``sheet_cell``, the same rule as ``report.csv_cell``, which this module cannot import:
-the report writer imports it; a unit test holds the two equal): a formula start gets a leading
-``'``, invisible characters are escaped, at most 32,767 characters; and it is written as text,
-never as a formula.
+cell is (``sheet_cell``: ``datacloud.cells.safe_cell``): a formula start gets a leading
+``'``, invisible characters are escaped, at most 32,767 characters; and it is written as
+text, never as a formula.
 
 A very hidden sheet ``_meta`` (not shown by Excel or LibreOffice, which cannot unhide it without
 a macro) records the department, when the workbook was written, and the due date and status
@@ -23,7 +22,6 @@ edited from one the platform has changed since (a due date or status of a later 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -38,6 +36,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from datacloud.atomic import replace_with
+from datacloud.cells import safe_cell
 from datacloud.masking import mask_id_number, mask_text
 
 FORMAT = "datacloud-problems-1"
@@ -80,42 +79,8 @@ _HELP = (
 )
 
 
-# report.csv_cell's rule (docs/reports.md, rejected.csv), for the workbook's cells
-FORMULA_STARTS = frozenset("=+-@\t\r\x00\uff1d\uff0b\uff0d\uff20")
-CELL_MAX = 32_767
-_TRUNCATED = "…[截断 truncated, {n} chars]"
-_HIDDEN = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-    "\u2060-\u2064\u2066-\u2069\ufeff]"
-)
-
-
-def _escape_char(m: re.Match[str]) -> str:
-    c = ord(m.group(0))
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
-
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def sheet_cell(value: object) -> str:
-    """A value as a safe spreadsheet cell, by ``report.csv_cell``'s rule: invisible characters
-    escaped, a formula start neutralised with a leading ``'``, at most ``CELL_MAX`` UTF-16 code
-    units (a longer value cut with a marker giving its original length)."""
-    text = "" if value is None else str(value)
-    n = len(text)
-    if _HIDDEN.search(text):
-        text = _HIDDEN.sub(_escape_char, text)
-    head = text.lstrip(" \u3000\n")
-    prefix = "'" if head and head[0] in FORMULA_STARTS else ""
-    cell = prefix + text
-    if _units(cell) <= CELL_MAX:
-        return cell
-    marker = _TRUNCATED.format(n=n)
-    keep = CELL_MAX - _units(marker) - _units(prefix)
-    kept = text.encode("utf-16-le")[: 2 * keep].decode("utf-16-le", errors="ignore")
-    return prefix + kept + marker
+# rejected.csv's rule (datacloud.cells), for the workbook's cells
+sheet_cell = safe_cell
 
 
 def _text(value: Any) -> str:

@@ -18,7 +18,6 @@ from datacloud.problem_workbook import (
     sheet_cell,
     write_workbook,
 )
-from datacloud.report import csv_cell
 
 
 @pytest.fixture
@@ -90,11 +89,24 @@ def test_no_open_problem_still_a_workbook(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
-    ["=1+1", " +cmd", "@x", "\uff1dA1", "a\x00b", "\u202eevil", "ok", "", "-", "x" * 40_000],
+    ("value", "cell"),
+    [
+        ("=1+1", "'=1+1"),
+        (" +cmd", "' +cmd"),
+        ("\uff1dA1", "'\uff1dA1"),
+        ("a\x00b", "a\\x00b"),
+        ("\u202eevil", "\\u202eevil"),
+        ("ok", "ok"),
+        ("", ""),
+    ],
 )
-def test_sheet_cell_is_report_csv_cell(value: str) -> None:
-    assert sheet_cell(value) == csv_cell(value)
+def test_a_workbook_cell_is_made_safe_as_a_rejected_csv_cell(value: str, cell: str) -> None:
+    assert sheet_cell(value) == cell
+
+
+def test_a_long_workbook_cell_is_cut_with_its_length() -> None:
+    cell = sheet_cell("x" * 40_000)
+    assert len(cell) <= 32_767 and cell.endswith("40000 chars]")
 
 
 def test_problem_id_never_masked(tmp_path: Path) -> None:
