@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,6 +35,7 @@ from datacloud.cli_common import (
     console,
     dept_code,
     err,
+    exit_now,
     ok,
     parse_date,
     progress,
@@ -427,5 +427,6 @@ def run(args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Entry point (the ``datacloud`` console script): the exit code ``run`` gives."""
-    sys.exit(run())
+    """Entry point (the ``datacloud`` console script): the exit code ``run`` gives, and
+    nothing after it (``cli_common.exit_now``)."""
+    exit_now(run())

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -70,3 +74,23 @@ def progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` once the command has finished and printed everything.
+
+    The native thread pools of Arrow and delta-rs are torn down at interpreter exit, and that
+    teardown aborts now and then with ``terminate called without an active exception``
+    (SIGABRT, exit -6/134) after a command has done its work and printed its answer
+    (delta-rs#2184; seen here after reading the problem table). A script would take a
+    finished command for a crash, so the console script flushes its output and ends with
+    ``os._exit``: nothing runs after the command (every file the commands write is already
+    fsynced and replaced, and the audit trail is fsynced per record before an answer).
+    """
+    import logging
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

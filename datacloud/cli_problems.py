@@ -10,7 +10,6 @@ problem table yet).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +24,7 @@ from datacloud.cli_common import (
     console,
     dept_code,
     err,
+    exit_now,
     ok,
     refuse_existing,
 )
@@ -150,4 +150,4 @@ def run(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    exit_now(run())
