@@ -44,8 +44,31 @@ def folders(tmp_path: Path, source: str) -> dict:
     deps.mkdir()
     (sql / "rs").mkdir(parents=True)
     (deps / "rs.yaml").write_text(yaml.safe_dump(RS, allow_unicode=True), "utf-8")
+    # a deployment with its own departments folder keeps a matters catalogue naming them
+    # (the shipped one names the sample's departments, which this folder does not have)
+    matters = {
+        "items": [
+            {
+                "id": "property_status",
+                "name_zh": "有无现势房产",
+                "endpoint": "property_status",
+                "table": "property_right",
+                "fields": ["owner_id_number", "status"],
+            }
+        ],
+        "matters": [
+            {
+                "code": "social_security",
+                "name_zh": "社保登记",
+                "items": ["property_status"],
+                "departments": ["rs"],
+            }
+        ],
+    }
+    (tmp_path / "matters.yaml").write_text(yaml.safe_dump(matters, allow_unicode=True), "utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DATACLOUD_"))}
     env.update(
+        DATACLOUD_MATTERS=str(tmp_path / "matters.yaml"),
         HOME=str(tmp_path),
         DATACLOUD_ROOT=str(tmp_path / "root"),
         DATACLOUD_DEPARTMENTS_DIR=str(deps),
