@@ -115,6 +115,9 @@ def entries_for(
                 "outcome_name": OUTCOME_ZH.get(outcome.split(":")[0], "格式错误，未答复"),
             }
         )
+    # newest first; records of the same millisecond newest first too (the trail's order,
+    # reversed: a stable sort keeps it among equal times)
+    out.reverse()
     out.sort(key=lambda e: str(e["at"]), reverse=True)
     return out
 
