@@ -117,7 +117,9 @@ BAD_UTF8 = "赵".encode() + b"\xff\xfe"  # a valid character, then two bytes UTF
     [
         ("full", "auto", "native"),  # ADBC: binary COPY
         ("full", "sqlalchemy", "sqlalchemy"),  # psycopg2
-        ("incremental", "auto", "sqlalchemy"),  # a window's bound parameters: psycopg2
+        # a window's bounds: literals from the strict formatter, still Arrow-native
+        ("incremental", "auto", "native"),
+        ("incremental", "sqlalchemy", "sqlalchemy"),  # bound parameters through psycopg2
     ],
 )
 def test_sql_ascii_postgres_one_bad_value_is_rejected_the_rest_load(
