@@ -25,6 +25,7 @@ the lookup service, the resource catalogue and ``validate`` read it alike. docs/
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from datacloud.config import ConfigError, read_yaml, validated
 from datacloud.curated_tables import TABLES
 from datacloud.paths import DAGS_DIR
+from transforms.id_number import is_valid_id_number
 
 MATTERS_ENV = "DATACLOUD_MATTERS"
 Endpoint = Literal["person", "enterprise", "property_status"]
@@ -48,6 +50,23 @@ ENDPOINT_TABLES: dict[str, tuple[str, ...]] = {
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 # a case number (办件编号) as a lookup names it: 1-64 of A-Z a-z 0-9 - _ /
 CASE_NO_PATTERN = r"^[A-Za-z0-9_/-]{1,64}$"
+# what a case number must not hold: it is audited, signed into proofs and shown by the data
+# tracker unmasked, so a clerk typing the person's ID number or phone into it is refused
+CASE_NO_PERSONAL = (
+    "case_no: holds an ID number or a mobile number; give the case number (办件编号), not the "
+    "person's number"
+)
+_MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+_EIGHTEEN = re.compile(r"(?=([0-9]{17}[0-9Xx]))")
+
+
+def case_no_holds_personal_data(case_no: str) -> bool:
+    """True when ``case_no`` holds a valid 18-character ID number (check character, province
+    and birth date right: an all-digit case number of 18 characters rarely is one) or a
+    mainland mobile number standing alone among its digits."""
+    if _MOBILE.search(case_no):
+        return True
+    return any(is_valid_id_number(m.group(1)) for m in _EIGHTEEN.finditer(case_no))
 
 
 class DataItem(BaseModel):

@@ -61,7 +61,13 @@ from datacloud.lookup.service import (
 from datacloud.lookup.store import POLL_SECONDS, CuratedStore, NoCuratedData
 from datacloud.lookup.tracker import Tracker, department_names
 from datacloud.lookup.tracker_routes import tracker_router
-from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, load_matters
+from datacloud.matters import (
+    CASE_NO_PATTERN,
+    CASE_NO_PERSONAL,
+    CODE_PATTERN,
+    case_no_holds_personal_data,
+    load_matters,
+)
 from datacloud.paths import StorageRoot, departments_dir
 from datacloud.problem_routes import problem_router
 
@@ -82,6 +88,15 @@ def _purpose(value: str) -> str:
 Purpose = Annotated[str, AfterValidator(_purpose)]
 
 
+def _case_no(value: str) -> str:
+    if case_no_holds_personal_data(value):
+        raise ValueError(CASE_NO_PERSONAL)
+    return value
+
+
+CaseNo = Annotated[str, AfterValidator(_case_no)]
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
     matter: str = Field(
@@ -91,11 +106,11 @@ class _Query(BaseModel):
         "(e.g. gjj_withdrawal); it must be granted to the key and handled by its department; "
         "the answer holds only the matter's data items",
     )
-    case_no: str = Field(
+    case_no: CaseNo = Field(
         pattern=CASE_NO_PATTERN,
         max_length=64,
         description="the case number (办件编号) the lookup serves: 1-64 of A-Z a-z 0-9 - _ / "
-        "(audited)",
+        "(audited; one holding an ID or mobile number is refused)",
     )
     purpose: Purpose | None = Field(
         None,

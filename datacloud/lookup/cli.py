@@ -120,7 +120,13 @@ def _run(
         is_blank,
     )
     from datacloud.lookup.store import NoCuratedData
-    from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, load_matters
+    from datacloud.matters import (
+        CASE_NO_PATTERN,
+        CASE_NO_PERSONAL,
+        CODE_PATTERN,
+        case_no_holds_personal_data,
+        load_matters,
+    )
     from datacloud.paths import StorageRoot
     from datacloud.problem_disputes import DisputeIndex
 
@@ -132,6 +138,8 @@ def _run(
         raise _fail("--matter: expected a matter code of dags/matters.yaml (gjj_withdrawal)", 2)
     if not re.fullmatch(CASE_NO_PATTERN, case_no):
         raise _fail("--case-no: expected 1 to 64 characters of A-Z a-z 0-9 - _ /", 2)
+    if case_no_holds_personal_data(case_no):
+        raise _fail(f"--{CASE_NO_PERSONAL.replace('_', '-', 1)}", 2)
     if department is not None and not re.fullmatch(DEPARTMENT_PATTERN, department):
         raise _fail("--department: expected a department code (gjj)", 2)
     try:

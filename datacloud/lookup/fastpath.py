@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datacloud.lookup.keys import MAX_KEY_CHARS
 from datacloud.lookup.service import LookupService, is_blank
-from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN
+from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, case_no_holds_personal_data
 
 _MATTER = re.compile(CODE_PATTERN)
 _CASE_NO = re.compile(CASE_NO_PATTERN)
@@ -88,6 +88,8 @@ def parse(body: bytes, key_field: str) -> Query | None:
     if type(matter) is not str or len(matter) > 40 or not _MATTER.fullmatch(matter):
         return None
     if type(case_no) is not str or len(case_no) > 64 or not _CASE_NO.fullmatch(case_no):
+        return None
+    if case_no_holds_personal_data(case_no):  # refused by the route's model, with its message
         return None
     purpose = data.get("purpose")
     if purpose is not None and (

@@ -26,7 +26,14 @@ from datacloud.lookup.audit import AuditLog
 from datacloud.lookup.auth import Principal
 from datacloud.lookup.keys import MalformedKey, enterprise_key, person_key
 from datacloud.lookup.store import NoCuratedData
-from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, MatterCatalogue, load_matters
+from datacloud.matters import (
+    CASE_NO_PATTERN,
+    CASE_NO_PERSONAL,
+    CODE_PATTERN,
+    MatterCatalogue,
+    case_no_holds_personal_data,
+    load_matters,
+)
 from datacloud.problem_disputes import Dispute
 
 ENDPOINTS = ("person", "enterprise", "property_status")
@@ -156,6 +163,8 @@ class LookupService:
             raise ValueError(BAD_MATTER)
         if not re.fullmatch(CASE_NO_PATTERN, case_no):
             raise ValueError(BAD_CASE_NO)
+        if case_no_holds_personal_data(case_no):
+            raise ValueError(CASE_NO_PERSONAL)
         if proof and self.signer is None:
             raise ProofUnavailable("no proof signer is configured: no proof can be issued")
         ds = as_of.isoformat() if as_of else None

@@ -544,3 +544,26 @@ def test_cli_not_found_is_exit_1(cli_env) -> None:
         lookup_app, ["person", _stranger(), *lookup_matters.cli(), "--purpose", "x"]
     )
     assert res.exit_code == 1 and "no curated person record" in res.stderr
+
+
+# --- a case number holding the person's number ---------------------------------------------------
+
+
+def test_a_case_number_holding_an_id_or_mobile_number_is_refused_and_never_stored(
+    client, curated, root
+) -> None:
+    # the case number is audited, signed into proofs and shown by the data tracker unmasked:
+    # a clerk who types the person's ID number (or phone) there is refused, before anything
+    owner = curated["person"][0]["id_number"]
+    before = len(_audit_lines(root))
+    for case_no in (owner, f"GJJ-{owner.lower()}", "13812345678", "BDC-13812345678"):
+        r = _post(client, "property-status", {"id_number": owner, "case_no": case_no}, CLERK)
+        assert r.status_code == 422, (case_no, r.text)
+        assert "办件编号" in r.text and owner not in r.text and "13812345678" not in r.text
+    assert len(_audit_lines(root)) == before
+    # an all-digit case number of 18 characters that is no valid ID number is a case number
+    ok = _post(
+        client, "property-status", {"id_number": owner, "case_no": "330100202612050001"}, CLERK
+    )
+    assert ok.status_code == 200, ok.text
+    assert _audit_lines(root)[-1]["case_no"] == "330100202612050001"

@@ -134,3 +134,22 @@ def test_repeated_and_unknown_entries_are_refused(tmp_path: Path) -> None:
     doc["items"][0]["colour"] = "red"
     with pytest.raises(ConfigError, match=r"items\[0\]\.colour: Extra inputs"):
         read_matters(_write(tmp_path, doc))
+
+
+def test_a_case_number_holding_an_id_or_mobile_number_is_told_apart() -> None:
+    from datacloud.matters import case_no_holds_personal_data
+    from transforms.id_number import id_check_char
+
+    valid = "11010519491231002" + id_check_char("11010519491231002")
+    for held in (
+        valid,
+        valid.lower(),
+        f"GJJ-{valid}",
+        f"{valid}-2",
+        "13812345678",
+        "A-19912345678",
+    ):
+        assert case_no_holds_personal_data(held), held
+    # case numbers: long digit runs that are no valid ID number, no mobile standing alone
+    for case_no in ("GJJ-2026-0001", "BDC/2026/77", "330100202612050001", "2026120513812345678"):
+        assert not case_no_holds_personal_data(case_no), case_no
