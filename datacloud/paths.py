@@ -40,7 +40,7 @@ def sql_dir() -> Path:
 
 
 def _safe(part: str) -> str:
-    if not _NAME.match(part):
+    if not _NAME.fullmatch(part):  # fullmatch: "$" would let a trailing newline through
         raise ValueError(f"not a safe path component: {part!r}")
     return part
 

@@ -35,7 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from datacloud.config import ConfigError, read_yaml
+from datacloud.config import CODE, ConfigError, read_yaml
 from datacloud.lookup.limits import LookupLimits
 
 Role = Literal["clerk", "auditor", "citizen", "department"]
@@ -60,7 +60,7 @@ class KeysFileError(ValueError):
     """The API keys file is missing or malformed (the message names file and entry)."""
 
 
-DEPARTMENT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+DEPARTMENT_PATTERN = CODE.pattern  # a department code, as the department YAMLs spell it
 
 
 class ApiKeyEntry(BaseModel):

@@ -40,7 +40,7 @@ _REFUSALS = {
 }
 # a department's returned feedback workbook (POST /v1/problems/{dept}/responses, docs/problems.md):
 # the workbook's own cap and room for the multipart envelope
-UPLOAD_PATH = re.compile(r"/v1/problems/[a-z][a-z0-9_]{1,30}/responses")
+UPLOAD_PATH = re.compile(r"/v1/problems/([a-z][a-z0-9_]{1,30})/responses")  # config.CODE
 UPLOAD_MAX_BODY = MAX_BYTES + 64 * 1024
 _MAX_BODY_MESSAGES = 100_000  # a bound on the receive loop beside the byte cap
 # on a refusal before the body is read: uvicorn closes the connection after the answer instead
@@ -162,9 +162,16 @@ class RequestGate:
             await audit_event(self.audit, "lockout", None, {"client": client, "rule": lockout})
 
     def _cap(self, path: str, principal: Principal) -> int:
-        """The body cap: ``max_body_bytes``, but a department key's upload of a feedback
-        workbook may be as large as a workbook may be (``problem_responses.MAX_BYTES``)."""
-        if principal.role == "department" and UPLOAD_PATH.fullmatch(path):
+        """The body cap: ``max_body_bytes``, but a department key's upload of its own
+        department's feedback workbook may be as large as a workbook may be
+        (``problem_responses.MAX_BYTES``); another department's upload keeps the small cap, so
+        no large body is read before the route's 403."""
+        upload = UPLOAD_PATH.fullmatch(path)
+        if (
+            upload is not None
+            and principal.role == "department"
+            and upload.group(1) == principal.department
+        ):
             return max(self.max_body, UPLOAD_MAX_BODY)
         return self.max_body
 

@@ -169,6 +169,9 @@ def test_bad_files_each_refused_with_its_message(
     assert r.status_code == 415 and "不是有效的 .xlsx" in r.json()["error"]["message"]
     r = refused(os.urandom(100_000), key="clerk")
     assert r.status_code == 413 and r.json()["error"]["rule"] == "BODY_TOO_LARGE"
+    # another department's key keeps the small cap: its large body is never read
+    r = refused(os.urandom(100_000), key="gjj")
+    assert r.status_code == 413 and r.json()["error"]["rule"] == "BODY_TOO_LARGE"
     r = refused(b"\0" * (6 * 1024 * 1024))
     assert r.status_code == 413 and r.json()["error"]["rule"] == "BODY_TOO_LARGE"
     # a key of another department, a clerk: 403 before the file is read

@@ -79,3 +79,12 @@ def test_store_options_come_from_the_aws_variables(monkeypatch: pytest.MonkeyPat
     fs, path = filesystem(loc)
     assert (fs.type_name, path) == ("s3", "bucket/prefix")
     assert fs.region == "cn-east-1"
+
+
+@pytest.mark.parametrize("dept", ["gjj\n", "../gjj", "gjj/x", "", "Gjj", "gjj\x00"])
+def test_a_department_path_component_must_be_a_code_and_nothing_else(
+    tmp_path: Path, dept: str
+) -> None:
+    root = StorageRoot(tmp_path, tmp_path)
+    with pytest.raises(ValueError, match="not a safe path component"):
+        root.problem_responses(dept)
