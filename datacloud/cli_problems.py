@@ -79,10 +79,11 @@ def import_(
     if as_json:
         console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
     elif result.already_imported:
-        console.print(ok(f"{file.name}: already imported, nothing changed"))
+        console.print(ok(f"{mask_text(file.name)}: already imported, nothing changed"))
     else:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.by_response.items()))
-        console.print(ok(f"{file.name}: {result.recorded} responses recorded ({counts or 'none'})"))
+        shown = mask_text(file.name)
+        console.print(ok(f"{shown}: {result.recorded} responses recorded ({counts or 'none'})"))
 
 
 @problems_app.command()

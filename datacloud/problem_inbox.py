@@ -29,6 +29,7 @@ from datacloud.problem_responses import (
     ResponseFileError,
     default_by,
     import_file,
+    shown_name,
 )
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _owner(path: Path) -> str:
 
 def _move(path: Path, folder: Path, stamp: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{stamp}-{path.name}"
+    target = folder / f"{stamp}-{shown_name(path.name)}"  # ID and phone numbers masked
     os.replace(path, target)
     fsync_dir(folder)
     fsync_dir(path.parent)
@@ -75,8 +76,8 @@ def _move(path: Path, folder: Path, stamp: str) -> Path:
 
 def _waiting(path: Path, min_age_seconds: float, now: float) -> bool:
     name = path.name
-    if name.startswith((".", "~$")) or not path.is_file():
-        return True
+    if name.startswith((".", "~$")) or path.is_symlink() or not path.is_file():
+        return True  # a symbolic link is never followed (import_file refuses one too)
     return now - path.stat().st_mtime < min_age_seconds
 
 
@@ -116,13 +117,16 @@ def process_dept(
                 f"{e.message}\n\ncode: {e.code}\nat: {datetime.now(UTC).isoformat()}\n"
                 "整份表未被接收（没有记录任何答复）。请按提示修改这份反馈表后，重新放入收件箱。\n",
             )
-            log.warning("problems inbox: %s refused: %s", path.name, e.code)
-            out.append(InboxOutcome(dept, path.name, "rejected", 0, str(moved), e.message))
+            log.warning("problems inbox: %s refused: %s", shown_name(path.name), e.code)
+            out.append(
+                InboxOutcome(dept, shown_name(path.name), "rejected", 0, str(moved), e.message)
+            )
             continue
         moved = _move(path, folder / DONE, stamp)
         outcome = "already_imported" if result.already_imported else "accepted"
-        log.info("problems inbox: %s %s, %d records", path.name, outcome, result.recorded)
-        out.append(InboxOutcome(dept, path.name, outcome, result.recorded, str(moved)))
+        shown = shown_name(path.name)
+        log.info("problems inbox: %s %s, %d records", shown, outcome, result.recorded)
+        out.append(InboxOutcome(dept, shown, outcome, result.recorded, str(moved)))
     return out
 
 

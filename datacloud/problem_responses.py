@@ -24,6 +24,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -531,13 +533,33 @@ def import_file(
     channel: Channel = "inbox",
     problems: pa.Table | None = None,
 ) -> ImportResult:
-    """``import_bytes`` of a file on disk (the size checked before it is read)."""
-    size = path.stat().st_size
-    if size > MAX_BYTES:
+    """``import_bytes`` of a file on disk: a regular file only, never through a symbolic link
+    (``O_NOFOLLOW``: a link in an inbox must not make the service read another file), its size
+    checked before it is read; its name masked wherever it is shown (``shown_name``)."""
+    name = shown_name(path.name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
         raise ResponseFileError(
-            "too_large", dept, path.name, f"文件 {size} 字节，超过 {MAX_BYTES} 字节上限"
-        )
+            "wrong_type", dept, name, "不是普通文件（符号链接或无法读取），未读取"
+        ) from e
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ResponseFileError("wrong_type", dept, name, "不是普通文件，未读取")
+        if info.st_size > MAX_BYTES:
+            raise ResponseFileError(
+                "too_large", dept, name, f"文件 {info.st_size} 字节，超过 {MAX_BYTES} 字节上限"
+            )
+        data = f.read(MAX_BYTES + 1)
     table = problems if problems is not None else load_problems(root)
-    return import_bytes(
-        root, dept, path.read_bytes(), path.name, table, by=by or default_by(), channel=channel
-    )
+    return import_bytes(root, dept, data, name, table, by=by or default_by(), channel=channel)
+
+
+_NAME_CHARS = re.compile(r"[^\w.\-\u3000-\u9fff（）()]+")
+
+
+def shown_name(name: str) -> str:
+    """A file's base name as messages, logs and the inbox's folders show it: ID and phone
+    numbers masked, printable, at most 120 characters."""
+    return _NAME_CHARS.sub("_", mask_text(name))[:120] or "file.xlsx"

@@ -26,13 +26,12 @@ from datacloud.lookup.responses import error_response
 from datacloud.lookup.service import Forbidden
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
-from datacloud.problem_responses import MAX_BYTES, ResponseFileError, import_bytes
+from datacloud.problem_responses import MAX_BYTES, ResponseFileError, import_bytes, shown_name
 
 log = logging.getLogger(__name__)
 ENDPOINT = "problem_responses"  # ALLOWED's name for the upload
 PATH = "/v1/problems/{dept}/responses"
 _DEPT = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
-_NAME_CHARS = re.compile(r"[^\w.\-\u3000-\u9fff（）()]+")
 
 
 class ResponsesAccepted(BaseModel):
@@ -47,7 +46,7 @@ class ResponsesAccepted(BaseModel):
 def _file_name(name: str | None) -> str:
     """The uploaded file's base name, printable and short (it appears in messages)."""
     base = PurePath((name or "upload.xlsx").replace("\\", "/")).name or "upload.xlsx"
-    return _NAME_CHARS.sub("_", mask_text(base))[:120]
+    return shown_name(base)
 
 
 def _by(principal: Principal) -> str:

@@ -126,3 +126,30 @@ def test_cli_import_inbox_and_exit_codes(root: StorageRoot, tmp_path: Path) -> N
     empty = StorageRoot(tmp_path / "empty")
     run = cli(empty, "import", str(good), "--dept", "gjj")
     assert run.returncode == 3 and "no problem table yet" in run.stderr
+
+
+def test_a_file_named_with_an_id_number_is_shown_masked_and_a_link_never_followed(
+    root: StorageRoot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = root.problem_inbox("gjj")
+    answered(inbox, f"张三_{ID_A}.xlsx", gjj_account__J2="随便")  # refused: a bad response
+    secret = tmp_path / "elsewhere.xlsx"  # another department's workbook, say
+    answered(tmp_path, "elsewhere.xlsx", gjj_account__J2="已整改")
+    (inbox / "link.xlsx").symlink_to(secret)
+
+    with caplog.at_level("INFO"):
+        outcomes = process_inbox(root, min_age_seconds=0)
+    (o,) = outcomes  # the link is left alone, not read
+    assert o.outcome == "rejected" and ID_A not in o.file and ID_A not in (o.error or "")
+    names = [p.name for p in (inbox / "rejected").iterdir()]
+    assert names and not [n for n in names if ID_A in n]
+    assert ID_A not in (
+        inbox / "rejected" / next(n for n in names if n.endswith(".txt"))
+    ).read_text(encoding="utf-8")
+    assert ID_A not in caplog.text
+    assert (inbox / "link.xlsx").is_symlink() and read_log(root, "gjj") == []
+    # and import_file refuses a link outright, naming no file content
+    from datacloud.problem_responses import ResponseFileError, import_file
+
+    with pytest.raises(ResponseFileError, match="不是普通文件"):
+        import_file(root, "gjj", inbox / "link.xlsx")
