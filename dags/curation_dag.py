@@ -115,13 +115,15 @@ def build_range(part: dict[str, Any]) -> dict[str, Any]:
 def publish_ranges(planned: list[dict[str, Any]]) -> dict[str, Any]:
     """A full build's publish: every curated table once from all the ranges' parts, through
     the gate on the whole table; the findings, the state file, the resource catalogue."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from datacloud.config import load_departments
     from datacloud.curation_night import publish_night
     from datacloud.paths import StorageRoot
     from datacloud.quality import QualityGateError
 
+    if not planned:  # an incremental night (curate ran): nothing to publish here
+        raise AirflowSkipException("an incremental night: no key ranges to publish")
     ds, _, run_id = _night()
     try:
         return publish_night(StorageRoot.from_env(), load_departments(), ds, run_id, planned[0])

@@ -51,8 +51,8 @@ def tracker_command(
         raise _fail(str(e), 3) from None
     try:
         catalogue = load_matters()
-    except ConfigError as e:
-        raise _fail(str(e), 2) from None
+    except ConfigError as e:  # as `lookup` does: the deployment's configuration, not the call
+        raise _fail(str(e), 3) from None
     root = StorageRoot.from_env()
     tracker = Tracker(
         AuditLog([FileSink(root.audit())], audit_key, dev),

@@ -53,3 +53,7 @@ def test_tracker_lists_one_persons_lookups_and_its_exit_codes(tmp_path: Path) ->
     assert run(ALICE, "--limit", "0", env=env).returncode == 2
     no_key = run(ALICE, env={**base, "DATACLOUD_ROOT": str(root.root)})
     assert no_key.returncode == 3 and "DATACLOUD_AUDIT_KEY" in no_key.stderr
+    # a matters catalogue that cannot be read: the deployment's configuration, as `lookup`
+    (tmp_path / "matters.yaml").write_text("items: [\n", encoding="utf-8")
+    broken = run(ALICE, env={**env, "DATACLOUD_MATTERS": str(tmp_path / "matters.yaml")})
+    assert broken.returncode == 3 and "matters.yaml" in broken.stderr
