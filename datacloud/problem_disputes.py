@@ -77,18 +77,7 @@ def build(problems: pa.Table) -> dict[str, list[Dispute]]:
                 pc.is_valid(problems["person_key"]),
             ),
         )
-    ).select(
-        [
-            "person_key",
-            "field",
-            "problem_id",
-            "table",
-            "dept",
-            "first_seen",
-            "reopened_on",
-            "disputed_since",
-        ]
-    )
+    ).select([c for c in _COLUMNS if c not in ("kind", "status")])  # what a Dispute needs
     out: dict[str, list[Dispute]] = {}
     for r in rows.to_pylist():  # open findings: bounded by the problem table
         disputed = r["disputed_since"] is not None
