@@ -140,6 +140,21 @@ def test_result_file_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert set(doc["runs"]) == {"1m", "3m"} and doc["rows"] == 6_000_000
 
 
+def test_airflow_share_is_taken_inside_the_airflow_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The separate run's function seconds can exceed the DAG runs' wall (one warm interpreter
+    in ``dags test``): the share comes from the task spans of the Airflow run itself."""
+    monkeypatch.setattr(harness, "RESULTS", tmp_path)
+    run = _run(1_000_000, 60.0, 20.0, [300.0])
+    run["airflow"] = {"default": {"wall_s": 50.0, "share_in_run": 0.3}}  # night_s > wall
+    doc = json.loads(night.write({1_000_000: run}, ["default"]).read_text(encoding="utf-8"))
+    metrics = {m["metric"]: m for m in doc["metrics"]}
+    assert metrics["airflow_share_1m"]["ratio"] == 0.3
+    assert metrics["airflow_share_1m"]["ours_s"] == pytest.approx(15.0)
+    assert doc["airflow_share"] == {"1m:default": 0.3}
+
+
 def test_linear_extrapolation_through_the_end_sizes_never_below_the_largest() -> None:
     got = night.linear({100_000: 10.0, 1_000_000: 28.0, 500_000: 99.0}, 10_000_000)
     assert got == pytest.approx(208.0)
