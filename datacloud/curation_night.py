@@ -19,6 +19,7 @@ as ``curate_all`` in full would.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -29,13 +30,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datacloud import catalogue_night, consistency_night, curation_ranges, delta, quality
+from datacloud import (
+    catalogue_night,
+    consistency_night,
+    curated_tables,
+    curation_ranges,
+    delta,
+    quality,
+    quality_suites,
+)
 from datacloud.atomic import replace_json
 from datacloud.config import Department
 from datacloud.curate import BUILDERS, LAYOUT, Night
 from datacloud.curation_config import CurationConfig, load_curation_config
 from datacloud.curation_keys import touched
-from datacloud.delta import load, open_table, read_loaded
+from datacloud.delta import load, open_table, read_loaded, streamed
 from datacloud.delta.read import physical_rows
 from datacloud.paths import StorageRoot
 from datacloud.quality import QualityGateError
@@ -156,6 +165,20 @@ def _check_and_publish(
     )
     # the staged versions consumed go into the log too (app transactions, ``commit.consumed``)
     result = delta.publish(root.curated(name), rows, gone, spec, commit)  # 3. publish
+    return _maintained(root, name, rows.num_rows, result, table_full, config, commit)
+
+
+def _maintained(
+    root: StorageRoot,
+    name: str,
+    rows_built: int,
+    result: delta.MergeResult,
+    table_full: bool,
+    config: CurationConfig,
+    commit: delta.CommitInfo,
+) -> dict[str, Any]:
+    """After a table's publish: keep it lookup-ready (``delta.maintain``); its figures."""
+    sort_by = LAYOUT[name][1]
     upkeep = delta.maintain(
         root.curated(name),
         delta.MaintainSpec(
@@ -169,14 +192,14 @@ def _check_and_publish(
         "curated/%s: %s, %d rows built; v%d (+%d ~%d -%d)",
         name,
         "full" if table_full else "incremental",
-        rows.num_rows,
+        rows_built,
         result.version,
         result.inserted,
         result.updated,
         result.deleted,
     )
     return {
-        "rows_built": rows.num_rows,
+        "rows_built": rows_built,
         "inserted": result.inserted,
         "updated": result.updated,
         "deleted": result.deleted,
@@ -238,37 +261,58 @@ def _keys_not_in(path: DataPath, key: str, keys: pa.Array) -> pa.Array:
 LINK_TARGETS = {"person": "id_number", "enterprise": "credit_code"}
 
 
-def quality_gate(root: StorageRoot, ds: date) -> Check:
+class QualityGate:
     """The curated quality gate: each table's GE suite (expectations/curated_<table>.json) on
-    the rows about to be published; a failed critical expectation keeps the table unpublished.
+    the rows about to be published; a failed critical expectation keeps the table unpublished
+    (call it with the table's name and rows: ``QualityGateError``).
 
     Links (owners, spouses, legal representatives, roles) resolve against the curated person
     and enterprise tables as published so far tonight (person and enterprise go first).
     """
-    keys: dict[str, tuple[int, pa.Table]] = {}  # link target -> (its version, its key column)
 
-    def link_keys(table: str) -> pa.Table | None:
+    def __init__(self, root: StorageRoot, ds: date) -> None:
+        self.root, self.ds = root, ds
+        self._keys: dict[str, tuple[int, pa.Table]] = {}  # link target -> (version, keys)
+
+    def _link_keys(self, table: str) -> pa.Table | None:
         """The key column of a link target, read once per published version of it."""
-        dt = open_table(root.curated(table))
+        path = self.root.curated(table)
+        dt = open_table(path)
         if dt is None:
             return None
         version = dt.version()
-        if table not in keys or keys[table][0] != version:
+        if table not in self._keys or self._keys[table][0] != version:
             column = [LINK_TARGETS[table]]
-            keys[table] = (version, delta.read_table(root.curated(table), column, version))
-        return keys[table][1]
+            self._keys[table] = (version, delta.read_table(path, column, version))
+        return self._keys[table][1]
 
-    def check(name: str, rows: pa.Table) -> None:
+    def columns(self, name: str) -> list[str]:
+        """The columns of ``name``'s rows its suite's profile reads (``curated_profile``):
+        the suite's key, identifiers, link columns and ``birth_date`` when checked against
+        an identifier; the gate's verdict on just these columns is the one on every column."""
+        declared = curated_tables.table(name).suite
+        if declared is None:
+            return []
+        meta = quality_suites.load_suite(declared)["meta"]["datacloud"]
+        out = [*meta["key"], *meta.get("identifiers", {}), *meta.get("links", {})]
+        if meta.get("birth_date_from"):
+            out.append("birth_date")
+        return list(dict.fromkeys(out))
+
+    def __call__(self, name: str, rows: pa.Table) -> None:
         related = {}
         for table in LINK_TARGETS:
-            found = link_keys(table) if table != name else None
+            found = self._link_keys(table) if table != name else None
             if found is not None:
                 related[table] = found
-        result = quality.check_curated(root, name, rows, ds, related)
+        result = quality.check_curated(self.root, name, rows, self.ds, related)
         if not result.passed:
             raise QualityGateError(result.message())
 
-    return check
+
+def quality_gate(root: StorageRoot, ds: date) -> QualityGate:
+    """The curated quality gate of the night (``QualityGate``)."""
+    return QualityGate(root, ds)
 
 
 def curate_night(
@@ -400,12 +444,18 @@ def build_range(
         if built is None:
             missing.append(name)
             continue
-        parts[name] = curation_ranges.write_part(scratch, name, part, built[0])
+        parts[name] = curation_ranges.write_part(scratch, name, part, built[0], LAYOUT[name][1])
     curation_ranges.write_marker(scratch, part, parts, missing)
     log.info(
         "curation range %d of %d: %s", index, part.count, {n: p["rows"] for n, p in parts.items()}
     )
     return {"range": index, "count": part.count, "rows": {n: p["rows"] for n, p in parts.items()}}
+
+
+# a full build's publish writes a curated table a slice of its first sort column's range at
+# a time, one data file per slice of about this many rows (fewer, larger files when the
+# table would otherwise have more than ``compact_when_files_over``, which maintain compacts)
+ROWS_PER_FILE = 1_048_576
 
 
 def publish_ranges(
@@ -417,10 +467,16 @@ def publish_ranges(
     *,
     config: CurationConfig | None = None,
     check: Check | None = None,
+    rows_per_file: int | None = None,
 ) -> dict[str, Any]:
     """The publish task of a full build: each curated table from every range's part, through
     the gate on the whole table, in one Delta commit (as ``curate_all`` in full); then the
     consistency findings and the state file, and the scratch folder goes.
+
+    Bounded in memory (docs/curation.md, "A full build over key ranges"): the gate reads only
+    the columns its suite profiles (``QualityGate.columns``), and the table is written a
+    slice of its first sort column's range at a time (``delta.streamed``), one data file of
+    about ``rows_per_file`` rows (``ROWS_PER_FILE``) per slice.
 
     Refuses (``curation_ranges.RangesIncomplete``) while a range has no marker."""
     config = config or load_curation_config()
@@ -435,13 +491,14 @@ def publish_ranges(
     commit = delta.CommitInfo(run_id, ds.isoformat(), meta, consumed=versions)
     published: dict[str, Any] = {}
     gated: dict[str, str] = {}
-    nothing = pa.array([], pa.string())
     for name in BUILDERS:
         if name not in files:
             log.warning("curated/%s: no staged source tables yet; not published", name)
             continue
-        rows = curation_ranges.read_table_parts(files[name])
-        outcome = _check_and_publish(root, name, rows, nothing, True, config, commit, check)
+        parts = curation_ranges.Parts(tuple(files[name]))
+        outcome = _check_and_publish_parts(
+            root, name, parts, config, commit, check, rows_per_file or ROWS_PER_FILE
+        )
         if isinstance(outcome, str):
             gated[name] = outcome
         else:
@@ -449,6 +506,55 @@ def publish_ranges(
     out = _finish(root, depts, ds, run_id, versions, plan["fingerprint"], published, gated)
     curation_ranges.remove_scratch(scratch)
     return out
+
+
+def _check_and_publish_parts(
+    root: StorageRoot,
+    name: str,
+    parts: curation_ranges.Parts,
+    config: CurationConfig,
+    commit: delta.CommitInfo,
+    check: Check | None,
+    rows_per_file: int,
+) -> dict[str, Any] | str:
+    """``_check_and_publish`` of a full build's table from its parts, a slice at a time: the
+    gate on the columns it reads, then ``delta.streamed.publish`` (one commit)."""
+    key, sort_by = LAYOUT[name]
+    if check is not None:  # the gate: on the columns its suite profiles (all, for another check)
+        wanted = getattr(check, "columns", None)
+        columns = None
+        if callable(wanted):
+            named = {key, *wanted(name)}
+            columns = [c for c in parts.schema.names if c in named]
+        try:
+            check(name, parts.read(columns))
+        except QualityGateError as e:  # not published; the other tables go on
+            log.error("curated/%s: not published: %s", name, e)
+            return str(e)
+    first = sort_by[0]
+    values = parts.read([first])[first]
+    most = max(1, config.publishing.compact_when_files_over)
+    per_file = max(rows_per_file, -(-parts.num_rows // most))
+    points = curation_ranges.split_points(values, per_file)
+    del values
+    bounds = list(zip([None, *points], [*points, None], strict=True))
+    source = streamed.Source(
+        schema=parts.schema,
+        num_rows=parts.num_rows,
+        keys=lambda: parts.read([key])[key],
+        slices=[functools.partial(parts.read_slice, first, lo, hi) for lo, hi in bounds],
+        whole=parts.read,
+    )
+    spec = delta.PublishSpec(
+        key,
+        tuple(sort_by),
+        full=True,
+        deletion_vectors=config.publishing.deletion_vectors,
+        deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
+    )
+    result = streamed.publish(root.curated(name), source, spec, commit)
+    log.info("curated/%s: written in %d slices", name, len(bounds))
+    return _maintained(root, name, parts.num_rows, result, True, config, commit)
 
 
 def publish_night(

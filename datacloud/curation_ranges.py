@@ -16,12 +16,13 @@ without its marker.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ from datacloud.paths import StorageRoot
 BATCH_ROWS = 131_072
 # a scratch folder of an older run is removed by the next plan after this long
 SCRATCH_KEEP_S = 7 * 24 * 3600
+# a part's row groups (sorted by the table's layout): the publish reads one slice of the
+# first sort column's range from every part, and the footers' statistics skip the rest
+PART_ROW_GROUP_ROWS = 65_536
 
 _P = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime as the polynomial's base
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)  # splitmix64
@@ -212,14 +216,22 @@ def marker_path(scratch: Path, kr: KeyRange) -> Path:
     return scratch / "_done" / f"range-{kr.index:05d}-of-{kr.count:05d}.json"
 
 
-def write_parquet(path: Path, rows: pa.Table) -> None:
+def write_parquet(path: Path, rows: pa.Table, row_group_rows: int | None = None) -> None:
     """One part, written aside and renamed into place (complete or absent)."""
-    replace_with(path, lambda tmp: pq.write_table(rows, tmp, compression="zstd"))
+    kw: dict[str, Any] = {} if row_group_rows is None else {"row_group_size": row_group_rows}
+    replace_with(path, lambda tmp: pq.write_table(rows, tmp, compression="zstd", **kw))
 
 
-def write_part(scratch: Path, table: str, kr: KeyRange, rows: pa.Table) -> dict[str, Any]:
+def write_part(
+    scratch: Path, table: str, kr: KeyRange, rows: pa.Table, sort_by: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A range's part of a curated table, sorted by ``sort_by`` (a stable sort: rows equal in
+    it keep the build's order, as the whole table's sort keeps them) in row groups of
+    ``PART_ROW_GROUP_ROWS``."""
     path = part_path(scratch, table, kr)
-    write_parquet(path, rows)
+    if sort_by:
+        rows = rows.sort_by([(c, "ascending") for c in sort_by])
+    write_parquet(path, rows, PART_ROW_GROUP_ROWS)
     return {"file": str(path.relative_to(scratch)), "rows": rows.num_rows}
 
 
@@ -263,6 +275,92 @@ def read_table_parts(files: list[Path]) -> pa.Table:
     tables = [pq.read_table(f) for f in files]
     rows = [t for t in tables if t.num_rows] or tables[:1]
     return pa.concat_tables(rows, promote_options="permissive")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """One curated table's parts (range order), read a few columns or one slice at a time."""
+
+    files: tuple[Path, ...]
+
+    @functools.cached_property
+    def schemas(self) -> tuple[pa.Schema, ...]:
+        return tuple(pq.read_schema(f) for f in self.files)
+
+    @functools.cached_property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(pq.read_metadata(f).num_rows for f in self.files)
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.counts)
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        """The table's columns and types, as ``read_table_parts`` unifies them."""
+        with_rows = [s for s, n in zip(self.schemas, self.counts, strict=True) if n]
+        return pa.unify_schemas(with_rows or list(self.schemas[:1]), promote_options="permissive")
+
+    def _conform(self, t: pa.Table, columns: list[str]) -> pa.Table:
+        target = pa.schema([self.schema.field(c) for c in columns])
+        n = t.num_rows
+        cols = [t[f.name] if f.name in t.column_names else pa.nulls(n, f.type) for f in target]
+        return pa.table(cols, names=target.names).cast(target)
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """Some columns (None: all) of every part, in range order, in the table's types."""
+        names = self.schema.names if columns is None else columns
+        tables = [self.schema.empty_table().select(names)]
+        for f, s, n in zip(self.files, self.schemas, self.counts, strict=True):
+            if n:
+                t = pq.read_table(f, columns=[c for c in names if c in s.names])
+                tables.append(self._conform(t, names))
+        return pa.concat_tables(tables)
+
+    def read_slice(self, column: str, lo: Any, hi: Any) -> pa.Table:
+        """Every column of the rows with ``lo <= column < hi`` (None: no bound; no upper
+        bound takes the rows where ``column`` is null too), from every part in range order;
+        each part's row groups outside the range are skipped on their statistics."""
+        names = self.schema.names
+        tables = [self.schema.empty_table()]
+        field = pc.field(column)
+        for f, s, n in zip(self.files, self.schemas, self.counts, strict=True):
+            if not n:
+                continue
+            kind = s.field(column).type if column in s.names else pa.null()
+            if pa.types.is_null(kind):  # every row of this part has none: the last slice
+                if hi is None:
+                    tables.append(self._conform(pq.read_table(f), names))
+                continue
+            where = None
+            if lo is not None:
+                where = field >= pa.scalar(lo, kind)
+            if hi is not None:
+                below = field < pa.scalar(hi, kind)
+                where = below if where is None else where & below
+            elif where is not None:
+                where = where | field.is_null()
+            tables.append(self._conform(pq.read_table(f, filters=where), names))
+        return pa.concat_tables(tables)
+
+
+def split_points(values: pa.Array | pa.ChunkedArray, rows: int) -> list[Any]:
+    """Values of a column cutting its rows into slices of about ``rows`` (``[lo, hi)``
+    between two points, the last also taking the nulls): a value's rows all in one slice,
+    no slice empty but for nulls."""
+    known = pc.drop_null(values)
+    n = len(known)
+    if n <= rows:
+        return []
+    order = pc.sort_indices(known)
+    picks = pa.array(range(rows, n, rows), pa.int64())
+    cut = known.take(order.take(picks)).to_pylist()
+    smallest = known.take(order.take(pa.array([0], pa.int64())))[0].as_py()
+    points: list[Any] = []
+    for v in cut:
+        if v != smallest and (not points or v > points[-1]):
+            points.append(v)
+    return points
 
 
 def remove_scratch(scratch: Path) -> None:

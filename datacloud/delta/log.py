@@ -9,12 +9,13 @@ entry's data files; a file an outside vacuum deleted around the commit is writte
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -183,15 +184,26 @@ def write_entry(root: DataPath, version: int, actions: list[dict[str, Any]]) -> 
 
 
 def commit_files(
-    path: DataPath, version: int, actions: list[dict[str, Any]], files: dict[str, bytes]
+    path: DataPath,
+    version: int,
+    actions: list[dict[str, Any]],
+    files: dict[str, bytes],
+    written: Mapping[str, Callable[[], object]] | None = None,
 ) -> int:
     """Write the night's data files, then commit ``actions`` as log entry ``version`` (only
     if free; the next one when another writer took it with a commit changing nothing our
     entry relies on). A file that vanished around the commit (an outsider's vacuum of
     unreferenced files) is written again, byte for byte, once the log names it. Returns the
-    version committed."""
+    version committed.
+
+    ``written``: data files already in place (written as they were built, not held in
+    memory), each with the call that writes it again, the same bytes, if it vanishes; they
+    are deleted as ``files`` are when another writer took the version."""
     for name, data in files.items():
         write_bytes(path / name, data)
+    again: dict[str, Callable[[], object]] = dict(written or {})
+    for name, data in files.items():
+        again[name] = functools.partial(write_bytes, path / name, data)
     vacuum_seen = False
     for _ in range(REBASES):
         try:
@@ -202,20 +214,20 @@ def commit_files(
                 version += 1  # nothing our entry relies on changed: take the next version
                 vacuum_seen = True
                 continue
-            for name in files:  # another writer changed the table: tonight's files are nobody's
+            for name in again:  # another writer changed the table: tonight's files are nobody's
                 delete_file(path / name)
             raise
     else:
         raise CommitConflict(f"{path}: {REBASES} commits by other writers in a row")
     # Checked at once; for a while longer only when an outside vacuum shows (it took a version
     # or a file vanished): a night without one pays no wait.
-    pauses = list(RECHECK_PAUSES if vacuum_seen else RECHECK_PAUSES[:1]) if files else []
+    pauses = list(RECHECK_PAUSES if vacuum_seen else RECHECK_PAUSES[:1]) if again else []
     while pauses:
         time.sleep(pauses.pop(0))
-        vanished = [name for name in files if not exists(path / name)]
+        vanished = [name for name in again if not exists(path / name)]
         for name in vanished:
             log.warning("%s: %s vanished around its commit; written again", path, name)
-            write_bytes(path / name, files[name])
+            again[name]()
         if vanished and not vacuum_seen:
             vacuum_seen, pauses = True, list(RECHECK_PAUSES[1:])
     return version

@@ -6,8 +6,10 @@ writes it here, with the ``add`` action's statistics).
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,33 +31,65 @@ def _stat_value(v: Any) -> Any:
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
+def _bounded(t: pa.DataType) -> bool:
+    """Whether Delta statistics hold a min/max of a column of this type."""
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_date32(t)
+    )
+
+
+class FileStats:
+    """The ``add`` statistics of a data file written a slice at a time: row count, null
+    counts, min/max of the primitive columns, as ``_stats_json`` of the whole file gives."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.nulls: dict[str, int] = {}
+        self.mins: dict[str, Any] = {}
+        self.maxs: dict[str, Any] = {}
+        self.unbounded: set[str] = set()  # a float column with NaN or ±inf: no bounds
+
+    def add(self, table: pa.Table) -> FileStats:
+        """Count one more slice of the file's rows (slices added in any order)."""
+        self.rows += table.num_rows
+        for name in table.column_names:
+            column = table[name]
+            self.nulls[name] = self.nulls.get(name, 0) + column.null_count
+            if not _bounded(column.type) or name in self.unbounded:
+                continue
+            if pa.types.is_floating(column.type):  # NaN and ±inf have no JSON
+                column = pc.drop_null(column)
+                if not pc.all(pc.is_finite(column)).as_py():
+                    self.unbounded.add(name)
+                    self.mins.pop(name, None)
+                    self.maxs.pop(name, None)
+                    continue
+            bounds = pc.min_max(column)
+            lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+            if lo is None:
+                continue
+            if name not in self.mins or lo < self.mins[name]:
+                self.mins[name] = lo
+            if name not in self.maxs or hi > self.maxs[name]:
+                self.maxs[name] = hi
+        return self
+
+    def json(self, names: list[str]) -> str:
+        """The statistics text of the file's columns ``names`` (in that order)."""
+        mins = {n: _stat_value(self.mins[n]) for n in names if n in self.mins}
+        maxs = {n: _stat_value(self.maxs[n]) for n in names if n in self.maxs}
+        nulls = {n: self.nulls.get(n, 0) for n in names}
+        stats = {"numRecords": self.rows, "minValues": mins, "maxValues": maxs}
+        doc = {**stats, "nullCount": nulls, "tightBounds": True}
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False)
+
+
 def _stats_json(table: pa.Table) -> str:
     """Delta ``add`` statistics: row count, null counts, min/max of the primitive columns."""
-    mins: dict[str, Any] = {}
-    maxs: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for name in table.column_names:
-        column = table[name]
-        nulls[name] = column.null_count
-        t = column.type
-        if not (
-            pa.types.is_string(t)
-            or pa.types.is_integer(t)
-            or pa.types.is_floating(t)
-            or pa.types.is_date32(t)
-        ):
-            continue
-        if pa.types.is_floating(t):  # NaN and ±inf have no JSON: no bounds for such a column
-            column = pc.drop_null(column)
-            if not pc.all(pc.is_finite(column)).as_py():
-                continue
-        bounds = pc.min_max(column)
-        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        if lo is not None:
-            mins[name], maxs[name] = _stat_value(lo), _stat_value(hi)
-    stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs}
-    doc = {**stats, "nullCount": nulls, "tightBounds": True}
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False)
+    return FileStats().add(table).json(table.column_names)
 
 
 def _parquet_bytes(table: pa.Table, row_group_rows: int) -> bytes:
@@ -72,19 +106,47 @@ def _parquet_bytes(table: pa.Table, row_group_rows: int) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def new_file(table: pa.Table, row_group_rows: int, now: int) -> tuple[dict[str, Any], bytes]:
-    """A new data file of ``table`` (as it is ordered): its ``add`` action and its bytes."""
-    name = f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
-    data = _parquet_bytes(table, row_group_rows)
-    add = {
+def file_name() -> str:
+    """A new data file's name, as delta-rs names them."""
+    return f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+
+
+def add_action(name: str, size: int, now: int, stats: str) -> dict[str, Any]:
+    """The ``add`` action of a new data file of ``size`` bytes."""
+    return {
         "path": name,
         "partitionValues": {},
-        "size": len(data),
+        "size": size,
         "modificationTime": now,
         "dataChange": True,
-        "stats": _stats_json(table),
+        "stats": stats,
     }
-    return add, data
+
+
+def new_file(table: pa.Table, row_group_rows: int, now: int) -> tuple[dict[str, Any], bytes]:
+    """A new data file of ``table`` (as it is ordered): its ``add`` action and its bytes."""
+    name = file_name()
+    data = _parquet_bytes(table, row_group_rows)
+    return add_action(name, len(data), now, _stats_json(table)), data
+
+
+def write_file(loc: DataPath, table: pa.Table, row_group_rows: int) -> int:
+    """Write a data file of ``table`` (as it is ordered) straight to ``loc``, as
+    ``_parquet_bytes`` writes it, without holding its bytes (locally fsynced, so it is on
+    disk before a log entry naming it). Returns its size."""
+    table = plain_types(table)
+    fs, p = filesystem(loc)
+    with fs.open_output_stream(p) as out:
+        pq.write_table(
+            table, out, row_group_size=row_group_rows, compression="zstd", write_page_index=True
+        )
+    if isinstance(loc, Path):
+        fd = os.open(loc, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return int(fs.get_file_info(p).size)
 
 
 def read_files(
@@ -125,30 +187,42 @@ def rewrite(
     committed (a later one when vacuum's START/END took the version in between)."""
     logged = log.logged_adds(path, dt.version())
     now = int(time.time() * 1000)
-    actions = commit.actions(operation, {"mode": "copy-on-write"})
     table = plain_types(table.sort_by([(k, "ascending") for k in layout.sort_by]))
+    actions = commit.actions(operation, {"mode": "copy-on-write"})
     if files is None:
-        files = list(logged)
-        if pa.schema(dt.schema().to_arrow()).names != table.column_names:
-            m = dt.metadata()
-            schema = DeltaSchema.from_arrow(table.schema).to_json()
-            actions.append(
-                {
-                    "metaData": {
-                        "id": m.id, "name": m.name, "description": m.description,
-                        "format": {"provider": "parquet", "options": {}},
-                        "schemaString": schema, "partitionColumns": [],
-                        "configuration": m.configuration, "createdTime": m.created_time,
-                    }
-                }
-            )  # fmt: skip
-    for name in files:
-        if name not in logged:
-            raise VectorsUnknown(f"{name} is not in the log as read")
-        actions.append({"remove": protocol.remove_action(logged[name], now)})
+        actions += replace_all(dt, logged, table.schema, now)
+    else:
+        for name in files:
+            if name not in logged:
+                raise VectorsUnknown(f"{name} is not in the log as read")
+            actions.append({"remove": protocol.remove_action(logged[name], now)})
     new: dict[str, bytes] = {}
     if table.num_rows:
         add, data = new_file(table, layout.row_group_rows, now)
         new[add["path"]] = data
         actions.append({"add": add})
     return log.commit_files(path, dt.version() + 1, actions, new)
+
+
+def replace_all(
+    dt: DeltaTable, logged: dict[str, dict[str, Any]], schema: pa.Schema, now: int
+) -> list[dict[str, Any]]:
+    """The actions replacing every logged file (``log.logged_adds`` at the snapshot), and the
+    table's schema by ``schema`` when its columns differ (a ``metaData`` action, the rest of
+    the metadata kept)."""
+    actions: list[dict[str, Any]] = []
+    if pa.schema(dt.schema().to_arrow()).names != schema.names:
+        m = dt.metadata()
+        actions.append(
+            {
+                "metaData": {
+                    "id": m.id, "name": m.name, "description": m.description,
+                    "format": {"provider": "parquet", "options": {}},
+                    "schemaString": DeltaSchema.from_arrow(schema).to_json(),
+                    "partitionColumns": [], "configuration": m.configuration,
+                    "createdTime": m.created_time,
+                }
+            }
+        )  # fmt: skip
+    actions += [{"remove": protocol.remove_action(add, now)} for add in logged.values()]
+    return actions

@@ -30,6 +30,7 @@ from test_curate import CC, DEPTS, REG2, REG3, A, C, D, crosswalk_night_one, sha
 
 from datacloud import curate, curation_night, curation_ranges, delta
 from datacloud.curation_ranges import KeyRange, RangesIncomplete
+from datacloud.delta import streamed
 from datacloud.paths import StorageRoot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -308,7 +309,7 @@ def test_a_publish_that_fails_midway_reruns_from_the_same_parts(
     plan = curation_night.plan_night(root, DEPTS, "dies", count=3)
     for part in curation_night.range_tasks(plan):
         curation_night.build_range(root, DEPTS, part, part["index"])
-    real = delta.publish
+    real = streamed.publish
     calls: list[str] = []
 
     def dies_on_the_third(path: Any, *args: Any, **kw: Any) -> Any:
@@ -317,10 +318,10 @@ def test_a_publish_that_fails_midway_reruns_from_the_same_parts(
             raise OSError("worker lost")
         return real(path, *args, **kw)
 
-    monkeypatch.setattr(delta, "publish", dies_on_the_third)
+    monkeypatch.setattr(streamed, "publish", dies_on_the_third)
     with pytest.raises(OSError, match="worker lost"):
         curation_night.publish_ranges(root, DEPTS, date(2026, 11, 18), "dies", plan)
-    monkeypatch.setattr(delta, "publish", real)
+    monkeypatch.setattr(streamed, "publish", real)
     published = [n for n in curate.LAYOUT if delta.open_table(root.curated(n)) is not None]
     assert published == list(curate.LAYOUT)[:2]
     assert curation_night.read_state(root) is None and Path(plan["scratch"]).is_dir()

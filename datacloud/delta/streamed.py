@@ -1,0 +1,275 @@
+"""A full publish of a curated table too large to hold whole: the rows come as slices of the
+first sort column's range, each hashed, sorted and written as its own data file straight to
+the table's folder, then one commit of our own replaces every file (docs/curation.md, "A
+full build over key ranges").
+
+The published content is ``publishing.publish``'s for the same rows with ``spec.full``: the
+same rows, types and ``_row_hash`` values (the hash is row-local), files sorted by
+``spec.sort_by`` whose key ranges do not overlap (the slices are disjoint and ordered), the
+same commit information and figures (a first publish or a rebuild with other columns: every
+row inserted; otherwise inserted, updated and deleted rows counted by key and row hash, and
+no commit when nothing changed), deletion vectors enabled after a first publish or a
+rebuild. Memory holds one slice, and the key column and row hash of every row.
+
+A table whose features our writer does not implement, an append-only table, or one with
+published rows without a key is published as before, whole (``publishing.publish``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import CommitFailedError
+
+from datacloud.delta import log, protocol
+from datacloud.delta.lock import table_lock
+from datacloud.delta.publishing import publish as publish_whole
+from datacloud.delta.publishing import with_row_hash
+from datacloud.delta.read import live_rows, load, open_table, plain_types, read_loaded
+from datacloud.delta.rewrite import FileStats, add_action, file_name, replace_all, write_file
+from datacloud.delta.spec import (
+    PUBLISH_ATTEMPTS,
+    ROW_HASH,
+    AppendOnly,
+    CommitConflict,
+    CommitInfo,
+    MergeResult,
+    PublishSpec,
+    VectorsUnknown,
+)
+from datacloud.storage import DataPath, parse
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Tonight's rows of a table, every key (a full build), as slices.
+
+    ``schema``: the rows' columns and types (no row hash); ``keys``: the key column
+    (``spec.key``) of every row, read when needed; ``slices``: calls each reading one slice
+    of the rows, in any order within it. The slices are disjoint ranges of ``spec.sort_by[0]``
+    in ascending order (every value of a slice below every value of the next; nulls in the
+    last). ``whole``: every row at once, for a table published the old way."""
+
+    schema: pa.Schema
+    num_rows: int
+    keys: Callable[[], pa.Array | pa.ChunkedArray]
+    slices: Sequence[Callable[[], pa.Table]]
+    whole: Callable[[], pa.Table]
+
+
+class _Whole(Exception):
+    """This table is published whole, by ``publishing.publish`` (the reason)."""
+
+
+def publish(path: DataPath, source: Source, spec: PublishSpec, commit: CommitInfo) -> MergeResult:
+    """Publish every key of a curated table from ``source`` in one commit, a slice in memory
+    at a time; retried on a concurrent commit under the table's lock as ``publishing.publish``."""
+    path = parse(path) if isinstance(path, str) else path
+    with table_lock(path):
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                return _publish_once(path, source, spec, commit)
+            except _Whole as e:
+                _log.warning("%s: published whole, in memory: %s", path, e)
+                rows = source.whole()
+                gone = _gone(open_table(path), spec.key, source.keys())
+                return publish_whole(path, rows, gone, spec, commit)
+            except (CommitConflict, CommitFailedError, VectorsUnknown) as e:
+                if attempt + 1 == PUBLISH_ATTEMPTS:
+                    raise CommitConflict(
+                        f"{path}: other writers changed the table during {PUBLISH_ATTEMPTS} "
+                        f"attempts to publish; last: {e}"
+                    ) from e
+                _log.warning("%s: %s; reloading and publishing again", path, e)
+                time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _gone(dt: DeltaTable | None, key: str, keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Published keys absent from tonight's (to delete)."""
+    if dt is None or key not in dt.schema().to_arrow().names:
+        return pa.array([], pa.string())
+    have = read_loaded(dt, [key])[key]
+    return pc.drop_null(have.filter(pc.invert(pc.is_in(have, value_set=keys)))).combine_chunks()
+
+
+def _publish_once(
+    path: DataPath, source: Source, spec: PublishSpec, commit: CommitInfo
+) -> MergeResult:
+    dt = open_table(path)
+    target = source.schema
+    if dt is not None:  # hash the values as the table stores them (decimal scale, int width)
+        stored = pa.schema([f for f in pa.schema(dt.schema().to_arrow()) if f.name != ROW_HASH])
+        if stored.names == target.names:
+            target = stored
+    whole = dt is None or dt.schema().to_arrow().names != [*target.names, ROW_HASH]
+    old: pa.Table | None = None
+    if dt is not None:
+        gate = protocol.gate(dt)
+        if whole and not spec.full:
+            raise ValueError(
+                f"{path}: the published columns differ from tonight's; an incremental publish "
+                "cannot replace the table (rebuild it in full)"
+            )
+        if whole and gate.append_only:
+            raise AppendOnly(
+                f"{path}: {protocol.APPEND_ONLY}=true; a rebuild with another layout "
+                "would replace its rows: refused"
+            )
+        if not gate.ours or (gate.append_only and not whole):
+            raise _Whole(gate.why or "append-only")
+        if not whole:
+            old = _old_rows(dt, source, spec)
+    logged = log.logged_adds(path, dt.version()) if dt is not None else {}
+    now = int(time.time() * 1000)
+    if isinstance(path, Path):
+        (path / "_delta_log").mkdir(parents=True, exist_ok=True)
+    adds, written, pairs = _write_slices(
+        path, source, target, spec, now, keep_pairs=old is not None
+    )
+    try:
+        if old is not None:
+            counts = _counts(old, pairs, source.num_rows, spec.key, path)
+            if not any(counts.values()):
+                _delete(path, written)
+                return MergeResult(dt.version() if dt is not None else -1, 0, 0, 0)
+        else:
+            counts = {"inserted": source.num_rows, "updated": 0, "deleted": 0}
+        del pairs
+        schema = plain_types(pa.schema([*target, pa.field(ROW_HASH, pa.int64())]).empty_table())
+        if dt is None:  # a new table, as delta-rs writes one (protocol 1/2, no properties)
+            actions = commit.actions("WRITE", {"mode": "Overwrite"})
+            actions += _create(schema.schema, now)
+            version = 0
+        else:
+            info = commit.with_extra(**{f"rows_{k}": str(v) for k, v in counts.items()})
+            actions = info.actions("WRITE", {"mode": "copy-on-write"})
+            actions += replace_all(dt, logged, schema.schema, now)
+            version = dt.version() + 1
+        actions += [{"add": a} for a in adds]
+    except BaseException:
+        _delete(path, written)
+        raise
+    version = log.commit_files(path, version, actions, {}, written)
+    if whole and spec.deletion_vectors:  # as a first publish or a rebuild does
+        protocol.enable_deletion_vectors(path, load(path), commit)
+        if dt is None:  # the version now current (a rebuild reports its rewrite's)
+            version = load(path).version()
+    return MergeResult(version, counts["inserted"], counts["updated"], counts["deleted"])
+
+
+def _old_rows(dt: DeltaTable, source: Source, spec: PublishSpec) -> pa.Table:
+    """The published key and row hash of every live row; ``_Whole`` where the publish would
+    not rewrite the whole table (deletion vectors for few keys) or rows lack a key."""
+    old = read_loaded(dt, [spec.key, ROW_HASH])
+    if old[spec.key].null_count:
+        raise _Whole("published rows without a key")
+    live = live_rows(dt)
+    if spec.deletion_vectors and source.num_rows <= spec.vectors_under * live:
+        new = pc.is_in(old[spec.key], value_set=source.keys())
+        gone = old.num_rows - (pc.sum(new).as_py() or 0)
+        if source.num_rows + gone <= spec.vectors_under * live:
+            raise _Whole("few touched keys: deletion vectors")
+    return old
+
+
+def _write_slices(
+    path: DataPath,
+    source: Source,
+    target: pa.Schema,
+    spec: PublishSpec,
+    now: int,
+    *,
+    keep_pairs: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Callable[[], object]], list[pa.Table]]:
+    """Each slice hashed, sorted and written as one data file: the ``add`` actions, the
+    files written (each with the call writing it again), and each slice's key and row hash
+    (``keep_pairs``)."""
+    adds: list[dict[str, Any]] = []
+    written: dict[str, Callable[[], object]] = {}
+    pairs: list[pa.Table] = []
+    try:
+        for read in source.slices:
+
+            def build(read: Callable[[], pa.Table] = read) -> pa.Table:
+                rows = read().select(target.names).cast(target)
+                rows = with_row_hash(rows).sort_by([(k, "ascending") for k in spec.sort_by])
+                return plain_types(rows)
+
+            rows = build()
+            if rows.num_rows == 0:
+                continue
+            name = file_name()
+            loc = path / name
+            size = write_file(loc, rows, spec.row_group_rows)
+
+            def again(build: Callable[[], pa.Table] = build, loc: DataPath = loc) -> int:
+                return write_file(loc, build(), spec.row_group_rows)
+
+            written[name] = again
+            stats = FileStats().add(rows).json(rows.column_names)
+            adds.append(add_action(name, size, now, stats))
+            if keep_pairs:
+                pairs.append(rows.select([spec.key, ROW_HASH]))
+            del rows
+    except BaseException:
+        _delete(path, written)
+        raise
+    return adds, written, pairs
+
+
+def _counts(
+    old: pa.Table, pairs: list[pa.Table], num_rows: int, key: str, path: DataPath
+) -> dict[str, int]:
+    """Inserted, updated (another row hash) and deleted rows, by key, as a copy-on-write
+    publish of every key counts them."""
+    new = pa.concat_tables(pairs) if pairs else pa.table({key: old[key][:0], ROW_HASH: []})
+    new_keys = new[key].combine_chunks()
+    old_keys = old[key].combine_chunks()
+    at = pc.index_in(new_keys, value_set=old_keys)
+    paired = pc.is_valid(at)
+    matched_new = pc.sum(paired).as_py() or 0
+    matched_old = pc.sum(pc.is_in(old_keys, value_set=new_keys)).as_py() or 0
+    if matched_new != matched_old:  # a key twice in the table: cannot pair old and new
+        raise ValueError(f"{path}: duplicate values of key column {key}")
+    before = pc.take(old[ROW_HASH], pc.drop_null(at))
+    after = new[ROW_HASH].filter(paired)
+    updated = pc.sum(pc.not_equal(before, after)).as_py() or 0
+    return {
+        "inserted": num_rows - matched_new,
+        "updated": int(updated),
+        "deleted": old.num_rows - matched_old,
+    }
+
+
+def _create(schema: pa.Schema, now: int) -> list[dict[str, Any]]:
+    """The ``protocol`` and ``metaData`` actions of a new table, as delta-rs writes them."""
+    metadata: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "name": None,
+        "description": None,
+        "format": {"provider": "parquet", "options": {}},
+        "schemaString": DeltaSchema.from_arrow(schema).to_json(),
+        "partitionColumns": [],
+        "createdTime": now,
+        "configuration": {},
+    }
+    return [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}, {"metaData": metadata}]
+
+
+def _delete(path: DataPath, written: dict[str, Callable[[], object]]) -> None:
+    for name in written:
+        log.delete_file(path / name)
