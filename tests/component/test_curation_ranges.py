@@ -54,7 +54,9 @@ def read_back(root: StorageRoot) -> dict[str, pa.Table]:
     return out
 
 
-def mapped(root: StorageRoot, depts: list[Any], ds: date, count: int) -> dict[str, Any]:
+def mapped(
+    root: StorageRoot, depts: list[Any], ds: date, count: int, **publish: Any
+) -> dict[str, Any]:
     plan = curation_night.plan_night(root, depts, "mapped-run")
     assert plan["mode"] == "full" and plan["reason"] == "the first night"
     plan = {**plan, "count": count, "ranges": list(range(count))}  # as full_build.ranges would
@@ -64,7 +66,7 @@ def mapped(root: StorageRoot, depts: list[Any], ds: date, count: int) -> dict[st
         )
     )
     built = [curation_night.build_range(root, depts, plan, i) for i in plan["ranges"]]
-    out = curation_night.publish_ranges(root, depts, ds, "mapped-run", plan)
+    out = curation_night.publish_ranges(root, depts, ds, "mapped-run", plan, **publish)
     assert not Path(plan["scratch"]).exists()  # the scratch folder goes after the publish
     return {"plan": plan, "built": built, "published": out}
 
@@ -106,6 +108,73 @@ def test_the_mapped_build_equals_the_one_task_build_on_the_sample_night(
     # the next night is an incremental one: nothing changed, nothing to publish
     again = curation_night.plan_night(root, sample_night["depts"], "next")
     assert again["mode"] == "incremental" and again["ranges"] == []
+
+
+def gate_entries(root: StorageRoot, ds: date) -> dict[str, Any]:
+    """The curated gate's entry of every table (gate.json), without its data docs' path."""
+    doc = json.loads((root.quality() / "curated" / ds.isoformat() / "gate.json").read_text())
+    out = {}
+    for e in doc["suites"]:
+        out[e["table"]] = {k: v for k, v in e.items() if k != "data_docs"}
+    return out
+
+
+def gated_run(night: Any) -> str | None:
+    """Run a night through the curated gate: the gate's message, or None when it passed."""
+    try:
+        night()
+    except curation_night.QualityGateError as e:
+        return str(e)
+    return None
+
+
+def test_a_streamed_publish_in_many_files_equals_the_one_task_build_and_keeps_its_layout(
+    sample_night: dict, tmp_path: Path
+) -> None:
+    """The sample night published a few hundred rows per data file (several files per table):
+    the same rows, columns, types and row hashes as the one-task build, the gate's verdict
+    unchanged though it reads only the columns its suite profiles, files sorted and no two row
+    groups overlapping in the first sort column (maintain has nothing to recluster), the
+    same versions and figures."""
+    depts, ds = sample_night["depts"], sample_night["ds"]
+    single = copy_staged(sample_night["root"], tmp_path / "single")
+    gate = curation_night.quality_gate(single, ds)
+    single_gated = gated_run(lambda: curation_night.curate_all(single, depts, ds, "s", check=gate))
+    want = read_back(single)
+    root = copy_staged(sample_night["root"], tmp_path / "mapped")
+    plan = curation_night.plan_night(root, depts, "many", count=3)
+    for part in curation_night.range_tasks(plan):
+        curation_night.build_range(root, depts, part, part["index"])
+    gate = curation_night.quality_gate(root, ds)
+    out: dict[str, Any] = {}
+
+    def publish() -> None:
+        out.update(
+            curation_night.publish_ranges(
+                root, depts, ds, "many", plan, check=gate, rows_per_file=400
+            )
+        )
+
+    assert gated_run(publish) == single_gated
+    assert gate_entries(root, ds) == gate_entries(single, ds)
+    got = read_back(root)
+    for name in TABLES:
+        assert got[name].schema == want[name].schema, name
+        assert got[name].equals(want[name]), name
+    for name, (_, sort_by) in curate.LAYOUT.items():
+        dt = delta.load(root.curated(name))
+        assert dt.version() == delta.load(single.curated(name)).version(), name
+        assert delta.overlapping_row_groups(dt, sort_by[0]) == 0, name
+        rows = want[name].num_rows
+        assert len(dt.file_uris()) >= min(rows // 400, 32), name
+        if name in out:
+            figures = {k: out[name][k] for k in ("rows_built", "inserted", "updated", "deleted")}
+            assert figures == {"rows_built": rows, "inserted": rows, "updated": 0, "deleted": 0}
+            assert out[name]["reclustered_files"] == 0, name
+        for uri in dt.file_uris():  # each file sorted by the layout
+            t = pq.read_table(uri.removeprefix("file://"), columns=sort_by)
+            assert t.equals(t.sort_by([(c, "ascending") for c in sort_by])), name
+    assert len(delta.load(root.curated("person")).file_uris()) > 3
 
 
 def crosswalk_night(root: StorageRoot) -> None:
@@ -157,6 +226,51 @@ def test_buckets_are_stable_and_spread() -> None:
         pa.array(["330106198001010011", "REG:330106000012345", "x"]), 64
     ).tolist()
     assert json.loads(other.stdout) == here
+
+
+def test_a_streamed_rebuild_reports_and_commits_as_the_one_task_full_build(
+    tmp_path: Path,
+) -> None:
+    """A second full build over a changed night (roles gone): the same figures (inserted,
+    updated, deleted), versions, commit information and rows as the one-task full build;
+    a third one changing nothing commits nothing, as the one-task build."""
+    single = StorageRoot(tmp_path / "single")
+    crosswalk_night(single)
+    curation_night.curate_all(single, DEPTS, date(2026, 11, 18), "single")
+    root = copy_staged(single, tmp_path / "mapped")
+    mapped(root, DEPTS, date(2026, 11, 18), 2, rows_per_file=2)
+    for r in (single, root):
+        stage(r, "scjg", "qygd", [shareholder("S1", None, REG2, D)], date(2026, 11, 19))
+    ds = date(2026, 11, 19)
+    one = curation_night.curate_all(single, DEPTS, ds, "again", full=True)
+
+    def full_build(run_id: str) -> dict[str, Any]:
+        plan = curation_night.plan_night(root, DEPTS, run_id, full=True, count=3)
+        for part in curation_night.range_tasks(plan):
+            curation_night.build_range(root, DEPTS, part, part["index"])
+        return curation_night.publish_ranges(root, DEPTS, ds, run_id, plan, rows_per_file=2)
+
+    out = full_build("again")
+    assert one["enterprise_role"]["deleted"] > 0
+    figures = ("rows_built", "inserted", "updated", "deleted", "version", "full")
+    for name in curate.LAYOUT:
+        assert {k: out[name][k] for k in figures} == {k: one[name][k] for k in figures}, name
+        mine, theirs = (delta.load(r.curated(name)).history(1)[0] for r in (root, single))
+        for k in ("operation", "datacloud.rows_inserted", "datacloud.rows_deleted"):
+            assert mine.get(k) == theirs.get(k), (name, k)
+        assert mine.get("datacloud.staged") == theirs.get("datacloud.staged")
+        consumed = delta.consumed_versions(root.curated(name))
+        assert consumed == delta.consumed_versions(single.curated(name)), name
+        dt = delta.load(root.curated(name))
+        assert delta.overlapping_row_groups(dt, curate.LAYOUT[name][1][0]) == 0, name
+    got, want = read_back(root), read_back(single)
+    for name in TABLES:
+        assert got[name].equals(want[name]), name
+    before = {n: delta.load(root.curated(n)).version() for n in curate.LAYOUT}
+    rerun = full_build("rerun")
+    for name in curate.LAYOUT:
+        assert delta.load(root.curated(name)).version() == before[name], name
+        assert rerun[name]["inserted"] == rerun[name]["updated"] == rerun[name]["deleted"] == 0
 
 
 KILL_MID_WRITE = """

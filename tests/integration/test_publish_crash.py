@@ -255,3 +255,62 @@ def test_kill_a_deletion_vector_publish_at_random_moments(tmp_path: Path) -> Non
         )
         assert delta.read_table(root).sort_by("id_number").equals(new)
     assert "old" in outcomes  # some kill landed before the commit
+
+
+RANGES_SCRIPT = """
+import os, signal, sys
+from datetime import date
+from pathlib import Path
+from datacloud import curation_night
+from datacloud.config import load_departments
+from datacloud.delta import log
+
+root, ds = Path(sys.argv[1]), date.fromisoformat(sys.argv[2])
+entry = log.write_entry
+
+def dies_before_person_commit(path, version, actions):
+    if Path(str(path)).name == "person" and any("add" in a for a in actions):
+        os.kill(os.getpid(), signal.SIGKILL)  # the night's data files written, no entry
+    return entry(path, version, actions)
+
+log.write_entry = dies_before_person_commit
+storage, depts = curation_night.StorageRoot(root), load_departments()
+plan = curation_night.plan_night(storage, depts, "ranges-crash", full=True, count=2)
+for part in curation_night.range_tasks(plan):
+    curation_night.build_range(storage, depts, part, part["index"])
+curation_night.publish_ranges(storage, depts, ds, "ranges-crash", plan, rows_per_file=1)
+"""
+
+
+def test_a_streamed_publish_killed_before_its_commit_leaves_the_last_version(
+    before_and_after, tmp_path: Path
+) -> None:
+    """A full build over key ranges, its person table written a row per data file: SIGKILL
+    after those files are written, before the log entry naming them. Readers see the last
+    version, the files are referenced by no version, and the next night lands on the new
+    content."""
+    from datacloud import delta
+
+    base, old, new = before_and_after
+    root = tmp_path / "root"
+    shutil.copytree(base, root)
+    person = StorageRoot(root).curated("person")
+    version = delta.load(person).version()
+    logged = set(delta.load(person).file_uris())
+    proc = subprocess.run(
+        [sys.executable, "-c", RANGES_SCRIPT, str(root), D2.isoformat()],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    dt = delta.load(person)
+    assert dt.version() == version and set(dt.file_uris()) == logged
+    seen = content(StorageRoot(root))
+    for name in curate.LAYOUT:
+        assert seen[name].equals(old[name]), name
+    on_disk = {p.name for p in Path(str(person)).glob("*.parquet")}
+    orphans = on_disk - {u.rsplit("/", 1)[-1] for u in logged}
+    assert len(orphans) == new["person"].num_rows > 1  # the night's files, a row each
+    _check_readers_then_rerun(root, old, new)
