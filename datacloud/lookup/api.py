@@ -20,6 +20,7 @@ files and the page cache are shared) and its own audit group commit (one chain: 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -331,6 +332,19 @@ def _no_keys() -> dict[str, Any]:
     return {"keys": []}
 
 
+def settle_heap() -> None:
+    """Collect once, then move every object alive now (the imported modules, the app, the
+    snapshot's index) out of the cyclic collector's sight (``gc.freeze``).
+
+    A full collection walks every tracked object: about 120 thousand once FastAPI, pydantic
+    and the app are in, some 30 ms on this 2-core machine, during which the
+    worker's event loop answers nothing. Those pauses came every few ten thousand requests
+    and set the p99 under load (docs/lookup.md#measured); frozen, a full collection walks only
+    what the requests left alive since."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     service: LookupService,
     keys: ApiKeys,
@@ -351,6 +365,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if store is not None:
             store.start()
+        settle_heap()
         yield
         if store is not None:
             store.stop()

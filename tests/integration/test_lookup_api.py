@@ -567,3 +567,18 @@ def test_a_case_number_holding_an_id_or_mobile_number_is_refused_and_never_store
     )
     assert ok.status_code == 200, ok.text
     assert _audit_lines(root)[-1]["case_no"] == "330100202612050001"
+
+
+def test_the_heap_alive_at_start_is_frozen_out_of_the_collectors_walks(service) -> None:
+    """A full collection would walk the imports and the app (~120k objects, ~30 ms in which a
+    worker answers nothing); the app's start freezes them (``gc.freeze``)."""
+    import gc
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(create_app(service, KEYS)) as started:
+            assert started.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
