@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -118,6 +117,8 @@ MENTION_SCHEMA = pa.schema(
         ("role", pa.string()),
     ]
 )
+# a mask of the ID numbers whose findings are wanted (``find_inconsistencies``'s ``persons``)
+PersonMask = Callable[[pa.Array | pa.ChunkedArray], pa.Array]
 MARRIAGE_SCHEMA = pa.schema(
     [
         ("registration_type", pa.string()),
@@ -235,8 +236,14 @@ def _marital(
     authority: Mapping[str, Iterable[str]],
     quarantine: pa.Array,
     ds: date,
+    persons: PersonMask | None = None,
 ) -> list[pa.Table]:
-    """Replay each person's registrations in date order (divorces first on a day)."""
+    """Replay each person's registrations in date order (divorces first on a day).
+
+    Each registration is an event of the husband (the wife his spouse) and one of the wife;
+    a registration without a date makes both persons' histories undecidable. Only the
+    persons ``persons`` keeps are replayed (all when None): a person's events are all in
+    ``marriages`` whenever the person is, whichever bucket the spouse falls in."""
     rows = marriages.filter(
         pc.and_(
             pc.is_in(marriages["registration_type"], pa.array([MARRY, DIVORCE])),
@@ -245,39 +252,62 @@ def _marital(
                 pc.is_valid(marriages["wife_id_number"]),
             ),
         )
-    ).to_pylist()
-    events: dict[str, list[tuple[Any, int, str, str]]] = defaultdict(list)
-    undecidable: set[str] = set()
-    for r in rows:
-        h, w, when = r["husband_id_number"], r["wife_id_number"], r["registered_date"]
-        if when is None:  # no order: the history of both cannot be judged
-            undecidable.update((h, w))
-            continue
-        step = 0 if r["registration_type"] == DIVORCE else 1
-        events[h].append((when, step, w, r["department"]))
-        events[w].append((when, step, h, r["department"]))
-    people = sorted(p for p in events if p not in undecidable)
-    if people:
-        blocked = _in(id_body(pa.array(people, pa.string())), quarantine).to_pylist()
-        people = [p for p, b in zip(people, blocked, strict=True) if not b]
+    )
+    undated = rows.filter(pc.is_null(rows["registered_date"]))
+    undecidable = pa.chunked_array(
+        [*undated["husband_id_number"].chunks, *undated["wife_id_number"].chunks], pa.string()
+    )
+    dated = rows.filter(pc.is_valid(rows["registered_date"]))
+    step = pc.if_else(pc.equal(dated["registration_type"], DIVORCE), 0, 1)
+    sides = [
+        ("husband_id_number", "wife_id_number"),
+        ("wife_id_number", "husband_id_number"),
+    ]
+    events = pa.concat_tables(
+        pa.table(
+            {
+                "person": dated[person],
+                "when": dated["registered_date"],
+                "step": step,
+                "spouse": dated[spouse],
+                "department": dated["department"],
+            }
+        )
+        for person, spouse in sides
+    )
+    keep = pc.invert(_in(events["person"], undecidable))
+    if persons is not None:
+        keep = pc.and_(keep, persons(events["person"]))
+    events = events.filter(keep)
+    events = events.filter(pc.invert(_in(id_body(events["person"]), quarantine)))
+    # each person's events in the order of (date, divorces first, spouse, department)
+    events = events.sort_by([(c, "ascending") for c in events.column_names])
     found: dict[str, list[tuple[str, str]]] = {
         "marital_conflict": [],
         "divorce_without_marriage": [],
     }
-    for person in people:
-        married: set[str] = set()
-        codes: dict[str, str] = {}
-        for _, step, spouse, dept in sorted(events[person]):
-            if step == 1:
-                if married - {spouse}:
-                    codes.setdefault("marital_conflict", dept)
-                married.add(spouse)
-            elif spouse in married:
-                married.discard(spouse)
-            else:
-                codes.setdefault("divorce_without_marriage", dept)
-        for code, dept in codes.items():
-            found[code].append((person, dept))
+    current: str | None = None
+    married: set[str] = set()
+    codes: dict[str, str] = {}
+    for person, step_, spouse, dept in zip(
+        events["person"].to_pylist(),
+        events["step"].to_pylist(),
+        events["spouse"].to_pylist(),
+        events["department"].to_pylist(),
+        strict=True,
+    ):
+        if person != current:
+            _flush(found, current, codes)
+            current, married, codes = person, set(), {}
+        if step_ == 1:
+            if married - {spouse}:
+                codes.setdefault("marital_conflict", dept)
+            married.add(spouse)
+        elif spouse in married:
+            married.discard(spouse)
+        else:
+            codes.setdefault("divorce_without_marriage", dept)
+    _flush(found, current, codes)
     out = []
     for code, hits in found.items():
         frame = pa.table(
@@ -291,6 +321,15 @@ def _marital(
     return out
 
 
+def _flush(
+    found: dict[str, list[tuple[str, str]]], person: str | None, codes: dict[str, str]
+) -> None:
+    """One person's replayed findings (code -> the department of the first) into ``found``."""
+    if person is not None:
+        for code, dept in codes.items():
+            found[code].append((person, dept))
+
+
 def find_inconsistencies(
     mentions: pa.Table,
     marriages: pa.Table,
@@ -298,6 +337,7 @@ def find_inconsistencies(
     ds: date,
     register_quarantine: pa.Array | None = None,
     marriage_quarantine: pa.Array | None = None,
+    persons: PersonMask | None = None,
 ) -> pa.Table:
     """Every finding of one night, sorted by department, finding and ID number.
 
@@ -307,6 +347,13 @@ def find_inconsistencies(
     (``MARRIAGE_SCHEMA``). ``authority``: authority field -> department codes.
     ``register_quarantine`` / ``marriage_quarantine``: ``id_body`` of the ID numbers in
     tonight's rejected rows of the register and of the marriage tables. Output: ``SCHEMA``.
+
+    ``persons``: only the findings about the ID numbers this mask keeps (one bucket of the
+    population, ``consistency_night.build``); None: all. Every finding is about one ID number
+    and compares only rows of that same ID number (the quarantines aside), so the findings of
+    a bucket need only the mentions of its ID numbers and the registrations where the husband
+    or the wife is one of them; a person's marital history is replayed in the bucket of the
+    person only, so a couple split across two buckets gives each person's findings once.
     """
     empty = pa.array([], pa.string())
     register_quarantine = empty if register_quarantine is None else register_quarantine
@@ -315,9 +362,11 @@ def find_inconsistencies(
         _value_conflicts(mentions, authority, "name", ds),
         _value_conflicts(mentions, authority, "sex", ds),
         *_unregistered(mentions, authority, register_quarantine, ds),
-        *_marital(marriages, authority, marriage_quarantine, ds),
+        *_marital(marriages, authority, marriage_quarantine, ds, persons),
     ]
     table = pa.concat_tables(parts)
+    if persons is not None:
+        table = table.filter(persons(table["id_number"]))
     return table.sort_by([(k, "ascending") for k in SORT_BY])
 
 

@@ -3,6 +3,13 @@
 
 Only accepted (staged) rows are compared, at the staged versions curation pinned; the rejected
 rows of the night only silence findings their person's number is quarantined in.
+
+Bounded in memory: a large night is found in ``buckets`` hash buckets of the ID number
+(``curation_ranges.bucket_of`` of the text the comparisons join on). Each bucket streams the
+staged tables batch by batch (``curation_ranges.stack_in_range``) and keeps the mentions of
+its ID numbers and the registrations whose husband or wife is one of them; its findings are
+those of its persons only (``find_inconsistencies``'s ``persons``). Memory holds one bucket's
+rows, one batch and the findings; the findings equal the one-pass build's, row for row.
 """
 
 from __future__ import annotations
@@ -31,49 +38,77 @@ from datacloud.consistency import (
     find_inconsistencies,
     id_body,
 )
+from datacloud.curation_ranges import KeyRange, stack_in_range
 from datacloud.delta import open_table, overwrite, read_loaded
+from datacloud.delta.read import physical_rows
 from datacloud.paths import StorageRoot
-from datacloud.staged_rows import stack
+from datacloud.staged_rows import pin_versions, stack
 
 log = logging.getLogger(__name__)
 
+# mention rows (persons seen in staged records) per bucket of a large night; a night with
+# fewer is found in one pass
+MENTIONS_PER_BUCKET = 4_000_000
+MAX_BUCKETS = 256
+
 
 def read_mentions(
-    root: StorageRoot, depts: list[Department], versions: Mapping[str, int] | None = None
+    root: StorageRoot,
+    depts: list[Department],
+    versions: Mapping[str, int] | None = None,
+    part: KeyRange | None = None,
 ) -> pa.Table:
     """Every person seen in a staged record (``MENTION_SCHEMA``), at the pinned ``versions``
-    (``"<dept>/<table>"`` -> staged version) when given."""
+    (``"<dept>/<table>"`` -> staged version) when given; only the persons whose ID number
+    falls in ``part`` (read as a stream) when given."""
     parts = []
     for kind, people in MENTIONS.items():
         columns = sorted({c for spec in people for c in spec[:3] if c is not None})
         if kind == "enterprise_role":
             columns.append("role")
-        rows = _staged(root, depts, {kind}, columns, versions)
+        ids = [spec[0] for spec in people]
+        rows = _staged(root, depts, {kind}, columns, versions, part, ids)
         if rows is None:
             continue
         for id_col, name_col, sex_col, role in people:
-            n = rows.num_rows
-            roles = pa.array([role] * n, pa.string())
-            if kind == "enterprise_role":  # a role table may list legal representatives too
-                named = pc.if_else(
-                    pc.equal(rows["role"], "legal_representative"), "legal_rep", "shareholder"
-                )
-                roles = pc.coalesce(named, roles)
-            part = pa.table(
-                {
-                    "id_number": pc.cast(rows[id_col], pa.string()),
-                    "name": _text(rows, name_col, n),
-                    "sex": _text(rows, sex_col, n),
-                    "department": rows["source"],
-                    "kind": pa.array([kind] * n, pa.string()),
-                    "role": roles,
-                },
-                schema=MENTION_SCHEMA,
-            )
-            parts.append(part.filter(pc.is_valid(part["id_number"])))
+            if part is not None and len(people) > 1:  # the row's other person is in part
+                rows_of = rows.filter(part.holds(_id_text(rows[id_col])))
+            else:
+                rows_of = rows
+            part_rows = _mentions_of(rows_of, kind, id_col, name_col, sex_col, role)
+            parts.append(part_rows.filter(pc.is_valid(part_rows["id_number"])))
     if not parts:
         return MENTION_SCHEMA.empty_table()
     return pa.concat_tables(parts)
+
+
+def _mentions_of(
+    rows: pa.Table, kind: str, id_col: str, name_col: str | None, sex_col: str | None, role: str
+) -> pa.Table:
+    """One person column group of staged rows as mentions (``MENTION_SCHEMA``)."""
+    n = rows.num_rows
+    roles = pa.array([role] * n, pa.string())
+    if kind == "enterprise_role":  # a role table may list legal representatives too
+        named = pc.if_else(
+            pc.equal(rows["role"], "legal_representative"), "legal_rep", "shareholder"
+        )
+        roles = pc.coalesce(named, roles)
+    return pa.table(
+        {
+            "id_number": _id_text(rows[id_col]),
+            "name": _text(rows, name_col, n),
+            "sex": _text(rows, sex_col, n),
+            "department": rows["source"],
+            "kind": pa.array([kind] * n, pa.string()),
+            "role": roles,
+        },
+        schema=MENTION_SCHEMA,
+    )
+
+
+def _id_text(values: pa.Array | pa.ChunkedArray) -> Any:
+    """An ID column as the text the findings compare (and the buckets hash)."""
+    return pc.cast(values, pa.string())
 
 
 def _staged(
@@ -82,9 +117,21 @@ def _staged(
     kinds: set[str],
     columns: list[str],
     versions: Mapping[str, int] | None,
+    part: KeyRange | None = None,
+    ids: list[str] | None = None,
 ) -> pa.Table | None:
-    """Staged rows with ``source`` and ``as_of`` (pinned when asked; ``staged_rows.stack``)."""
-    return stack(root, depts, kinds, columns, versions=versions)
+    """Staged rows with ``source`` and ``as_of`` (pinned when asked; ``staged_rows.stack``);
+    with ``part``, only the rows where one of the ``ids`` columns falls in it, each staged
+    table streamed in batches (``curation_ranges.stack_in_range``)."""
+    if part is None:
+        return stack(root, depts, kinds, columns, versions=versions)
+    pinned = pin_versions(root, depts) if versions is None else versions
+    id_cols = ids or []
+
+    def keep(rows: pa.Table) -> pa.Array:
+        return part.holds(*(_id_text(rows[c]) for c in id_cols))
+
+    return stack_in_range(root, depts, kinds, columns, pinned, keep)
 
 
 def _text(rows: pa.Table, column: str | None, n: int) -> pa.Array:
@@ -94,18 +141,23 @@ def _text(rows: pa.Table, column: str | None, n: int) -> pa.Array:
 
 
 def read_marriages(
-    root: StorageRoot, depts: list[Department], versions: Mapping[str, int] | None = None
+    root: StorageRoot,
+    depts: list[Department],
+    versions: Mapping[str, int] | None = None,
+    part: KeyRange | None = None,
 ) -> pa.Table:
-    """Every staged marriage registration (``MARRIAGE_SCHEMA``)."""
+    """Every staged marriage registration (``MARRIAGE_SCHEMA``); only those whose husband or
+    wife falls in ``part`` (read as a stream) when given."""
     columns = ["registration_type", "husband_id_number", "wife_id_number", "registered_date"]
-    rows = _staged(root, depts, {"marriage"}, columns, versions)
+    ids = ["husband_id_number", "wife_id_number"]
+    rows = _staged(root, depts, {"marriage"}, columns, versions, part, ids)
     if rows is None:
         return MARRIAGE_SCHEMA.empty_table()
     return pa.table(
         {
             "registration_type": pc.cast(rows["registration_type"], pa.string()),
-            "husband_id_number": pc.cast(rows["husband_id_number"], pa.string()),
-            "wife_id_number": pc.cast(rows["wife_id_number"], pa.string()),
+            "husband_id_number": _id_text(rows["husband_id_number"]),
+            "wife_id_number": _id_text(rows["wife_id_number"]),
             "registered_date": pc.cast(rows["registered_date"], pa.date32()),
             "department": rows["source"],
         },
@@ -149,25 +201,74 @@ def read_quarantine(
     return pc.unique(pa.concat_arrays(parts))
 
 
+def bucket_count(
+    root: StorageRoot, depts: list[Department], versions: Mapping[str, int] | None = None
+) -> int:
+    """How many buckets a night's findings need: one per ``MENTIONS_PER_BUCKET`` mention
+    rows, counted from the staged tables' Delta logs (rows times the persons a row names),
+    at most ``MAX_BUCKETS``; 1 for a small night."""
+    rows = 0
+    for dept in depts:
+        for spec in dept.tables:
+            if spec.kind not in MENTIONS:
+                continue
+            pinned = None if versions is None else versions.get(f"{dept.code}/{spec.name}")
+            if versions is not None and pinned is None:
+                continue
+            dt = open_table(root.staged(dept.code, spec.name), pinned)
+            if dt is not None:
+                rows += physical_rows(dt) * len(MENTIONS[spec.kind])
+    return max(1, min(MAX_BUCKETS, -(-rows // MENTIONS_PER_BUCKET)))
+
+
 def build(
     root: StorageRoot,
     depts: list[Department],
     ds: date,
     versions: Mapping[str, int] | None = None,
+    *,
+    buckets: int | None = None,
 ) -> pa.Table:
     """The night's findings from every department's staged tables (``SCHEMA``), read at the
-    pinned staged ``versions`` when given (as curation pins them)."""
+    pinned staged ``versions`` when given (as curation pins them).
+
+    ``buckets`` (None: ``bucket_count``): 1 reads the staged tables whole in one pass; more
+    find the findings bucket by bucket of the ID number (streamed reads), the same rows in
+    the same order."""
     authority = authority_of(depts)
-    return find_inconsistencies(
-        read_mentions(root, depts, versions),
-        read_marriages(root, depts, versions),
-        authority,
-        ds,
-        register_quarantine=read_quarantine(
-            root, depts, authority.get(REGISTER_FIELD, []), "person", ds
-        ),
-        marriage_quarantine=read_quarantine(root, depts, [d.code for d in depts], "marriage", ds),
+    register_quarantine = read_quarantine(
+        root, depts, authority.get(REGISTER_FIELD, []), "person", ds
     )
+    marriage_quarantine = read_quarantine(root, depts, [d.code for d in depts], "marriage", ds)
+    count = bucket_count(root, depts, versions) if buckets is None else buckets
+    if count <= 1:
+        return find_inconsistencies(
+            read_mentions(root, depts, versions),
+            read_marriages(root, depts, versions),
+            authority,
+            ds,
+            register_quarantine=register_quarantine,
+            marriage_quarantine=marriage_quarantine,
+        )
+    if versions is None:  # every bucket reads the same snapshot
+        versions = pin_versions(root, depts)
+    log.info("consistency: findings in %d buckets of the ID number", count)
+    parts = []
+    for index in range(count):
+        part = KeyRange(index, count)
+        parts.append(
+            find_inconsistencies(
+                read_mentions(root, depts, versions, part),
+                read_marriages(root, depts, versions, part),
+                authority,
+                ds,
+                register_quarantine=register_quarantine,
+                marriage_quarantine=marriage_quarantine,
+                persons=part.holds,
+            )
+        )
+    table = pa.concat_tables(parts)
+    return table.sort_by([(k, "ascending") for k in SORT_BY])
 
 
 def publish(
@@ -176,15 +277,17 @@ def publish(
     ds: date,
     run_id: str,
     versions: Mapping[str, int] | None = None,
+    *,
+    buckets: int | None = None,
 ) -> dict[str, Any]:
     """Write the night's findings to ``curated/consistency`` in one Delta commit.
 
     The table keeps the findings of the ``KEEP_NIGHTS`` nights before ``ds`` (and of later
     nights, when an earlier night is rerun); the night's own rows are replaced, so a rerun
     with the same staged data makes no new version. Returns rows, version, path and the
-    counts per department and finding.
+    counts per department and finding. ``buckets``: as for ``build``.
     """
-    night = build(root, depts, ds, versions)
+    night = build(root, depts, ds, versions, buckets=buckets)
     path = root.curated(TABLE)
     current = open_table(path)
     table = night

@@ -12,10 +12,12 @@ from datacloud.consistency import (
     MARRIAGE_SCHEMA,
     MENTION_SCHEMA,
     SCHEMA,
+    SORT_BY,
     count_by_department,
     find_inconsistencies,
     id_body,
 )
+from datacloud.curation_ranges import KeyRange, bucket_of
 from transforms.id_number import id_check_char
 
 DS = date(2026, 11, 20)
@@ -207,3 +209,52 @@ def test_counts_per_department() -> None:
         "gjj": {"name_conflict": 1, "sex_conflict": 1},
     }
     assert count_by_department(SCHEMA.empty_table()) == {}
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_findings_bucket_by_bucket_equal_the_whole(count: int) -> None:
+    """Each bucket of the ID number gets its persons' mentions and the registrations where
+    the husband or the wife is one of them; its findings (``persons``) are its persons' only.
+    Every kind of finding, quarantines and an undecidable history, couples split or not."""
+    F, G = _id("33010619880808008"), _id("33010619660606006")
+    m = mentions(
+        (A, "张叁", "2", "gjj", "housing_fund_account", "account_holder"),
+        (C, "王伍", None, "scjg", "enterprise", "legal_rep"),
+        (E, "钱七", None, "bdc", "property_right", "owner"),
+        (F, "孙八", None, "scjg", "enterprise_role", "shareholder"),  # quarantined: no finding
+        (_id("44030519900909009"), "吴十", None, "scjg", "enterprise_role", "shareholder"),
+        (G, "周九", "1", "rs", "person", "person"),
+        (E, "钱七", None, "scjg", "enterprise", "legal_rep"),
+    )
+    mar = marriages(
+        ("结婚", A, B, date(2010, 5, 1)),
+        ("结婚", A, D, date(2020, 6, 1)),
+        ("离婚", C, E, date(2012, 1, 1)),
+        ("结婚", F, G, date(2001, 1, 1)),
+        ("结婚", F, C, date(2003, 1, 1)),
+        ("结婚", G, E, None),  # G and E: undecidable
+    )
+    quarantine = {
+        "register_quarantine": id_body(pa.array([F])),
+        "marriage_quarantine": id_body(pa.array([D])),
+    }
+    whole = run(m, mar, **quarantine)
+    assert {f for f, _, _ in found(whole)} == set(FINDINGS)
+    assert ("marital_conflict", "mz", F) in found(whole)  # F's spouses: G, then C
+    h, w = (bucket_of(mar[c], count) for c in ("husband_id_number", "wife_id_number"))
+    assert (h != w).any()  # a couple split across buckets
+    parts = []
+    for index in range(count):
+        part = KeyRange(index, count)
+        parts.append(
+            find_inconsistencies(
+                m.filter(part.holds(m["id_number"])),
+                mar.filter(part.holds(mar["husband_id_number"], mar["wife_id_number"])),
+                AUTHORITY,
+                DS,
+                persons=part.holds,
+                **quarantine,
+            )
+        )
+    split = pa.concat_tables(parts).sort_by([(k, "ascending") for k in SORT_BY])
+    assert split.equals(whole)
