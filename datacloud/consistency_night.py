@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datacloud import memory
 from datacloud.config import Department
 from datacloud.consistency import (
     KEEP_NIGHTS,
@@ -267,6 +268,7 @@ def build(
                 persons=part.holds,
             )
         )
+        memory.give_back()  # the bucket's mentions are gone: the next starts lean
     table = pa.concat_tables(parts)
     return table.sort_by([(k, "ascending") for k in SORT_BY])
 

@@ -36,6 +36,7 @@ from datacloud import (
     curated_tables,
     curation_ranges,
     delta,
+    memory,
     quality,
     quality_suites,
 )
@@ -503,6 +504,7 @@ def publish_ranges(
             gated[name] = outcome
         else:
             published[name] = {**outcome, "ranges": len(files[name])}
+        memory.give_back()  # the next table starts from what the task holds, not this one's peak
     out = _finish(root, depts, ds, run_id, versions, plan["fingerprint"], published, gated)
     curation_ranges.remove_scratch(scratch)
     return out
@@ -531,6 +533,7 @@ def _check_and_publish_parts(
         except QualityGateError as e:  # not published; the other tables go on
             log.error("curated/%s: not published: %s", name, e)
             return str(e)
+        memory.give_back()  # the gate's profile and frames are gone: the publish starts lean
     first = sort_by[0]
     values = parts.read([first])[first]
     most = max(1, config.publishing.compact_when_files_over)
