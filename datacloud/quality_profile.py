@@ -155,7 +155,9 @@ def curated_profile(
             missing.append(f"{column}__resolves")
             continue
         values = _strings(table[column])
-        known = pc.unique(_strings(other[link["column"]]).drop_null())
+        # is_in builds its own hash set of the value set (duplicates fold into it): a
+        # pc.unique first would build a second one over the whole linked table (10M keys)
+        known = _strings(other[link["column"]]).drop_null()
         found = pc.is_in(values, value_set=known).to_numpy(zero_copy_only=False)
         absent = pc.is_null(values).to_numpy(zero_copy_only=False)
         out[f"{column}__resolves"] = verdicts(~found & ~absent, absent)

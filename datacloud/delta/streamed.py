@@ -48,6 +48,7 @@ from datacloud.delta.spec import (
     PublishSpec,
     VectorsUnknown,
 )
+from datacloud.memory import give_back
 from datacloud.storage import DataPath, parse
 
 _log = logging.getLogger(__name__)
@@ -225,6 +226,7 @@ def _write_slices(
             if keep_pairs:
                 pairs.append(rows.select([spec.key, ROW_HASH]))
             del rows
+            give_back()  # the slice is written: the next one starts from what is held
     except BaseException:
         _delete(path, written)
         raise
