@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -81,18 +82,25 @@ def publish(
     as app transactions (``read.consumed_versions``).
     """
     path = parse(path) if isinstance(path, str) else path  # callers may pass a str
+    return with_retries(path, lambda: _publish_once(path, rows, deleted_keys, spec, commit))
+
+
+def with_retries(path: DataPath, attempt: Callable[[], MergeResult]) -> MergeResult:
+    """``attempt`` (one publish on a freshly loaded snapshot) under the table's lock, made
+    again when another writer committed first, at most ``PUBLISH_ATTEMPTS`` times with a
+    growing random pause; then ``CommitConflict``."""
     with table_lock(path):
-        for attempt in range(PUBLISH_ATTEMPTS):
+        for n in range(PUBLISH_ATTEMPTS):
             try:
-                return _publish_once(path, rows, deleted_keys, spec, commit)
+                return attempt()
             except (CommitConflict, CommitFailedError, VectorsUnknown) as e:
-                if attempt + 1 == PUBLISH_ATTEMPTS:
+                if n + 1 == PUBLISH_ATTEMPTS:
                     raise CommitConflict(
                         f"{path}: other writers changed the table during {PUBLISH_ATTEMPTS} "
                         f"attempts to publish; last: {e}"
                     ) from e
                 log.warning("%s: %s; reloading and publishing again", path, e)
-                time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
+                time.sleep(random.uniform(0.05, 0.25) * (n + 1))
     raise AssertionError("unreachable")
 
 

@@ -18,7 +18,6 @@ published rows without a key is published as before, whole (``publishing.publish
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,23 +29,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
-from deltalake.exceptions import CommitFailedError
 
 from datacloud.delta import log, protocol
-from datacloud.delta.lock import table_lock
 from datacloud.delta.publishing import publish as publish_whole
-from datacloud.delta.publishing import with_row_hash
+from datacloud.delta.publishing import with_retries, with_row_hash
 from datacloud.delta.read import live_rows, load, open_table, plain_types, read_loaded
 from datacloud.delta.rewrite import FileStats, add_action, file_name, replace_all, write_file
 from datacloud.delta.spec import (
-    PUBLISH_ATTEMPTS,
     ROW_HASH,
     AppendOnly,
-    CommitConflict,
     CommitInfo,
     MergeResult,
     PublishSpec,
-    VectorsUnknown,
 )
 from datacloud.memory import give_back
 from datacloud.storage import DataPath, parse
@@ -79,24 +73,17 @@ def publish(path: DataPath, source: Source, spec: PublishSpec, commit: CommitInf
     """Publish every key of a curated table from ``source`` in one commit, a slice in memory
     at a time; retried on a concurrent commit under the table's lock as ``publishing.publish``."""
     path = parse(path) if isinstance(path, str) else path
-    with table_lock(path):
-        for attempt in range(PUBLISH_ATTEMPTS):
-            try:
-                return _publish_once(path, source, spec, commit)
-            except _Whole as e:
-                _log.warning("%s: published whole, in memory: %s", path, e)
-                rows = source.whole()
-                gone = _gone(open_table(path), spec.key, source.keys())
-                return publish_whole(path, rows, gone, spec, commit)
-            except (CommitConflict, CommitFailedError, VectorsUnknown) as e:
-                if attempt + 1 == PUBLISH_ATTEMPTS:
-                    raise CommitConflict(
-                        f"{path}: other writers changed the table during {PUBLISH_ATTEMPTS} "
-                        f"attempts to publish; last: {e}"
-                    ) from e
-                _log.warning("%s: %s; reloading and publishing again", path, e)
-                time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))
-    raise AssertionError("unreachable")
+
+    def attempt() -> MergeResult:
+        try:
+            return _publish_once(path, source, spec, commit)
+        except _Whole as e:
+            _log.warning("%s: published whole, in memory: %s", path, e)
+            rows = source.whole()
+            gone = _gone(open_table(path), spec.key, source.keys())
+            return publish_whole(path, rows, gone, spec, commit)
+
+    return with_retries(path, attempt)
 
 
 def _gone(dt: DeltaTable | None, key: str, keys: pa.Array | pa.ChunkedArray) -> pa.Array:
