@@ -31,65 +31,33 @@ def _stat_value(v: Any) -> Any:
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
-def _bounded(t: pa.DataType) -> bool:
-    """Whether Delta statistics hold a min/max of a column of this type."""
-    return (
-        pa.types.is_string(t)
-        or pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_date32(t)
-    )
-
-
-class FileStats:
-    """The ``add`` statistics of a data file written a slice at a time: row count, null
-    counts, min/max of the primitive columns, as ``_stats_json`` of the whole file gives."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.nulls: dict[str, int] = {}
-        self.mins: dict[str, Any] = {}
-        self.maxs: dict[str, Any] = {}
-        self.unbounded: set[str] = set()  # a float column with NaN or ±inf: no bounds
-
-    def add(self, table: pa.Table) -> FileStats:
-        """Count one more slice of the file's rows (slices added in any order)."""
-        self.rows += table.num_rows
-        for name in table.column_names:
-            column = table[name]
-            self.nulls[name] = self.nulls.get(name, 0) + column.null_count
-            if not _bounded(column.type) or name in self.unbounded:
-                continue
-            if pa.types.is_floating(column.type):  # NaN and ±inf have no JSON
-                column = pc.drop_null(column)
-                if not pc.all(pc.is_finite(column)).as_py():
-                    self.unbounded.add(name)
-                    self.mins.pop(name, None)
-                    self.maxs.pop(name, None)
-                    continue
-            bounds = pc.min_max(column)
-            lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-            if lo is None:
-                continue
-            if name not in self.mins or lo < self.mins[name]:
-                self.mins[name] = lo
-            if name not in self.maxs or hi > self.maxs[name]:
-                self.maxs[name] = hi
-        return self
-
-    def json(self, names: list[str]) -> str:
-        """The statistics text of the file's columns ``names`` (in that order)."""
-        mins = {n: _stat_value(self.mins[n]) for n in names if n in self.mins}
-        maxs = {n: _stat_value(self.maxs[n]) for n in names if n in self.maxs}
-        nulls = {n: self.nulls.get(n, 0) for n in names}
-        stats = {"numRecords": self.rows, "minValues": mins, "maxValues": maxs}
-        doc = {**stats, "nullCount": nulls, "tightBounds": True}
-        return json.dumps(doc, ensure_ascii=False, allow_nan=False)
-
-
-def _stats_json(table: pa.Table) -> str:
+def stats_json(table: pa.Table) -> str:
     """Delta ``add`` statistics: row count, null counts, min/max of the primitive columns."""
-    return FileStats().add(table).json(table.column_names)
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for name in table.column_names:
+        column = table[name]
+        nulls[name] = column.null_count
+        t = column.type
+        if not (
+            pa.types.is_string(t)
+            or pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_date32(t)
+        ):
+            continue
+        if pa.types.is_floating(t):  # NaN and ±inf have no JSON: no bounds for such a column
+            column = pc.drop_null(column)
+            if not pc.all(pc.is_finite(column)).as_py():
+                continue
+        bounds = pc.min_max(column)
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if lo is not None:
+            mins[name], maxs[name] = _stat_value(lo), _stat_value(hi)
+    stats = {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs}
+    doc = {**stats, "nullCount": nulls, "tightBounds": True}
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False)
 
 
 def _parquet_bytes(table: pa.Table, row_group_rows: int) -> bytes:
@@ -127,7 +95,7 @@ def new_file(table: pa.Table, row_group_rows: int, now: int) -> tuple[dict[str, 
     """A new data file of ``table`` (as it is ordered): its ``add`` action and its bytes."""
     name = file_name()
     data = _parquet_bytes(table, row_group_rows)
-    return add_action(name, len(data), now, _stats_json(table)), data
+    return add_action(name, len(data), now, stats_json(table)), data
 
 
 def write_file(loc: DataPath, table: pa.Table, row_group_rows: int) -> int:

@@ -34,7 +34,7 @@ from datacloud.delta import log, protocol
 from datacloud.delta.publishing import publish as publish_whole
 from datacloud.delta.publishing import with_retries, with_row_hash
 from datacloud.delta.read import live_rows, load, open_table, plain_types, read_loaded
-from datacloud.delta.rewrite import FileStats, add_action, file_name, replace_all, write_file
+from datacloud.delta.rewrite import add_action, file_name, replace_all, stats_json, write_file
 from datacloud.delta.spec import (
     ROW_HASH,
     AppendOnly,
@@ -208,8 +208,7 @@ def _write_slices(
                 return write_file(loc, build(), spec.row_group_rows)
 
             written[name] = again
-            stats = FileStats().add(rows).json(rows.column_names)
-            adds.append(add_action(name, size, now, stats))
+            adds.append(add_action(name, size, now, stats_json(rows)))
             if keep_pairs:
                 pairs.append(rows.select([spec.key, ROW_HASH]))
             del rows
