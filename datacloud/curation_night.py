@@ -148,25 +148,41 @@ def _check_and_publish(
 ) -> dict[str, Any] | str:
     """Check one curated table's rows (the gate), publish them in one commit and keep the
     table up; its figures, or the gate's verdict when it kept the table back."""
-    key, sort_by = LAYOUT[name]
+    key = LAYOUT[name][0]
     if check is not None:  # 2. check (the curated quality gate)
-        try:
-            check(name, rows)
-        except QualityGateError as e:  # not published; the other tables go on
-            log.error("curated/%s: not published: %s", name, e)
-            return str(e)
+        verdict = _refused(check, name, rows)
+        if verdict is not None:
+            return verdict
     if table_full:
         gone = _keys_not_in(root.curated(name), key, rows[key])
-    spec = delta.PublishSpec(
-        key,
-        tuple(sort_by),
-        full=table_full,
-        deletion_vectors=config.publishing.deletion_vectors,
-        deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
-    )
+    spec = _publish_spec(name, table_full, config)
     # the staged versions consumed go into the log too (app transactions, ``commit.consumed``)
     result = delta.publish(root.curated(name), rows, gone, spec, commit)  # 3. publish
     return _maintained(root, name, rows.num_rows, result, table_full, config, commit)
+
+
+def _refused(check: Check, name: str, rows: pa.Table) -> str | None:
+    """The curated quality gate on ``name``'s rows: its verdict when it keeps the table back
+    (logged; the other tables go on), None when the table may be published."""
+    try:
+        check(name, rows)
+    except QualityGateError as e:
+        log.error("curated/%s: not published: %s", name, e)
+        return str(e)
+    return None
+
+
+def _publish_spec(name: str, full: bool, config: CurationConfig) -> delta.PublishSpec:
+    """How ``name`` is published: its key and layout, full or incremental, deletion vectors
+    as ``dags/curation.yaml`` says."""
+    key, sort_by = LAYOUT[name]
+    return delta.PublishSpec(
+        key,
+        tuple(sort_by),
+        full=full,
+        deletion_vectors=config.publishing.deletion_vectors,
+        deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
+    )
 
 
 def _maintained(
@@ -528,11 +544,9 @@ def _check_and_publish_parts(
         if callable(wanted):
             named = {key, *wanted(name)}
             columns = [c for c in parts.schema.names if c in named]
-        try:
-            check(name, parts.read(columns))
-        except QualityGateError as e:  # not published; the other tables go on
-            log.error("curated/%s: not published: %s", name, e)
-            return str(e)
+        verdict = _refused(check, name, parts.read(columns))
+        if verdict is not None:
+            return verdict
         memory.give_back()  # the gate's profile and frames are gone: the publish starts lean
     first = sort_by[0]
     values = parts.read([first])[first]
@@ -548,14 +562,7 @@ def _check_and_publish_parts(
         slices=[functools.partial(parts.read_slice, first, lo, hi) for lo, hi in bounds],
         whole=parts.read,
     )
-    spec = delta.PublishSpec(
-        key,
-        tuple(sort_by),
-        full=True,
-        deletion_vectors=config.publishing.deletion_vectors,
-        deletion_vectors_under=delta.DELETION_VECTORS_UNDER,
-    )
-    result = streamed.publish(root.curated(name), source, spec, commit)
+    result = streamed.publish(root.curated(name), source, _publish_spec(name, True, config), commit)
     log.info("curated/%s: written in %d slices", name, len(bounds))
     return _maintained(root, name, parts.num_rows, result, True, config, commit)
 
