@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -164,8 +164,13 @@ def _check_and_publish(
 def _refused(check: Check, name: str, rows: pa.Table) -> str | None:
     """The curated quality gate on ``name``'s rows: its verdict when it keeps the table back
     (logged; the other tables go on), None when the table may be published."""
+    return _gated(name, lambda: check(name, rows))
+
+
+def _gated(name: str, gate: Callable[[], None]) -> str | None:
+    """Run a gate on ``name``: its verdict when it keeps the table back (logged), or None."""
     try:
-        check(name, rows)
+        gate()
     except QualityGateError as e:
         log.error("curated/%s: not published: %s", name, e)
         return str(e)
@@ -285,6 +290,9 @@ class QualityGate:
 
     Links (owners, spouses, legal representatives, roles) resolve against the curated person
     and enterprise tables as published so far tonight (person and enterprise go first).
+
+    A full build's publish gates a table a slice at a time (``check_slices``, slices of
+    ``slice_column``): one result per table, the one on the whole table.
     """
 
     def __init__(self, root: StorageRoot, ds: date) -> None:
@@ -292,39 +300,68 @@ class QualityGate:
         self._keys: dict[str, tuple[int, pa.Table]] = {}  # link target -> (version, keys)
 
     def _link_keys(self, table: str) -> pa.Table | None:
-        """The key column of a link target, read once per published version of it."""
+        """The key column of a link target, read once per published version of it (Arrow,
+        as read: every slice and table looks its values up in it without a copy)."""
         path = self.root.curated(table)
         dt = open_table(path)
         if dt is None:
             return None
         version = dt.version()
         if table not in self._keys or self._keys[table][0] != version:
+            self._keys.pop(table, None)  # the older version goes before the newer is read
             column = [LINK_TARGETS[table]]
             self._keys[table] = (version, delta.read_table(path, column, version))
         return self._keys[table][1]
 
-    def columns(self, name: str) -> list[str]:
-        """The columns of ``name``'s rows its suite's profile reads (``curated_profile``):
-        the suite's key, identifiers, link columns and ``birth_date`` when checked against
-        an identifier; the gate's verdict on just these columns is the one on every column."""
-        declared = curated_tables.table(name).suite
-        if declared is None:
-            return []
-        meta = quality_suites.load_suite(declared)["meta"]["datacloud"]
-        out = [*meta["key"], *meta.get("identifiers", {}), *meta.get("links", {})]
-        if meta.get("birth_date_from"):
-            out.append("birth_date")
-        return list(dict.fromkeys(out))
-
-    def __call__(self, name: str, rows: pa.Table) -> None:
+    def _related(self, name: str) -> dict[str, pa.Table]:
         related = {}
         for table in LINK_TARGETS:
             found = self._link_keys(table) if table != name else None
             if found is not None:
                 related[table] = found
-        result = quality.check_curated(self.root, name, rows, self.ds, related)
+        return related
+
+    @staticmethod
+    def _meta(name: str) -> dict[str, Any] | None:
+        declared = curated_tables.table(name).suite
+        if declared is None:
+            return None
+        meta: dict[str, Any] = quality_suites.load_suite(declared)["meta"]["datacloud"]
+        return meta
+
+    def columns(self, name: str) -> list[str]:
+        """The columns of ``name``'s rows its suite's profile reads (``curated_profile``):
+        the suite's key, identifiers, link columns and ``birth_date`` when checked against
+        an identifier; the gate's verdict on just these columns is the one on every column."""
+        meta = self._meta(name)
+        if meta is None:
+            return []
+        out = [*meta["key"], *meta.get("identifiers", {}), *meta.get("links", {})]
+        if meta.get("birth_date_from"):
+            out.append("birth_date")
+        return list(dict.fromkeys(out))
+
+    def slice_column(self, name: str) -> str | None:
+        """The column whose ranges slice ``name``'s gate: the first sort column of its layout
+        (the publish's slices) when it is part of the suite's key, else the key's first
+        column; None without a suite. A key is then never split between two slices (a
+        duplicate shares that column's value, nulls all go to one slice), so uniqueness per
+        slice is uniqueness in the table."""
+        meta = self._meta(name)
+        if meta is None:
+            return None
+        first = LAYOUT[name][1][0]
+        return first if first in meta["key"] else str(meta["key"][0])
+
+    def check_slices(self, name: str, slices: Iterable[pa.Table]) -> None:
+        """The gate on ``name``'s rows given as slices of ``slice_column``'s range."""
+        related = self._related(name)
+        result = quality.check_curated_slices(self.root, name, slices, self.ds, related)
         if not result.passed:
             raise QualityGateError(result.message())
+
+    def __call__(self, name: str, rows: pa.Table) -> None:
+        self.check_slices(name, [rows])
 
 
 def quality_gate(root: StorageRoot, ds: date) -> QualityGate:
@@ -536,35 +573,76 @@ def _check_and_publish_parts(
     rows_per_file: int,
 ) -> dict[str, Any] | str:
     """``_check_and_publish`` of a full build's table from its parts, a slice at a time: the
-    gate on the columns it reads, then ``delta.streamed.publish`` (one commit)."""
+    gate (``_refused_parts``), then ``delta.streamed.publish`` (one commit)."""
     key, sort_by = LAYOUT[name]
-    if check is not None:  # the gate: on the columns its suite profiles (all, for another check)
-        wanted = getattr(check, "columns", None)
-        columns = None
-        if callable(wanted):
-            named = {key, *wanted(name)}
-            columns = [c for c in parts.schema.names if c in named]
-        verdict = _refused(check, name, parts.read(columns))
+    most = max(1, config.publishing.compact_when_files_over)
+    bounds = _slicer(parts, max(rows_per_file, -(-parts.num_rows // most)))
+    if check is not None:  # 2. check (the curated quality gate)
+        verdict = _refused_parts(check, name, parts, bounds)
         if verdict is not None:
             return verdict
         memory.give_back()  # the gate's profile and frames are gone: the publish starts lean
     first = sort_by[0]
-    values = parts.read([first])[first]
-    most = max(1, config.publishing.compact_when_files_over)
-    per_file = max(rows_per_file, -(-parts.num_rows // most))
-    points = curation_ranges.split_points(values, per_file)
-    del values
-    bounds = list(zip([None, *points], [*points, None], strict=True))
+    slices = bounds(first)
     source = streamed.Source(
         schema=parts.schema,
         num_rows=parts.num_rows,
         keys=lambda: parts.read([key])[key],
-        slices=[functools.partial(parts.read_slice, first, lo, hi) for lo, hi in bounds],
+        slices=[functools.partial(parts.read_slice, first, lo, hi) for lo, hi in slices],
         whole=parts.read,
     )
     result = streamed.publish(root.curated(name), source, _publish_spec(name, True, config), commit)
-    log.info("curated/%s: written in %d slices", name, len(bounds))
+    log.info("curated/%s: written in %d slices", name, len(slices))
     return _maintained(root, name, parts.num_rows, result, True, config, commit)
+
+
+Bounds = Callable[[str], list[tuple[Any, Any]]]  # a column -> its slices' [lo, hi) bounds
+
+
+def _slicer(parts: curation_ranges.Parts, rows: int) -> Bounds:
+    """The slices of a column's range of about ``rows`` rows each (``split_points``; the
+    last also takes the nulls), cut once per column: the gate and the publish, slicing by
+    the same column, read the same slices."""
+    points: dict[str, list[Any]] = {}
+
+    def bounds(column: str) -> list[tuple[Any, Any]]:
+        if column not in points:
+            values = parts.read([column])[column]
+            points[column] = curation_ranges.split_points(values, rows)
+            del values
+        cuts = points[column]
+        return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+    return bounds
+
+
+def _refused_parts(
+    check: Check,
+    name: str,
+    parts: curation_ranges.Parts,
+    bounds: Bounds,
+) -> str | None:
+    """``_refused`` on a full build's table from its parts.
+
+    The curated gate (``QualityGate``) runs a slice at a time (``check_slices``): the rows of
+    each range of its ``slice_column``, as the publish cuts them, only the columns its suite
+    profiles, so it holds one slice's rows, profile and pandas frame, never the table's.
+    Another ``check`` gets the whole table (the columns it names with ``columns``, else all).
+    """
+    sliced = getattr(check, "check_slices", None)
+    by = getattr(check, "slice_column", None)
+    wanted = getattr(check, "columns", None)
+    named = set(wanted(name)) if callable(wanted) else None
+    columns = None if named is None else [c for c in parts.schema.names if c in named]
+    column = by(name) if callable(by) else None
+    if callable(sliced) and column is not None and column in parts.schema.names:
+        keep = columns or parts.schema.names
+        slices = (parts.read_slice(column, lo, hi).select(keep) for lo, hi in bounds(column))
+        return _gated(name, lambda: sliced(name, slices))
+    key = LAYOUT[name][0]
+    if columns is not None:
+        columns = [c for c in parts.schema.names if c in {key, *columns}]
+    return _refused(check, name, parts.read(columns))
 
 
 def publish_night(

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import statistics
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +29,7 @@ from datacloud.atomic import locked, replace_text
 from datacloud.config import QualitySpec, TableSpec
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
-from datacloud.quality_ge import ExpectationOutcome, run_suite
+from datacloud.quality_ge import ExpectationOutcome, run_suite, run_suite_slices
 from datacloud.quality_profile import curated_profile, raw_profile
 from datacloud.quality_words import check_zh
 
@@ -250,19 +251,65 @@ def check_curated(
     is not given is skipped and noted. The result is written to
     ``quality/curated/<date>/gate.json``; publish only when ``result.passed``.
     """
+    return check_curated_slices(root, name, [table], ds, related)
+
+
+def check_curated_slices(
+    root: StorageRoot,
+    name: str,
+    slices: Iterable[pa.Table],
+    ds: date,
+    related: dict[str, pa.Table],
+) -> GateResult:
+    """``check_curated`` on a table given as disjoint slices of its rows (taken one at a
+    time): each slice is profiled and validated alone, and the counts are added up into the
+    one result (and Data Docs page) of the table (``quality_ge.run_suite_slices``).
+
+    The result is the whole table's when no key repeats across slices, i.e. when the slices
+    are ranges of a column of the suite's key (``meta.datacloud.key``; nulls of that column
+    in one slice): every other check's verdict on a row depends on that row alone, and a link
+    resolves against all of ``related`` in every slice. Slices without rows are skipped (all
+    empty: the gate runs once on the empty table, as the whole table's would).
+    """
     declared = curated_tables.table(name).suite
     if declared is None:
         raise ValueError(f"curated table {name!r} has no quality suite (datacloud.curated_tables)")
     suite = suites.load_suite(declared)
-    profile, missing = curated_profile(table, suite["meta"]["datacloud"], related, ds)
+    meta = suite["meta"]["datacloud"]
+    tables = iter(slices)
+    first: pa.Table | None = None
+    for first in tables:  # the first slice with rows (or the last, when none has any)
+        if first.num_rows:
+            break
+    if first is None:
+        raise ValueError(f"curated table {name!r}: no slice to check")
+    profile, missing = curated_profile(first, meta, related, ds)
+    rows = first.num_rows
+    pending = [profile]  # handed over, not kept: one slice's profile alive at a time
+    del first, profile
+
+    def profiles() -> Iterator[pa.Table]:
+        nonlocal rows
+        yield pending.pop()
+        for table in tables:
+            if not table.num_rows:
+                continue
+            rows += table.num_rows
+            more, absent = curated_profile(table, meta, related, ds)
+            del table
+            if absent != missing:  # the same columns and related tables in every slice
+                raise RuntimeError(f"curated table {name}: a slice lacks other profile columns")
+            yield more
+
     notes = [f"{c}: skipped, not available" for c in missing]
     kept = [e for e in suite["expectations"] if e["kwargs"].get("column") not in missing]
-    run = run_suite(root, (CURATED_SCOPE, name), {**suite, "expectations": kept}, profile, {}, ds)
+    tonight = {**suite, "expectations": kept}
+    run = run_suite_slices(root, (CURATED_SCOPE, name), tonight, profiles(), {}, ds)
     result = GateResult(
         suite["name"],
         CURATED_SCOPE,
         name,
-        table.num_rows,
+        rows,
         run.outcomes,
         run.data_docs,
         notes,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -100,11 +101,35 @@ def run_suite(
     ds: date,
 ) -> SuiteRun:
     """Validate ``profile`` against ``suite`` (plain JSON) and build its Data Docs page."""
+    return run_suite_slices(root, scope, suite, [profile], params, ds)
+
+
+def run_suite_slices(
+    root: StorageRoot,
+    scope: tuple[str, str],
+    suite: dict[str, Any],
+    profiles: Iterable[pa.Table],
+    params: dict[str, float],
+    ds: date,
+) -> SuiteRun:
+    """Validate a table's profile given as slices (``profiles``, taken one at a time: only
+    one slice's pandas frame is alive at once) and build one Data Docs page for the table.
+
+    Each slice is validated by the same checkpoint; the slices' results are added up per
+    expectation (``combined``: counts summed, percentages and success recomputed from the
+    sums as GE computes them, ``mostly`` included), so a table's result is GE's result on
+    the whole profile whenever each expectation's verdict on a row depends on that row alone
+    or, for uniqueness, when no value of the column repeats across slices (the caller's
+    business: ``quality.check_curated_slices``). One slice is GE's result as it is. The
+    combined result is stored as the night's result and its page built from it.
+    """
     started = time.perf_counter()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
 
     ctx = _context(root, scope)
     name = f"{scope[0]}.{scope[1]}"
@@ -120,23 +145,46 @@ def run_suite(
     definition = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=name, data=batch, suite=gx_suite)
     )
+    # no actions: the Data Docs page is built below, once, from the table's (combined) result
     checkpoint = ctx.checkpoints.add_or_update(
         gx.Checkpoint(
             name=name,
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[SITE])],
+            actions=[],
             result_format=RESULT_FORMAT,
         )
     )
     run_id = RunIdentifier(
         run_name=ds.isoformat(), run_time=datetime(ds.year, ds.month, ds.day, tzinfo=UTC)
     )
-    result = checkpoint.run(
-        batch_parameters={"dataframe": profile.to_pandas()},
-        expectation_parameters=params,
-        run_id=run_id,
+    identifier: Any = None
+    validation: Any = None
+    slices = 0
+    for profile in profiles:
+        frame = profile.to_pandas()
+        result = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=params,
+            run_id=run_id,
+        )
+        ((this, one),) = result.run_results.items()
+        del frame, result  # the slice's frame goes; its result's counts are kept
+        if identifier is not None and this != identifier:
+            raise RuntimeError(f"{name}: a slice's result has another identifier than the first")
+        identifier, validation = this, one if validation is None else _added(validation, one)
+        slices += 1
+    if validation is None:
+        raise ValueError(f"{name}: no profile to validate")
+    if slices > 1:
+        _judged(validation)
+        validation.meta["datacloud_slices"] = slices
+        ctx.validation_results_store.store_validation_results(
+            suite_validation_result=validation, suite_validation_result_identifier=identifier
+        )
+    ctx.build_data_docs(
+        site_names=[SITE],
+        resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite["name"])],
     )
-    ((identifier, validation),) = result.run_results.items()
     outcomes = []
     for r in validation.results:
         cfg = r.expectation_config
@@ -155,3 +203,75 @@ def run_suite(
     urls = ctx.get_docs_sites_urls(resource_identifier=identifier, site_names=[SITE])
     page = _docs_path(root, urls[0].get("site_url") if urls else None)
     return SuiteRun(outcomes, page, time.perf_counter() - started)
+
+
+# --- adding up the results of a table's slices ----------------------------------------------
+
+_SUMMED = ("element_count", "unexpected_count", "missing_count")
+
+
+def _raised(r: Any) -> bool:
+    return bool((r.exception_info or {}).get("raised_exception"))
+
+
+def _added(total: Any, more: Any) -> Any:
+    """``total`` (a suite's result over the slices so far) with a further slice's result
+    ``more`` added: each column map expectation's counts summed. An expectation that raised
+    in a slice keeps that slice's result (it fails). Other expectations (no per-row counts,
+    e.g. a row count check) cannot be added up: ``ValueError``."""
+    if len(total.results) != len(more.results):
+        raise RuntimeError("the slices' results have other expectations")
+    for i, (a, b) in enumerate(zip(total.results, more.results, strict=True)):
+        if a.expectation_config.type != b.expectation_config.type:
+            raise RuntimeError("the slices' results have other expectations")
+        if _raised(a):
+            continue
+        if _raised(b):
+            total.results[i] = b
+            continue
+        ra, rb = a.result or {}, b.result or {}
+        if "element_count" not in ra or "element_count" not in rb:
+            raise ValueError(
+                f"{a.expectation_config.type}: no per-row counts, it cannot be added up over slices"
+            )
+        for k in _SUMMED:
+            if k in ra:
+                ra[k] = int(ra[k] or 0) + int(rb.get(k) or 0)
+    return total
+
+
+def _judged(validation: Any) -> None:
+    """Percentages and success of the summed counts, as GE computes them for one frame
+    (``_format_map_output``, ``_mostly_success``; ``expect_column_values_to_not_be_null``,
+    which has no missing count, over every row), then the suite's statistics and success."""
+    for r in validation.results:
+        if _raised(r):
+            continue
+        res = r.result
+        total, bad = int(res["element_count"]), int(res.get("unexpected_count") or 0)
+        mostly = r.expectation_config.kwargs.get("mostly")
+        mostly = 1.0 if mostly is None else float(mostly)  # a suite parameter: filled by now
+        if "missing_count" in res:  # over the values present
+            nonnull = total - int(res["missing_count"])
+            res["missing_percent"] = res["missing_count"] / total * 100 if total else None
+            res["unexpected_percent_total"] = bad / total * 100 if total else None
+            share = bad / nonnull * 100 if total and nonnull else None
+            res["unexpected_percent_nonmissing"] = share
+            res["unexpected_percent"] = share
+            considered = nonnull
+        else:  # over every row
+            res["unexpected_percent"] = bad / total * 100 if total else None
+            considered = total
+        for k, v in res.items():  # lists of values (none kept: partial_unexpected_count 0)
+            if isinstance(v, list):
+                res[k] = []
+        r.success = considered == 0 or (considered - bad) / considered >= mostly
+    evaluated = len(validation.results)
+    passed = sum(1 for r in validation.results if r.success)
+    validation.statistics = {
+        "evaluated_expectations": evaluated,
+        "successful_expectations": passed,
+        "unsuccessful_expectations": evaluated - passed,
+        "success_percent": passed / evaluated * 100 if evaluated else None,
+    }
+    validation.success = passed == evaluated

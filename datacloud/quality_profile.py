@@ -120,6 +120,25 @@ def _compare(a: pa.Array, b: pa.Array) -> pa.DictionaryArray:
     return verdicts(~same & ~missing, missing)
 
 
+def resolves(values: pa.Array, known: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Whether each of ``values`` is one of ``known`` (a linked table's keys; null: False).
+
+    ``is_in`` hashes its value set (duplicates fold into it). When ``known`` is the larger,
+    e.g. a slice of a table against every person key, the values are hashed instead: the
+    keys among them are found, and the values are looked up in those. Memory then holds a
+    hash of the slice's values, never of the linked table; ``known`` is read as it is (no
+    copy, chunks kept)."""
+    if not isinstance(known, pa.ChunkedArray):
+        known = pa.chunked_array([known])
+    if known.type != values.type:
+        known = pc.cast(known, values.type)
+    if len(known) > len(values):
+        known = known.filter(pc.is_in(known, value_set=values))
+    if known.null_count:
+        known = known.drop_null()
+    return np.asarray(pc.is_in(values, value_set=known).to_numpy(zero_copy_only=False), bool)
+
+
 def curated_profile(
     table: pa.Table, meta: dict[str, Any], related: dict[str, pa.Table], ds: date
 ) -> tuple[pa.Table, list[str]]:
@@ -155,10 +174,7 @@ def curated_profile(
             missing.append(f"{column}__resolves")
             continue
         values = _strings(table[column])
-        # is_in builds its own hash set of the value set (duplicates fold into it): a
-        # pc.unique first would build a second one over the whole linked table (10M keys)
-        known = _strings(other[link["column"]]).drop_null()
-        found = pc.is_in(values, value_set=known).to_numpy(zero_copy_only=False)
+        found = resolves(values, other[link["column"]])
         absent = pc.is_null(values).to_numpy(zero_copy_only=False)
         out[f"{column}__resolves"] = verdicts(~found & ~absent, absent)
     return pa.table(out), missing
