@@ -10,6 +10,8 @@ trail. Files: ``<root>/audit/lookups-<UTC date>.jsonl``, appended to only, hash-
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import fcntl
 import hashlib
 import hmac
@@ -20,7 +22,8 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,16 +60,50 @@ GROUP_WAIT_S = 60.0  # a writer waiting for its group's flush gives up (fails) a
 
 
 class _Ticket:
-    """One writer's record in the group-commit queue."""
+    """One writer's record in the group-commit queue: a thread waiting on ``wake``
+    (``FileSink.write``), or an event loop's ``future`` (``FileSink.submit``)."""
 
-    __slots__ = ("done", "error", "lead", "record", "wake")
+    __slots__ = ("done", "error", "future", "lead", "record", "wake")
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: dict[str, Any], future: asyncio.Future[None] | None = None) -> None:
         self.record = record
-        self.wake = threading.Event()
+        self.future = future
+        self.wake = threading.Event() if future is None else None
         self.lead = False
         self.done = False
         self.error: BaseException | None = None
+
+
+def _settle(tickets: list[_Ticket]) -> None:
+    """On the tickets' event loop: each future gets its flush's outcome."""
+    for ticket in tickets:
+        future = ticket.future
+        if future is None or future.done():
+            continue
+        if ticket.error is not None:
+            future.set_exception(ticket.error)
+        else:
+            future.set_result(None)
+
+
+class _Flusher:
+    """The thread that leads a group commit when the writers waiting are event loops'
+    (``FileSink.submit``): it is kicked once per leadership handed to it."""
+
+    def __init__(self, lead: Callable[[], None]) -> None:
+        self._lead = lead
+        self._kick = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="audit-flush", daemon=True)
+        self.thread.start()
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def _run(self) -> None:
+        while True:  # a daemon thread: ends with the process
+            self._kick.wait()
+            self._kick.clear()
+            self._lead()
 
 
 class AuditUnavailable(RuntimeError):
@@ -141,6 +178,7 @@ class FileSink:
         self._queue_lock = threading.Lock()
         self._pending: list[_Ticket] = []  # records waiting for the next group commit
         self._leading = False  # a writer is writing a group now
+        self._flusher: _Flusher | None = None  # leads the groups of submitted records
 
     def path(self, day: str) -> Path:
         return self.folder / f"lookups-{day}.jsonl"
@@ -160,12 +198,37 @@ class FileSink:
             self._pending.append(ticket)
             if not self._leading:
                 self._leading = ticket.lead = True
+        assert ticket.wake is not None
         if not ticket.lead and not ticket.wake.wait(GROUP_WAIT_S):
             raise OSError(f"no audit flush within {GROUP_WAIT_S} s")
         if not ticket.done:  # the leader of the next group (first, or handed over)
             self._lead()
         if ticket.error is not None:
             raise ticket.error
+
+    def submit(
+        self, record: dict[str, Any], loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[None]:
+        """``write`` for a writer on an event loop: queues ``record`` for the next group commit
+        and returns at once; the future is done (on ``loop``) once the flush that holds the
+        record returned, with that flush's error when it failed. The groups of submitted
+        records are led by the sink's flusher thread, so the loop never waits for a disk."""
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+        future: asyncio.Future[None] = loop.create_future()
+        ticket = _Ticket(record, future)
+        with self._queue_lock:
+            self._pending.append(ticket)
+            kick = not self._leading
+            self._leading = True
+        if kick:
+            self._flush_thread().kick()
+        return future
+
+    def _flush_thread(self) -> _Flusher:
+        if self._flusher is None:
+            self._flusher = _Flusher(self._lead)
+        return self._flusher
 
     def _reset_after_fork(self) -> None:
         self.close()
@@ -174,27 +237,41 @@ class FileSink:
         self._queue_lock = threading.Lock()
         self._pending = []
         self._leading = False
+        self._flusher = None  # the parent's thread did not come along
 
     def _lead(self) -> None:
         """Write and flush every record waiting now, wake their writers, hand over."""
         with self._queue_lock:
             group, self._pending = self._pending, []
+        kick = False
         try:
-            self._commit(group)
+            if group:
+                self._commit(group)
         except BaseException as e:  # every writer of the group gets it
             for ticket in group:
                 if ticket.error is None and not ticket.done:
                     ticket.error = e
         finally:
+            loops: dict[asyncio.AbstractEventLoop, list[_Ticket]] = {}
             with self._queue_lock:
                 for ticket in group:
                     ticket.done = True
-                    ticket.wake.set()
-                if self._pending:  # they came during our flush: the first one leads next
+                    if ticket.wake is not None:
+                        ticket.wake.set()
+                    elif ticket.future is not None:
+                        loops.setdefault(ticket.future.get_loop(), []).append(ticket)
+                if not self._pending:
+                    self._leading = False
+                elif self._pending[0].wake is not None:  # a thread waits: it leads next
                     self._pending[0].lead = True
                     self._pending[0].wake.set()
-                else:
-                    self._leading = False
+                else:  # an event loop's record: the flusher leads next
+                    kick = True
+            for loop, tickets in loops.items():  # one wake-up per loop and group
+                with suppress(RuntimeError):  # a closed loop: nobody waits for these
+                    loop.call_soon_threadsafe(_settle, tickets)
+            if kick:
+                self._flush_thread().kick()
 
     def _commit(self, group: list[_Ticket]) -> None:
         with self._lock:
@@ -423,6 +500,43 @@ class FileSink:
                         yield rec
 
 
+class Deferred:
+    """The records written while ``AuditLog.deferred`` is open on an event loop: queued for
+    their sinks' group commit, not yet known durable. ``flushed`` waits for them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: list[tuple[str, asyncio.Future[None]]] = []  # (sink's name, future)
+
+    async def flushed(self) -> None:
+        """Returns once every record is durable in every sink; ``AuditUnavailable`` when a
+        flush failed or none came within ``GROUP_WAIT_S``: the lookup must not be answered."""
+        waiting, self.waiting = self.waiting, []
+        for sink, future in waiting:  # one flush holds most of them: few real waits
+            try:
+                if future.done():
+                    future.result()  # its error, if the flush failed
+                else:
+                    await asyncio.wait_for(future, GROUP_WAIT_S)
+            except Exception as e:
+                log.error("lookup audit: %s: %s", sink, type(e).__name__)
+                for _, other in waiting:  # their outcome is the same news: not logged again
+                    other.add_done_callback(_retrieved)
+                raise AuditUnavailable(
+                    "the audit record could not be written; the lookup was not answered"
+                ) from e
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+_DEFERRED: contextvars.ContextVar[Deferred | None] = contextvars.ContextVar(
+    "datacloud_audit_deferred", default=None
+)
+
+
 class AuditLog:
     """Writes each lookup's record to every sink; any failure is ``AuditUnavailable``."""
 
@@ -432,6 +546,25 @@ class AuditLog:
         self.sinks = sinks
         self._key = key
         self.dev = dev
+
+    def can_defer(self) -> bool:
+        """Every sink can take a record without blocking (``submit``): ``deferred`` works."""
+        return all(callable(getattr(sink, "submit", None)) for sink in self.sinks)
+
+    @contextmanager
+    def deferred(self) -> Iterator[Deferred]:
+        """On an event loop, around synchronous code that writes records (a lookup): each record
+        is queued for its sinks' group commit (``FileSink.submit``) instead of waited for, so the
+        loop does not block on a disk. The caller must ``await deferred.flushed()`` before it
+        answers; the records are written in order, before any answer, as ``record`` does."""
+        if not self.can_defer():
+            raise TypeError("every audit sink must have submit() to defer its records")
+        pending = Deferred(asyncio.get_running_loop())
+        token = _DEFERRED.set(pending)
+        try:
+            yield pending
+        finally:
+            _DEFERRED.reset(token)
 
     def key_hash(self, number: str) -> str:
         return hmac.new(self._key, number.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -500,6 +633,13 @@ class AuditLog:
     def _write(self, record: dict[str, Any]) -> dict[str, Any]:
         if self.dev:
             record["dev"] = True
+        pending = _DEFERRED.get()
+        if pending is not None:  # queued now, awaited by the caller before it answers
+            for n, sink in enumerate(self.sinks):
+                own = record if n == 0 else dict(record)  # each sink seals its own copy
+                future = sink.submit(own, pending.loop)  # type: ignore[attr-defined]
+                pending.waiting.append((type(sink).__name__, future))
+            return record
         for sink in self.sinks:
             try:
                 sink.write(record)

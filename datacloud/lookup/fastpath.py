@@ -6,12 +6,14 @@ key, rate, quota and body cap, and put the principal in the scope). A ``POST`` t
 ``/v1/lookup/person``, ``/enterprise`` or ``/property-status`` whose body is a well-formed
 query (``application/json``, a JSON object with only the route's fields, each of exactly the
 type and within the limits the pydantic models in ``api`` state, the purpose not blank, the
-date ``YYYY-MM-DD``) is answered here: one ``json.loads``, the service's lookup on a worker
-thread (its audit record waits for the group commit's fsync there, never on the event loop),
-the answer validated against the route's response model (``model_validate`` and
-``model_dump(exclude_unset=True)``, so the shape is the route's) and sent as the same
-``JSONResponse``. What it skips is FastAPI's per-request machinery: dependency resolution,
-request model validation with error collection, ``jsonable_encoder``.
+date ``YYYY-MM-DD``) is answered here: one ``json.loads``, the service's lookup on the event
+loop with its audit record queued for the group commit (``AuditLog.deferred``: the sink's
+flusher thread writes and fsyncs, the answer waits for it; an ``as_of`` or proof lookup, or
+an audit sink that cannot queue, runs on a worker thread instead), the answer validated
+against the route's response model (``model_validate`` and ``model_dump(exclude_unset=True)``,
+so the shape is the route's) and sent as the same ``JSONResponse``. What it skips is
+FastAPI's per-request machinery: dependency resolution, request model validation with error
+collection, ``jsonable_encoder``.
 
 Everything else goes to the app unchanged, body included: any body the lean checks do not
 accept (a missing or extra field, a wrong type, a too long value, a blank purpose, another
@@ -38,8 +40,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datacloud.lookup.auth import Principal
 from datacloud.lookup.keys import MAX_KEY_CHARS
-from datacloud.lookup.service import LookupService, is_blank
+from datacloud.lookup.service import Answer, LookupService, is_blank
 from datacloud.matters import CASE_NO_PATTERN, CODE_PATTERN, case_no_holds_personal_data
 
 _MATTER = re.compile(CODE_PATTERN)
@@ -149,22 +152,8 @@ class LookupFastPath:
         if query is None:
             await self.app(scope, _replay(message, receive), send)
             return
-        endpoint = route[0]
         try:
-            out = await asyncio.get_running_loop().run_in_executor(
-                _POOL,
-                functools.partial(
-                    self.service.lookup,
-                    principal,
-                    endpoint,
-                    query.key,
-                    query.matter,
-                    query.case_no,
-                    query.purpose,
-                    query.as_of,
-                    query.proof,
-                ),
-            )
+            out = await self._answer(principal, route[0], query)
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
@@ -175,6 +164,31 @@ class LookupFastPath:
             answer = model.model_validate({**out.body, "audit_id": out.audit_id})
             response = JSONResponse(answer.model_dump(mode="json", exclude_unset=True))
         await response(scope, receive, send)
+
+    async def _answer(self, principal: Principal, endpoint: str, query: Query) -> Answer:
+        """The service's lookup: on the event loop when it reads the snapshot in memory
+        (today's data, no proof to sign) and the audit can queue its record for the group
+        commit (``AuditLog.deferred``; the answer waits for the flush), else on a worker
+        thread, where the lookup's own audit write waits for its flush."""
+        lookup = functools.partial(
+            self.service.lookup,
+            principal,
+            endpoint,
+            query.key,
+            query.matter,
+            query.case_no,
+            query.purpose,
+            query.as_of,
+            query.proof,
+        )
+        audit = self.service.audit
+        if query.as_of is not None or query.proof or not audit.can_defer():
+            return await asyncio.get_running_loop().run_in_executor(_POOL, lookup)
+        with audit.deferred() as written:
+            try:
+                return lookup()
+            finally:  # a refusal is audited too: nothing is sent before the flush; a failed
+                await written.flushed()  # flush (AuditUnavailable) replaces any answer
 
     def _handler(self, exc: Exception) -> Handler | None:
         handlers = self.handlers()

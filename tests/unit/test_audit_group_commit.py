@@ -7,7 +7,9 @@ disk does (tmpfs would flush in no time and no group would form)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
 import os
 import threading
 import time
@@ -137,3 +139,77 @@ def test_two_processes_group_committing_keep_one_chain(tmp_path: Path) -> None:
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     verdict = verify(folder)
     assert verdict.broken is None and verdict.records == 2 * 8 * 25
+
+
+# --- records written from an event loop (AuditLog.deferred, FileSink.submit) --------------------
+
+
+async def _deferred_lookups(log: AuditLog, n: int, tag: str) -> list[Any]:
+    """``n`` concurrent lookups on one event loop, each writing its record deferred and
+    waiting for its flush, as the lookup API's lean path does; the record id or the error."""
+
+    async def one(i: int) -> Any:
+        with log.deferred() as written:
+            rec = log.record(WHO, "person", f"{tag} {i}", f"{tag}{i:04d}", "found")
+        try:
+            await written.flushed()
+        except AuditUnavailable as e:
+            return e
+        return rec["id"]
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+def test_records_deferred_on_an_event_loop_share_flushes_with_threads_and_keep_one_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flush = _SlowFlush()
+    monkeypatch.setattr(os, "fdatasync", flush)
+    folder = tmp_path / "audit"
+    log = AuditLog([FileSink(folder)], b"k" * 16)
+    threaded: list[Any] = []
+    writers = threading.Thread(target=lambda: threaded.extend(_hammer(log, threads=4, each=20)))
+    writers.start()  # threads writing synchronously at the same time as the loop
+    deferred = asyncio.run(_deferred_lookups(log, 200, "loop"))
+    writers.join(timeout=120)
+    assert not writers.is_alive()
+    ids = [*deferred, *threaded]
+    assert len(ids) == 280 and all(isinstance(i, str) for i in ids), ids[:3]
+    lines = _lines(folder)
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(ids)  # each once
+    verdict = verify(folder)
+    assert verdict.broken is None and verdict.records == 280
+    assert flush.calls <= 280 // 4, flush.calls  # the loop's records flushed in groups
+
+
+def test_a_failed_flush_fails_every_deferred_record_of_its_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flush = _SlowFlush()
+    monkeypatch.setattr(os, "fdatasync", flush)
+    folder = tmp_path / "audit"
+    log = AuditLog([FileSink(folder)], b"k" * 16)
+    log.record(WHO, "person", "first", "1", "found")
+    flush.fail_next = 1
+    results = asyncio.run(_deferred_lookups(log, 30, "loop"))
+    failed = [r for r in results if isinstance(r, AuditUnavailable)]
+    answered = [r for r in results if isinstance(r, str)]
+    assert failed, "the injected failure reached no deferred record"
+    assert len(_lines(folder)) == 1 + len(answered)  # no record of the failed group stayed
+    assert verify(folder).broken is None
+
+
+def test_deferring_needs_sinks_that_can_queue() -> None:
+    class Plain:
+        def write(self, record: dict[str, Any]) -> None:
+            pass
+
+    log = AuditLog([Plain()], b"k" * 16)
+    assert not log.can_defer()
+
+    async def attempt() -> None:
+        with log.deferred():
+            pass
+
+    with pytest.raises(TypeError):
+        asyncio.run(attempt())
