@@ -514,10 +514,10 @@ class Deferred:
         waiting, self.waiting = self.waiting, []
         for sink, future in waiting:  # one flush holds most of them: few real waits
             try:
-                if future.done():
-                    future.result()  # its error, if the flush failed
-                else:
-                    await asyncio.wait_for(future, GROUP_WAIT_S)
+                if not future.done():  # a timer, not a task as wait_for makes
+                    async with asyncio.timeout(GROUP_WAIT_S):
+                        await future
+                future.result()  # its error, if the flush failed
             except Exception as e:
                 log.error("lookup audit: %s: %s", sink, type(e).__name__)
                 for _, other in waiting:  # their outcome is the same news: not logged again

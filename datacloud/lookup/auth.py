@@ -26,7 +26,6 @@ field optional); without it the defaults apply.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -150,11 +149,26 @@ def key_hint(key: str | None) -> str:
 
 
 class ApiKeys:
-    """The configured keys, by hash; ``authenticate`` compares in constant time."""
+    """The configured keys, by hash: ``authenticate`` hashes the key sent (SHA-256) and looks
+    the hash up; the keys themselves are never held or compared (a lookup's timing can tell at
+    most something about a stored key's SHA-256, from which the key cannot be found)."""
 
     def __init__(self, entries: list[ApiKeyEntry], limits: LookupLimits | None = None) -> None:
         self._entries = list(entries)
         self.limits = limits or LookupLimits()
+        # the principal of each key, built once (frozen): no work per request beyond the hash
+        self._principals = {
+            e.sha256: Principal(
+                e.holder,
+                e.role,
+                "api",
+                e.sha256[:KEY_ID_CHARS],
+                department=e.department,
+                matters=frozenset(e.matters),
+                subject_hmac=e.subject_hmac,
+            )
+            for e in self._entries
+        }
 
     @classmethod
     def from_file(
@@ -204,19 +218,4 @@ class ApiKeys:
     def authenticate(self, key: str | None) -> Principal | None:
         if not key:
             return None
-        digest = hash_key(key)
-        found = None
-        for entry in self._entries:  # every entry compared: no early exit on a match
-            if hmac.compare_digest(entry.sha256, digest):
-                found = entry
-        if found is None:
-            return None
-        return Principal(
-            found.holder,
-            found.role,
-            "api",
-            found.sha256[:KEY_ID_CHARS],
-            department=found.department,
-            matters=frozenset(found.matters),
-            subject_hmac=found.subject_hmac,
-        )
+        return self._principals.get(hash_key(key))
