@@ -524,13 +524,15 @@ def publish_ranges(
     rows_per_file: int | None = None,
 ) -> dict[str, Any]:
     """The publish task of a full build: each curated table from every range's part, through
-    the gate on the whole table, in one Delta commit (as ``curate_all`` in full); then the
-    consistency findings and the state file, and the scratch folder goes.
+    the gate, in one Delta commit (as ``curate_all`` in full); then the consistency findings
+    and the state file, and the scratch folder goes.
 
-    Bounded in memory (docs/curation.md, "A full build over key ranges"): the gate reads only
-    the columns its suite profiles (``QualityGate.columns``), and the table is written a
-    slice of its first sort column's range at a time (``delta.streamed``), one data file of
-    about ``rows_per_file`` rows (``ROWS_PER_FILE``) per slice.
+    Bounded in memory (docs/curation.md, "A full build over key ranges"): the curated gate
+    runs a slice of a key column's range at a time and adds the counts up into the whole
+    table's result (``_refused_parts``), on the columns its suite profiles
+    (``QualityGate.columns``); the table is written a slice of its first sort column's range
+    at a time (``delta.streamed``), one data file of about ``rows_per_file`` rows
+    (``ROWS_PER_FILE``) per slice.
 
     Refuses (``curation_ranges.RangesIncomplete``) while a range has no marker."""
     config = config or load_curation_config()

@@ -6,6 +6,10 @@ Docs site under ``quality/data_docs/<scope>/``. A night's result is stored under
 ``<date>`` with the run time fixed to that date: rerunning a night replaces its result and its
 page instead of adding new ones. Results are kept as ``SUMMARY`` with no unexpected values,
 progress bars and analytics are off. GE is imported here only, inside the task.
+
+A profile may come as slices (``run_suite_slices``: the curated gate of a full build's
+publish): each is validated alone and the counts of each expectation are added up into the
+one result of the table, stored and rendered as one page.
 """
 
 from __future__ import annotations
