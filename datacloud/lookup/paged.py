@@ -10,7 +10,7 @@ holds:
   sorted by the table's first index column. A lookup reads one row with one ``pread`` instead
   of a page or two per column, and decodes it with one ``json.loads`` (about 5 us);
 * ``index-<column>.arrow``: per lookup index, the keys sorted as a ``fixed_size_binary`` column
-  (searched with ``np.searchsorted``) and each key's row number; and
+  (binary-searched as bytes) and each key's row number; and
   ``index-<column>.top.arrow``: every 256th key, kept in memory, so a search reads one block
   of 256 keys (one ``pread``, about 4.6 KB) instead of ~15 scattered pages;
 * ``meta.json``: format, table, version, business date, schema, row count, the distinct values
@@ -23,7 +23,7 @@ made most of a mapped file the process's own resident memory (measured: 245 MB o
 after 10,000 lookups at 1M persons, ``MADV_RANDOM`` or not). With ``pread`` the pages stay in
 the page cache, shared by the replicas of a host, evicted under memory pressure and read back on
 demand; a replica's own memory is the interpreter, the layouts and the 256th-key samples
-(about 2 MB per 10M keys): it does not grow with the population.
+(about 2.3 MB per 10M keys): it does not grow with the population.
 
 Building is done at publish time (``build_serving_files``, the curation night's hook), or else
 by the first replica that sees the version. Building is atomic and done once: under an
@@ -37,12 +37,15 @@ opened.
 from __future__ import annotations
 
 import base64
+import bisect
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
 import shutil
+import struct
 import time
 import uuid
 import weakref
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 BLOCK = 256  # keys per sample of the top-level index
+_TWO_OFFSETS = struct.Struct("<2q")  # a row's start and end in its batch's data
 BATCH_ROWS = 1 << 20  # rows per record batch of rows.arrow
 KEEP_BUILDS = 3  # builds of a table kept (the newest); older ones are removed by the next build
 FILE_MODE, DIR_MODE = 0o440, 0o750  # as the curated data they copy: never world-readable
@@ -240,31 +244,45 @@ class PagedIndex:
         self._pos_at = _buffer(pos, 1) if self.n else 0
         small = ipc.open_file(pa.OSFile(str(top))).read_all()  # n / BLOCK keys: a copy
         col = small.column(0).combine_chunks()
-        raw = col.buffers()[1]
-        self.top = (
-            np.frombuffer(raw, dtype=f"S{self.width}", count=len(col)).copy()
-            if len(col)
-            else np.zeros(0, dtype=f"S{self.width}")
-        )
+        raw = col.buffers()[1].to_pybytes() if len(col) else b""
+        w = self.width
+        # bytes, padded as stored: compared as memcmp compares, the order the build sorted in
+        self.top = [raw[i * w : (i + 1) * w] for i in range(len(col))]
 
-    def _block(self, probe: np.ndarray, side: Literal["left", "right"]) -> int:
-        a = int(np.searchsorted(self.top, probe, side=side))
+    def _edge(self, probe: bytes, side: Literal["left", "right"]) -> int:
+        """The first position whose key is >= ``probe`` (left) or > ``probe`` (right)."""
+        search = bisect.bisect_left if side == "left" else bisect.bisect_right
+        a = search(self.top, probe)
         start, end = max(a - 1, 0) * BLOCK, min(a * BLOCK, self.n)
-        raw = self._file.read(self._keys_at + start * self.width, (end - start) * self.width)
-        block = np.frombuffer(raw, dtype=f"S{self.width}")
-        return start + int(np.searchsorted(block, probe, side=side))
+        block = self._read_keys(start, end)
+        return start + search(range(end - start), probe, key=self._key_in(block))
 
-    def find(self, key: str) -> np.ndarray:
-        """Row numbers whose key equals ``key`` (in key order)."""
+    def _read_keys(self, start: int, end: int) -> bytes:
+        return self._file.read(self._keys_at + start * self.width, (end - start) * self.width)
+
+    def _key_in(self, block: bytes) -> Callable[[int], bytes]:
+        w = self.width
+        return lambda i: block[i * w : (i + 1) * w]
+
+    def find(self, key: str) -> list[int]:
+        """Row numbers whose key equals ``key`` (in key order): one block of keys read; a
+        second only when the key's run of rows goes on past that block."""
         raw = key.encode("ascii", errors="replace")
         if len(raw) > self.width or self.n == 0:
-            return np.zeros(0, dtype=np.int64)
-        probe = np.array(raw, dtype=f"S{self.width}")
-        lo = self._block(probe, "left")
-        hi = self._block(probe, "right")
+            return []
+        probe = raw.ljust(self.width, b"\0")  # as the build padded shorter keys
+        a = bisect.bisect_left(self.top, probe)
+        start, end = max(a - 1, 0) * BLOCK, min(a * BLOCK, self.n)
+        block = self._read_keys(start, end)
+        at = self._key_in(block)
+        lo = start + bisect.bisect_left(range(end - start), probe, key=at)
+        hi = start + bisect.bisect_right(range(end - start), probe, key=at)
+        if hi == end:  # the run may go on in the next block
+            hi = self._edge(probe, "right")
         if hi <= lo:
-            return np.zeros(0, dtype=np.int64)
-        return np.frombuffer(self._file.read(self._pos_at + 8 * lo, 8 * (hi - lo)), np.int64)
+            return []
+        count = hi - lo
+        return list(struct.unpack(f"<{count}q", self._file.read(self._pos_at + 8 * lo, 8 * count)))
 
     @property
     def nbytes(self) -> int:
@@ -293,7 +311,7 @@ class PagedTable:
         self._rows = _File(folder / "rows.arrow")
         self._batches = [(_buffer(b[0], 1), _buffer(b[0], 2)) for b in self._rows.batches]
         sizes = [b[0].length for b in self._rows.batches]
-        self._starts = np.cumsum([0, *sizes], dtype=np.int64)
+        self._starts = [0, *itertools.accumulate(sizes)]  # the first row of each batch
         if int(self._starts[-1]) != int(meta["rows"]):
             raise BuildError(f"{folder.name}: {self._starts[-1]} rows, meta says {meta['rows']}")
         self.indexes = {
@@ -309,10 +327,10 @@ class PagedTable:
         return int(self._starts[-1])
 
     def row(self, position: int) -> Row:
-        b = int(np.searchsorted(self._starts, position, side="right")) - 1
+        b = bisect.bisect_right(self._starts, position) - 1
         offsets_at, data_at = self._batches[b]
-        i = position - int(self._starts[b])
-        start, end = np.frombuffer(self._rows.read(offsets_at + 8 * i, 16), np.int64).tolist()
+        i = position - self._starts[b]
+        start, end = _TWO_OFFSETS.unpack(self._rows.read(offsets_at + 8 * i, 16))
         values = json.loads(self._rows.read(data_at + start, end - start))
         for j, decode in self._decoders:
             if values[j] is not None:
@@ -362,8 +380,7 @@ class PagedSnapshot(TableVersions):
         index = t.indexes.get(column) if t is not None else None
         if t is None or index is None:
             return []
-        positions = index.find(key)
-        return [t.row(p) for p in np.sort(positions).tolist()]
+        return [t.row(p) for p in sorted(index.find(key))]
 
     def distinct(self, table: str, column: str) -> list[str]:
         t = self.tables.get(table)
