@@ -220,3 +220,20 @@ def test_a_table_created_again_never_meets_an_old_build(storage_root: StorageRoo
     key = table["id_number"][0].as_py()
     assert second.rows("person", "id_number", key)[0]["name"] == "新"
     assert first.tables["person"].folder != second.tables["person"].folder
+
+
+def test_a_run_of_one_key_across_key_blocks_is_found_whole(
+    storage_root: StorageRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key held by more rows than a key block (and starting mid-block) is found in all its
+    rows, as are the keys on either side of it, whatever block boundary it crosses."""
+    monkeypatch.setattr(paged, "BATCH_ROWS", 5)
+    monkeypatch.setattr(paged, "BLOCK", 4)
+    ids = ["110"] * 3 + ["220"] * 11 + ["330"] * 4 + ["440", "5"]
+    table = pa.table({"id_number": ids, "n": list(range(len(ids)))})
+    overwrite(storage_root.curated("person"), table, ["id_number"], "r", "2026-11-20")
+    served = PagedSnapshot.open(storage_root, {"person": 0})
+    for key in ("110", "220", "330", "440", "5", "000", "225", "999", "4400"):
+        want = sorted(n for k, n in zip(ids, range(len(ids)), strict=True) if k == key)
+        got = sorted(r["n"] for r in served.rows("person", "id_number", key))
+        assert got == want, key
