@@ -8,12 +8,12 @@ query (``application/json``, a JSON object with only the route's fields, each of
 type and within the limits the pydantic models in ``api`` state, the purpose not blank, the
 date ``YYYY-MM-DD``) is answered here: one ``json.loads``, the service's lookup on the event
 loop with its audit record queued for the group commit (``AuditLog.deferred``: the sink's
-flusher thread writes and fsyncs, the answer waits for it; an ``as_of`` or proof lookup, or
-an audit sink that cannot queue, runs on a worker thread instead), the answer validated
-against the route's response model (``model_validate`` and ``model_dump(exclude_unset=True)``,
-so the shape is the route's) and sent as the same ``JSONResponse``. What it skips is
-FastAPI's per-request machinery: dependency resolution, request model validation with error
-collection, ``jsonable_encoder``.
+flusher thread writes and fsyncs, the answer waits for it; an ``as_of`` or proof lookup, a
+source behind a network, or an audit sink that cannot queue runs on a worker thread instead),
+the answer validated against the route's response model (``model_validate`` and
+``model_dump(exclude_unset=True)``, so the shape is the route's) and sent as the same
+``JSONResponse``. What it skips is FastAPI's per-request machinery: dependency resolution,
+request model validation with error collection, ``jsonable_encoder``.
 
 Everything else goes to the app unchanged, body included: any body the lean checks do not
 accept (a missing or extra field, a wrong type, a too long value, a blank purpose, another
@@ -166,10 +166,11 @@ class LookupFastPath:
         await response(scope, receive, send)
 
     async def _answer(self, principal: Principal, endpoint: str, query: Query) -> Answer:
-        """The service's lookup: on the event loop when it reads the snapshot in memory
-        (today's data, no proof to sign) and the audit can queue its record for the group
-        commit (``AuditLog.deferred``; the answer waits for the flush), else on a worker
-        thread, where the lookup's own audit write waits for its flush."""
+        """The service's lookup: on the event loop when its source reads local files
+        (``answers_inline``: the paged files, not a database), for today's data with no proof
+        to sign, and the audit can queue its record for the group commit
+        (``AuditLog.deferred``; the answer waits for the flush); else on a worker thread,
+        where the lookup's own audit write waits for its flush."""
         lookup = functools.partial(
             self.service.lookup,
             principal,
@@ -182,7 +183,8 @@ class LookupFastPath:
             query.proof,
         )
         audit = self.service.audit
-        if query.as_of is not None or query.proof or not audit.can_defer():
+        inline = getattr(self.service.source, "answers_inline", False) is True
+        if not inline or query.as_of is not None or query.proof or not audit.can_defer():
             return await asyncio.get_running_loop().run_in_executor(_POOL, lookup)
         with audit.deferred() as written:
             try:

@@ -33,6 +33,11 @@ class NoCuratedData(LookupError):
 class CuratedStore:
     """The curated snapshot being served, switched atomically after a publish."""
 
+    # today's lookups read the paged files (a few ``pread`` from the page cache, microseconds):
+    # the lean path runs them on the event loop (``datacloud.lookup.fastpath``); a view behind
+    # a network (a database) has no such flag and runs on a worker thread
+    answers_inline = True
+
     def __init__(
         self, root: StorageRoot, poll_seconds: float = POLL_SECONDS, as_of_cache: int = 3
     ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -114,3 +115,43 @@ def test_no_answer_or_refusal_leaves_before_its_record_is_flushed(
     assert verdict.broken is None  # one chain (lookups and the not-found alert's event)
     assert sum(1 for _ in FileSink(folder).records()) == len(numbers)
     assert flush.calls < len(numbers) // 2, flush.calls  # concurrent requests shared flushes
+
+
+class _Source:
+    """The curated store seen through a wrapper that notes the thread each lookup ran on;
+    ``answers_inline`` as given (the paged files: True; a database view has none)."""
+
+    def __init__(self, store: CuratedStore, inline: bool) -> None:
+        self.store = store
+        self.threads: set[str] = set()
+        if inline:
+            self.answers_inline = True
+
+    def current(self) -> Any:
+        self.threads.add(threading.current_thread().name)
+        return self.store.current()
+
+    def as_of(self, ds: str) -> Any:
+        self.threads.add(threading.current_thread().name)
+        return self.store.as_of(ds)
+
+
+def test_only_a_source_of_local_files_is_read_on_the_event_loop(
+    root: StorageRoot, tmp_path: Path
+) -> None:
+    number = read_table(root.curated("person"))["id_number"][0].as_py()
+    body = {"purpose": "公积金提取审核", **lookup_matters.body(), "id_number": number}
+    for inline in (True, False):
+        source = _Source(CuratedStore(root), inline)
+        audit = AuditLog([FileSink(tmp_path / f"audit-{inline}")], b"inline-audit-key-0123")
+        service = LookupService(source, audit, catalogue=lookup_matters.catalogue())
+
+        async def run(app: Any) -> int:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                r = await client.post("/v1/lookup/person", json=body, headers={"X-API-Key": KEY})
+                return r.status_code
+
+        assert asyncio.run(run(create_app(service, KEYS))) == 200
+        on_loop = source.threads == {threading.main_thread().name}
+        assert on_loop is inline, source.threads  # a database view never blocks the loop
