@@ -36,6 +36,10 @@ random order (the same sequence for both targets), as auditors (full records), r
 3. **Memory** (``rss_mib_10m``): each worker's private memory (USS) after the throughput runs;
    measured at 10M, or with ``--uss-rows N`` also at N persons and extrapolated linearly.
 
+Not part of ``run``: ``python -m bench.lookup cpu [--in-process] --root DIR`` prints the CPU
+per request of one server at 300/s on 200,000 persons (user + system of its processes), or with
+``--in-process`` of the app alone, driven over ASGI in this process (no uvicorn, no sockets).
+
 Also recorded: the audit trail of our server verified after all runs (``audit_verify_ours``),
 ``in_process`` (the data access alone, no HTTP, no audit), the files' size, start-up times.
 """
@@ -752,20 +756,9 @@ def cpu_per_request(
     ``requests`` person and property-status lookups at ``rate``): what a request costs,
     whatever else runs on the machine. ``root`` keeps the data between runs (built when
     empty)."""
-    from datacloud.lookup.store import CuratedStore
-    from datacloud.paths import StorageRoot
-
     with tempfile.TemporaryDirectory(prefix="dc-bench-lookup-cpu-") as tmp:
         where = root or Path(tmp)
-        storage = StorageRoot(where)
-        marker = where / "keys.txt"
-        if not marker.exists():
-            person = person_table(rows)
-            _publish(storage, person, property_table(person))
-            marker.write_text("\n".join(load_keys(person, requests)))
-            del person
-        keys = marker.read_text().split("\n")
-        CuratedStore(storage).current()  # the serving files, before the server starts
+        keys = _cpu_data(where, rows, requests)
         proc, base, _ = start_server("ours", where, workers=workers)
         out: dict[str, Any] = {"rows": rows, "requests": len(keys), "rate": rate}
         try:
@@ -794,6 +787,107 @@ def cpu_per_request(
     return out
 
 
+def _cpu_data(where: Path, rows: int, requests: int) -> list[str]:
+    """The persons and rights of the CPU runs under ``where`` (built when absent, kept
+    between runs), their serving files built, and the keys to look up."""
+    from datacloud.lookup.store import CuratedStore
+    from datacloud.paths import StorageRoot
+
+    storage = StorageRoot(where)
+    marker = where / "keys.txt"
+    if not marker.exists():
+        person = person_table(rows)
+        _publish(storage, person, property_table(person))
+        marker.write_text("\n".join(load_keys(person, requests)))
+        del person
+    CuratedStore(storage).current()  # the serving files, before any server starts
+    return marker.read_text().split("\n")
+
+
+def in_process_cpu(rows: int, requests: int, root: Path | None = None) -> dict[str, Any]:
+    """``app_cpu`` on the CPU runs' data (``root`` keeps it between runs)."""
+    with tempfile.TemporaryDirectory(prefix="dc-bench-lookup-cpu-") as tmp:
+        where = root or Path(tmp)
+        keys = _cpu_data(where, rows, requests)
+        return {"rows": rows, **app_cpu(where, keys)}
+
+
+def app_cpu(root: Path, keys: list[str], in_flight: int = 16) -> dict[str, Any]:
+    """The app's own CPU per request, without an HTTP server: the lookup app (as ``make_app``
+    builds it, its audit flushed to this disk) driven over ASGI in this process,
+    ``in_flight`` ``person`` lookups at a time, the process's CPU time (the audit's flusher
+    thread included) over ``keys`` after a warm-up. What uvicorn and the sockets add is the
+    served figure (``cpu_per_request``) minus this one."""
+
+    async def drive() -> dict[str, Any]:
+        app = make_app("ours", root)
+        async with app.router.lifespan_context(app):
+
+            async def one(i: int) -> int:
+                body = (
+                    b'{"id_number":"' + keys[i % len(keys)].encode() + b'","purpose":"bench",'
+                    b'"matter":"' + BENCH_MATTER.encode() + b'","case_no":"BENCH-1"}'
+                )
+                headers = [
+                    (b"host", b"bench"),
+                    (b"x-api-key", AUDITOR_KEYS[i % KEY_COUNT].encode()),
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                path = "/v1/lookup/person"
+                scope = {
+                    "type": "http",
+                    "asgi": {"version": "3.0"},
+                    "http_version": "1.1",
+                    "method": "POST",
+                    "scheme": "http",
+                    "path": path,
+                    "raw_path": path.encode(),
+                    "query_string": b"",
+                    "root_path": "",
+                    "client": ("127.0.0.1", 50000),
+                    "server": ("127.0.0.1", 80),
+                    "headers": headers,
+                }
+                messages = [{"type": "http.request", "body": body, "more_body": False}]
+                status: list[int] = []
+
+                async def receive() -> dict[str, Any]:
+                    if messages:
+                        return messages.pop()
+                    await asyncio.sleep(3600)  # no disconnect while the answer is sent
+                    return {"type": "http.disconnect"}
+
+                async def send(message: dict[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        status.append(message["status"])
+
+                await app(scope, receive, send)
+                return status[0]
+
+            async def batch(start: int, end: int) -> list[int]:
+                codes: list[int] = []
+                for first in range(start, end, in_flight):
+                    last = min(first + in_flight, end)
+                    codes += await asyncio.gather(*(one(i) for i in range(first, last)))
+                return codes
+
+            warm = min(2000, len(keys))
+            await batch(0, warm)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            codes = await batch(warm, warm + len(keys))
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        return {
+            "requests": len(codes),
+            "in_flight": in_flight,
+            "statuses": {str(c): codes.count(c) for c in sorted(set(codes))},
+            "app_cpu_ms_per_request": round(cpu * 1000 / len(codes), 3),
+            "wall_ms_per_request": round(wall * 1000 / len(codes), 3),
+        }
+
+    return asyncio.run(drive())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.lookup")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -816,6 +910,11 @@ def main() -> None:
     c.add_argument("--workers", type=int, default=1)
     c.add_argument("--root", type=Path, default=None, help="keep the data here between runs")
     c.add_argument("--no-lean", action="store_true", help="the FastAPI routes only (lean path off)")
+    c.add_argument(
+        "--in-process",
+        action="store_true",
+        help="the app alone, driven over ASGI in this process (no uvicorn, no sockets)",
+    )
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.backend, args.root, args.port, args.workers)
@@ -824,7 +923,10 @@ def main() -> None:
 
         if args.no_lean:
             os.environ["BENCH_LOOKUP_LEAN"] = "0"  # the server process inherits it
-        result = cpu_per_request(args.rows, args.requests, args.rate, args.workers, args.root)
+        if args.in_process:
+            result = in_process_cpu(args.rows, args.requests, args.root)
+        else:
+            result = cpu_per_request(args.rows, args.requests, args.rate, args.workers, args.root)
         print(json.dumps(result))
     else:
         print(run(args.rows, args.rate, args.seconds, args.uss_rows))
