@@ -28,14 +28,17 @@ from datacloud.consistency import MENTIONS
 from datacloud.consistency import TABLE as CONSISTENCY
 from datacloud.curation_night import read_state
 from datacloud.delta import open_table, read_loaded
-from datacloud.landing import read_partition
+from datacloud.landing import IncompletePartition, _marker
 from datacloud.normalise import SOURCE_PK, source_pk
 from datacloud.paths import StorageRoot
+from datacloud.storage import filesystem
 from datacloud.working_days import WorkingCalendar
 from transforms.id_number import is_valid_id_number, upgrade_15_to_18
 from transforms.rules import RULES
 
 log = logging.getLogger(__name__)
+KEY_BATCH_ROWS = 131_072  # rows of a raw partition's key columns decoded at a time
+Source = tuple[str, str]  # (department, table)
 
 
 def normalised_tonight(root: StorageRoot, dept: str, ds: date, table: str) -> bool:
@@ -79,39 +82,108 @@ def _person_keys(root: StorageRoot, dept: Department, table: str, ds: date) -> d
 @dataclass
 class Rejected:
     """Tonight's rejected-row problems (``problems.OBSERVED_SCHEMA``), the (department, table)
-    sources normalised tonight and, per incremental table, the source keys read tonight."""
+    sources normalised tonight and, of those, the incremental tables (whose rows not read
+    again tonight are not fixed by their absence: ``keys_read``)."""
 
     observed: pa.Table
-    covered: set[tuple[str, str]]
-    keys_read: dict[tuple[str, str], set[str]]
+    covered: set[Source]
+    incremental: set[Source]
 
 
-def _keys_read(root: StorageRoot, dept: Department, table: str, ds: date) -> set[str]:
-    """The source keys of the rows extracted tonight (its raw partition)."""
+def wanted_keys(*tables: pa.Table) -> dict[Source, set[str]]:
+    """Per (department, table), the source keys of the problems in ``tables`` (the previous
+    problem table, tonight's observed problems): the only keys ``problems.track`` asks
+    ``keys_read`` about. Bounded by the problems, not by the sources' rows."""
+    out: dict[Source, set[str]] = {}
+    for table in tables:
+        for dept, name, key in zip(
+            table["dept"].to_pylist(),
+            table["table"].to_pylist(),
+            table["source_key"].to_pylist(),
+            strict=True,
+        ):
+            out.setdefault((dept, name), set()).add(str(key))
+    return out
+
+
+def _keys_read(
+    root: StorageRoot, dept: Department, table: str, ds: date, wanted: set[str]
+) -> set[str]:
+    """The keys of ``wanted`` that are source keys of rows extracted tonight (the table's raw
+    partition). Only the primary-key columns are decoded, ``KEY_BATCH_ROWS`` rows at a time,
+    each batch's keys (``normalise.source_pk``, the same text as the rejected rows carry)
+    tested against ``wanted``: memory is a batch plus the hits, whatever the partition's size.
+    Raises IncompletePartition as ``landing.read_partition`` would (no marker, a file it
+    names missing, another row count than it names)."""
     spec = dept.table(table)
-    raw = read_partition(root.raw_partition(dept.code, table, ds))
-    if not raw.num_rows or any(c not in raw.column_names for c in spec.primary_key):
-        return set()
-    return {str(k) for k in source_pk(raw.select(spec.primary_key), spec).to_pylist()}
+    partition = root.raw_partition(dept.code, table, ds)
+    fs, base = filesystem(partition)
+    meta = _marker(partition)
+    columns = list(spec.primary_key)
+    values = pa.array(sorted(wanted), pa.string())
+    rows, has_key = 0, True
+    hits: set[str] = set()
+    for name in meta["files"]:
+        try:
+            handle = fs.open_input_file(f"{base}/{name}")
+        except FileNotFoundError as e:
+            raise IncompletePartition(f"{partition}: a file its marker names is missing") from e
+        with handle, pq.ParquetFile(handle) as file:
+            rows += file.metadata.num_rows
+            has_key = has_key and all(c in file.schema_arrow.names for c in columns)
+            if not has_key or not wanted:
+                continue  # the files are still counted against the marker
+            for batch in file.iter_batches(
+                batch_size=KEY_BATCH_ROWS, columns=columns, use_threads=False
+            ):
+                keys = source_pk(pa.Table.from_batches([batch]), spec)
+                hits.update(keys.filter(pc.is_in(keys, value_set=values)).to_pylist())
+    if rows != meta["rows"]:
+        raise IncompletePartition(
+            f"{partition}: marker says {meta['rows']} rows, files hold {rows}"
+        )
+    return hits if has_key else set()
+
+
+def keys_read(
+    root: StorageRoot,
+    depts: list[Department],
+    ds: date,
+    incremental: set[Source],
+    wanted: dict[Source, set[str]],
+) -> dict[Source, set[str]]:
+    """Per incremental table normalised tonight, the keys of ``wanted`` (``wanted_keys``) read
+    again tonight: what ``problems.track`` needs to tell a row fixed at its source from a row
+    not extracted tonight, without holding every source key of the night."""
+    by_code = {d.code: d for d in depts}
+    return {
+        (code, table): _keys_read(root, by_code[code], table, ds, wanted.get((code, table), set()))
+        for code, table in sorted(incremental)
+    }
 
 
 def read_rejected(root: StorageRoot, depts: list[Department], ds: date) -> Rejected:
     """Tonight's rejected rows of every department table normalised tonight, as problems."""
     parts = []
-    covered: set[tuple[str, str]] = set()
-    keys_read: dict[tuple[str, str], set[str]] = {}
+    covered: set[Source] = set()
+    incremental: set[Source] = set()
     for dept in depts:
         for spec in dept.tables:
             if not normalised_tonight(root, dept.code, ds, spec.name):
                 continue
             covered.add((dept.code, spec.name))
             if spec.mode == "incremental":
-                keys_read[(dept.code, spec.name)] = _keys_read(root, dept, spec.name, ds)
+                incremental.add((dept.code, spec.name))
             path = root.rejected(dept.code, spec.name, ds) / "issues.parquet"
             if not path.is_file():
                 continue
-            issues = pq.read_table(path)
-            issues = issues.filter(pc.equal(issues["severity"], "reject"))
+            # the rejections only, the columns a problem takes: the file also holds every
+            # warning of the night with its raw value, which grows with the rows read
+            issues = pq.read_table(
+                path,
+                columns=["source_pk", "field", "rule_code"],
+                filters=pc.field("severity") == "reject",
+            )
             if not issues.num_rows:
                 continue
             keys = _person_keys(root, dept, spec.name, ds)
@@ -134,7 +206,7 @@ def read_rejected(root: StorageRoot, depts: list[Department], ds: date) -> Rejec
                 )
             )
     observed = pa.concat_tables(parts) if parts else problems.OBSERVED_SCHEMA.empty_table()
-    return Rejected(observed, covered, keys_read)
+    return Rejected(observed, covered, incremental)
 
 
 def read_findings(
@@ -219,18 +291,14 @@ def track_night(
     def due(dept: str, day: date) -> date:
         return calendar.add(day, days.get(dept, 5))
 
+    previous = problem_store.read_before(root, ds)
     rejected = read_rejected(root, depts, ds)
     findings, compared = read_findings(root, depts, ds)
     observed = pa.concat_tables([rejected.observed, findings])
+    read = keys_read(root, depts, ds, rejected.incremental, wanted_keys(previous, observed))
     responses = problems.latest_responses(read_responses(root, depts), ds)
     table = problems.track(
-        problem_store.read_before(root, ds),
-        observed,
-        rejected.covered | compared,
-        responses,
-        ds,
-        due,
-        rejected.keys_read,
+        previous, observed, rejected.covered | compared, responses, ds, due, read
     )
     version = problem_store.write_problems(root, table, ds, run_id)
     counts = {
