@@ -11,8 +11,8 @@ loop with its audit record queued for the group commit (``AuditLog.deferred``: t
 flusher thread writes and fsyncs, the answer waits for it; an ``as_of`` or proof lookup, a
 source behind a network, or an audit sink that cannot queue runs on a worker thread instead),
 the answer validated against the route's response model (``model_validate`` and
-``model_dump(exclude_unset=True)``, so the shape is the route's) and sent as the same
-``JSONResponse``. What it skips is FastAPI's per-request machinery: dependency resolution,
+``model_dump_json(exclude_unset=True)``, so the shape is the route's) and sent as the same
+JSON bytes. What it skips is FastAPI's per-request machinery: dependency resolution,
 request model validation with error collection, ``jsonable_encoder``.
 
 Everything else goes to the app unchanged, body included: any body the lean checks do not
@@ -162,7 +162,10 @@ class LookupFastPath:
         else:
             model = self.models[scope["path"]]
             answer = model.model_validate({**out.body, "audit_id": out.audit_id})
-            response = JSONResponse(answer.model_dump(mode="json", exclude_unset=True))
+            # pydantic's serializer writes the bytes JSONResponse would (compact, UTF-8) in
+            # one pass instead of model_dump then json.dumps
+            body = answer.model_dump_json(exclude_unset=True)
+            response = Response(body, media_type=JSONResponse.media_type)
         await response(scope, receive, send)
 
     async def _answer(self, principal: Principal, endpoint: str, query: Query) -> Answer:

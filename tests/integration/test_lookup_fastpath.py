@@ -91,6 +91,9 @@ def _same(lean: Any, route: Any) -> dict[str, Any]:
     assert lean.status_code == route.status_code, (lean.text, route.text)
     assert lean.headers["content-type"] == route.headers["content-type"]
     a, b = lean.json(), route.json()
+    if "audit_id" in a and "proof" not in a:  # the same bytes, but for the audit id
+        ours = lean.content.replace(a["audit_id"].encode(), b["audit_id"].encode())
+        assert ours == route.content
     for body in (a, b):
         body.pop("audit_id", None)
         proof = body.pop("proof", None)
