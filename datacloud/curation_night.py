@@ -639,7 +639,7 @@ def _refused_parts(
     column = by(name) if callable(by) else None
     if callable(sliced) and column is not None and column in parts.schema.names:
         keep = columns or parts.schema.names
-        slices = (parts.read_slice(column, lo, hi).select(keep) for lo, hi in bounds(column))
+        slices = (parts.read_slice(column, lo, hi, keep) for lo, hi in bounds(column))
         return _gated(name, lambda: sliced(name, slices))
     key = LAYOUT[name][0]
     if columns is not None:

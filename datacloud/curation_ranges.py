@@ -317,20 +317,26 @@ class Parts:
                 tables.append(self._conform(t, names))
         return pa.concat_tables(tables)
 
-    def read_slice(self, column: str, lo: Any, hi: Any) -> pa.Table:
-        """Every column of the rows with ``lo <= column < hi`` (None: no bound; no upper
-        bound takes the rows where ``column`` is null too), from every part in range order;
-        each part's row groups outside the range are skipped on their statistics."""
-        names = self.schema.names
-        tables = [self.schema.empty_table()]
+    def read_slice(
+        self, column: str, lo: Any, hi: Any, columns: list[str] | None = None
+    ) -> pa.Table:
+        """Some columns (None: all) of the rows with ``lo <= column < hi`` (None: no bound; no
+        upper bound takes the rows where ``column`` is null too), from every part in range
+        order, in the table's types; each part's row groups outside the range are skipped on
+        their statistics. Only ``columns`` are decoded (``column`` as well, for the filter,
+        whether or not it is one of them): the rows of ``read_slice(column, lo, hi)`` then
+        ``select(columns)``."""
+        names = self.schema.names if columns is None else list(columns)
+        tables = [self.schema.empty_table().select(names)]
         field = pc.field(column)
         for f, s, n in zip(self.files, self.schemas, self.counts, strict=True):
             if not n:
                 continue
+            present = [c for c in names if c in s.names]
             kind = s.field(column).type if column in s.names else pa.null()
             if pa.types.is_null(kind):  # every row of this part has none: the last slice
                 if hi is None:
-                    tables.append(self._conform(pq.read_table(f), names))
+                    tables.append(self._conform(pq.read_table(f, columns=present), names))
                 continue
             where = None
             if lo is not None:
@@ -340,7 +346,8 @@ class Parts:
                 where = below if where is None else where & below
             elif where is not None:
                 where = where | field.is_null()
-            tables.append(self._conform(pq.read_table(f, filters=where), names))
+            t = pq.read_table(f, columns=present, filters=where)
+            tables.append(self._conform(t, names))
         return pa.concat_tables(tables)
 
 
