@@ -21,13 +21,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from datacloud import problem_store, problems, runstate
 from datacloud.config import Department
 from datacloud.consistency import MENTIONS
 from datacloud.consistency import TABLE as CONSISTENCY
 from datacloud.curation_night import read_state
-from datacloud.delta import open_table, read_loaded
+from datacloud.delta import has_deletion_vectors, open_table, plain_types, read_loaded
 from datacloud.landing import IncompletePartition, _marker
 from datacloud.normalise import SOURCE_PK, source_pk
 from datacloud.paths import StorageRoot
@@ -38,6 +39,8 @@ from transforms.rules import RULES
 
 log = logging.getLogger(__name__)
 KEY_BATCH_ROWS = 131_072  # rows of a raw partition's key columns decoded at a time
+# the columns of a consistency finding a problem takes (finding_zh: not in older tables)
+FINDING_COLUMNS = ("business_date", "department", "field", "finding", "finding_zh", "id_number")
 Source = tuple[str, str]  # (department, table)
 
 
@@ -209,6 +212,21 @@ def read_rejected(root: StorageRoot, depts: list[Department], ds: date) -> Rejec
     return Rejected(observed, covered, incremental)
 
 
+def _findings_of(dt: DeltaTable, ds: date) -> pa.Table:
+    """The ``consistency`` rows of night ``ds``, only the columns a problem takes: the date
+    filter goes into the read (the table keeps ``KEEP_NIGHTS`` nights; the files and row
+    groups of other nights are skipped on their statistics, the rest filtered as decoded)."""
+    schema = pa.schema(dt.schema().to_arrow())
+    columns = [c for c in FINDING_COLUMNS if c in schema.names]
+    night = pc.field("business_date")
+    if schema.field("business_date").type != pa.date32():  # cast, as the whole read did
+        night = night.cast(pa.date32())
+    where = night == pa.scalar(ds, pa.date32())
+    if has_deletion_vectors(dt):  # deltalake's pyarrow dataset refuses such a table
+        return read_loaded(dt, columns).filter(where)
+    return plain_types(dt.to_pyarrow_table(columns=columns, filters=where))
+
+
 def read_findings(
     root: StorageRoot, depts: list[Department], ds: date
 ) -> tuple[pa.Table, set[tuple[str, str]]]:
@@ -216,9 +234,7 @@ def read_findings(
     sources when curation compared tonight (findings of ``ds``, or the curation state says it
     ran for ``ds`` and found none)."""
     dt = open_table(root.curated(CONSISTENCY))
-    rows = read_loaded(dt) if dt is not None else None
-    if rows is not None and rows.num_rows:
-        rows = rows.filter(pc.equal(pc.cast(rows["business_date"], pa.date32()), ds))
+    rows = _findings_of(dt, ds) if dt is not None else None
     state = read_state(root) or {}
     compared = (rows is not None and rows.num_rows > 0) or state.get("ds") == ds.isoformat()
     if not compared:
