@@ -53,6 +53,7 @@ __all__ = [
     "SUCCESS",
     "BackgroundWriter",
     "IncompletePartition",
+    "MissingColumns",
     "PartitionWriter",
     "chunk_folder",
     "iter_partition",
@@ -62,6 +63,11 @@ __all__ = [
     "replace_partition",
     "write_chunk",
 ]
+
+
+class MissingColumns(LookupError):
+    """A file of a partition has not every column ``iter_partition`` was asked for."""
+
 
 # hidden siblings of a partition: a write in progress (or killed) and a swapped-out old copy
 _SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[0-9a-f]{8}$")
@@ -363,11 +369,16 @@ def partition_rows(partition: DataPath) -> int:
     return int(_marker(partition)["rows"])
 
 
-def iter_partition(partition: DataPath, batch_rows: int) -> Iterator[pa.Table]:
+def iter_partition(
+    partition: DataPath, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
     """A complete partition in tables of at most ``batch_rows`` rows, in row order, never
-    whole: one Parquet row group at a time is decoded. Raises IncompletePartition (before
-    the first batch) without a marker, and after the last when the files hold another count
-    than the marker names. A partition without files yields nothing."""
+    whole: one Parquet row group at a time is decoded, of it only ``columns`` (in that order;
+    None: every column; an empty list: tables of no column, their rows counted, nothing
+    decoded). Raises IncompletePartition (before the first batch) without a marker, when a
+    file it names is missing, and after the last when the files hold another count than the
+    marker names; MissingColumns when a file has not every one of ``columns``. A partition
+    without files yields nothing."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
     fs, base = filesystem(partition)
@@ -379,7 +390,13 @@ def iter_partition(partition: DataPath, batch_rows: int) -> Iterator[pa.Table]:
         except FileNotFoundError as e:
             raise IncompletePartition(f"{partition}: a file its marker names is missing") from e
         with handle, pq.ParquetFile(handle) as file:
-            for batch in file.iter_batches(batch_size=batch_rows, use_threads=False):
+            if columns is not None:
+                absent = [c for c in columns if c not in file.schema_arrow.names]
+                if absent:
+                    raise MissingColumns(f"{partition}: {name} has no column {absent}")
+            for batch in file.iter_batches(
+                batch_size=batch_rows, columns=columns, use_threads=False
+            ):
                 seen += batch.num_rows
                 yield pa.Table.from_batches([batch])
     if seen != meta["rows"]:

@@ -29,10 +29,9 @@ from datacloud.consistency import MENTIONS
 from datacloud.consistency import TABLE as CONSISTENCY
 from datacloud.curation_night import read_state
 from datacloud.delta import has_deletion_vectors, open_table, plain_types, read_loaded
-from datacloud.landing import IncompletePartition, _marker
+from datacloud.landing import MissingColumns, iter_partition
 from datacloud.normalise import SOURCE_PK, source_pk
 from datacloud.paths import StorageRoot
-from datacloud.storage import filesystem
 from datacloud.working_days import WorkingCalendar
 from transforms.id_number import is_valid_id_number, upgrade_15_to_18
 from transforms.rules import RULES
@@ -115,37 +114,26 @@ def _keys_read(
     """The keys of ``wanted`` that are source keys of rows extracted tonight (the table's raw
     partition). Only the primary-key columns are decoded, ``KEY_BATCH_ROWS`` rows at a time,
     each batch's keys (``normalise.source_pk``, the same text as the rejected rows carry)
-    tested against ``wanted``: memory is a batch plus the hits, whatever the partition's size.
+    tested against ``wanted``: memory is a batch plus the hits, whatever the partition's size
+    (``landing.iter_partition``). Without ``wanted`` nothing is decoded (the files are only
+    counted), nor when a file lacks a key column (no key read tonight is known: none).
     Raises IncompletePartition as ``landing.read_partition`` would (no marker, a file it
     names missing, another row count than it names)."""
     spec = dept.table(table)
     partition = root.raw_partition(dept.code, table, ds)
-    fs, base = filesystem(partition)
-    meta = _marker(partition)
-    columns = list(spec.primary_key)
+    columns = list(spec.primary_key) if wanted else []
     values = pa.array(sorted(wanted), pa.string())
-    rows, has_key = 0, True
     hits: set[str] = set()
-    for name in meta["files"]:
-        try:
-            handle = fs.open_input_file(f"{base}/{name}")
-        except FileNotFoundError as e:
-            raise IncompletePartition(f"{partition}: a file its marker names is missing") from e
-        with handle, pq.ParquetFile(handle) as file:
-            rows += file.metadata.num_rows
-            has_key = has_key and all(c in file.schema_arrow.names for c in columns)
-            if not has_key or not wanted:
-                continue  # the files are still counted against the marker
-            for batch in file.iter_batches(
-                batch_size=KEY_BATCH_ROWS, columns=columns, use_threads=False
-            ):
-                keys = source_pk(pa.Table.from_batches([batch]), spec)
+    try:
+        for batch in iter_partition(partition, KEY_BATCH_ROWS, columns):
+            if wanted:
+                keys = source_pk(batch, spec)
                 hits.update(keys.filter(pc.is_in(keys, value_set=values)).to_pylist())
-    if rows != meta["rows"]:
-        raise IncompletePartition(
-            f"{partition}: marker says {meta['rows']} rows, files hold {rows}"
-        )
-    return hits if has_key else set()
+    except MissingColumns:
+        for _ in iter_partition(partition, KEY_BATCH_ROWS, []):
+            pass  # the files are still counted against the marker
+        return set()
+    return hits
 
 
 def keys_read(
