@@ -23,13 +23,16 @@ edited from one the platform has changed since (a due date or status of a later 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from copy import copy
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.protection import WorkbookProtection
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -123,12 +126,16 @@ def sheet_name(table: str) -> str:
 
 
 def open_problems(problems: pa.Table, dept: str) -> list[dict[str, Any]]:
-    """The department's open and reopened problems, ordered by table, due date and ID."""
-    rows = [
-        r
-        for r in problems.to_pylist()
-        if r.get("dept") == dept and r.get("status") in OPEN_STATUSES
-    ]
+    """The department's open and reopened problems, ordered by table, due date and ID (the
+    rows chosen column-wise first: a fixed problem or another department's never becomes a
+    Python object)."""
+    if "dept" not in problems.column_names or "status" not in problems.column_names:
+        return []
+    chosen = pc.and_(
+        pc.equal(problems["dept"], dept),
+        pc.is_in(problems["status"], value_set=pa.array(sorted(OPEN_STATUSES), pa.string())),
+    )
+    rows = problems.filter(pc.fill_null(chosen, False)).to_pylist()
     return sorted(rows, key=lambda r: (str(r["table"]), _text(r.get("due")), r["problem_id"]))
 
 
@@ -149,18 +156,28 @@ def _text_cell(ws: Worksheet, row: int, col: int, value: str) -> None:
     c.data_type = "s"  # text, even when it starts with "=" (csv_cell has neutralised it anyway)
 
 
-def _table_sheet(ws: Worksheet, rows: Iterable[dict[str, Any]]) -> int:
+def _table_sheet(ws: Worksheet, shown_rows: Iterable[dict[str, str]]) -> int:
+    """One table's sheet from its problems' locked cells (``cells``), in order. The first
+    row's 答复 and 说明 cells are styled through openpyxl's style descriptors (unlocked, input
+    fill; 说明 wrapped); every later row gets a copy of their style arrays: the same style IDs,
+    without hashing the style objects again per cell."""
     _header(ws)
+    styles: tuple[StyleArray, StyleArray] | None = None
     n = 0
-    for n, row in enumerate(rows, start=1):
-        shown = cells(row)
+    for n, shown in enumerate(shown_rows, start=1):
         for col, (column, _) in enumerate(LOCKED_COLUMNS, start=1):
             _text_cell(ws, n + 1, col, shown[column])
-        for col in (RESPONSE_COLUMN, NOTE_COLUMN):
-            c = ws.cell(row=n + 1, column=col)
-            c.protection = Protection(locked=False)
-            c.fill = _INPUT_FILL
-        ws.cell(row=n + 1, column=NOTE_COLUMN).alignment = Alignment(wrap_text=True)
+        response: Any = ws.cell(row=n + 1, column=RESPONSE_COLUMN)
+        note: Any = ws.cell(row=n + 1, column=NOTE_COLUMN)
+        if styles is None:
+            for c in (response, note):
+                c.protection = Protection(locked=False)
+                c.fill = _INPUT_FILL
+            note.alignment = Alignment(wrap_text=True)
+            styles = (copy(response._style), copy(note._style))
+        else:
+            response._style = copy(styles[0])
+            note._style = copy(styles[1])
     if n:
         letter = get_column_letter(RESPONSE_COLUMN)
         dv = DataValidation(
@@ -202,13 +219,12 @@ def _help_sheet(ws: Worksheet, dept: str, counts: dict[str, int]) -> None:
     _protect(ws)
 
 
-def _meta_sheet(ws: Worksheet, dept: str, rows: list[dict[str, Any]]) -> None:
+def _meta_sheet(ws: Worksheet, dept: str, shown_rows: list[dict[str, str]]) -> None:
     ws.append(["format", FORMAT])
     ws.append(["dept", dept])
     ws.append(["written_at", datetime.now(UTC).isoformat(timespec="seconds")])
     ws.append(["problem_id", "due", "status"])
-    for row in rows:
-        shown = cells(row)
+    for shown in shown_rows:
         ws.append([shown["problem_id"], shown["due"], shown["status"]])
     ws.sheet_state = "veryHidden"
     _protect(ws)
@@ -216,10 +232,16 @@ def _meta_sheet(ws: Worksheet, dept: str, rows: list[dict[str, Any]]) -> None:
 
 def build_workbook(problems: pa.Table, dept: str) -> Workbook:
     """The workbook of ``dept``'s open problems (see the module's docstring)."""
+    return _build(problems, dept)[0]
+
+
+def _build(problems: pa.Table, dept: str) -> tuple[Workbook, int]:
+    """``build_workbook``'s workbook and the number of problems it lists."""
     rows = open_problems(problems, dept)
-    by_table: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_table.setdefault(str(row["table"]), []).append(row)
+    shown_rows = [cells(row) for row in rows]  # each problem masked once, for both sheets
+    by_table: dict[str, list[dict[str, str]]] = {}
+    for row, shown in zip(rows, shown_rows, strict=True):
+        by_table.setdefault(str(row["table"]), []).append(shown)
     names = [sheet_name(t) for t in by_table]
     if len(set(names)) != len(names) or HELP_SHEET in names or META_SHEET in names:
         raise ValueError(f"department {dept}: table names do not give distinct sheet names")
@@ -230,13 +252,15 @@ def build_workbook(problems: pa.Table, dept: str) -> Workbook:
     _help_sheet(help_ws, dept, {t: len(r) for t, r in by_table.items()})
     for table, table_rows in by_table.items():
         _table_sheet(wb.create_sheet(sheet_name(table)), table_rows)
-    _meta_sheet(wb.create_sheet(META_SHEET), dept, rows)
+    _meta_sheet(wb.create_sheet(META_SHEET), dept, shown_rows)
     wb.security = WorkbookProtection(lockStructure=True)
     wb.active = 1 if by_table else 0
-    return wb
+    return wb, len(rows)
 
 
-def write_workbook(path: Path, problems: pa.Table, dept: str) -> None:
-    """Write ``dept``'s feedback workbook to ``path`` (replaced atomically)."""
-    wb = build_workbook(problems, dept)
+def write_workbook(path: Path, problems: pa.Table, dept: str) -> int:
+    """Write ``dept``'s feedback workbook to ``path`` (replaced atomically); returns the number
+    of problems it lists."""
+    wb, listed = _build(problems, dept)
     replace_with(path, lambda tmp: wb.save(tmp))
+    return listed

@@ -40,6 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from datacloud.business_day import SHANGHAI
 from datacloud.problem_store import OPEN, RESPONSES, SCHEMA
@@ -234,26 +235,46 @@ def track(
 # --- figures for the reports ------------------------------------------------------------------
 
 
+def _count(mask: pa.Array | pa.ChunkedArray) -> int:
+    """The rows a boolean mask selects (a null selects none, as ``None`` is falsy)."""
+    return int(pc.sum(pc.fill_null(mask, False).cast(pa.int64())).as_py() or 0)
+
+
+def _on(column: pa.Array | pa.ChunkedArray, day: date) -> pa.Array | pa.ChunkedArray:
+    """``column == day`` per row (a null row is not on that day)."""
+    return pc.fill_null(pc.equal(column, pa.scalar(day, pa.date32())), False)
+
+
 def summary(table: pa.Table, ds: date) -> dict[str, Any]:
     """The figures of a department's 问题整改 section from its rows of the problem table as
     night ``ds`` left them: open, new tonight, fixed tonight, reopened tonight, overdue,
-    disputed, fix failed, closure rate and median age of the open problems (in days)."""
-    rows = table.to_pylist()
-    open_rows = [r for r in rows if r["status"] in OPEN]
+    disputed, fix failed, closure rate and median age of the open problems (in days).
+    Counted column-wise (Arrow compute): no row becomes a Python object."""
+    status = table["status"]
+    is_open = pc.fill_null(pc.is_in(status, value_set=pa.array(OPEN, pa.string())), False)
+    opened = table.filter(is_open)
     window = ds - timedelta(days=TREND_NIGHTS - 1)
-    recent = [r for r in rows if r["last_seen"] >= window or r["status"] in OPEN]
-    closed = [r for r in recent if r["status"] == "fixed"]
-    ages = [(ds - r["first_seen"]).days for r in open_rows]
+    recent = pc.or_(
+        pc.fill_null(pc.greater_equal(table["last_seen"], pa.scalar(window, pa.date32())), False),
+        is_open,
+    )
+    n_recent = _count(recent)
+    closed = _count(pc.and_(recent, pc.fill_null(pc.equal(status, "fixed"), False)))
+    # (ds - first_seen) in days: date32 holds days since the epoch
+    epoch_day = (ds - date(1970, 1, 1)).days
+    ages = pc.subtract(epoch_day, opened["first_seen"].cast(pa.int32())).to_pylist()
     return {
-        "total": len(rows),
-        "open": len(open_rows),
-        "new_tonight": sum(r["first_seen"] == ds for r in rows),
-        "fixed_tonight": sum(r["status"] == "fixed" and r["fixed_on"] == ds for r in rows),
-        "reopened_tonight": sum(r["status"] == "reopened" and r["reopened_on"] == ds for r in rows),
-        "overdue": sum(bool(r["overdue"]) for r in open_rows),
-        "disputed": sum(r["disputed_since"] is not None for r in open_rows),
-        "fix_failed": sum(bool(r["fix_failed"]) for r in open_rows),
-        "cannot_fix": sum(r["response"] == "cannot_fix" for r in open_rows),
-        "closure_rate": round(len(closed) / len(recent), 4) if recent else None,
+        "total": table.num_rows,
+        "open": opened.num_rows,
+        "new_tonight": _count(_on(table["first_seen"], ds)),
+        "fixed_tonight": _count(pc.and_(pc.equal(status, "fixed"), _on(table["fixed_on"], ds))),
+        "reopened_tonight": _count(
+            pc.and_(pc.equal(status, "reopened"), _on(table["reopened_on"], ds))
+        ),
+        "overdue": _count(opened["overdue"]),
+        "disputed": _count(pc.is_valid(opened["disputed_since"])),
+        "fix_failed": _count(opened["fix_failed"]),
+        "cannot_fix": _count(pc.equal(opened["response"], "cannot_fix")),
+        "closure_rate": round(closed / n_recent, 4) if n_recent else None,
         "median_age_days": float(statistics.median(ages)) if ages else None,
     }

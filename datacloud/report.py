@@ -32,7 +32,6 @@ import pyarrow.parquet as pq
 from datacloud import (
     failures,
     problem_store,
-    problem_workbook,
     problems,
     report_sources,
     report_verdict,
@@ -269,14 +268,35 @@ def _problem_item(row: dict[str, Any], ds: date) -> dict[str, Any]:
     }
 
 
-def problem_figures(root: StorageRoot, dept: Department, ds: date) -> dict[str, Any]:
+def _problems_as_of(root: StorageRoot, dept: Department, ds: date) -> pa.Table | None:
+    """The department's rows of the problem table as ``ds`` sees it, read once for the
+    section and the workbook; None when unreadable (each then reads and reports on its own)."""
+    try:
+        return problem_store.read_problems(root, dept.code, as_of=ds)
+    except Exception:  # problem_figures and the workbook say why, each in its place
+        return None
+
+
+def _first_rows(table: pa.Table, chosen: pa.Array | pa.ChunkedArray, by: str) -> list[Any]:
+    """The chosen rows ordered by ``by`` then problem ID (a stable sort), the first
+    ``PROBLEM_LIST_MAX`` of them as dicts."""
+    rows = table.filter(chosen)
+    order = pc.sort_indices(rows, sort_keys=[(by, "ascending"), ("problem_id", "ascending")])
+    return rows.take(order[:PROBLEM_LIST_MAX]).to_pylist()
+
+
+def problem_figures(
+    root: StorageRoot, dept: Department, ds: date, table: pa.Table | None = None
+) -> dict[str, Any]:
     """The 问题整改 section: the department's problems as the latest tracking night up to
     ``ds`` left the problem table (``tracked_night``; the department DAG's report, written
     before tonight's tracking, shows the night before). ``{"available": False}`` before the
-    first tracking night."""
+    first tracking night. ``table``: those rows already read (``_problems_as_of``). Counted
+    column-wise: only the rows of the lists shown become Python objects."""
     try:
         night = problem_store.latest_night(root)
-        table = problem_store.read_problems(root, dept.code, as_of=ds)
+        if table is None:
+            table = problem_store.read_problems(root, dept.code, as_of=ds)
         tracked = problem_store.night_as_of(root, ds) if night is not None else None
     except Exception as e:  # an unreadable table must not stop the report
         log.warning("problem table unreadable for %s: %s", dept.code, e)
@@ -284,27 +304,30 @@ def problem_figures(root: StorageRoot, dept: Department, ds: date) -> dict[str, 
     if tracked is None:
         return {"available": False}
     figures = problems.summary(table, tracked)
-    rows = table.to_pylist()
-    open_rows = [r for r in rows if r["status"] in problem_store.OPEN]
-    overdue = sorted(
-        (r for r in open_rows if r["overdue"]), key=lambda r: (r["due"], r["problem_id"])
-    )
-    disputed = sorted(
-        (r for r in open_rows if r["disputed_since"] is not None),
-        key=lambda r: (r["disputed_since"], r["problem_id"]),
-    )
-    fix_failed = sorted(
-        (r for r in open_rows if r["fix_failed"]), key=lambda r: (r["due"], r["problem_id"])
-    )
+    is_open = pc.is_in(table["status"], value_set=pa.array(problem_store.OPEN, pa.string()))
+    opened = table.filter(pc.fill_null(is_open, False))
+    overdue = pc.fill_null(opened["overdue"], False)
+    disputed = pc.is_valid(opened["disputed_since"])
+    fix_failed = pc.fill_null(opened["fix_failed"], False)
     # by when: the deadlines still ahead (open, not overdue, not disputed), earliest first
-    waiting = [r for r in open_rows if not r["overdue"] and r["disputed_since"] is None]
-    ahead = sorted({r["due"] for r in waiting})
+    waiting = opened.filter(pc.and_(pc.invert(overdue), pc.invert(disputed)))
+    per_due = waiting.group_by("due").aggregate([([], "count_all")]).sort_by("due")
     due_next = [
-        {"due": d.isoformat(), "count": sum(r["due"] == d for r in waiting)}
-        for d in ahead[:DUE_NEXT_MAX]
+        {"due": r["due"].isoformat(), "count": int(r["count_all"])}
+        for r in per_due.slice(0, DUE_NEXT_MAX).to_pylist()
     ]
     years = working_days.library_years()
-    spans = {y for r in open_rows for y in range(r["first_seen"].year, r["due"].year + 1)}
+    spells = pa.table(
+        {"first": pc.year(opened["first_seen"]), "last": pc.year(opened["due"])}
+    ).group_by(["first", "last"])
+    spans = {y for r in spells.aggregate([]).to_pylist() for y in range(r["first"], r["last"] + 1)}
+    per_table = (
+        opened.select(["table"])
+        .append_column("overdue", overdue.cast(pa.int64()))
+        .group_by("table")
+        .aggregate([([], "count_all"), ("overdue", "sum")])
+        .to_pylist()
+    )
     return {
         "available": True,
         "tracked_night": tracked.isoformat(),
@@ -317,28 +340,31 @@ def problem_figures(root: StorageRoot, dept: Department, ds: date) -> dict[str, 
             "fallback_years": sorted(y for y in spans if y not in years),
         },
         "by_table": [
-            {
-                "table": t,
-                "open": sum(r["table"] == t for r in open_rows),
-                "overdue": sum(r["table"] == t and r["overdue"] for r in open_rows),
-            }
-            for t in sorted({r["table"] for r in open_rows})
+            {"table": r["table"], "open": int(r["count_all"]), "overdue": int(r["overdue_sum"])}
+            for r in sorted(per_table, key=lambda r: r["table"])
         ],
         "due_next": due_next,
-        "overdue_list": [_problem_item(r, tracked) for r in overdue[:PROBLEM_LIST_MAX]],
-        "disputed_list": [_problem_item(r, tracked) for r in disputed[:PROBLEM_LIST_MAX]],
-        "fix_failed_list": [_problem_item(r, tracked) for r in fix_failed[:PROBLEM_LIST_MAX]],
+        "overdue_list": [_problem_item(r, tracked) for r in _first_rows(opened, overdue, "due")],
+        "disputed_list": [
+            _problem_item(r, tracked) for r in _first_rows(opened, disputed, "disputed_since")
+        ],
+        "fix_failed_list": [
+            _problem_item(r, tracked) for r in _first_rows(opened, fix_failed, "due")
+        ],
     }
 
 
-def _write_workbook(root: StorageRoot, dept: Department, ds: date, path: Path) -> int | None:
+def _write_workbook(
+    root: StorageRoot, dept: Department, ds: date, path: Path, table: pa.Table | None = None
+) -> int | None:
     """The feedback workbook (problems.xlsx) of the department's open problems as the table
-    stands for ``ds``; None (and no file) before the first tracking night."""
+    stands for ``ds`` (``table``: those rows already read); None (and no file) before the
+    first tracking night."""
     if problem_store.night_as_of(root, ds) is None:
         return None
-    table = problem_store.read_problems(root, dept.code, as_of=ds)
-    write_workbook(path, table, dept.code)
-    return len(problem_workbook.open_problems(table, dept.code))
+    if table is None:
+        table = problem_store.read_problems(root, dept.code, as_of=ds)
+    return write_workbook(path, table, dept.code)
 
 
 def build_report(
@@ -346,8 +372,10 @@ def build_report(
     dept: Department,
     ds: date,
     issues_by_table: dict[str, pa.Table | None] | None = None,
+    problem_rows: pa.Table | None = None,
 ) -> dict[str, Any]:
-    """The facts of one department night as a dict (the content of report.json)."""
+    """The facts of one department night as a dict (the content of report.json);
+    ``problem_rows``: the department's problem table as ``ds`` sees it, when already read."""
     if issues_by_table is None:
         issues_by_table = _issues_by_table(root, dept, ds)
     tables = [
@@ -379,7 +407,7 @@ def build_report(
         "tables": tables,
         "quality": report_sources.quality_results(root, dept.code, ds),
         "findings": report_sources.consistency_findings(root, dept.code, ds),
-        "problems": problem_figures(root, dept, ds),
+        "problems": problem_figures(root, dept, ds, problem_rows),
         "files": {
             "rejected_csv": "rejected.csv",
             "findings_csv": "findings.csv",
@@ -401,7 +429,8 @@ def write_department_report(root: StorageRoot, dept: Department, ds: date) -> Re
     out = root.report_dir(dept.code, ds)
     out.mkdir(parents=True, exist_ok=True)
     issues = _issues_by_table(root, dept, ds)
-    report = build_report(root, dept, ds, issues)
+    problem_rows = _problems_as_of(root, dept, ds)  # for the section and the workbook
+    report = build_report(root, dept, ds, issues, problem_rows)
     report["rejected_csv_lines"] = _write_rejected_csv(dept, issues, out / "rejected.csv")
     findings = report_sources.finding_rows(
         root, dept.code, (report.get("findings") or {}).get("business_date")
@@ -410,7 +439,7 @@ def write_department_report(root: StorageRoot, dept: Department, ds: date) -> Re
         findings, department_names(), out / "findings.csv"
     )
     try:
-        report["workbook_problems"] = _write_workbook(root, dept, ds, out / WORKBOOK)
+        report["workbook_problems"] = _write_workbook(root, dept, ds, out / WORKBOOK, problem_rows)
     except Exception as e:  # the page must be written even when the workbook cannot be
         log.warning("%s %s: feedback workbook not written: %s", dept.code, ds, e)
         report["workbook_problems"] = None
