@@ -237,7 +237,8 @@ def build_workbook(problems: pa.Table, dept: str) -> Workbook:
 
 def _build(problems: pa.Table, dept: str) -> tuple[Workbook, int]:
     """``build_workbook``'s workbook and the number of problems it lists."""
-    rows = open_problems(problems, dept)
+    used = {"dept", "status", "person_key", *(column for column, _ in LOCKED_COLUMNS)}
+    rows = open_problems(problems.select([c for c in problems.column_names if c in used]), dept)
     shown_rows = [cells(row) for row in rows]  # each problem masked once, for both sheets
     by_table: dict[str, list[dict[str, str]]] = {}
     for row, shown in zip(rows, shown_rows, strict=True):

@@ -163,7 +163,8 @@ csv_cell = safe_cell
 def _write_rejected_csv(
     dept: Department, issues_by_table: dict[str, pa.Table | None], path: Path
 ) -> int:
-    """rejected.csv: one line per rejected row and rule, every cell through ``csv_cell``."""
+    """rejected.csv: one line per rejected row and rule, every cell through ``csv_cell``
+    (the issues read column by column; a rule's two texts made safe once per rule)."""
     lines = 0
 
     def write(tmp: Path) -> None:
@@ -171,22 +172,32 @@ def _write_rejected_csv(
         with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(CSV_HEADER)
+            texts: dict[Any, list[str]] = {}
             for spec in dept.tables:
                 issues = issues_by_table.get(spec.name)
                 if issues is None:
                     continue
-                for row in issues.to_pylist():
-                    r = RULES.get(row["rule_code"])  # an unknown code still gets its line
-                    cells = [
-                        f"{spec.name}:{row['source_pk']}",
-                        row["field"],
-                        row["source_column"],
-                        row["raw_value"],
-                        row["rule_code"],
-                        r.zh if r else "",
-                        r.hint_zh if r else "",
-                    ]
-                    w.writerow([csv_cell(c) for c in cells])
+                columns = [
+                    issues[c].to_pylist()
+                    for c in ("source_pk", "field", "source_column", "raw_value", "rule_code")
+                ]
+                for pk, field, source_column, raw, code in zip(*columns, strict=True):
+                    if code not in texts:
+                        r = RULES.get(code)  # an unknown code still gets its line
+                        texts[code] = [
+                            csv_cell(r.zh if r else ""),
+                            csv_cell(r.hint_zh if r else ""),
+                        ]
+                    w.writerow(
+                        [
+                            csv_cell(f"{spec.name}:{pk}"),
+                            csv_cell(field),
+                            csv_cell(source_column),
+                            csv_cell(raw),
+                            csv_cell(code),
+                            *texts[code],
+                        ]
+                    )
                     lines += 1
 
     replace_with(path, write)
