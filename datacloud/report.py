@@ -279,13 +279,21 @@ def _problem_item(row: dict[str, Any], ds: date) -> dict[str, Any]:
     }
 
 
-def _problems_as_of(root: StorageRoot, dept: Department, ds: date) -> pa.Table | None:
-    """The department's rows of the problem table as ``ds`` sees it, read once for the
-    section and the workbook; None when unreadable (each then reads and reports on its own)."""
+def problems_as_of(root: StorageRoot, ds: date, dept: str | None = None) -> pa.Table | None:
+    """The problem table as ``ds`` sees it (``dept``'s rows only when given), read once for
+    the section and the workbook (and, by ``nightly.refresh_reports``, once for every
+    department); None when unreadable (each part then reads and reports on its own)."""
     try:
-        return problem_store.read_problems(root, dept.code, as_of=ds)
+        return problem_store.read_problems(root, dept, as_of=ds)
     except Exception:  # problem_figures and the workbook say why, each in its place
         return None
+
+
+def rows_of(problem_table: pa.Table | None, dept: str) -> pa.Table | None:
+    """One department's rows of the problem table (as ``read_problems(dept=...)`` gives)."""
+    if problem_table is None:
+        return None
+    return problem_table.filter(pc.equal(problem_table["dept"], dept))
 
 
 def _first_rows(table: pa.Table, chosen: pa.Array | pa.ChunkedArray, by: str) -> list[Any]:
@@ -427,7 +435,9 @@ def build_report(
     }
 
 
-def write_department_report(root: StorageRoot, dept: Department, ds: date) -> ReportFiles:
+def write_department_report(
+    root: StorageRoot, dept: Department, ds: date, problem_rows: pa.Table | None = None
+) -> ReportFiles:
     """Write report.json, rejected.csv and index.html for one department night.
 
     Reads the night's run state (``runs/<dept>/<date>/``), the rejected issues of the tables
@@ -435,12 +445,14 @@ def write_department_report(root: StorageRoot, dept: Department, ds: date) -> Re
     results and consistency findings when they exist. Works for a failed night too: a table
     without run state is reported as not run. Writes rejected.csv, findings.csv (every
     finding, masked), report.json with the headline and to-do list (``report_verdict``) and
-    index.html. Every file is replaced atomically.
+    index.html. Every file is replaced atomically. ``problem_rows``: the department's rows of
+    the problem table as ``ds`` sees them, when the caller has read them (else read here).
     """
     out = root.report_dir(dept.code, ds)
     out.mkdir(parents=True, exist_ok=True)
     issues = _issues_by_table(root, dept, ds)
-    problem_rows = _problems_as_of(root, dept, ds)  # for the section and the workbook
+    if problem_rows is None:  # for the section and the workbook
+        problem_rows = problems_as_of(root, ds, dept.code)
     report = build_report(root, dept, ds, issues, problem_rows)
     report["rejected_csv_lines"] = _write_rejected_csv(dept, issues, out / "rejected.csv")
     findings = report_sources.finding_rows(

@@ -269,3 +269,21 @@ def test_the_workbook_as_the_rows_gave_it(table: pa.Table, dept: str) -> None:
     old = _parts(_old_workbook(table, dept))
     assert new.keys() == old.keys()
     assert {n: new[n] for n in new if new[n] != old[n]} == {}
+
+
+def test_a_report_from_the_table_read_once_as_from_its_own_read(
+    tmp_path: Any, table: pa.Table, scjg: Department
+) -> None:
+    root = StorageRoot(tmp_path)
+    problem_store.write_problems(root, table, DS, "tracking")
+    everyone = report.problems_as_of(root, DS)
+    assert everyone is not None and set(everyone["dept"].to_pylist()) == {"scjg", "gjj"}
+
+    def written(rows: pa.Table | None) -> tuple[str, bytes]:
+        out = report.write_department_report(root, scjg, DS, rows).parent
+        text = (out / "report.json").read_text("utf-8")
+        return re.sub(r'"generated_at": "[^"]*"', "", text), (out / "rejected.csv").read_bytes()
+
+    alone = written(None)
+    assert '"tracked_night": "2026-12-28"' in alone[0]
+    assert written(report.rows_of(everyone, "scjg")) == alone
