@@ -310,7 +310,7 @@ def problem_figures(
     """The 问题整改 section: the department's problems as the latest tracking night up to
     ``ds`` left the problem table (``tracked_night``; the department DAG's report, written
     before tonight's tracking, shows the night before). ``{"available": False}`` before the
-    first tracking night. ``table``: those rows already read (``_problems_as_of``). Counted
+    first tracking night. ``table``: those rows already read (``problems_as_of``). Counted
     column-wise: only the rows of the lists shown become Python objects."""
     try:
         night = problem_store.latest_night(root)
