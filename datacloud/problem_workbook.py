@@ -96,21 +96,32 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _masked(value: Any, person_key: str | None) -> str:
+def _masked(value: Any, person_key: str | None, seen: dict[str, str] | None = None) -> str:
+    """The text masked (``mask_text``) after the person's ID number; ``seen``: texts already
+    masked in this workbook, for a column whose texts repeat (a rule's message)."""
     text = _text(value)
     if person_key and person_key.strip():
         text = text.replace(person_key.strip(), mask_id_number(person_key))
-    return mask_text(text)
+    if seen is None:
+        return mask_text(text)
+    masked = seen.get(text)
+    if masked is None:
+        masked = seen[text] = mask_text(text)
+    return masked
 
 
-def cells(row: Mapping[str, Any]) -> dict[str, str]:
+def cells(row: Mapping[str, Any], messages: dict[str, str] | None = None) -> dict[str, str]:
     """The locked cells of one problem (a problem table row) exactly as the workbook shows them:
-    masked where the report masks, each through ``sheet_cell``."""
+    masked where the report masks, each through ``sheet_cell``. ``messages``: the messages
+    masked so far for this workbook (a few rule texts repeat over every problem; ``mask_text``
+    is a pure function of the text, so a repeat is looked up instead of masked again)."""
     person_key = row.get("person_key")
     out: dict[str, str] = {}
     for column, _ in LOCKED_COLUMNS:
         value = row.get(column)
-        if column in ("source_key", "message_zh"):
+        if column == "message_zh":
+            text = _masked(value, person_key, messages)
+        elif column == "source_key":
             text = _masked(value, person_key)
         elif column == "status":
             text = STATUS_ZH.get(_text(value), _text(value))
@@ -239,7 +250,8 @@ def _build(problems: pa.Table, dept: str) -> tuple[Workbook, int]:
     """``build_workbook``'s workbook and the number of problems it lists."""
     used = {"dept", "status", "person_key", *(column for column, _ in LOCKED_COLUMNS)}
     rows = open_problems(problems.select([c for c in problems.column_names if c in used]), dept)
-    shown_rows = [cells(row) for row in rows]  # each problem masked once, for both sheets
+    messages: dict[str, str] = {}
+    shown_rows = [cells(row, messages) for row in rows]  # each problem once, for both sheets
     by_table: dict[str, list[dict[str, str]]] = {}
     for row, shown in zip(rows, shown_rows, strict=True):
         by_table.setdefault(str(row["table"]), []).append(shown)
