@@ -91,16 +91,21 @@ def test_concurrent_records_share_flushes_and_keep_one_chain(
     assert flush.calls <= THREADS * EACH // 2, flush.calls
 
 
+@pytest.mark.parametrize("writers", ["threads", "event loop"])
 def test_a_failed_flush_fails_its_whole_group_and_leaves_no_part_of_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    writers: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Writer threads waiting (``record``) or lookups on an event loop (``deferred``)."""
     flush = _SlowFlush()
     monkeypatch.setattr(os, "fdatasync", flush)
     folder = tmp_path / "audit"
     log = AuditLog([FileSink(folder)], b"k" * 16)
     log.record(WHO, "person", "first", "1", "found")
     flush.fail_next = 1
-    results = _hammer(log, threads=8, each=5)
+    if writers == "threads":
+        results = _hammer(log, threads=8, each=5)
+    else:
+        results = asyncio.run(_deferred_lookups(log, 30, "loop"))
     failed = [r for r in results if isinstance(r, AuditUnavailable)]
     answered = [r for r in results if isinstance(r, str)]
     assert failed, "the injected failure reached no writer"
@@ -180,23 +185,6 @@ def test_records_deferred_on_an_event_loop_share_flushes_with_threads_and_keep_o
     verdict = verify(folder)
     assert verdict.broken is None and verdict.records == 280
     assert flush.calls <= 280 // 4, flush.calls  # the loop's records flushed in groups
-
-
-def test_a_failed_flush_fails_every_deferred_record_of_its_group(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    flush = _SlowFlush()
-    monkeypatch.setattr(os, "fdatasync", flush)
-    folder = tmp_path / "audit"
-    log = AuditLog([FileSink(folder)], b"k" * 16)
-    log.record(WHO, "person", "first", "1", "found")
-    flush.fail_next = 1
-    results = asyncio.run(_deferred_lookups(log, 30, "loop"))
-    failed = [r for r in results if isinstance(r, AuditUnavailable)]
-    answered = [r for r in results if isinstance(r, str)]
-    assert failed, "the injected failure reached no deferred record"
-    assert len(_lines(folder)) == 1 + len(answered)  # no record of the failed group stayed
-    assert verify(folder).broken is None
 
 
 def test_deferring_needs_sinks_that_can_queue() -> None:
