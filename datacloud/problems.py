@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import statistics
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -43,11 +44,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datacloud.business_day import SHANGHAI
-from datacloud.problem_store import OPEN, RESPONSES, SCHEMA
+from datacloud.problem_store import OPEN, RESPONSES, SCHEMA, SORT_BY
 
 FINDING_TABLE = "consistency"  # the "table" of a cross-department finding
 KEEP_FIXED_DAYS = 400  # fixed problems are dropped this long after their fix (Delta keeps them)
 TREND_NIGHTS = 30
+BUCKET_ROWS = 200_000  # previous + observed rows per bucket of track (memory, not results)
+ID_BATCH_ROWS = 65_536  # rows whose problem IDs or buckets are computed at a time
 OBSERVED_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),
@@ -122,12 +125,55 @@ def latest_responses(responses: Iterable[Response], ds: date) -> dict[str, Respo
     return out
 
 
-def _observed_by_id(observed: pa.Table) -> dict[str, dict[str, Any]]:
+def _observed_ids(observed: pa.Table) -> pa.ChunkedArray:
+    """Every observed row's ``problem_id``, ``ID_BATCH_ROWS`` rows at a time (only a batch's
+    keys are Python strings at a time)."""
+    keys = observed.select(["dept", "table", "source_key", "rule"])
+    parts = []
+    for batch in keys.to_batches(max_chunksize=ID_BATCH_ROWS):
+        dept, table, key, rule = (batch.column(i).to_pylist() for i in range(4))
+        ids = [
+            problem_id(d, t, str(k), r) for d, t, k, r in zip(dept, table, key, rule, strict=True)
+        ]
+        parts.append(pa.array(ids, pa.string()))
+    return pa.chunked_array(parts, pa.string())
+
+
+def _bucket_of(ids: pa.ChunkedArray, buckets: int) -> pa.ChunkedArray:
+    """Each problem ID's bucket: crc32 of its UTF-8 modulo ``buckets`` (a null ID: 0). Stable:
+    an ID of the previous table and the same ID observed tonight share their bucket."""
+    parts = []
+    for chunk in ids.chunks:
+        for start in range(0, len(chunk), ID_BATCH_ROWS):
+            values = chunk.slice(start, ID_BATCH_ROWS).to_pylist()
+            parts.append(
+                pa.array(
+                    [0 if v is None else zlib.crc32(v.encode()) % buckets for v in values],
+                    pa.int32(),
+                )
+            )
+    return pa.chunked_array(parts, pa.int32())
+
+
+def _buckets(previous: pa.Table, observed: pa.Table) -> int:
+    """How many buckets ``track`` needs: one per ``BUCKET_ROWS`` previous and observed rows."""
+    return max(1, -(-(previous.num_rows + observed.num_rows) // BUCKET_ROWS))
+
+
+def _observed_by_id(
+    observed: pa.Table, ids: pa.ChunkedArray | None = None
+) -> dict[str, dict[str, Any]]:
     """Tonight's problems by ID; several issues of one ID (two fields breaking the same rule
-    in one row) become one problem naming every field."""
+    in one row) become one problem naming every field. ``ids``: the rows' IDs when already
+    computed (``_observed_ids``)."""
     out: dict[str, dict[str, Any]] = {}
-    for row in observed.to_pylist():
-        pid = problem_id(row["dept"], row["table"], str(row["source_key"]), row["rule"])
+    pids = ids.to_pylist() if ids is not None else None
+    for n, row in enumerate(observed.to_pylist()):
+        pid = (
+            pids[n]
+            if pids is not None
+            else problem_id(row["dept"], row["table"], str(row["source_key"]), row["rule"])
+        )
         held = out.get(pid)
         if held is None:
             out[pid] = {**row, "source_key": str(row["source_key"]), "fields": {row["field"]}}
@@ -166,9 +212,67 @@ def track(
     response up to ``ds`` (``latest_responses``); ``due(dept, day)``: the due date of a
     problem of ``dept`` seen on ``day``; ``keys_read``: for an incremental table, the source
     keys read tonight (a row not read again tonight is not fixed by its absence).
+
+    A problem's night depends only on its own rows, so the problems are tracked in buckets of
+    their IDs (``_bucket_of``, one bucket per ``BUCKET_ROWS`` rows): only one bucket's rows
+    are Python objects at a time, each bucket's result becomes an Arrow table, and the
+    buckets joined are sorted by (department, table, problem ID).
     """
+    buckets = _buckets(previous, observed)
+    return _track(previous, observed, covered, responses, ds, due, keys_read, buckets)
+
+
+def _track(
+    previous: pa.Table,
+    observed: pa.Table,
+    covered: set[tuple[str, str]],
+    responses: Mapping[str, Response],
+    ds: date,
+    due: Due,
+    keys_read: Mapping[tuple[str, str], set[str]] | None,
+    buckets: int,
+) -> pa.Table:
+    """``track`` over ``buckets`` buckets of problem IDs (1: every problem at once)."""
     keys_read = keys_read or {}
-    seen = _observed_by_id(observed)
+    if buckets <= 1:
+        parts = [_track_bucket(previous, observed, None, covered, responses, ds, due, keys_read)]
+    else:
+        ids = _observed_ids(observed)
+        previous_bucket = _bucket_of(previous["problem_id"], buckets)
+        observed_bucket = _bucket_of(ids, buckets)
+        parts = []
+        for b in range(buckets):
+            mine = pc.equal(observed_bucket, b)
+            parts.append(
+                _track_bucket(
+                    previous.filter(pc.equal(previous_bucket, b)),
+                    observed.filter(mine),
+                    ids.filter(mine),
+                    covered,
+                    responses,
+                    ds,
+                    due,
+                    keys_read,
+                )
+            )
+    # Arrow orders strings by their UTF-8 bytes: Python's code point order, as before
+    table = pa.concat_tables(parts).sort_by([(k, "ascending") for k in SORT_BY])
+    return table.combine_chunks()
+
+
+def _track_bucket(
+    previous: pa.Table,
+    observed: pa.Table,
+    ids: pa.ChunkedArray | None,
+    covered: set[tuple[str, str]],
+    responses: Mapping[str, Response],
+    ds: date,
+    due: Due,
+    keys_read: Mapping[tuple[str, str], set[str]],
+) -> pa.Table:
+    """The night of the problems in ``previous`` and ``observed`` (every row of each of their
+    IDs), row by row, as an Arrow table (``SCHEMA``, not sorted)."""
+    seen = _observed_by_id(observed, ids)
     rows: dict[str, dict[str, Any]] = {r["problem_id"]: r for r in previous.to_pylist()}
     for pid, ob in seen.items():
         if pid not in rows:
@@ -228,7 +332,6 @@ def track(
             row["status"] in OPEN and row["disputed_since"] is None and ds > row["due"]
         )
         out.append(row)
-    out.sort(key=lambda x: (x["dept"], x["table"], x["problem_id"]))
     return pa.Table.from_pylist(out, schema=SCHEMA)
 
 
