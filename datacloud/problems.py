@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -160,20 +160,12 @@ def _buckets(previous: pa.Table, observed: pa.Table) -> int:
     return max(1, -(-(previous.num_rows + observed.num_rows) // BUCKET_ROWS))
 
 
-def _observed_by_id(
-    observed: pa.Table, ids: pa.ChunkedArray | None = None
-) -> dict[str, dict[str, Any]]:
-    """Tonight's problems by ID; several issues of one ID (two fields breaking the same rule
-    in one row) become one problem naming every field. ``ids``: the rows' IDs when already
-    computed (``_observed_ids``)."""
+def _observed_by_id(observed: pa.Table, ids: pa.ChunkedArray) -> dict[str, dict[str, Any]]:
+    """Tonight's problems by ID (``ids``: the rows' IDs, ``_observed_ids``); several issues of
+    one ID (two fields breaking the same rule in one row) become one problem naming every
+    field."""
     out: dict[str, dict[str, Any]] = {}
-    pids = ids.to_pylist() if ids is not None else None
-    for n, row in enumerate(observed.to_pylist()):
-        pid = (
-            pids[n]
-            if pids is not None
-            else problem_id(row["dept"], row["table"], str(row["source_key"]), row["rule"])
-        )
+    for pid, row in zip(ids.to_pylist(), observed.to_pylist(), strict=True):
         held = out.get(pid)
         if held is None:
             out[pid] = {**row, "source_key": str(row["source_key"]), "fields": {row["field"]}}
@@ -203,6 +195,8 @@ def track(
     ds: date,
     due: Due,
     keys_read: Mapping[tuple[str, str], set[str]] | None = None,
+    *,
+    buckets: int | None = None,
 ) -> pa.Table:
     """The problem table after night ``ds``.
 
@@ -216,54 +210,37 @@ def track(
     A problem's night depends only on its own rows, so the problems are tracked in buckets of
     their IDs (``_bucket_of``, one bucket per ``BUCKET_ROWS`` rows): only one bucket's rows
     are Python objects at a time, each bucket's result becomes an Arrow table, and the
-    buckets joined are sorted by (department, table, problem ID).
+    buckets joined are sorted by (department, table, problem ID). ``buckets``: how many
+    (default one per ``BUCKET_ROWS`` rows; the result is the same for any number).
     """
-    buckets = _buckets(previous, observed)
-    return _track(previous, observed, covered, responses, ds, due, keys_read, buckets)
-
-
-def _track(
-    previous: pa.Table,
-    observed: pa.Table,
-    covered: set[tuple[str, str]],
-    responses: Mapping[str, Response],
-    ds: date,
-    due: Due,
-    keys_read: Mapping[tuple[str, str], set[str]] | None,
-    buckets: int,
-) -> pa.Table:
-    """``track`` over ``buckets`` buckets of problem IDs (1: every problem at once)."""
     keys_read = keys_read or {}
-    if buckets <= 1:
-        parts = [_track_bucket(previous, observed, None, covered, responses, ds, due, keys_read)]
-    else:
-        ids = _observed_ids(observed)
-        previous_bucket = _bucket_of(previous["problem_id"], buckets)
-        observed_bucket = _bucket_of(ids, buckets)
-        parts = []
-        for b in range(buckets):
-            mine = pc.equal(observed_bucket, b)
-            parts.append(
-                _track_bucket(
-                    previous.filter(pc.equal(previous_bucket, b)),
-                    observed.filter(mine),
-                    ids.filter(mine),
-                    covered,
-                    responses,
-                    ds,
-                    due,
-                    keys_read,
-                )
-            )
+    buckets = buckets or _buckets(previous, observed)
+    ids = _observed_ids(observed)
+    groups = _buckets_of_rows(previous, observed, ids, buckets)
+    parts = [_track_bucket(p, o, i, covered, responses, ds, due, keys_read) for p, o, i in groups]
     # Arrow orders strings by their UTF-8 bytes: Python's code point order, as before
     table = pa.concat_tables(parts).sort_by([(k, "ascending") for k in SORT_BY])
     return table.combine_chunks()
 
 
+def _buckets_of_rows(
+    previous: pa.Table, observed: pa.Table, ids: pa.ChunkedArray, buckets: int
+) -> Iterator[tuple[pa.Table, pa.Table, pa.ChunkedArray]]:
+    """The previous rows, the observed rows and their IDs of each bucket, one at a time."""
+    if buckets <= 1:
+        yield previous, observed, ids
+        return
+    previous_bucket = _bucket_of(previous["problem_id"], buckets)
+    observed_bucket = _bucket_of(ids, buckets)
+    for b in range(buckets):
+        mine = pc.equal(observed_bucket, b)
+        yield previous.filter(pc.equal(previous_bucket, b)), observed.filter(mine), ids.filter(mine)
+
+
 def _track_bucket(
     previous: pa.Table,
     observed: pa.Table,
-    ids: pa.ChunkedArray | None,
+    ids: pa.ChunkedArray,
     covered: set[tuple[str, str]],
     responses: Mapping[str, Response],
     ds: date,

@@ -265,7 +265,7 @@ def test_the_generated_nights_cover_every_case() -> None:
 def test_buckets_give_the_former_table(night: int, buckets: int) -> None:
     args = NIGHTS[night]
     expected = old_track(*args)
-    got = problems._track(*args, buckets)
+    got = problems.track(*args, buckets=buckets)
     assert got.schema == expected.schema
     assert got.num_rows == expected.num_rows
     assert got["problem_id"].to_pylist() == expected["problem_id"].to_pylist()  # the order
