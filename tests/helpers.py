@@ -69,6 +69,17 @@ def use_department_folders(
     monkeypatch.setenv("DATACLOUD_SQL_DIR", str(sql))
 
 
+def use_incremental_gongan(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped gongan department with ``czrk`` switched from full to incremental, in
+    ``tmp_path/departments`` (DATACLOUD_DEPARTMENTS_DIR points there)."""
+    depts = tmp_path / "departments"
+    depts.mkdir()
+    text = (repo / "dags" / "departments" / "gongan.yaml").read_text(encoding="utf-8")
+    assert "mode: full" in text
+    (depts / "gongan.yaml").write_text(text.replace("mode: full", "mode: incremental"), "utf-8")
+    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(depts))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 free at the time of asking."""
     with socket.socket() as s:

@@ -6,6 +6,8 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
+from helpers import use_incremental_gongan
+
 from datacloud import nightly
 from datacloud.delta import read_table
 from datacloud.paths import SQL_DIR, StorageRoot
@@ -121,12 +123,7 @@ def test_incremental_new_source_key_replaces_the_staged_row_of_its_business_key(
 ) -> None:
     """An incremental table (gongan.czrk switched to incremental on gxsj): a row accepted
     tonight replaces any staged row with its ID number under another source key."""
-    depts = tmp_path / "departments"
-    depts.mkdir()
-    yaml = (repo / "dags" / "departments" / "gongan.yaml").read_text(encoding="utf-8")
-    assert "mode: full" in yaml
-    (depts / "gongan.yaml").write_text(yaml.replace("mode: full", "mode: incremental"), "utf-8")
-    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(depts))
+    use_incremental_gongan(tmp_path, repo, monkeypatch)
     assert nightly.department("gongan").table("czrk").mode == "incremental"
 
     db = tmp_path / "gongan.db"

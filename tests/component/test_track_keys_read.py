@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from helpers import use_incremental_gongan
 
 from datacloud import nightly, problem_store, problems, problems_night
 from datacloud.landing import read_partition, replace_partition
@@ -83,12 +84,7 @@ def _reference(root: StorageRoot, ds: date, calendar: WorkingCalendar) -> pa.Tab
 
 @pytest.fixture
 def incremental(tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    depts = tmp_path / "departments"
-    depts.mkdir()
-    yaml = (repo / "dags" / "departments" / "gongan.yaml").read_text(encoding="utf-8")
-    assert "mode: full" in yaml
-    (depts / "gongan.yaml").write_text(yaml.replace("mode: full", "mode: incremental"), "utf-8")
-    monkeypatch.setenv("DATACLOUD_DEPARTMENTS_DIR", str(depts))
+    use_incremental_gongan(tmp_path, repo, monkeypatch)
     monkeypatch.setenv("DATACLOUD_HOLIDAYS", str(tmp_path / "no-holidays.yaml"))
     assert nightly.department("gongan").table("czrk").mode == "incremental"
 

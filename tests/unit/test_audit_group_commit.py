@@ -42,6 +42,16 @@ class _SlowFlush:
         self.real(fd)
 
 
+def _slow_trail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[_SlowFlush, Path, AuditLog]:
+    """A trail in ``tmp_path/audit`` whose every fdatasync takes 2 ms and is counted."""
+    flush = _SlowFlush()
+    monkeypatch.setattr(os, "fdatasync", flush)
+    folder = tmp_path / "audit"
+    return flush, folder, AuditLog([FileSink(folder)], b"k" * 16)
+
+
 def _hammer(log: AuditLog, threads: int = THREADS, each: int = EACH) -> list[Any]:
     results: list[Any] = []
     lock = threading.Lock()
@@ -76,10 +86,7 @@ def _lines(folder: Path) -> list[str]:
 def test_concurrent_records_share_flushes_and_keep_one_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flush = _SlowFlush()
-    monkeypatch.setattr(os, "fdatasync", flush)
-    folder = tmp_path / "audit"
-    log = AuditLog([FileSink(folder)], b"k" * 16)
+    flush, folder, log = _slow_trail(tmp_path, monkeypatch)
     ids = _hammer(log)
     assert len(ids) == THREADS * EACH and all(isinstance(i, str) for i in ids)
     lines = _lines(folder)
@@ -96,10 +103,7 @@ def test_a_failed_flush_fails_its_whole_group_and_leaves_no_part_of_it(
     writers: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Writer threads waiting (``record``) or lookups on an event loop (``deferred``)."""
-    flush = _SlowFlush()
-    monkeypatch.setattr(os, "fdatasync", flush)
-    folder = tmp_path / "audit"
-    log = AuditLog([FileSink(folder)], b"k" * 16)
+    flush, folder, log = _slow_trail(tmp_path, monkeypatch)
     log.record(WHO, "person", "first", "1", "found")
     flush.fail_next = 1
     if writers == "threads":
@@ -168,10 +172,7 @@ async def _deferred_lookups(log: AuditLog, n: int, tag: str) -> list[Any]:
 def test_records_deferred_on_an_event_loop_share_flushes_with_threads_and_keep_one_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flush = _SlowFlush()
-    monkeypatch.setattr(os, "fdatasync", flush)
-    folder = tmp_path / "audit"
-    log = AuditLog([FileSink(folder)], b"k" * 16)
+    flush, folder, log = _slow_trail(tmp_path, monkeypatch)
     threaded: list[Any] = []
     writers = threading.Thread(target=lambda: threaded.extend(_hammer(log, threads=4, each=20)))
     writers.start()  # threads writing synchronously at the same time as the loop
