@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -70,7 +70,10 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 BLOCK = 256  # keys per sample of the top-level index
-_TWO_OFFSETS = struct.Struct("<2q")  # a row's start and end in its batch's data
+_TWO_OFFSETS = struct.Struct("<2q")
+Search = Callable[
+    ..., int
+]  # bisect.bisect_left or bisect.bisect_right  # a row's start and end in its batch's data
 BATCH_ROWS = 1 << 20  # rows per record batch of rows.arrow
 KEEP_BUILDS = 3  # builds of a table kept (the newest); older ones are removed by the next build
 FILE_MODE, DIR_MODE = 0o440, 0o750  # as the curated data they copy: never world-readable
@@ -249,20 +252,20 @@ class PagedIndex:
         # bytes, padded as stored: compared as memcmp compares, the order the build sorted in
         self.top = [raw[i * w : (i + 1) * w] for i in range(len(col))]
 
-    def _edge(self, probe: bytes, side: Literal["left", "right"]) -> int:
-        """The first position whose key is >= ``probe`` (left) or > ``probe`` (right)."""
-        search = bisect.bisect_left if side == "left" else bisect.bisect_right
+    def _block(self, probe: bytes, search: Search) -> tuple[int, int, Callable[[int], bytes]]:
+        """The block of keys in which ``search`` (``bisect_left`` or ``bisect_right``) places
+        ``probe`` among the sampled keys, read with one ``pread``: its first position, its
+        number of keys and its ``i``-th key."""
         a = search(self.top, probe)
         start, end = max(a - 1, 0) * BLOCK, min(a * BLOCK, self.n)
-        block = self._read_keys(start, end)
-        return start + search(range(end - start), probe, key=self._key_in(block))
-
-    def _read_keys(self, start: int, end: int) -> bytes:
-        return self._file.read(self._keys_at + start * self.width, (end - start) * self.width)
-
-    def _key_in(self, block: bytes) -> Callable[[int], bytes]:
         w = self.width
-        return lambda i: block[i * w : (i + 1) * w]
+        block = self._file.read(self._keys_at + start * w, (end - start) * w)
+        return start, end - start, lambda i: block[i * w : (i + 1) * w]
+
+    def _edge(self, probe: bytes, search: Search) -> int:
+        """The first position whose key is >= ``probe`` (``bisect_left``) or > it (right)."""
+        start, size, at = self._block(probe, search)
+        return start + search(range(size), probe, key=at)
 
     def find(self, key: str) -> list[int]:
         """Row numbers whose key equals ``key`` (in key order): one block of keys read; a
@@ -271,14 +274,11 @@ class PagedIndex:
         if len(raw) > self.width or self.n == 0:
             return []
         probe = raw.ljust(self.width, b"\0")  # as the build padded shorter keys
-        a = bisect.bisect_left(self.top, probe)
-        start, end = max(a - 1, 0) * BLOCK, min(a * BLOCK, self.n)
-        block = self._read_keys(start, end)
-        at = self._key_in(block)
-        lo = start + bisect.bisect_left(range(end - start), probe, key=at)
-        hi = start + bisect.bisect_right(range(end - start), probe, key=at)
-        if hi == end:  # the run may go on in the next block
-            hi = self._edge(probe, "right")
+        start, size, at = self._block(probe, bisect.bisect_left)
+        lo = start + bisect.bisect_left(range(size), probe, key=at)
+        hi = start + bisect.bisect_right(range(size), probe, key=at)
+        if hi == start + size:  # the run may go on in the next block
+            hi = self._edge(probe, bisect.bisect_right)
         if hi <= lo:
             return []
         count = hi - lo
