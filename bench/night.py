@@ -11,10 +11,10 @@
    (as an Airflow task is) whose peak RSS is its ``VmHWM``: per department and table
    ``nightly.extract`` (or ``plan`` → ``extract_chunk`` per range → ``land`` for a chunked
    table) → ``nightly.stage``; ``nightly.report``; then ``curation_night.plan_night`` →
-   ``build_range`` per key range → ``publish_night`` (or ``curate_night`` on an incremental
-   plan); ``problems_night.track_night``; ``nightly.refresh_reports``. The stage task is
-   split into normalise, gate and merge by wrapping those functions in the child
-   (``_TRACE``), nothing edited.
+   ``curation_scatter.scatter_night`` → ``build_range`` per key range → ``publish_night``
+   (or ``curate_night`` on an incremental plan); ``problems_night.track_night``;
+   ``nightly.refresh_reports``. The stage task is split into normalise, gate and merge by
+   wrapping those functions in the child (``_TRACE``), nothing edited.
 3. **The anchor**, in the same run: ``psql -c "COPY (SELECT * FROM t) TO STDOUT"`` of every
    PostgreSQL source table and ``mariadb --quick -e "SELECT * FROM t"`` of every MariaDB one,
    output to /dev/null.
@@ -92,6 +92,7 @@ def stage_of(task: str) -> str:
         "land": "extract",
         "stage": "merge",  # the stage task's rest: rejected rows moved, run state, lineage
         "plan_night": "curate",
+        "scatter_night": "curate",
         "build_range": "curate",
         "curate_night": "curate",
         "publish_night": "publish",
@@ -232,6 +233,10 @@ def _call(spec: dict[str, Any]) -> Any:
     depts = load_departments()
     if kind == "plan_night":
         return curation_night.plan_night(root, depts, run_id)
+    if kind == "scatter_night":
+        from datacloud import curation_scatter
+
+        return curation_scatter.scatter_night(root, depts, spec["plan"])
     if kind == "build_range":
         return curation_night.build_range(root, depts, spec["plan"], spec["index"])
     if kind == "publish_night":
@@ -433,6 +438,9 @@ def night(root: Path, ds: date = DS, run_id: str = "bench-night") -> list[dict[s
     plan = planned["answer"]
     if plan["mode"] == "full":
         entry = {k: v for k, v in plan.items() if k != "ranges"}
+        done.append(
+            run_task(root, "scatter_night", {**base, "kind": "scatter_night", "plan": plan})
+        )
         for i in plan["ranges"]:
             spec = {**base, "kind": "build_range", "plan": {**entry, "index": i}, "index": i}
             done.append(run_task(root, f"build_range[{i}]", spec))

@@ -4,9 +4,11 @@ Runs when every department's staged tables have been updated (their Asset events
 cutoff of ``dags/curation.yaml`` (05:30 Asia/Shanghai) with whatever has landed. ``plan``
 decides the night: an incremental one (``curate``, one task, recomputes only the keys the
 staged changes touch) or a full build (the first night, a survivorship change, conf
-``{"full": true}``): ``build_range`` mapped over the key ranges (dynamic task mapping, spread
-over the Celery workers), then ``publish_ranges``. Each curated table changes by one Delta
-commit either way; the tasks of the other kind are skipped.
+``{"full": true}``): ``scatter`` reads the staged tables once and writes each range's rows to
+its own files in the plan's scratch folder, then ``build_range`` mapped over the key ranges
+(dynamic task mapping, spread over the Celery workers) reads only its range's files, then
+``publish_ranges``. Each curated table changes by one Delta commit either way; the tasks of
+the other kind are skipped (``scatter`` does nothing on an incremental night).
 Then tonight's problems are tracked (``track_problems``: the problem table, docs/problems.md)
 and tonight's department reports are written again, so they show the cross-department
 findings (比对) curation has just published and the 问题整改 section.
@@ -101,6 +103,21 @@ def curate(planned: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @task
+def scatter(planned: list[dict[str, Any]]) -> dict[str, Any]:
+    """A full build's staged rows read once, before the ranges start together: each range's
+    rows of every stack into its own files in the scratch folder (``curation_scatter``);
+    nothing on an incremental night or over one range. A range without them streams the
+    staged tables itself."""
+    from datacloud.config import load_departments
+    from datacloud.curation_scatter import scatter_night
+    from datacloud.paths import StorageRoot
+
+    if not planned:
+        return {"scattered": False, "count": 0}
+    return scatter_night(StorageRoot.from_env(), load_departments(), planned[0])
+
+
+@task
 def build_range(part: dict[str, Any]) -> dict[str, Any]:
     """A full build's range task: its part of every curated table, into the scratch folder
     (mapped over the plan's entries: none on an incremental night)."""
@@ -190,6 +207,7 @@ with DAG(
 ):
     planned = plan()
     ranges = build_range.expand(part=planned)
+    scatter(planned) >> ranges  # once, before the ranges run in parallel
     published = publish_ranges(planned)
     ranges >> published
     curated = [curate(planned), published]

@@ -5,25 +5,32 @@ Only accepted (staged) rows are compared, at the staged versions curation pinned
 rows of the night only silence findings their person's number is quarantined in.
 
 Bounded in memory: a large night is found in ``buckets`` hash buckets of the ID number
-(``curation_ranges.bucket_of`` of the text the comparisons join on). Each bucket streams the
-staged tables batch by batch (``curation_ranges.stack_in_range``) and keeps the mentions of
-its ID numbers and the registrations whose husband or wife is one of them; its findings are
-those of its persons only (``find_inconsistencies``'s ``persons``). Memory holds one bucket's
-rows, one batch and the findings; the findings equal the one-pass build's, row for row.
+(``curation_ranges.bucket_of`` of the text the comparisons join on). The staged tables are
+read once, batch by batch, and their rows scattered into a file per bucket (``scatter``, in a
+temporary folder under the storage root's scratch, removed after): a bucket holds the mentions
+of its ID numbers and the registrations whose husband or wife is one of them, and its findings
+are those of its persons only (``find_inconsistencies``'s ``persons``). Memory holds one
+bucket's rows, one batch and the findings; the findings equal the one-pass build's, row for
+row. Without a complete scatter a bucket streams the staged tables itself
+(``curation_ranges.stack_in_range``), the same rows.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datacloud import memory
+from datacloud import memory, scatter
 from datacloud.config import Department
 from datacloud.consistency import (
     KEEP_NIGHTS,
@@ -43,6 +50,7 @@ from datacloud.curation_ranges import KeyRange, stack_in_range
 from datacloud.delta import open_table, overwrite, read_loaded
 from datacloud.delta.read import physical_rows
 from datacloud.paths import StorageRoot
+from datacloud.scatter import Spread
 from datacloud.staged_rows import pin_versions, stack
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,35 @@ log = logging.getLogger(__name__)
 # fewer is found in one pass
 MENTIONS_PER_BUCKET = 4_000_000
 MAX_BUCKETS = 256
+# a scatter folder left by a killed night is removed by a later bucketed build after this long
+SCATTER_KEEP_S = 24 * 3600
+MARRIAGE_COLUMNS = ["registration_type", "husband_id_number", "wife_id_number", "registered_date"]
+SPOUSES = ["husband_id_number", "wife_id_number"]
+
+
+def _mention_columns(kind: str) -> list[str]:
+    """The staged columns the mentions of a ``kind`` table are made of."""
+    columns = sorted({c for spec in MENTIONS[kind] for c in spec[:3] if c is not None})
+    if kind == "enterprise_role":
+        columns.append("role")
+    return columns
+
+
+def _spread(kinds: set[str], columns: list[str], ids: list[str]) -> Spread:
+    """Staged rows as a bucketed build reads them: in the bucket of each of their ``ids``."""
+    name = f"consistency_{'_'.join(sorted(kinds))}_by_{'_'.join(ids)}"
+    return Spread(
+        name, frozenset(kinds), tuple(columns), lambda rows: [_id_text(rows[c]) for c in ids]
+    )
+
+
+def spreads() -> list[Spread]:
+    """Every stack a bucketed build reads (``read_mentions``, ``read_marriages``)."""
+    out = [
+        _spread({kind}, _mention_columns(kind), [spec[0] for spec in people])
+        for kind, people in MENTIONS.items()
+    ]
+    return [*out, _spread({"marriage"}, MARRIAGE_COLUMNS, SPOUSES)]
 
 
 def read_mentions(
@@ -58,17 +95,17 @@ def read_mentions(
     depts: list[Department],
     versions: Mapping[str, int] | None = None,
     part: KeyRange | None = None,
+    scattered: Path | None = None,
 ) -> pa.Table:
     """Every person seen in a staged record (``MENTION_SCHEMA``), at the pinned ``versions``
     (``"<dept>/<table>"`` -> staged version) when given; only the persons whose ID number
-    falls in ``part`` (read as a stream) when given."""
+    falls in ``part`` when given (from the scatter in ``scattered`` when complete, else read
+    as a stream)."""
     parts = []
     for kind, people in MENTIONS.items():
-        columns = sorted({c for spec in people for c in spec[:3] if c is not None})
-        if kind == "enterprise_role":
-            columns.append("role")
+        columns = _mention_columns(kind)
         ids = [spec[0] for spec in people]
-        rows = _staged(root, depts, {kind}, columns, versions, part, ids)
+        rows = _staged(root, depts, {kind}, columns, versions, part, ids, scattered)
         if rows is None:
             continue
         for id_col, name_col, sex_col, role in people:
@@ -120,17 +157,24 @@ def _staged(
     versions: Mapping[str, int] | None,
     part: KeyRange | None = None,
     ids: list[str] | None = None,
+    scattered: Path | None = None,
 ) -> pa.Table | None:
     """Staged rows with ``source`` and ``as_of`` (pinned when asked; ``staged_rows.stack``);
-    with ``part``, only the rows where one of the ``ids`` columns falls in it, each staged
-    table streamed in batches (``curation_ranges.stack_in_range``)."""
+    with ``part``, only the rows where one of the ``ids`` columns falls in it: the part's file
+    of the scatter in ``scattered`` when complete, else each staged table streamed in batches
+    (``curation_ranges.stack_in_range``)."""
     if part is None:
         return stack(root, depts, kinds, columns, versions=versions)
     pinned = pin_versions(root, depts) if versions is None else versions
-    id_cols = ids or []
+    spread = _spread(kinds, columns, ids or [])
+    if scattered is not None:
+        try:
+            return scatter.read(scattered, spread, part, depts, pinned)
+        except scatter.NotScattered as e:
+            log.warning("consistency bucket %d of %d: %s; streaming", part.index, part.count, e)
 
     def keep(rows: pa.Table) -> pa.Array:
-        return part.holds(*(_id_text(rows[c]) for c in id_cols))
+        return part.holds(*spread.keys(rows))
 
     return stack_in_range(root, depts, kinds, columns, pinned, keep)
 
@@ -146,12 +190,11 @@ def read_marriages(
     depts: list[Department],
     versions: Mapping[str, int] | None = None,
     part: KeyRange | None = None,
+    scattered: Path | None = None,
 ) -> pa.Table:
     """Every staged marriage registration (``MARRIAGE_SCHEMA``); only those whose husband or
-    wife falls in ``part`` (read as a stream) when given."""
-    columns = ["registration_type", "husband_id_number", "wife_id_number", "registered_date"]
-    ids = ["husband_id_number", "wife_id_number"]
-    rows = _staged(root, depts, {"marriage"}, columns, versions, part, ids)
+    wife falls in ``part`` when given (from the scatter in ``scattered``, as ``read_mentions``)."""
+    rows = _staged(root, depts, {"marriage"}, MARRIAGE_COLUMNS, versions, part, SPOUSES, scattered)
     if rows is None:
         return MARRIAGE_SCHEMA.empty_table()
     return pa.table(
@@ -234,8 +277,9 @@ def build(
     pinned staged ``versions`` when given (as curation pins them).
 
     ``buckets`` (None: ``bucket_count``): 1 reads the staged tables whole in one pass; more
-    find the findings bucket by bucket of the ID number (streamed reads), the same rows in
-    the same order."""
+    find the findings bucket by bucket of the ID number, the staged rows read once and
+    scattered into the buckets' files (``scatter``, a temporary folder removed after), the
+    same rows in the same order."""
     authority = authority_of(depts)
     register_quarantine = read_quarantine(
         root, depts, authority.get(REGISTER_FIELD, []), "person", ds
@@ -255,22 +299,45 @@ def build(
         versions = pin_versions(root, depts)
     log.info("consistency: findings in %d buckets of the ID number", count)
     parts = []
-    for index in range(count):
-        part = KeyRange(index, count)
-        parts.append(
-            find_inconsistencies(
-                read_mentions(root, depts, versions, part),
-                read_marriages(root, depts, versions, part),
-                authority,
-                ds,
-                register_quarantine=register_quarantine,
-                marriage_quarantine=marriage_quarantine,
-                persons=part.holds,
+    folder = _scatter_folder(root)
+    try:
+        scatter.scatter(root, depts, versions, spreads(), count, folder)
+        memory.give_back()
+        for index in range(count):
+            part = KeyRange(index, count)
+            parts.append(
+                find_inconsistencies(
+                    read_mentions(root, depts, versions, part, folder),
+                    read_marriages(root, depts, versions, part, folder),
+                    authority,
+                    ds,
+                    register_quarantine=register_quarantine,
+                    marriage_quarantine=marriage_quarantine,
+                    persons=part.holds,
+                )
             )
-        )
-        memory.give_back()  # the bucket's mentions are gone: the next starts lean
+            memory.give_back()  # the bucket's mentions are gone: the next starts lean
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     table = pa.concat_tables(parts)
     return table.sort_by([(k, "ascending") for k in SORT_BY])
+
+
+def scatter_root(root: StorageRoot) -> Path:
+    return root.root / "scratch" / "consistency"
+
+
+def _scatter_folder(root: StorageRoot) -> Path:
+    """A new temporary folder for a bucketed build's scatter (beside the staged data, not in
+    the system's temporary space: it holds the staged rows once); those a killed night left
+    go after ``SCATTER_KEEP_S``."""
+    parent = scatter_root(root)
+    parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for child in parent.iterdir():
+        if child.is_dir() and now - child.stat().st_mtime > SCATTER_KEEP_S:
+            shutil.rmtree(child, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="buckets-", dir=parent))
 
 
 def publish(

@@ -15,22 +15,27 @@ itself (pinning, the quality gate, publishing, the state file) is ``curation_nig
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from datacloud import curated_tables as registry
-from datacloud import staged_rows
+from datacloud import scatter, staged_rows
 from datacloud.config import Department, register_departments
 from datacloud.curated_tables import KEY
 from datacloud.curation_config import FIELD_COLUMNS, PERSON_FIELDS, CurationConfig
 from datacloud.curation_ranges import KeyRange, stack_in_range
 from datacloud.delta import open_table, read_loaded
 from datacloud.paths import StorageRoot
+from datacloud.scatter import Spread
 from transforms.code_map import mapped_credit_codes, resolve_crosswalk
 from transforms.survivorship import first_per_key, survive
+
+log = logging.getLogger(__name__)
 
 MARRIED, DIVORCED = "20", "40"  # GB/T 2261.2 marital status
 REGISTRATION_STATUS = {"结婚": MARRIED, "离婚": DIVORCED}
@@ -131,12 +136,33 @@ def marital_candidates(registrations: pa.Table) -> pa.Table:
 # --- building the curated tables ------------------------------------------------------------
 
 
-# a staged row's key(s) for the range it falls in (any of them in range: the row is read)
-RangeKey = Callable[[pa.Table], list[pa.Array]]
+@dataclass(frozen=True)
+class RangeKey:
+    """A staged row's key(s) for the range it falls in (any of them in range: the row is read),
+    by name: the scatter (``curation_scatter``) and a range task agree on a stack by its name,
+    kinds and columns (``Stack``), never by the function."""
+
+    name: str
+    keys: Callable[[Night, pa.Table], list[pa.Array]] = field(compare=False, repr=False)
 
 
-def _ids(*columns: str) -> RangeKey:
-    return lambda rows: [rows[c] for c in columns]
+@dataclass(frozen=True)
+class Stack:
+    """The staged rows a builder reads: the tables of ``kinds``, ``columns`` (with ``source``
+    and ``as_of``), and in a range task the key a row falls in a range by."""
+
+    kinds: frozenset[str]
+    columns: tuple[str, ...]
+    range_key: RangeKey
+
+    def spread(self, night: Night) -> Spread:
+        """This stack as the scatter and a range read it, its keys computed as ``night``'s."""
+        keys = self.range_key.keys
+        return Spread(self.range_key.name, self.kinds, self.columns, lambda r: keys(night, r))
+
+
+def _columns_key(name: str, *columns: str) -> RangeKey:
+    return RangeKey(name, lambda _night, rows: [rows[c] for c in columns])
 
 
 @dataclass
@@ -144,8 +170,11 @@ class Night:
     """What one curation run reads: pinned staged versions, and the keys touched (None = all).
 
     ``part``: a range task of a full build (``curation_ranges``) reads and builds only the
-    keys of its range; each builder names the key a staged row falls in a range by
-    (``range_key``), so every survivorship group lands whole in one range.
+    keys of its range; each builder's stack names the key a staged row falls in a range by
+    (``Stack.range_key``), so every survivorship group lands whole in one range. ``scratch``:
+    the plan's scratch folder; a range reads each stack from its scattered file there
+    (``scatter.read``, written once by ``curation_scatter.scatter_night``), and streams the
+    staged tables (``stack_in_range``) where the scatter is absent or incomplete.
     """
 
     root: StorageRoot
@@ -154,6 +183,7 @@ class Night:
     versions: dict[str, int]
     touched: dict[str, pa.Array | None] = field(default_factory=dict)
     part: KeyRange | None = None
+    scratch: Path | None = None
     _crosswalk: pa.Table | None = field(default=None, repr=False)
 
     @property
@@ -174,32 +204,85 @@ class Night:
             self._crosswalk = resolve_crosswalk(rows, self.sources)
         return self._crosswalk
 
-    def stack(
-        self,
-        kinds: set[str],
-        columns: list[str],
-        table: str,
-        key_cols: list[str] | None = None,
-        *,
-        range_key: RangeKey,
-    ) -> pa.Table | None:
+    def stack(self, what: Stack, table: str, key_cols: list[str] | None = None) -> pa.Table | None:
         """Staged rows at the pinned versions; only the touched keys' when ``key_cols`` hold them;
-        in a range task only the rows ``range_key`` places in its range (read as a stream)."""
+        in a range task only the rows ``what.range_key`` places in its range (``in_range``)."""
         if self.part is not None:
-            part = self.part
-            return stack_in_range(
-                self.root,
-                self.depts,
-                kinds,
-                columns,
-                self.versions,
-                lambda rows: part.holds(*range_key(rows)),
-            )
+            return self.in_range(what, self.part)
         keys = self.touched.get(table)
         where = None if keys is None or key_cols is None else (key_cols, keys)
         return staged_rows.stack(
-            self.root, self.depts, kinds, columns, versions=self.versions, where=where
+            self.root,
+            self.depts,
+            set(what.kinds),
+            list(what.columns),
+            versions=self.versions,
+            where=where,
         )
+
+    def in_range(self, what: Stack, part: KeyRange) -> pa.Table | None:
+        """The rows of ``what`` in ``part``: its scattered file when the scatter is complete,
+        else the staged tables streamed and filtered (the same rows either way)."""
+        spread = what.spread(self)
+        if self.scratch is not None:
+            try:
+                return scatter.read(
+                    scatter.in_scratch(self.scratch), spread, part, self.depts, self.versions
+                )
+            except scatter.NotScattered as e:
+                log.info(
+                    "range %d of %d: %s; streaming the staged tables", part.index, part.count, e
+                )
+        return stack_in_range(
+            self.root,
+            self.depts,
+            set(what.kinds),
+            list(what.columns),
+            self.versions,
+            lambda rows: part.holds(*spread.keys(rows)),
+        )
+
+
+# the staged rows each builder reads (a range task: by its range key) -- every stack a
+# builder asks for is in STACKS, which the scatter writes
+BY_ID = _columns_key("id_number", "id_number")
+BY_SPOUSE = _columns_key("spouse", "husband_id_number", "wife_id_number")  # a spouse in range
+BY_ENTERPRISE = RangeKey(
+    "enterprise", lambda night, r: [enterprise_key(with_credit_codes(r, night.crosswalk()))]
+)
+# roles fall in their enterprise's range (the legal representatives come from the golden
+# enterprise records of that range)
+BY_ROLE_ENTERPRISE = RangeKey(
+    "role_enterprise",
+    lambda night, r: [role_enterprises(with_credit_codes(r, night.crosswalk()))],
+)
+_PERSON_COLUMNS = ("id_number", *(f for f in PERSON_FIELDS if f != "marital_status"))
+PERSONS = Stack(frozenset({"person"}), _PERSON_COLUMNS, BY_ID)
+FUND_HOLDERS = Stack(frozenset({"housing_fund_account"}), _PERSON_COLUMNS, BY_ID)
+REGISTRATIONS = Stack(
+    frozenset({"marriage"}),
+    ("husband_id_number", "wife_id_number", "registration_type", "registered_date"),
+    BY_SPOUSE,
+)
+ENTERPRISES = Stack(frozenset({"enterprise"}), tuple(ENTERPRISE_COLUMNS), BY_ENTERPRISE)
+ROLES = Stack(frozenset({"enterprise_role"}), tuple(ROLE_COLUMNS), BY_ROLE_ENTERPRISE)
+
+
+def _relation_stack(name: str, spec: Relation) -> Stack:
+    """A relation's rows, in the range of their ``_key`` (after the crosswalk)."""
+    key = RangeKey(f"{name}_key", lambda night, r: [_relation_key(night, spec, r)])
+    return Stack(frozenset({spec.kind}), tuple(spec.columns), key)
+
+
+RELATION_STACKS = {name: _relation_stack(name, spec) for name, spec in RELATIONS.items()}
+STACKS: tuple[Stack, ...] = (
+    PERSONS,
+    FUND_HOLDERS,
+    REGISTRATIONS,
+    ENTERPRISES,
+    ROLES,
+    *RELATION_STACKS.values(),
+)
 
 
 def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
@@ -211,28 +294,16 @@ def person_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
     departments' person rows are candidates for the register's persons' fields; a person only
     they know is a consistency finding (``unregistered_person``), not a golden record."""
     rules = night.config.person_rules(night.depts)
-    fields = [f for f in PERSON_FIELDS if f != "marital_status"]
     # every person table's rows are candidates; the register's also give the keys: read once
-    by_id = _ids("id_number")
-    persons = night.stack(
-        {"person"}, ["id_number", *fields], "person", ["id_number"], range_key=by_id
-    )
+    persons = night.stack(PERSONS, "person", ["id_number"])
     if persons is None:
         return None
     registers = pa.array(register_departments(night.depts), pa.string())
     register = persons.filter(pc.is_in(persons["source"], value_set=registers))
     keys = pc.unique(register["id_number"].drop_null()).sort()
-    funds = night.stack(
-        {"housing_fund_account"}, ["id_number", *fields], "person", ["id_number"], range_key=by_id
-    )
+    funds = night.stack(FUND_HOLDERS, "person", ["id_number"])
     candidates = persons if funds is None else _concat(persons, funds)
-    regs = night.stack(
-        {"marriage"},
-        ["husband_id_number", "wife_id_number", "registration_type", "registered_date"],
-        "person",
-        ["husband_id_number", "wife_id_number"],
-        range_key=_ids("husband_id_number", "wife_id_number"),  # a spouse in range
-    )
+    regs = night.stack(REGISTRATIONS, "person", ["husband_id_number", "wife_id_number"])
     if regs is not None and regs.num_rows:
         marital = marital_candidates(regs)
         candidates = pa.concat_tables([candidates, marital], promote_options="permissive")
@@ -271,12 +342,7 @@ def golden_enterprises(night: Night, keys: pa.Array | None) -> pa.Table | None:
     join their credit code's group), and the crosswalk's rows, which give a credit code its
     注册号. ``credit_code`` is the key's credit code (null for an unmapped legacy record).
     """
-    rows = night.stack(
-        {"enterprise"},
-        ENTERPRISE_COLUMNS,
-        "enterprise",
-        range_key=lambda r: [enterprise_key(with_credit_codes(r, night.crosswalk()))],
-    )
+    rows = night.stack(ENTERPRISES, "enterprise")
     if rows is None:
         return None
     crosswalk = night.crosswalk()
@@ -314,9 +380,7 @@ def enterprise_records(night: Night) -> tuple[pa.Table, pa.Array] | None:
 
 def relation(night: Night, name: str) -> tuple[pa.Table, pa.Array] | None:
     spec = RELATIONS[name]
-    rows = night.stack(
-        {spec.kind}, spec.columns, name, range_key=lambda r: [_relation_key(night, spec, r)]
-    )
+    rows = night.stack(RELATION_STACKS[name], name)
     if rows is None:
         return None
     if spec.crosswalk is not None:
@@ -344,14 +408,7 @@ def enterprise_roles(night: Night) -> tuple[pa.Table, pa.Array] | None:
     published roles that the build no longer has are deleted.
     """
     touched = night.touched.get("enterprise_role")
-    # in a range task, roles fall in their enterprise's range (the legal representatives come
-    # from the golden enterprise records of that range)
-    holders = night.stack(
-        {"enterprise_role"},
-        ROLE_COLUMNS,
-        "enterprise_role",
-        range_key=lambda r: [role_enterprises(with_credit_codes(r, night.crosswalk()))],
-    )
+    holders = night.stack(ROLES, "enterprise_role")  # a range task: by their enterprise
     golden = golden_enterprises(night, touched)
     parts = []
     if holders is not None:

@@ -19,7 +19,8 @@ def test_a_full_build_maps_range_tasks_and_an_incremental_night_is_one_task() ->
     assert upstream == {
         "plan": set(),
         "curate": {"plan"},
-        "build_range": {"plan"},
+        "scatter": {"plan"},
+        "build_range": {"plan", "scatter"},
         "publish_ranges": {"plan", "build_range"},
         "track_problems": {"curate", "publish_ranges"},
         "serving_files": {"curate", "publish_ranges"},
@@ -35,7 +36,7 @@ def test_a_full_build_maps_range_tasks_and_an_incremental_night_is_one_task() ->
     # only the one-task night and the publish change curated tables (their Asset events)
     for task_id in ("curate", "publish_ranges"):
         assert {a.uri for a in dag.get_task(task_id).outlets} >= {"datacloud://curated/person"}
-    for task_id in ("plan", "build_range"):
+    for task_id in ("plan", "scatter", "build_range"):
         assert not dag.get_task(task_id).outlets
     # the publish waits for every range; problems and reports follow whichever night ran
     assert str(dag.get_task("publish_ranges").trigger_rule).endswith(("all_success", "ALL_SUCCESS"))
