@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from datacloud import (
     catalogue_night,
     consistency_night,
+    curated_links,
     curated_tables,
     curation_ranges,
     delta,
@@ -289,7 +290,8 @@ class QualityGate:
     (call it with the table's name and rows: ``QualityGateError``).
 
     Links (owners, spouses, legal representatives, roles) resolve against the curated person
-    and enterprise tables as published so far tonight (person and enterprise go first).
+    and enterprise tables as published so far tonight (person and enterprise go first), a
+    slice's links against the keys of those tables that the slice names (``_related``).
 
     A full build's publish gates a table a slice at a time (``check_slices``, slices of
     ``slice_column``): one result per table, the one on the whole table.
@@ -297,28 +299,33 @@ class QualityGate:
 
     def __init__(self, root: StorageRoot, ds: date) -> None:
         self.root, self.ds = root, ds
-        self._keys: dict[str, tuple[int, pa.Table]] = {}  # link target -> (version, keys)
 
-    def _link_keys(self, table: str) -> pa.Table | None:
-        """The key column of a link target, read once per published version of it (Arrow,
-        as read: every slice and table looks its values up in it without a copy)."""
-        path = self.root.curated(table)
-        dt = open_table(path)
-        if dt is None:
-            return None
-        version = dt.version()
-        if table not in self._keys or self._keys[table][0] != version:
-            self._keys.pop(table, None)  # the older version goes before the newer is read
-            column = [LINK_TARGETS[table]]
-            self._keys[table] = (version, delta.read_table(path, column, version))
-        return self._keys[table][1]
-
-    def _related(self, name: str) -> dict[str, pa.Table]:
-        related = {}
+    def _related(self, name: str) -> Callable[[pa.Table], dict[str, pa.Table]]:
+        """The link targets of ``name``'s gate, each loaded once at its current version, as a
+        call giving a slice's: each target's keys among the slice's link values to it
+        (``curated_links.keys_among``), never its whole key column. A target without a table
+        is left out (its links are skipped and noted, as before)."""
+        meta = self._meta(name) or {}
+        links: dict[str, dict[str, str]] = meta.get("links", {})
+        targets = {}
         for table in LINK_TARGETS:
-            found = self._link_keys(table) if table != name else None
-            if found is not None:
-                related[table] = found
+            dt = open_table(self.root.curated(table)) if table != name else None
+            if dt is not None:
+                targets[table] = dt
+
+        def related(rows: pa.Table) -> dict[str, pa.Table]:
+            out = {}
+            for table, dt in targets.items():
+                column = LINK_TARGETS[table]
+                named = [
+                    pc.cast(rows[c], pa.string())
+                    for c, link in links.items()
+                    if link["table"] == table and c in rows.column_names
+                ]
+                values = pa.chunked_array([chunk for v in named for chunk in v.chunks], pa.string())
+                out[table] = pa.table({column: curated_links.keys_among(dt, column, values)})
+            return out
+
         return related
 
     @staticmethod
@@ -589,7 +596,7 @@ def _check_and_publish_parts(
     source = streamed.Source(
         schema=parts.schema,
         num_rows=parts.num_rows,
-        keys=lambda: parts.read([key])[key],
+        keys=lambda: parts.column_batches(key),
         slices=[functools.partial(parts.read_slice, first, lo, hi) for lo, hi in slices],
         whole=parts.read,
     )
@@ -602,16 +609,15 @@ Bounds = Callable[[str], list[tuple[Any, Any]]]  # a column -> its slices' [lo, 
 
 
 def _slicer(parts: curation_ranges.Parts, rows: int) -> Bounds:
-    """The slices of a column's range of about ``rows`` rows each (``split_points``; the
-    last also takes the nulls), cut once per column: the gate and the publish, slicing by
-    the same column, read the same slices."""
+    """The slices of a column's range of about ``rows`` rows each (``cut_points``: cut on a
+    sample of the column read batch by batch, never the whole column; the last also takes
+    the nulls), cut once per column: the gate and the publish, slicing by the same column,
+    read the same slices."""
     points: dict[str, list[Any]] = {}
 
     def bounds(column: str) -> list[tuple[Any, Any]]:
         if column not in points:
-            values = parts.read([column])[column]
-            points[column] = curation_ranges.split_points(values, rows)
-            del values
+            points[column] = curation_ranges.cut_points(parts, column, rows)
         cuts = points[column]
         return list(zip([None, *cuts], [*cuts, None], strict=True))
 

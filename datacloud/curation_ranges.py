@@ -22,7 +22,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from datacloud.atomic import replace_json, replace_with
 from datacloud.config import Department
 from datacloud.delta import has_deletion_vectors, open_table, plain_types
+from datacloud.key_hash import bucket_of
 from datacloud.paths import StorageRoot
 
 # staged rows read per batch by a range task (its memory holds one batch beside its range)
@@ -44,9 +45,9 @@ SCRATCH_KEEP_S = 7 * 24 * 3600
 # a part's row groups (sorted by the table's layout): the publish reads one slice of the
 # first sort column's range from every part, and the footers' statistics skip the rest
 PART_ROW_GROUP_ROWS = 65_536
+# values of a column sampled (every k-th row) to cut it into slices (``cut_points``)
+SAMPLE_ROWS = 131_072
 
-_P = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime as the polynomial's base
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)  # splitmix64
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -71,46 +72,6 @@ class KeyRange:
         for k in keys:
             mask |= bucket_of(k, self.count) == self.index
         return pa.array(mask, pa.bool_())
-
-
-def bucket_of(keys: pa.Array | pa.ChunkedArray, count: int) -> np.ndarray:
-    """The bucket (0 .. count-1) of each key's text; null counts as the empty text.
-
-    Stable across processes, hosts and library versions: arithmetic on the UTF-8 bytes only.
-    """
-    if isinstance(keys, pa.ChunkedArray):
-        keys = keys.combine_chunks()
-    text = pc.fill_null(pc.cast(keys, pa.large_string()), "")
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    n = len(text)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    _, offsets_buf, data_buf = text.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[text.offset : text.offset + n + 1]
-    start, end = int(offsets[0]), int(offsets[-1])
-    data = (
-        np.frombuffer(data_buf, np.uint8)[start:end]
-        if data_buf is not None
-        else np.zeros(0, np.uint8)
-    )
-    rel = offsets - start
-    lengths = np.diff(rel)
-    longest = int(lengths.max())
-    powers = np.ones(max(longest, 1), np.uint64)
-    if longest > 1:
-        powers[1:] = np.cumprod(np.full(longest - 1, _P, np.uint64))  # wraps mod 2**64
-    pos = np.arange(len(data), dtype=np.int64) - np.repeat(rel[:-1], lengths)
-    terms = (data.astype(np.uint64) + np.uint64(1)) * powers[pos]
-    sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(terms, dtype=np.uint64)])
-    h = sums[rel[1:]] - sums[rel[:-1]]  # each text's sum, mod 2**64
-    h ^= lengths.astype(np.uint64) * _M2
-    h ^= h >> np.uint64(30)
-    h *= _M1
-    h ^= h >> np.uint64(27)
-    h *= _M2
-    h ^= h >> np.uint64(31)
-    return (h % np.uint64(count)).astype(np.int64)
 
 
 # --- the staged rows of one range, streamed --------------------------------------------------
@@ -317,6 +278,36 @@ class Parts:
                 tables.append(self._conform(t, names))
         return pa.concat_tables(tables)
 
+    def column_batches(
+        self, column: str, batch_rows: int = PART_ROW_GROUP_ROWS
+    ) -> Iterator[pa.Array]:
+        """One column of every row, in range order, at most ``batch_rows`` values at a time, in
+        the table's type (a part without the column: nulls)."""
+        kind = self.schema.field(column).type
+        for f, s, n in zip(self.files, self.schemas, self.counts, strict=True):
+            if column not in s.names or pa.types.is_null(s.field(column).type):
+                for start in range(0, n, batch_rows):
+                    yield pa.nulls(min(batch_rows, n - start), kind)
+                continue
+            if not n:
+                continue
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=[column]):
+                yield batch.column(0).cast(kind)
+
+    def sample(self, column: str, most: int | None = None) -> tuple[pa.Array, int]:
+        """Every ``step``-th value of a column (the first row's, then every ``step`` rows, in
+        range order) and the ``step``: the smallest keeping at most ``most`` values. Read a
+        batch at a time: memory holds the sample and one batch. ``most``: ``SAMPLE_ROWS``."""
+        step = max(1, -(-self.num_rows // max(1, most or SAMPLE_ROWS)))
+        kept = [pa.array([], self.schema.field(column).type)]
+        at = 0
+        for values in self.column_batches(column):
+            first = (-at) % step
+            if first < len(values):
+                kept.append(values.take(pa.array(np.arange(first, len(values), step))))
+            at += len(values)
+        return pa.concat_arrays(kept), step
+
     def read_slice(
         self, column: str, lo: Any, hi: Any, columns: list[str] | None = None
     ) -> pa.Table:
@@ -359,15 +350,37 @@ def split_points(values: pa.Array | pa.ChunkedArray, rows: int) -> list[Any]:
     n = len(known)
     if n <= rows:
         return []
+    return _points(known, range(rows, n, rows))
+
+
+def _points(known: pa.Array | pa.ChunkedArray, picks: Iterable[int]) -> list[Any]:
+    """The values at positions ``picks`` of ``known`` (no nulls) in sorted order, each
+    greater than the one before and than the smallest value."""
     order = pc.sort_indices(known)
-    picks = pa.array(range(rows, n, rows), pa.int64())
-    cut = known.take(order.take(picks)).to_pylist()
+    cut = known.take(order.take(pa.array(picks, pa.int64()))).to_pylist()
     smallest = known.take(order.take(pa.array([0], pa.int64())))[0].as_py()
     points: list[Any] = []
     for v in cut:
         if v != smallest and (not points or v > points[-1]):
             points.append(v)
     return points
+
+
+def cut_points(parts: Parts, column: str, rows: int, most: int | None = None) -> list[Any]:
+    """``split_points`` of a column of the parts without holding the column. A table of at
+    most ``most`` (``SAMPLE_ROWS``) rows is cut exactly as ``split_points`` cuts its whole
+    column; a larger one on a sample of every k-th row (``Parts.sample``): into as many
+    slices as the sample's values stand for rows of ``rows`` (never more than
+    ``ceil(num_rows / rows)``), cut at the sample's quantiles, so of about ``rows`` rows."""
+    values, step = parts.sample(column, most)
+    if step == 1:
+        return split_points(values, rows)
+    known = pc.drop_null(values)
+    n = len(known)
+    slices = min(-(-n * step // rows), -(-parts.num_rows // rows))
+    if slices <= 1 or n == 0:
+        return []
+    return _points(known, sorted({n * i // slices for i in range(1, slices)}))
 
 
 def remove_scratch(scratch: Path) -> None:

@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -254,12 +254,15 @@ def check_curated(
     return check_curated_slices(root, name, [table], ds, related)
 
 
+Related = dict[str, pa.Table] | Callable[[pa.Table], dict[str, pa.Table]]
+
+
 def check_curated_slices(
     root: StorageRoot,
     name: str,
     slices: Iterable[pa.Table],
     ds: date,
-    related: dict[str, pa.Table],
+    related: Related,
 ) -> GateResult:
     """``check_curated`` on a table given as disjoint slices of its rows (taken one at a
     time): each slice is profiled and validated alone, and the counts are added up into the
@@ -270,7 +273,12 @@ def check_curated_slices(
     in one slice): every other check's verdict on a row depends on that row alone, and a link
     resolves against all of ``related`` in every slice. Slices without rows are skipped (all
     empty: the gate runs once on the empty table, as the whole table's would).
+
+    ``related`` may be a call giving, for a slice's rows, the related tables as far as that
+    slice's links need them (the same tables for every slice; each holding at least every
+    key the slice's link columns name that the table has): the verdicts are the same.
     """
+    lookup = related if callable(related) else (lambda _rows: related)
     declared = curated_tables.table(name).suite
     if declared is None:
         raise ValueError(f"curated table {name!r} has no quality suite (datacloud.curated_tables)")
@@ -283,7 +291,7 @@ def check_curated_slices(
             break
     if first is None:
         raise ValueError(f"curated table {name!r}: no slice to check")
-    profile, missing = curated_profile(first, meta, related, ds)
+    profile, missing = curated_profile(first, meta, lookup(first), ds)
     rows = first.num_rows
     pending = [profile]  # handed over, not kept: one slice's profile alive at a time
     del first, profile
@@ -295,7 +303,7 @@ def check_curated_slices(
             if not table.num_rows:
                 continue
             rows += table.num_rows
-            more, absent = curated_profile(table, meta, related, ds)
+            more, absent = curated_profile(table, meta, lookup(table), ds)
             del table
             if absent != missing:  # the same columns and related tables in every slice
                 raise RuntimeError(f"curated table {name}: a slice lacks other profile columns")

@@ -288,3 +288,39 @@ def test_check_curated_is_the_one_slice_case(root: StorageRoot) -> None:
     )
     assert split.rows == one.rows == table.num_rows
     assert not one.passed and split.passed
+
+
+@pytest.mark.parametrize("case", ["broken_link", "invalid_id"])
+def test_links_resolve_a_slice_at_a_time_on_a_sampled_cut(
+    root: StorageRoot, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person register in several files, one of them later than the night's first
+    read; the cut taken on a sample of every 3rd value (``curation_ranges.SAMPLE_ROWS``)
+    and the links looked up per slice: the whole-table gate's entry, and the register's key
+    column never read whole (``delta.read_table``) nor the parts' slice column
+    (``Parts.read``)."""
+    for i in (100, 101):  # two more persons, each appended as its own file
+        more = {"id_number": [_id(i)], "birth_date": [date(1980, 1, 1)]}
+        write_deltalake(
+            str(root.curated("person")),
+            pa.table(
+                more, schema=pa.schema([("id_number", pa.string()), ("birth_date", pa.date32())])
+            ),
+            mode="append",
+        )
+    table = pa.concat_tables(
+        [RIGHTS[case](), rights([("浙(2026)杭州市不动产权第0000040号", _id(101))]).slice(12)]
+    )
+    want_verdict, want = whole(root, "property_right", table)
+    assert want["rows"] == table.num_rows
+    parts = parts_of(root, "property_right", table, ranges=3)
+    monkeypatch.setattr(curation_ranges, "SAMPLE_ROWS", 3)
+
+    def whole_read(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("a whole column read")
+
+    monkeypatch.setattr(curation_night.delta, "read_table", whole_read)
+    monkeypatch.setattr(curation_ranges.Parts, "read", whole_read)
+    for rows in (1, 2, 5):
+        verdict, got = sliced(root, "property_right", parts, rows)
+        assert (verdict, got) == (want_verdict, want), rows
