@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 
 from datacloud.atomic import replace_json, replace_with, temporary_name
 from datacloud.config import Department
-from datacloud.curation_ranges import BATCH_ROWS, KeyRange, _batches, _shape, bucket_of
+from datacloud.curation_ranges import BATCH_ROWS, KeyRange, _batches, _shape
 from datacloud.delta import open_table
+from datacloud.key_hash import bucket_of
 from datacloud.paths import StorageRoot
 
 log = logging.getLogger(__name__)
