@@ -10,9 +10,12 @@ business key lands in the same bucket, so deduplicating each bucket on its own
 across two batches is still one row and one DUPLICATE_KEY. Rows with an empty business key
 (all kept) are spread by source key.
 
-What stays in memory for the whole table is the profile (one byte per row and profiled column)
-and the deduplication losers' keys. The source keys the deletions need (raw, accepted and
-staged; ``merge_plan``) are spilled too, in buckets by a hash of the source key.
+What stays in memory for the whole table is the profile (one byte per row and profiled column,
+which the gate reads whole). The source keys the deletions need (raw, accepted, the
+deduplication losers, staged; ``merge_plan``) are spilled too, in buckets by a hash of the
+source key. Every bucketed spill is a ``spill_buckets.BucketSpill``: at most ``MAX_OPEN`` open
+files however many buckets, and a few bytes of memory per slice written (a Parquet writer per
+bucket held a row group's metadata per slice: batches x buckets of them, the square of the rows).
 The spill folder lives beside the night's rejected files (the same personal data, the same
 disk) and is removed when the step ends; a folder left by a killed process is removed by the
 next stage of the table.
@@ -53,6 +56,7 @@ from datacloud.normalise import (
     unmapped_columns,
 )
 from datacloud.quality_profile import raw_profile
+from datacloud.spill_buckets import BucketSpill
 from datacloud.storage import DataPath
 
 BATCH_ENV = "DATACLOUD_STAGE_BATCH_ROWS"
@@ -82,15 +86,16 @@ class BatchedOutcome:
     """A raw partition normalised batch by batch; accepted rows wait in ``buckets``."""
 
     spill: Path
-    buckets: list[Path]  # deduplicated accepted rows, each sorted by source key
     n_buckets: int  # bucket_of's modulus
     rejected: Path  # rows.parquet as the night's rejected rows
     issues: Path  # issues.parquet
     profile: pa.Table
-    keys: Path  # source keys of the raw rows and of the accepted ones, by source-key bucket
-    losers: pa.Array  # the deduplication losers' source keys
     schema: pa.Schema | None  # of the accepted rows (None: no row was accepted)
     unmapped: list[str]
+    # deduplicated accepted rows by bucket, each file sorted by source key
+    buckets: dict[int, Path] = field(default_factory=dict)
+    # source keys by source-key bucket, per kind: raw, accepted, losers, staged, taken
+    keys: dict[str, BucketSpill] = field(default_factory=dict)
     rows_in: int = 0
     rows_accepted: int = 0
     rows_rejected: int = 0
@@ -104,7 +109,7 @@ class BatchedOutcome:
 
     def accepted_batches(self) -> Iterator[pa.RecordBatch]:
         """The accepted rows, bucket by bucket, a row group at a time."""
-        for path in self.buckets:
+        for path in self.buckets.values():
             with pq.ParquetFile(path) as f:
                 yield from f.iter_batches(use_threads=False)
 
@@ -155,7 +160,8 @@ def _raw_batches(partition: DataPath, rows: int) -> Iterator[pa.Table]:
 
 
 class _Writers:
-    """Parquet spill writers opened on first use, each with the first table's schema."""
+    """Parquet writers of the rejected rows and issues, opened on first use, each with the
+    first table's schema (a row group per batch)."""
 
     def __init__(self) -> None:
         self.open: dict[Path, pq.ParquetWriter] = {}
@@ -189,19 +195,17 @@ def normalise_partition(
     key = table.business_key
     out = BatchedOutcome(
         spill=spill,
-        buckets=[],
         n_buckets=n_buckets,
         rejected=spill / "rows.parquet",
         issues=spill / "issues.parquet",
         profile=pa.table({}),
-        keys=spill / "keys",
-        losers=pa.array([], pa.string()),
         schema=None,
         unmapped=[],
     )
     writers = _Writers()
+    buckets = BucketSpill(spill, "rows", n_buckets)
+    raw_keys = _keys(out, "raw")
     profiles: list[pa.Table] = []
-    out.keys.mkdir()
     unmapped: list[str] | None = None
     try:
         for raw in _raw_batches(partition, rows_per_batch):
@@ -210,7 +214,7 @@ def normalise_partition(
             pk = source_pk(raw, table)
             part = normalise_table(raw, dept, table, ds, dedup=False)
             profiles.append(raw_profile(raw, table, part.issues, pk, profile_columns))
-            _spill_keys(writers, out, "raw", pk)
+            _spill_keys(raw_keys, pk)
             out.rows_in += part.rows_in
             out.rows_rejected += part.rows_rejected
             out.warnings.update(part.warnings)
@@ -221,27 +225,34 @@ def normalise_partition(
             del raw, part, pk
             if out.schema is None:
                 out.schema = accepted.schema
-            ids = bucket_of(accepted, key, n_buckets)
-            order = np.argsort(ids, kind="stable")
-            grouped = accepted.take(pa.array(order))
-            ids = ids[order]
-            for b in np.unique(ids):
-                lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
-                writers.write(spill / f"bucket-{b:05d}.parquet", grouped.slice(lo, hi - lo))
-        bucket_files = sorted(p for p in writers.open if p.name.startswith("bucket-"))
-        for p in bucket_files:
-            writers.open.pop(p).close()
-        losers = _deduplicate_buckets(out, bucket_files, key, writers)
-        if losers:
-            out.rows_deduplicated = len(losers)
-            out.warnings["DUPLICATE_KEY"] += len(losers)
-            writers.write(out.issues, duplicate_issues(losers, table))
+            _spill_by(buckets, accepted, bucket_of(accepted, key, n_buckets))
+        raw_keys.close()
+        buckets.close()
+        _deduplicate_buckets(out, buckets, table, writers)
     finally:
         writers.close()
+        buckets.close()
+        for keys in out.keys.values():
+            keys.close()
     out.unmapped = unmapped or []
     out.profile = pa.concat_tables(profiles)
-    out.losers = pa.array(losers, pa.string())
     return out
+
+
+def _keys(out: BatchedOutcome, kind: str) -> BucketSpill:
+    """The spill of the source keys of a kind, in source-key buckets."""
+    if kind not in out.keys:
+        out.keys[kind] = BucketSpill(out.spill, f"keys-{kind}", out.n_buckets)
+    return out.keys[kind]
+
+
+def _spill_by(spill: BucketSpill, rows: pa.Table, ids: np.ndarray) -> None:
+    """Append each row to its bucket (``ids``, one per row), a slice per bucket."""
+    order = np.argsort(ids, kind="stable")
+    rows, ids = rows.take(pa.array(order)), ids[order]
+    for b in np.unique(ids):
+        lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
+        spill.write(int(b), rows.slice(lo, hi - lo))
 
 
 def _pk_bucket(keys: pa.Array, buckets: int) -> np.ndarray:
@@ -251,48 +262,52 @@ def _pk_bucket(keys: pa.Array, buckets: int) -> np.ndarray:
     return (hashed % np.uint64(buckets)).astype(np.int64)
 
 
-def _spill_keys(writers: _Writers, out: BatchedOutcome, kind: str, keys: pa.Array) -> None:
-    """Append source keys to ``keys/<kind>-<bucket>.parquet``, bucketed by the key's hash."""
+def _spill_keys(spill: BucketSpill, keys: pa.Array | pa.ChunkedArray) -> None:
+    """Append source keys (as text) to their spill, bucketed by the key's hash."""
     keys = pc.cast(keys, pa.string())
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
-    ids = _pk_bucket(keys, out.n_buckets)
-    order = np.argsort(ids, kind="stable")
-    keys, ids = keys.take(pa.array(order)), ids[order]
-    for b in np.unique(ids):
-        lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
-        part = pa.table({SOURCE_PK: keys.slice(lo, hi - lo)})
-        writers.write(out.keys / f"{kind}-{b:05d}.parquet", part)
+    _spill_by(spill, pa.table({SOURCE_PK: keys}), _pk_bucket(keys, spill.buckets))
 
 
 def _read_keys(out: BatchedOutcome, kind: str, b: int) -> pa.Array:
-    path = out.keys / f"{kind}-{b:05d}.parquet"
-    if not path.is_file():
+    rows = out.keys[kind].read(b) if kind in out.keys else None
+    if rows is None:
         return pa.array([], pa.string())
-    return pq.read_table(path)[SOURCE_PK].combine_chunks()
+    return rows[SOURCE_PK].combine_chunks()
 
 
 def _deduplicate_buckets(
-    out: BatchedOutcome, files: list[Path], key: list[str], writers: _Writers
-) -> list[str]:
-    """Deduplicate each bucket on its own (it holds every row of its keys), rewrite it sorted
-    by source key, spill its accepted source keys, count them, note the latest update."""
-    losers: list[str] = []
-    for path in files:
-        rows = pq.read_table(path)
-        kept, dropped = deduplicate(rows, key)
+    out: BatchedOutcome, buckets: BucketSpill, table: TableSpec, writers: _Writers
+) -> None:
+    """Deduplicate each bucket on its own (it holds every row of its keys), write it sorted
+    by source key, spill its accepted and its losers' source keys, write the losers' issues,
+    count them, note the latest update."""
+    accepted, losers = _keys(out, "accepted"), _keys(out, "losers")
+    for b in range(out.n_buckets):
+        rows = buckets.read(b)
+        buckets.release(b)
+        if rows is None:
+            continue
+        kept, dropped = deduplicate(rows, table.business_key)
         del rows
-        losers.extend(dropped)
+        if dropped:
+            out.rows_deduplicated += len(dropped)
+            out.warnings["DUPLICATE_KEY"] += len(dropped)
+            writers.write(out.issues, duplicate_issues(dropped, table))
+            _spill_keys(losers, pa.array(dropped, pa.string()))
         kept = kept.sort_by([(SOURCE_PK, "ascending")])
+        path = out.spill / f"bucket-{b:05d}.parquet"
         pq.write_table(kept, path, compression="zstd")
-        out.buckets.append(path)
+        out.buckets[b] = path
         out.rows_accepted += kept.num_rows
-        _spill_keys(writers, out, "accepted", kept[SOURCE_PK])
+        _spill_keys(accepted, kept[SOURCE_PK])
         if SOURCE_UPDATED_AT in kept.column_names and kept.num_rows:
             latest = pc.max(kept[SOURCE_UPDATED_AT]).as_py()
             if latest is not None and (out.latest is None or latest > out.latest):
                 out.latest = latest
-    return losers
+    accepted.close()
+    losers.close()
 
 
 def _same(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -325,31 +340,34 @@ def merge_plan(
     columns = list(dict.fromkeys([SOURCE_PK, *(key if by_key else []), *compare]))
     columns = [c for c in columns if c in names]
     target = pa.schema([schema.field(c) for c in columns])
-    writers = _Writers()
+    staged_keys, taken = _keys(out, "staged"), _keys(out, "taken")
+    staged_rows = BucketSpill(out.spill, "staged", out.n_buckets)
     try:
         for batch in pa.RecordBatchReader.from_stream(staged.scan(columns=columns)):
             rows = plain_types(pa.Table.from_batches([batch])).select(columns).cast(target)
-            _spill_keys(writers, out, "staged", rows[SOURCE_PK])
+            _spill_keys(staged_keys, rows[SOURCE_PK])
             if not (by_key or unchanged):
                 continue
             ids = bucket_of(rows, key, out.n_buckets) if by_key else np.zeros(len(rows), int)
-            order = np.argsort(ids, kind="stable")
-            rows, ids = rows.take(pa.array(order)), ids[order]
-            for b in np.unique(ids):
-                lo, hi = np.searchsorted(ids, b, "left"), np.searchsorted(ids, b, "right")
-                writers.write(out.spill / f"staged-{b:05d}.parquet", rows.slice(lo, hi - lo))
-        writers.close()  # the staged spill complete before any bucket reads it
+            _spill_by(staged_rows, rows, ids)
+        staged_keys.close()
+        staged_rows.close()  # the staged spill complete before any bucket reads it
         if by_key or unchanged:
-            for path in out.buckets:
-                _compare_bucket(out, path, key, compare, by_key, unchanged, writers)
+            for b, path in out.buckets.items():
+                old = staged_rows.read(b)
+                staged_rows.release(b)
+                if old is not None:
+                    _compare_bucket(path, old, taken, key, compare, by_key, unchanged)
     finally:
-        writers.close()
+        staged_keys.close()
+        staged_rows.close()
+        taken.close()
     gone: list[pa.Array] = []
     for b in range(out.n_buckets):
         mine = _read_keys(out, "staged", b)
         if not len(mine):
             continue
-        drop = pc.is_in(mine, value_set=out.losers)
+        drop = pc.is_in(mine, value_set=_read_keys(out, "losers", b))
         if full:
             drop = pc.or_(drop, pc.invert(pc.is_in(mine, value_set=_read_keys(out, "raw", b))))
         drop = pc.or_(drop, pc.is_in(mine, value_set=_read_keys(out, "taken", b)))
@@ -360,26 +378,23 @@ def merge_plan(
 
 
 def _compare_bucket(
-    out: BatchedOutcome,
     path: Path,
+    old: pa.Table,
+    taken: BucketSpill,
     key: list[str],
     compare: list[str],
     by_key: bool,
     unchanged: bool,
-    writers: _Writers,
 ) -> None:
-    """One bucket against the staged rows of its business keys: spill the staged keys a row
-    accepted tonight takes over (its business key), drop the accepted rows staged unchanged."""
-    theirs = out.spill / path.name.replace("bucket-", "staged-")
-    if not theirs.is_file():
-        return
-    ours, old = pq.read_table(path), pq.read_table(theirs)
-    theirs.unlink()
+    """One bucket against the staged rows of its business keys (``old``): spill the staged
+    keys a row accepted tonight takes over (its business key), drop the accepted rows staged
+    unchanged."""
+    ours = pq.read_table(path)
     if by_key and ours.num_rows:
         has = pa.array(~business_key_empty(old, key))
         tonight = business_key_text(ours, key).filter(pa.array(~business_key_empty(ours, key)))
-        taken = pc.and_(has, pc.is_in(business_key_text(old, key), value_set=tonight))
-        _spill_keys(writers, out, "taken", old[SOURCE_PK].filter(taken))
+        over = pc.and_(has, pc.is_in(business_key_text(old, key), value_set=tonight))
+        _spill_keys(taken, old[SOURCE_PK].filter(over))
     if not unchanged:
         return
     at = pc.index_in(ours[SOURCE_PK], value_set=old[SOURCE_PK])

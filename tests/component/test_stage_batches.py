@@ -4,9 +4,10 @@ A property test: two nights of ``gongan.czrk`` drawn by hypothesis (duplicate ID
 different source keys, ties on the update time, broken and missing ID numbers, rows that vanish
 on the second night) are extracted from SQLite and staged twice, into two storage roots: once
 whole (``nightly.stage(..., whole=True)``) and once in batches of a drawn size (1, and sizes
-that put the two rows of a duplicate pair in different batches). Staged rows, the returned
-counts, the run state's rule counts, the rejected rows and issues and the gate's entry must be
-the same. Nothing is mocked.
+that put the two rows of a duplicate pair in different batches), with a drawn number of open
+files per bucketed spill (``spill_buckets.MAX_OPEN``: fewer than the buckets puts several
+buckets in one file). Staged rows, the returned counts, the run state's rule counts, the
+rejected rows and issues and the gate's entry must be the same. Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from datacloud import nightly, staging_batches
+from datacloud import nightly, spill_buckets, staging_batches
 from datacloud.delta import read_table
 from datacloud.landing import iter_partition
 from datacloud.paths import SQL_DIR, StorageRoot
@@ -120,7 +121,7 @@ def _seen(root: StorageRoot, ds: date) -> dict:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(nights=st.tuples(night, night), batch=st.integers(1, 15))
+@given(nights=st.tuples(night, night), batch=st.integers(1, 15), max_open=st.integers(1, 4))
 @example(  # a duplicate pair (RK01, RK09) split by every batch size below 9, a tie (RK03, RK04)
     nights=(
         {
@@ -135,11 +136,17 @@ def _seen(root: StorageRoot, ds: date) -> dict:
         {2: (C, "王五", TIMES[2]), 4: (B, "李四", TIMES[1]), 9: (A, "张叁", TIMES[1])},
     ),
     batch=1,
+    max_open=2,
 )
 def test_batched_staging_equals_the_whole_table_path(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, nights, batch
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    nights,
+    batch,
+    max_open,
 ) -> None:
     base = tmp_path_factory.mktemp("batches")
+    monkeypatch.setattr(spill_buckets, "MAX_OPEN", max_open)
     db = base / "gongan.db"
     whole, batched = StorageRoot(base / "whole"), StorageRoot(base / "batched")
     monkeypatch.setenv("DATACLOUD_ROOT", str(base / "unused"))
@@ -149,8 +156,9 @@ def test_batched_staging_equals_the_whole_table_path(
             nightly.extract(root, nightly.department("gongan"), "czrk", ds, f"sqlite:///{db}")
         out_whole = _stage(whole, ds, f"night-{i}", None)
         out_batched = _stage(batched, ds, f"night-{i}", batch)
-        assert out_batched == out_whole, f"night {i + 1}, batch {batch}"
-        assert _seen(batched, ds) == _seen(whole, ds), f"night {i + 1}, batch {batch}"
+        at = f"night {i + 1}, batch {batch}, {max_open} open"
+        assert out_batched == out_whole, at
+        assert _seen(batched, ds) == _seen(whole, ds), at
         if isinstance(out_batched, dict):
             n = out_batched
             assert n["rows_in"] == n["rows_accepted"] + n["rows_rejected"] + n["rows_deduplicated"]
@@ -191,6 +199,51 @@ def test_a_split_duplicate_pair_is_one_row_and_one_duplicate(
     issues = pq.read_table(storage_root.rejected("gongan", "czrk", ds) / "issues.parquet")
     dup = issues.filter(pc.equal(issues["rule_code"], "DUPLICATE_KEY"))
     assert dup["source_pk"].to_pylist() == ["RK01"]
+
+
+def _open_in(folder: Path) -> int:
+    """How many files under ``folder`` this process holds open."""
+    n = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            n += str(folder) in os.readlink(fd)
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+    return n
+
+
+def test_the_spill_files_open_at_once_do_not_grow_with_the_buckets(
+    storage_root: StorageRoot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of one row make a bucket per row (40); the bucketed spills share 2 files each.
+
+    The open spill files are counted at every batch's normalisation and every bucket's
+    deduplication: a writer per bucket (and per key bucket) kept up to 2 x 40 open, each
+    holding a row group's metadata per batch, so that memory grew with batches x buckets."""
+    monkeypatch.setattr(spill_buckets, "MAX_OPEN", 2)
+    db = tmp_path / "gongan.db"
+    _write(db, {k: (_id(f"33010619800101{k:03d}"), NAMES[k % 3], TIMES[0]) for k in range(40)})
+    ds = DAYS[0]
+    nightly.extract(storage_root, nightly.department("gongan"), "czrk", ds, f"sqlite:///{db}")
+    spill_parent = storage_root.rejected("gongan", "czrk", ds).parent
+    counts: list[int] = []
+
+    def counting(fn):
+        def inner(*args, **kwargs):
+            counts.append(_open_in(spill_parent))
+            return fn(*args, **kwargs)
+
+        return inner
+
+    monkeypatch.setattr(
+        staging_batches, "normalise_table", counting(staging_batches.normalise_table)
+    )
+    monkeypatch.setattr(staging_batches, "deduplicate", counting(staging_batches.deduplicate))
+    out = nightly.stage(storage_root, nightly.department("gongan"), "czrk", ds, "n", batch_rows=1)
+    assert out["rows_accepted"] == 40
+    assert len(counts) > 40  # 40 batches, then the buckets the 40 ID numbers hash into
+    # rows and raw keys (2 files each) + rejected rows and issues; then accepted and losers' keys
+    assert max(counts) <= 2 * 2 + 2, counts
 
 
 def test_batch_size_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
