@@ -599,6 +599,7 @@ def _check_and_publish_parts(
         keys=lambda: parts.column_batches(key),
         slices=[functools.partial(parts.read_slice, first, lo, hi) for lo, hi in slices],
         whole=parts.read,
+        spill=parts.files[0].parent / "_spill" if parts.files else None,  # in the scratch
     )
     result = streamed.publish(root.curated(name), source, _publish_spec(name, True, config), commit)
     log.info("curated/%s: written in %d slices", name, len(slices))

@@ -4,7 +4,8 @@ never holds a whole table's keys (``delta.streamed``).
 
 A key's bucket is ``key_hash.bucket_of`` of its text: equal keys always share a bucket, and a
 bucket keeps its rows in the order they were added. The files are Arrow IPC streams in a
-temporary folder (``tempfile``: ``TMPDIR``), removed on ``close``.
+temporary folder (in the folder given, else ``tempfile``'s: ``TMPDIR``), removed on
+``close``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ class Spill:
     come; ``bucket(i)`` reads one bucket back (after the last ``add``). A context manager:
     the files go on exit."""
 
-    def __init__(self, schema: pa.Schema, key: str, count: int) -> None:
+    def __init__(self, schema: pa.Schema, key: str, count: int, under: Path | None = None) -> None:
         self.schema, self.key, self.count = schema, key, count
         self.rows = 0
-        self._folder = Path(tempfile.mkdtemp(prefix="datacloud-spill-"))
+        if under is not None:
+            under.mkdir(parents=True, exist_ok=True)
+        self._folder = Path(tempfile.mkdtemp(prefix="datacloud-spill-", dir=under))
         self._writers: list[pa.ipc.RecordBatchStreamWriter] | None = [
             pa.ipc.new_stream(str(self._path(i)), schema) for i in range(count)
         ]

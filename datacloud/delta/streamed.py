@@ -60,13 +60,16 @@ class Source:
     (``spec.key``) of every row, read when needed, as a stream of arrays; ``slices``: calls
     each reading one slice of the rows, in any order within it. The slices are disjoint
     ranges of ``spec.sort_by[0]`` in ascending order (every value of a slice below every
-    value of the next; nulls in the last). ``whole``: every row at once, for a table published the old way."""
+    value of the next; nulls in the last). ``whole``: every row at once, for a table
+    published the old way. ``spill``: the local folder the keys and row hashes are set aside
+    in (``delta.spill``; None: ``TMPDIR``)."""
 
     schema: pa.Schema
     num_rows: int
     keys: Callable[[], Iterable[pa.Array | pa.ChunkedArray]]
     slices: Sequence[Callable[[], pa.Table]]
     whole: Callable[[], pa.Table]
+    spill: Path | None = None
 
 
 class _Whole(Exception):
@@ -147,7 +150,7 @@ def _write_and_commit(
     now = int(time.time() * 1000)
     if isinstance(path, Path):
         (path / "_delta_log").mkdir(parents=True, exist_ok=True)
-    pairs = None if old is None else Spill(old.schema, spec.key, old.count)
+    pairs = None if old is None else Spill(old.schema, spec.key, old.count, source.spill)
     with pairs or contextlib.nullcontext():
         adds, written = _write_slices(path, source, target, spec, now, pairs)
         try:
@@ -189,7 +192,7 @@ def _old_rows(dt: DeltaTable, source: Source, spec: PublishSpec, target: pa.Sche
     live = live_rows(dt)
     stored = plain_types(pa.schema(dt.schema().to_arrow()).empty_table()).schema
     schema = pa.schema([stored.field(spec.key), pa.field(ROW_HASH, pa.int64())])
-    old = Spill(schema, spec.key, buckets_for(max(live, source.num_rows)))
+    old = Spill(schema, spec.key, buckets_for(max(live, source.num_rows)), source.spill)
     try:
         reader = pa.RecordBatchReader.from_stream(dt.scan(columns=schema.names))
         for batch in reader:  # deleted rows left out (delta-rs applies deletion vectors)
@@ -198,7 +201,7 @@ def _old_rows(dt: DeltaTable, source: Source, spec: PublishSpec, target: pa.Sche
                 raise _Whole("published rows without a key")
             old.add(rows)
         if spec.deletion_vectors and source.num_rows <= spec.vectors_under * live:
-            gone = old.rows - _kept(old, source.keys(), spec.key)
+            gone = old.rows - _kept(old, source.keys(), spec.key, source.spill)
             if source.num_rows + gone <= spec.vectors_under * live:
                 raise _Whole("few touched keys: deletion vectors")
     except BaseException:
@@ -207,9 +210,11 @@ def _old_rows(dt: DeltaTable, source: Source, spec: PublishSpec, target: pa.Sche
     return old
 
 
-def _kept(old: Spill, keys: Iterable[pa.Array | pa.ChunkedArray], key: str) -> int:
+def _kept(
+    old: Spill, keys: Iterable[pa.Array | pa.ChunkedArray], key: str, under: Path | None
+) -> int:
     """How many of ``old``'s rows have a key among ``keys`` (a bucket at a time)."""
-    with Spill(pa.schema([old.schema.field(key)]), key, old.count) as new:
+    with Spill(pa.schema([old.schema.field(key)]), key, old.count, under) as new:
         for values in keys:
             new.add(pa.table({key: values}))
         found = 0

@@ -137,6 +137,9 @@ def test_a_full_builds_publish_holds_no_whole_column(
         curation_night._refused(gate, name, table)
         assert entries(root)[name] == gated_second[name], name
     assert gated_first["property_right"]["rows"] == 30
+    for name in again:  # the rebuild's buckets were set aside in the scratch, and are gone
+        spilled = root.root / "scratch" / "second" / name / "_spill"
+        assert spilled.is_dir() and not any(spilled.iterdir()), name
 
 
 def test_a_rebuild_with_a_key_twice_is_refused_across_buckets(
@@ -148,6 +151,8 @@ def test_a_rebuild_with_a_key_twice_is_refused_across_buckets(
     twice = pa.concat_tables([persons(12), persons(12).slice(5, 1)])
     with pytest.raises(ValueError, match="duplicate values of key column id_number"):
         publish(root, "second", {"person": twice}, gated=False)
+    spilled = root.root / "scratch" / "second" / "person" / "_spill"
+    assert spilled.is_dir() and not any(spilled.iterdir())  # removed after the failure too
 
 
 def test_cut_points_on_a_sample_keep_a_values_rows_together_and_size_the_slices(
