@@ -33,7 +33,9 @@ size: the machine is shared.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -320,7 +322,15 @@ def run_task(root: Path, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_sources(persons: int) -> dict[str, Any]:
-    """Generate the sample for ``persons`` and write it to PostgreSQL and MariaDB."""
+    """Generate the sample for ``persons`` and write it to PostgreSQL and MariaDB, in a child
+    process: the generator holds the whole sample (about 18 GiB at 10M persons), and a parent
+    that kept that memory for the night would leave the tasks less than the machine has."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        return pool.submit(_load_sources, persons).result()
+
+
+def _load_sources(persons: int) -> dict[str, Any]:
     from datacloud.sample import generate
     from datacloud.sample.ddl import tables
     from datacloud.sample.writer import write_url
