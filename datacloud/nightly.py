@@ -48,7 +48,7 @@ from datacloud.normalise import (
 )
 from datacloud.paths import StorageRoot, departments_dir
 from datacloud.quality import GateResult, QualityGateError
-from datacloud.report import problems_as_of, rows_of, write_department_report, write_overview
+from datacloud.report import problems_as_of, write_department_report, write_overview
 from datacloud.staged_rows import staged_deletions
 
 log = logging.getLogger(__name__)
@@ -547,10 +547,10 @@ def report(root: StorageRoot, dept: Department, ds: date) -> dict[str, Any]:
 def refresh_reports(root: StorageRoot, depts: list[Department], ds: date) -> dict[str, str]:
     """Rewrite the reports of the departments that ran for ``ds`` (after curation, so they
     show that night's cross-department findings), and the overview; returns each status.
-    The problem table is read once for every department."""
-    everyone = problems_as_of(root, ds)
+    Each department's rows of the problem table are read for its report alone (the
+    department's filter pushed into the read), never the whole table."""
     written = {
-        d.code: write_department_report(root, d, ds, rows_of(everyone, d.code)).status
+        d.code: write_department_report(root, d, ds, problems_as_of(root, ds, d.code)).status
         for d in depts
         if root.run_state(d.code, ds).is_dir()
     }

@@ -14,14 +14,34 @@ them (``datacloud.masking``).
 
 from __future__ import annotations
 
+import functools
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
 
-from datacloud.delta import open_table, overwrite, read_loaded, rs, version_as_of
+from datacloud.delta import (
+    has_deletion_vectors,
+    log,
+    open_table,
+    overwrite,
+    plain_types,
+    read_loaded,
+    rs,
+    version_as_of,
+)
 from datacloud.delta.read import load
-from datacloud.delta.spec import CommitInfo, writer
+from datacloud.delta.rewrite import add_action, file_name, replace_all, stats_json, write_file
+from datacloud.delta.spec import ROW_GROUP_ROWS, CommitInfo, writer
 from datacloud.paths import StorageRoot
 
 SCHEMA = pa.schema(
@@ -151,3 +171,152 @@ def write_problems(root: StorageRoot, table: pa.Table, ds: date, run_id: str) ->
         commit_properties=CommitInfo(run_id, ds.isoformat()).properties(),
     )
     return load(path).version()
+
+
+BATCH_ROWS = 65_536  # rows of the table read at a time by the streaming readers
+
+
+def _batches(dt: DeltaTable, filter: pc.Expression | None = None) -> Iterator[pa.Table]:
+    """A loaded table's rows (``SCHEMA``), ``BATCH_ROWS`` at a time, ``filter`` pushed into
+    the read (files and row groups skipped on their statistics)."""
+    if has_deletion_vectors(dt):  # deltalake's pyarrow dataset refuses such a table
+        reader = pa.RecordBatchReader.from_stream(dt.scan())
+        for batch in reader:
+            rows = conform(plain_types(pa.Table.from_batches([batch])))
+            yield rows if filter is None else rows.filter(filter)
+        return
+    dataset = dt.to_pyarrow_dataset()
+    # no read-ahead: pyarrow's default holds up to 16 batches of 4 files decoded at once
+    batches = dataset.to_batches(
+        filter=filter, batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1
+    )
+    for batch in batches:
+        if batch.num_rows:
+            yield conform(plain_types(pa.Table.from_batches([batch])))
+
+
+class BatchesBefore:
+    """``read_before`` a batch at a time: the table as the nights before ``ds`` left it."""
+
+    def __init__(self, root: StorageRoot, ds: date) -> None:
+        path = root.problems_table()
+        version = version_as_of(path, (ds - timedelta(days=1)).isoformat())
+        self.table = None if version is None else open_table(path, version)
+
+    @property
+    def num_rows(self) -> int:
+        if self.table is None:
+            return 0
+        if has_deletion_vectors(self.table):
+            return sum(b.num_rows for b in _batches(self.table))
+        return int(self.table.to_pyarrow_dataset().count_rows())
+
+    def batches(self) -> Iterator[pa.Table]:
+        if self.table is not None:
+            yield from _batches(self.table)
+
+
+def read_problems_where(
+    root: StorageRoot, dept: str, *, as_of: date, columns: list[str] | None = None
+) -> pa.Table:
+    """``read_problems(root, dept, as_of=...)``: the department filter pushed into the read
+    (a batch at a time: only the department's rows are held), ``columns`` only when given."""
+    path = root.problems_table()
+    version = version_as_of(path, as_of.isoformat())
+    dt = None if version is None else open_table(path, version)
+    names = columns or SCHEMA.names
+    if dt is None:
+        return empty().select(names)
+    parts = [b.select(names) for b in _batches(dt, pc.field("dept") == dept)]
+    if not parts:
+        return empty().select(names)
+    return pa.concat_tables(parts).combine_chunks()
+
+
+def content_digest(batches: Iterator[pa.Table | pa.RecordBatch]) -> tuple[int, int, int]:
+    """(rows, the wrapping sums of every row's hash under two seeds): the same for the same
+    rows in any order and any batching, read a batch at a time."""
+    rows, total, other = 0, 0, 0
+    for batch in batches:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        frame = pl.from_arrow(conform(table))
+        assert isinstance(frame, pl.DataFrame)
+        # numpy's uint64 sums wrap (mod 2**64) without a word; Python's ints then do it here
+        total = (total + int(frame.hash_rows(seed=0).to_numpy().sum(dtype=np.uint64))) % 2**64
+        other = (other + int(frame.hash_rows(seed=1).to_numpy().sum(dtype=np.uint64))) % 2**64
+        rows += frame.height
+    return rows, total, other
+
+
+def write_problem_slices(root: StorageRoot, slices: SliceSource, ds: date, run_id: str) -> int:
+    """``write_problems`` of a table given as slices (``slices.tables()``, each sorted, in
+    ``SORT_BY`` order; read once to compare, once to write): each slice is written as its
+    own data file, then one commit of our own replaces every file of the table (as the
+    streamed publish of a curated table does): the files hold the rows in ``SORT_BY`` order.
+    A rerun of the latest night with the same content makes no new version (the content
+    compared a batch at a time, ``content_digest``); a new night always commits."""
+    path = root.problems_table()
+    current = open_table(path)
+    if current is not None and latest_night(root) == ds:
+        names = pa.schema(current.schema().to_arrow()).names
+        same = names == SCHEMA.names and content_digest(_batches(current)) == content_digest(
+            t for _, t in slices.tables()
+        )
+        if same:
+            return current.version()
+    now = int(time.time() * 1000)
+    if isinstance(path, Path):
+        (path / "_delta_log").mkdir(parents=True, exist_ok=True)
+    schema = plain_types(SCHEMA.empty_table()).schema
+    logged = log.logged_adds(path, current.version()) if current is not None else {}
+    adds: list[dict[str, Any]] = []
+    written: dict[str, Callable[[], object]] = {}
+    try:
+        for name_of, rows in slices.tables():
+            name = file_name()
+            loc = path / name
+            size = write_file(loc, rows, ROW_GROUP_ROWS)
+            written[name] = functools.partial(_write_again, slices, name_of, loc)
+            adds.append(add_action(name, size, now, stats_json(rows)))
+        commit = CommitInfo(run_id, ds.isoformat())
+        actions = commit.actions("WRITE", {"mode": "Overwrite"})
+        if current is None:  # a new table, as delta-rs writes one (protocol 1/2)
+            actions += _create(schema, now)
+            version = 0
+        else:
+            actions += replace_all(current, logged, schema, now)
+            version = current.version() + 1
+        actions += [{"add": a} for a in adds]
+    except BaseException:
+        for name in written:
+            log.delete_file(path / name)
+        raise
+    return log.commit_files(path, version, actions, {}, written)
+
+
+class SliceSource(Protocol):
+    """Slices of the problem table (``problems_buckets.Slices``)."""
+
+    def tables(self) -> Iterator[tuple[str, pa.Table]]: ...  # (slice name, its rows sorted)
+
+    def table(self, name: str) -> pa.Table: ...
+
+
+def _write_again(slices: SliceSource, name: str, loc: Path) -> int:
+    """A slice's data file written again (it vanished around the commit)."""
+    return write_file(loc, slices.table(name), ROW_GROUP_ROWS)
+
+
+def _create(schema: pa.Schema, now: int) -> list[dict[str, Any]]:
+    """The ``protocol`` and ``metaData`` actions of a new table, as delta-rs writes them."""
+    metadata: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "name": None,
+        "description": None,
+        "format": {"provider": "parquet", "options": {}},
+        "schemaString": DeltaSchema.from_arrow(schema).to_json(),
+        "partitionColumns": [],
+        "createdTime": now,
+        "configuration": {},
+    }
+    return [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}, {"metaData": metadata}]

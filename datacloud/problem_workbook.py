@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
@@ -271,9 +272,179 @@ def _build(problems: pa.Table, dept: str) -> tuple[Workbook, int]:
     return wb, len(rows)
 
 
+WRITE_BATCH_ROWS = 8_192  # problems made Python objects (and cells) at a time when writing
+
+
+def _open_sorted(problems: pa.Table, dept: str) -> pa.Table:
+    """``open_problems``'s rows as Arrow (the columns the workbook uses), in its order."""
+    used = {"dept", "status", "person_key", *(column for column, _ in LOCKED_COLUMNS)}
+    problems = problems.select([c for c in problems.column_names if c in used])
+    if "dept" not in problems.column_names or "status" not in problems.column_names:
+        return problems.slice(0, 0)
+    chosen = pc.and_(
+        pc.equal(problems["dept"], dept),
+        pc.is_in(problems["status"], value_set=pa.array(sorted(OPEN_STATUSES), pa.string())),
+    )
+    rows = problems.filter(pc.fill_null(chosen, False))
+    if not rows.num_rows:
+        return rows
+    # (str(table), _text(due), problem_id): a date's text sorts as the date, "" (null) first
+    keys = pa.table(
+        {
+            "t": pc.cast(rows["table"], pa.string()),
+            "d": pc.fill_null(pc.cast(rows["due"], pa.string()), ""),
+            "p": rows["problem_id"],
+        }
+    )
+    order = pc.sort_indices(
+        keys, sort_keys=[("t", "ascending"), ("d", "ascending"), ("p", "ascending")]
+    )
+    return rows.take(order)
+
+
+def _dimension(ws: Any, ref: str) -> None:
+    """The ``<dimension>`` a write-only sheet does not know to write (its rows are yet to
+    come): the one the in-memory sheet's cells give, as ``WorksheetWriter`` asks for it."""
+    ws.calculate_dimension = lambda: ref
+
+
+def _skip_empty_rows(ws: Any) -> None:
+    """An empty row appended to a write-only sheet written as the in-memory sheet writes it:
+    not at all (openpyxl writes ``<row r="n"></row>``). Call before the first append."""
+    ws._get_writer()  # writes the sheet's top: the widths and dimension are set by now
+    writer = ws._writer
+    write_row = writer.write_row
+
+    def write(xf: Any, row: Iterable[Any], row_idx: int) -> None:
+        cells = list(row)
+        if cells:
+            write_row(xf, cells, row_idx)
+
+    writer.write_row = write
+
+
+def _styled(ws: Any, value: Any, **style: Any) -> Any:
+    cell = WriteOnlyCell(ws, value=value)
+    for name, v in style.items():
+        setattr(cell, name, v)
+    return cell
+
+
+def _stream(path: Path, problems: pa.Table, dept: str) -> int:
+    """``_build``'s workbook written with openpyxl's write-only worksheets, a batch of problems
+    at a time: the cells of every problem are never held together."""
+    rows = _open_sorted(problems, dept)
+    tables = (
+        [str(t) for t in pc.cast(rows["table"], pa.string()).to_pylist()] if rows.num_rows else []
+    )
+    counts: dict[str, int] = {}
+    for t in tables:
+        counts[t] = counts.get(t, 0) + 1
+    del tables
+    names = [sheet_name(t) for t in counts]
+    if len(set(names)) != len(names) or HELP_SHEET in names or META_SHEET in names:
+        raise ValueError(f"department {dept}: table names do not give distinct sheet names")
+    wb = Workbook(write_only=True)
+    help_ws = wb.create_sheet(HELP_SHEET)
+    _help_stream(help_ws, dept, counts)
+    sheets = {t: wb.create_sheet(sheet_name(t)) for t in counts}
+    meta = wb.create_sheet(META_SHEET)
+    _dimension(meta, f"A1:C{rows.num_rows + 4}")
+    for t, ws in sheets.items():
+        _table_top(ws, counts[t])
+    for line in (
+        ["format", FORMAT],
+        ["dept", dept],
+        ["written_at", _now()],
+        ["problem_id", "due", "status"],
+    ):
+        meta.append(line)
+    messages: dict[str, str] = {}
+    for batch in rows.to_batches(max_chunksize=WRITE_BATCH_ROWS):
+        for row in batch.to_pylist():
+            shown = cells(row, messages)
+            ws = sheets[str(row["table"])]
+            locked = [WriteOnlyCell(ws, value=shown[c]) for c, _ in LOCKED_COLUMNS]
+            for c in locked:
+                c.data_type = "s"
+            response = _styled(ws, None, protection=Protection(locked=False), fill=_INPUT_FILL)
+            note = _styled(
+                ws,
+                None,
+                protection=Protection(locked=False),
+                fill=_INPUT_FILL,
+                alignment=Alignment(wrap_text=True),
+            )
+            ws.append([*locked, response, note])
+            meta.append([shown["problem_id"], shown["due"], shown["status"]])
+    meta.sheet_state = "veryHidden"
+    _protect(meta)
+    wb.security = WorkbookProtection(lockStructure=True)
+    wb.active = 1 if counts else 0
+    replace_with(path, lambda tmp: wb.save(tmp))
+    return rows.num_rows
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _help_stream(ws: Any, dept: str, counts: dict[str, int]) -> None:
+    """``_help_sheet`` on a write-only worksheet."""
+    _dimension(ws, f"A1:A{len(_HELP) + 3 + max(1, len(counts))}")
+    ws.column_dimensions["A"].width = 100
+    _skip_empty_rows(ws)
+    ws.append([_styled(ws, f"部门 {dept} 问题数据反馈表", font=Font(bold=True, size=14))])
+    ws.append([])
+    for line in _HELP:
+        ws.append([line])
+    ws.append([])
+    if not counts:
+        ws.append(["目前没有待整改的问题。"])
+    for table, n in sorted(counts.items()):
+        ws.append([f"工作表 {sheet_name(table)}：{n} 个待整改问题"])
+    _protect(ws)
+
+
+def _table_top(ws: Any, n: int) -> None:
+    """A write-only table sheet's header, widths, frozen panes, drop-down and protection
+    (before its rows: a write-only sheet writes them as it goes)."""
+    _dimension(ws, f"A1:{get_column_letter(len(HEADERS))}{n + 1}")
+    for col, width in enumerate(_WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = width
+    ws.freeze_panes = "B2"
+    ws.append(
+        [
+            _styled(
+                ws,
+                title,
+                font=Font(bold=True),
+                fill=_HEADER_FILL if col < RESPONSE_COLUMN else _INPUT_FILL,
+                alignment=Alignment(vertical="center"),
+            )
+            for col, title in enumerate(HEADERS, start=1)
+        ]
+    )
+    if n:
+        letter = get_column_letter(RESPONSE_COLUMN)
+        dv = DataValidation(
+            type="list",
+            formula1='"' + ",".join(RESPONSES) + '"',
+            allow_blank=True,
+            showDropDown=False,
+            showErrorMessage=True,
+            errorTitle="答复无效",
+            error="请从列表中选择：" + " / ".join(RESPONSES),
+            promptTitle="答复",
+            prompt="已整改 / 有异议 / 无法整改",
+            showInputMessage=True,
+        )
+        dv.add(f"{letter}2:{letter}{n + 1}")
+        ws.data_validations.append(dv)
+    _protect(ws)
+
+
 def write_workbook(path: Path, problems: pa.Table, dept: str) -> int:
     """Write ``dept``'s feedback workbook to ``path`` (replaced atomically); returns the number
-    of problems it lists."""
-    wb, listed = _build(problems, dept)
-    replace_with(path, lambda tmp: wb.save(tmp))
-    return listed
+    of problems it lists. The workbook ``build_workbook`` builds, streamed (``_stream``)."""
+    return _stream(path, problems, dept)

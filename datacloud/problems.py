@@ -125,7 +125,7 @@ def latest_responses(responses: Iterable[Response], ds: date) -> dict[str, Respo
     return out
 
 
-def _observed_ids(observed: pa.Table) -> pa.ChunkedArray:
+def observed_ids(observed: pa.Table) -> pa.ChunkedArray:
     """Every observed row's ``problem_id``, ``ID_BATCH_ROWS`` rows at a time (only a batch's
     keys are Python strings at a time)."""
     keys = observed.select(["dept", "table", "source_key", "rule"])
@@ -161,7 +161,7 @@ def _buckets(previous: pa.Table, observed: pa.Table) -> int:
 
 
 def _observed_by_id(observed: pa.Table, ids: pa.ChunkedArray) -> dict[str, dict[str, Any]]:
-    """Tonight's problems by ID (``ids``: the rows' IDs, ``_observed_ids``); several issues of
+    """Tonight's problems by ID (``ids``: the rows' IDs, ``observed_ids``); several issues of
     one ID (two fields breaking the same rule in one row) become one problem naming every
     field."""
     out: dict[str, dict[str, Any]] = {}
@@ -215,9 +215,9 @@ def track(
     """
     keys_read = keys_read or {}
     buckets = buckets or _buckets(previous, observed)
-    ids = _observed_ids(observed)
+    ids = observed_ids(observed)
     groups = _buckets_of_rows(previous, observed, ids, buckets)
-    parts = [_track_bucket(p, o, i, covered, responses, ds, due, keys_read) for p, o, i in groups]
+    parts = [track_rows(p, o, i, covered, responses, ds, due, keys_read) for p, o, i in groups]
     # Arrow orders strings by their UTF-8 bytes: Python's code point order, as before
     table = pa.concat_tables(parts).sort_by([(k, "ascending") for k in SORT_BY])
     return table.combine_chunks()
@@ -237,7 +237,7 @@ def _buckets_of_rows(
         yield previous.filter(pc.equal(previous_bucket, b)), observed.filter(mine), ids.filter(mine)
 
 
-def _track_bucket(
+def track_rows(
     previous: pa.Table,
     observed: pa.Table,
     ids: pa.ChunkedArray,

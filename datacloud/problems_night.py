@@ -11,11 +11,16 @@ later nights' state).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import tempfile
 import unicodedata
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +29,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from datacloud import problem_store, problems, runstate
+from datacloud import problems_buckets as buckets
 from datacloud.config import Department
 from datacloud.consistency import MENTIONS
 from datacloud.consistency import TABLE as CONSISTENCY
@@ -271,6 +277,204 @@ def read_responses(root: StorageRoot, depts: list[Department]) -> list[problems.
     return out
 
 
+def _due(depts: list[Department], calendar: WorkingCalendar) -> problems.Due:
+    days = {d.code: d.problem_due_working_days for d in depts}
+
+    def due(dept: str, day: date) -> date:
+        return calendar.add(day, days.get(dept, 5))
+
+    return due
+
+
+def _issues_path(root: StorageRoot, dept: Department, table: str, ds: date) -> Path:
+    return root.rejected(dept.code, table, ds) / "issues.parquet"
+
+
+def _sources(root: StorageRoot, depts: list[Department], ds: date) -> Rejected:
+    """The sources normalised tonight and the incremental ones (``read_rejected``'s
+    ``covered`` and ``incremental``), without reading their rows."""
+    out = Rejected(problems.OBSERVED_SCHEMA.empty_table(), set(), set())
+    for dept in depts:
+        for spec in dept.tables:
+            if normalised_tonight(root, dept.code, ds, spec.name):
+                out.covered.add((dept.code, spec.name))
+                if spec.mode == "incremental":
+                    out.incremental.add((dept.code, spec.name))
+    return out
+
+
+def _rejected_batches(
+    root: StorageRoot, dept: Department, table: str, ds: date
+) -> Iterator[pa.Table]:
+    """A source's rejected-row problems (``read_rejected``'s rows, ``person_key`` left null:
+    it is joined in the bucket), ``KEY_BATCH_ROWS`` issues at a time, column-wise."""
+    path = _issues_path(root, dept, table, ds)
+    if not path.is_file():
+        return
+    # the rejections only, the columns a problem takes: the file also holds every warning
+    columns = ["source_pk", "field", "rule_code", "severity"]
+    for batch in pq.ParquetFile(path).iter_batches(KEY_BATCH_ROWS, columns=columns):
+        issues = pa.Table.from_batches([batch])
+        issues = issues.filter(pc.fill_null(pc.equal(issues["severity"], "reject"), False))
+        n = issues.num_rows
+        if not n:
+            continue
+        rules = pc.cast(issues["rule_code"], pa.string())
+        texts = {c: RULES[c].zh if c in RULES else c for c in pc.unique(rules).to_pylist()}
+        codes = [c for c in texts if c is not None]
+        message = pc.take(
+            pa.array([texts[c] for c in codes], pa.string()),
+            pc.index_in(rules, value_set=pa.array(codes, pa.string())),
+        )
+        yield pa.table(
+            {
+                "kind": pa.array(["rejected_row"] * n, pa.string()),
+                "dept": pa.array([dept.code] * n, pa.string()),
+                "table": pa.array([table] * n, pa.string()),
+                "source_key": pc.fill_null(pc.cast(issues["source_pk"], pa.string()), "None"),
+                "field": pc.cast(issues["field"], pa.string()),
+                "rule": rules,
+                "message_zh": message,
+                "person_key": pa.nulls(n, pa.string()),
+            },
+            schema=problems.OBSERVED_SCHEMA,
+        )
+
+
+def _person_batches(
+    root: StorageRoot, dept: Department, table: str, ds: date
+) -> Iterator[pa.Table]:
+    """``_person_keys`` a batch at a time, as (dept, table, source_key, person_key) rows."""
+    spec = dept.table(table)
+    people = MENTIONS.get(spec.kind) or []
+    path = root.rejected(dept.code, table, ds) / "rows.parquet"
+    if not people or not path.is_file():
+        return
+    column = spec.columns.get(people[0][0])
+    if column is None or column.source is None:
+        return
+    rows = pq.ParquetFile(path)
+    if column.source not in rows.schema_arrow.names or SOURCE_PK not in rows.schema_arrow.names:
+        return
+    for batch in rows.iter_batches(KEY_BATCH_ROWS, columns=[SOURCE_PK, column.source]):
+        found = [
+            (str(pk), key)
+            for pk, raw in zip(
+                batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True
+            )
+            if pk is not None and (key := person_key(raw)) is not None
+        ]
+        n = len(found)
+        yield pa.table(
+            {
+                "dept": [dept.code] * n,
+                "table": [table] * n,
+                "source_key": [k for k, _ in found],
+                "person_key": [p for _, p in found],
+            }
+        )
+
+
+def _read_batches(
+    root: StorageRoot, dept: Department, table: str, ds: date, wanted: bool
+) -> Iterator[pa.Table]:
+    """``_keys_read`` without ``wanted``: every source key read tonight of the table, a batch
+    at a time, as (dept, table, source_key) rows (the bucket tests them against its own
+    problems). Raises MissingColumns (after counting the files) when a file lacks a key
+    column; nothing is decoded when the table has no problem (``wanted`` false)."""
+    spec = dept.table(table)
+    partition = root.raw_partition(dept.code, table, ds)
+    columns = list(spec.primary_key) if wanted else []
+    try:
+        for batch in iter_partition(partition, KEY_BATCH_ROWS, columns):
+            if wanted:
+                keys = source_pk(batch, spec)
+                n = len(keys)
+                yield pa.table({"dept": [dept.code] * n, "table": [table] * n, "source_key": keys})
+    except MissingColumns:
+        for _ in iter_partition(partition, KEY_BATCH_ROWS, []):
+            pass  # the files are still counted against the marker
+        raise
+
+
+def _findings_stream(dt: DeltaTable, ds: date) -> Iterator[pa.Table]:
+    """``_findings_of`` a batch at a time (the date filter in the read); a table with
+    deletion vectors is read as ``_findings_of`` reads it."""
+    if has_deletion_vectors(dt):
+        yield _findings_of(dt, ds)
+        return
+    schema = pa.schema(dt.schema().to_arrow())
+    columns = [c for c in FINDING_COLUMNS if c in schema.names]
+    night = pc.field("business_date")
+    if schema.field("business_date").type != pa.date32():
+        night = night.cast(pa.date32())
+    where = night == pa.scalar(ds, pa.date32())
+    dataset = dt.to_pyarrow_dataset()
+    batches = dataset.to_batches(
+        columns=columns,
+        filter=where,
+        batch_size=KEY_BATCH_ROWS,
+        batch_readahead=1,  # pyarrow's default holds up to 16 batches of 4 files at once
+        fragment_readahead=1,
+    )
+    for batch in batches:
+        if batch.num_rows:
+            yield plain_types(pa.Table.from_batches([batch]))
+
+
+def _findings_batches(dt: DeltaTable | None, ds: date) -> Iterator[pa.Table]:
+    """``read_findings``'s problems, ``KEY_BATCH_ROWS`` findings at a time."""
+    if dt is None:
+        return
+    for rows in _findings_stream(dt, ds):
+        for batch in rows.to_batches(max_chunksize=KEY_BATCH_ROWS):
+            part = pa.Table.from_batches([batch])
+            ids = pc.cast(part["id_number"], pa.string())
+            n = part.num_rows
+            zh = part["finding_zh"] if "finding_zh" in part.column_names else part["finding"]
+            yield pa.table(
+                {
+                    "kind": pa.array(["finding"] * n, pa.string()),
+                    "dept": pc.cast(part["department"], pa.string()),
+                    "table": pa.array([problems.FINDING_TABLE] * n, pa.string()),
+                    "source_key": ids,
+                    "field": pc.cast(part["field"], pa.string()),
+                    "rule": pc.cast(part["finding"], pa.string()),
+                    "message_zh": pc.cast(zh, pa.string()),
+                    "person_key": ids,
+                },
+                schema=problems.OBSERVED_SCHEMA,
+            )
+
+
+def _tonight_findings(
+    root: StorageRoot, depts: list[Department], ds: date
+) -> tuple[DeltaTable | None, int, set[Source]]:
+    """The ``consistency`` table when curation compared tonight, tonight's findings counted
+    (none read), and the sources compared tonight, as ``read_findings`` decides them."""
+    dt = open_table(root.curated(CONSISTENCY))
+    found = 0
+    if dt is not None:
+        found = (
+            sum(b.num_rows for b in _findings_stream(dt, ds))
+            if has_deletion_vectors(dt)
+            else _count_findings(dt, ds)
+        )
+    state = read_state(root) or {}
+    if not found and state.get("ds") != ds.isoformat():
+        return None, 0, set()
+    return dt, found, {(d.code, problems.FINDING_TABLE) for d in depts}
+
+
+def _count_findings(dt: DeltaTable, ds: date) -> int:
+    """Tonight's findings counted on the ``business_date`` column alone."""
+    schema = pa.schema(dt.schema().to_arrow())
+    night = pc.field("business_date")
+    if schema.field("business_date").type != pa.date32():
+        night = night.cast(pa.date32())
+    return int(dt.to_pyarrow_dataset().count_rows(filter=night == pa.scalar(ds, pa.date32())))
+
+
 def track_night(
     root: StorageRoot,
     depts: list[Department],
@@ -280,7 +484,12 @@ def track_night(
 ) -> dict[str, Any]:
     """Track night ``ds``: tonight's problems against the table the nights before left, the
     responses applied, the table published (no new version when nothing changed). Returns
-    the version, the counts per department and the calendar the due dates were counted on."""
+    the version, the counts per department and the calendar the due dates were counted on.
+
+    Every input is read a batch at a time and spilled into buckets on local disk, each bucket
+    tracked alone and the table written slice by slice (``problems_buckets``): the same table
+    as ``problems.track`` over ``read_before``, ``read_rejected``, ``read_findings`` and
+    ``keys_read``, in memory that does not grow with the number of problems."""
     latest = problem_store.latest_night(root)
     if latest is not None and latest > ds:
         log.warning(
@@ -290,34 +499,78 @@ def track_night(
         )
         return {"version": problem_store.version(root), "skipped": True, "counts": {}}
     calendar = calendar or WorkingCalendar.load()
-    days = {d.code: d.problem_due_working_days for d in depts}
-
-    def due(dept: str, day: date) -> date:
-        return calendar.add(day, days.get(dept, 5))
-
-    previous = problem_store.read_before(root, ds)
-    rejected = read_rejected(root, depts, ds)
-    findings, compared = read_findings(root, depts, ds)
-    observed = pa.concat_tables([rejected.observed, findings])
-    read = keys_read(root, depts, ds, rejected.incremental, wanted_keys(previous, observed))
-    responses = problems.latest_responses(read_responses(root, depts), ds)
-    table = problems.track(
-        previous, observed, rejected.covered | compared, responses, ds, due, read
+    due = _due(depts, calendar)
+    sources = _sources(root, depts, ds)
+    findings, found, compared = _tonight_findings(root, depts, ds)
+    previous = problem_store.BatchesBefore(root, ds)
+    observed_rows = sum(
+        pq.ParquetFile(_issues_path(root, d, s.name, ds)).metadata.num_rows
+        for d in depts
+        for s in d.tables
+        if (d.code, s.name) in sources.covered and _issues_path(root, d, s.name, ds).is_file()
     )
-    version = problem_store.write_problems(root, table, ds, run_id)
-    counts = {
-        d.code: problems.summary(table.filter(pc.equal(table["dept"], d.code)), ds) for d in depts
-    }
+    total = previous.num_rows + observed_rows + found
+    responses = problems.latest_responses(read_responses(root, depts), ds)
+    scratch = root.root / "scratch" / "problems"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        spill = buckets.Spill(Path(tmp) / "in", buckets.buckets_for(total))
+        spill.folder.mkdir()
+        sizes: Counter[Source] = Counter()
+        for batch in previous.batches():
+            spill.add("previous", batch)
+            sizes.update(buckets.sizes_of([batch]))
+        by_code = {d.code: d for d in depts}
+        observed = (
+            b
+            for code, table in sorted(sources.covered - compared)
+            for b in _rejected_batches(root, by_code[code], table, ds)
+        )
+        for batch in itertools.chain(observed, _findings_batches(findings, ds)):
+            spill.add("observed", buckets.observed_with_ids(batch))
+            sizes.update(buckets.sizes_of([batch]))
+        for code, table in sorted(sources.covered - compared):
+            for batch in _person_batches(root, by_code[code], table, ds):
+                spill.add("person", batch)
+        unread: set[Source] = set()
+        for code, table in sorted(sources.incremental):
+            try:
+                for batch in _read_batches(
+                    root, by_code[code], table, ds, sizes[(code, table)] > 0
+                ):
+                    spill.add("read", batch)
+            except MissingColumns:
+                unread.add((code, table))
+        spill.close()
+        slices = buckets.Slices(Path(tmp) / "out", sizes)
+        counts = buckets.Counts()
+        for b in range(spill.buckets):
+            result = buckets.track_bucket(
+                spill,
+                b,
+                sources.covered | compared,
+                sources.incremental,
+                unread,
+                responses,
+                ds,
+                due,
+            )
+            counts.add(result)
+            slices.add(result)
+        version = problem_store.write_problem_slices(root, slices, ds, run_id)
+    open_total = sum(counts.open.values())
     log.info(
         "problems: night %s, version %d, %d problems (%d open)",
         ds.isoformat(),
         version,
-        table.num_rows,
-        sum(c["open"] for c in counts.values()),
+        counts.rows,
+        open_total,
     )
     return {
         "version": version,
-        "rows": table.num_rows,
-        "counts": {k: {"open": v["open"], "overdue": v["overdue"]} for k, v in counts.items()},
+        "rows": counts.rows,
+        "counts": {
+            d.code: {"open": counts.open[d.code], "overdue": counts.overdue[d.code]} for d in depts
+        },
         "calendar": calendar.source(),
     }

@@ -50,6 +50,7 @@ from transforms.rules import RULES
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
+ISSUE_BATCH_ROWS = 65_536  # rows of a night's issues file decoded at a time
 WORKBOOK = "problems.xlsx"  # the feedback workbook (问题数据反馈表, datacloud.problem_workbook)
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "report.schema.json"
 STATUS_ZH = {"success": "成功", "partial": "部分成功", "failed": "失败"}
@@ -108,8 +109,14 @@ def _rejected_issues(root: StorageRoot, dept: str, table: str, ds: date) -> pa.T
     path = root.rejected(dept, table, ds) / "issues.parquet"
     if not path.is_file():
         return None
-    issues = pq.read_table(path)
-    return issues.filter(pc.equal(issues["severity"], "reject"))
+    # the rejections only, a batch at a time: the file also holds every warning of the night
+    # with its raw value, which grows with the rows read
+    issues = pq.ParquetFile(path)
+    parts = [issues.schema_arrow.empty_table()]
+    for batch in issues.iter_batches(ISSUE_BATCH_ROWS):
+        part = pa.Table.from_batches([batch])
+        parts.append(part.filter(pc.equal(part["severity"], "reject")))
+    return pa.concat_tables(parts).combine_chunks()
 
 
 def _by_field(issues: pa.Table | None) -> list[dict[str, Any]]:
@@ -284,6 +291,8 @@ def problems_as_of(root: StorageRoot, ds: date, dept: str | None = None) -> pa.T
     the section and the workbook (and, by ``nightly.refresh_reports``, once for every
     department); None when unreadable (each part then reads and reports on its own)."""
     try:
+        if dept is not None:  # the department's filter pushed into the read
+            return problem_store.read_problems_where(root, dept, as_of=ds)
         return problem_store.read_problems(root, dept, as_of=ds)
     except Exception:  # problem_figures and the workbook say why, each in its place
         return None

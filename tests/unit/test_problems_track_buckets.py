@@ -276,7 +276,7 @@ def test_buckets_give_the_former_table(night: int, buckets: int) -> None:
 def test_the_buckets_split_the_problems() -> None:
     """Every bucket holds problems, an ID observed and previous falls in one bucket."""
     previous, observed = NIGHTS[2][0], NIGHTS[2][1]
-    ids = problems._observed_ids(observed)
+    ids = problems.observed_ids(observed)
     assert ids.to_pylist() == [
         problem_id(r["dept"], r["table"], r["source_key"], r["rule"]) for r in observed.to_pylist()
     ]
