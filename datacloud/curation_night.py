@@ -497,7 +497,7 @@ def build_range(
         raise RuntimeError("the survivorship rules changed after the plan; run the night again")
     part = curation_ranges.KeyRange(index, int(plan["count"]))
     scratch = Path(plan["scratch"])
-    night = Night(root, depts, config, dict(plan["versions"]), part=part)
+    night = Night(root, depts, config, dict(plan["versions"]), part=part, scratch=scratch)
     parts: dict[str, Any] = {}
     missing = []
     for name, build in BUILDERS.items():

@@ -77,7 +77,7 @@ class KeyRange:
 # --- the staged rows of one range, streamed --------------------------------------------------
 
 
-def _batches(dt: Any, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+def staged_batches(dt: Any, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
     """The table's rows (``columns``) in batches of at most ``batch_rows``, plain types; the
     first is the empty table with the schema (so a table without rows keeps its types)."""
     if has_deletion_vectors(dt):  # delta-rs's engine applies the vectors, as a stream
@@ -125,8 +125,8 @@ def stack_in_range(
             present = set(dt.schema().to_arrow().names)
             wanted = [c for c in (*columns, "_source_updated_at", "_ds") if c in present]
             kept = []
-            for t in _batches(dt, wanted, batch_rows):
-                shaped = _shape(t, columns, dept.code)
+            for t in staged_batches(dt, wanted, batch_rows):
+                shaped = stack_shape(t, columns, dept.code)
                 kept.append(shaped.filter(keep(shaped)) if shaped.num_rows else shaped)
             parts.append(pa.concat_tables(kept))
     if not parts:
@@ -136,7 +136,7 @@ def stack_in_range(
     return out.cast(pa.schema(untyped))
 
 
-def _shape(t: pa.Table, columns: list[str], source: str) -> pa.Table:
+def stack_shape(t: pa.Table, columns: list[str], source: str) -> pa.Table:
     """Rows of one staged table in ``staged_rows.stack``'s shape."""
     n = t.num_rows
     out: dict[str, Any] = {c: t[c] if c in t.column_names else pa.nulls(n) for c in columns}

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from datacloud.atomic import replace_json, replace_with, temporary_name
 from datacloud.config import Department
-from datacloud.curation_ranges import BATCH_ROWS, KeyRange, _batches, _shape
+from datacloud.curation_ranges import BATCH_ROWS, KeyRange, stack_shape, staged_batches
 from datacloud.delta import has_deletion_vectors, open_table, plain_types
 from datacloud.key_hash import bucket_of
 from datacloud.paths import StorageRoot
@@ -254,7 +254,7 @@ def _scatter_group(
             next(batches)  # the empty table with the schema (_schemas had it)
             for t in batches:
                 for s in readers:
-                    shaped = _shape(t, list(s.columns), code)
+                    shaped = stack_shape(t, list(s.columns), code)
                     order, sizes = scatter_order(s.keys(shaped), count)
                     taken = shaped.cast(schemas[s.id]).take(pa.array(order, pa.int64()))
                     start = 0
@@ -309,14 +309,14 @@ def _write_largest(buckets: dict[str, list[_Bucket]], waiting: int) -> int:
 
 
 def _stream(dt: Any, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    """``curation_ranges._batches``' tables (the empty one with the schema first, then the
+    """``curation_ranges.staged_batches``' tables (the empty one with the schema first, then the
     rows in the same order and types), read a row group at a time without threads: the
     scanner reads ahead of a consumer slower than itself by more the larger the table
     (streaming 1M persons' czrk at 0.15 s a batch held 106 MiB of Arrow memory, 3M 247
     MiB); this holds one row group's batches (37 MiB at both). A table with deletion
-    vectors is read as ``_batches`` reads it (delta-rs applies them)."""
+    vectors is read as ``staged_batches`` reads it (delta-rs applies them)."""
     if has_deletion_vectors(dt):
-        yield from _batches(dt, columns, batch_rows)
+        yield from staged_batches(dt, columns, batch_rows)
         return
     dataset = dt.to_pyarrow_dataset()
     yield plain_types(dataset.scanner(columns=columns).projected_schema.empty_table())
@@ -338,7 +338,7 @@ def _schemas(
     for code, dt, readers, wanted in tables:
         empty = next(iter(_stream(dt, wanted, batch_rows)))  # a generator: reads no rows
         for s in readers:
-            empties[s.id].append(_shape(empty, list(s.columns), code))
+            empties[s.id].append(stack_shape(empty, list(s.columns), code))
     out = {}
     for sid, shaped in empties.items():
         if shaped:

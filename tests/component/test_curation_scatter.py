@@ -13,7 +13,6 @@ process between two of its files.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
@@ -186,9 +185,6 @@ def mapped_with_scatter(
     scratch = Path(plan["scratch"])
     done = scatter_night(root, depts, plan)
     assert done["scattered"] is (count > 1)
-    # until build_range hands Night the plan's scratch folder itself (``scratch=scratch``),
-    # the test does
-    monkeypatch.setattr(curation_night, "Night", functools.partial(Night, scratch=scratch))
     with monkeypatch.context() as m:
         calls = forbid_streaming(m, curate) if count > 1 else []
         built = [curation_night.build_range(root, depts, plan, i) for i in plan["ranges"]]
