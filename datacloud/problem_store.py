@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -27,7 +26,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
-from deltalake import Schema as DeltaSchema
 
 from datacloud.delta import (
     has_deletion_vectors,
@@ -39,6 +37,7 @@ from datacloud.delta import (
     rs,
     version_as_of,
 )
+from datacloud.delta.protocol import new_table_actions
 from datacloud.delta.read import load
 from datacloud.delta.rewrite import add_action, file_name, replace_all, stats_json, write_file
 from datacloud.delta.spec import ROW_GROUP_ROWS, CommitInfo, writer
@@ -281,7 +280,7 @@ def write_problem_slices(root: StorageRoot, slices: SliceSource, ds: date, run_i
         commit = CommitInfo(run_id, ds.isoformat())
         actions = commit.actions("WRITE", {"mode": "Overwrite"})
         if current is None:  # a new table, as delta-rs writes one (protocol 1/2)
-            actions += _create(schema, now)
+            actions += new_table_actions(schema, now)
             version = 0
         else:
             actions += replace_all(current, logged, schema, now)
@@ -305,18 +304,3 @@ class SliceSource(Protocol):
 def _write_again(slices: SliceSource, name: str, loc: Path) -> int:
     """A slice's data file written again (it vanished around the commit)."""
     return write_file(loc, slices.table(name), ROW_GROUP_ROWS)
-
-
-def _create(schema: pa.Schema, now: int) -> list[dict[str, Any]]:
-    """The ``protocol`` and ``metaData`` actions of a new table, as delta-rs writes them."""
-    metadata: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "name": None,
-        "description": None,
-        "format": {"provider": "parquet", "options": {}},
-        "schemaString": DeltaSchema.from_arrow(schema).to_json(),
-        "partitionColumns": [],
-        "createdTime": now,
-        "configuration": {},
-    }
-    return [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}, {"metaData": metadata}]

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
 
 from datacloud.delta import log
 from datacloud.delta.spec import CDF, DV_FEATURE, CommitInfo
@@ -227,3 +230,19 @@ def remove_action(add: dict[str, Any], now: int) -> dict[str, Any]:
         if add.get(k) is not None:
             out[k] = add[k]
     return out
+
+
+def new_table_actions(schema: pa.Schema, now: int) -> list[dict[str, Any]]:
+    """The ``protocol`` and ``metaData`` actions of a new table, as delta-rs writes them
+    (our own writers' first commit: ``delta.streamed``, ``problem_store``)."""
+    metadata: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "name": None,
+        "description": None,
+        "format": {"provider": "parquet", "options": {}},
+        "schemaString": DeltaSchema.from_arrow(schema).to_json(),
+        "partitionColumns": [],
+        "createdTime": now,
+        "configuration": {},
+    }
+    return [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}, {"metaData": metadata}]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
-from deltalake import Schema as DeltaSchema
 
 from datacloud.delta import log, protocol
 from datacloud.delta.publishing import publish as publish_whole
@@ -165,7 +163,7 @@ def _write_and_commit(
             schema = plain_types(schema.empty_table()).schema
             if dt is None:  # a new table, as delta-rs writes one (protocol 1/2, no properties)
                 actions = commit.actions("WRITE", {"mode": "Overwrite"})
-                actions += _create(schema, now)
+                actions += protocol.new_table_actions(schema, now)
                 version = 0
             else:
                 info = commit.with_extra(**{f"rows_{k}": str(v) for k, v in counts.items()})
@@ -291,21 +289,6 @@ def _counts(old: Spill, new: Spill, num_rows: int, key: str, path: DataPath) -> 
         "updated": int(updated),
         "deleted": old.rows - matched_old,
     }
-
-
-def _create(schema: pa.Schema, now: int) -> list[dict[str, Any]]:
-    """The ``protocol`` and ``metaData`` actions of a new table, as delta-rs writes them."""
-    metadata: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "name": None,
-        "description": None,
-        "format": {"provider": "parquet", "options": {}},
-        "schemaString": DeltaSchema.from_arrow(schema).to_json(),
-        "partitionColumns": [],
-        "createdTime": now,
-        "configuration": {},
-    }
-    return [{"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}, {"metaData": metadata}]
 
 
 def _delete(path: DataPath, written: dict[str, Callable[[], object]]) -> None:
