@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import workbook_in_memory
 
 from datacloud import problem_store, problem_workbook
 from datacloud.problems import problem_id
@@ -68,10 +69,10 @@ def _parts(data: bytes) -> dict[str, bytes]:
 def test_the_streamed_workbook_is_the_one_built_in_memory(tmp_path: Path, dept: str) -> None:
     table = _table(500)
     built = io.BytesIO()
-    problem_workbook.build_workbook(table, dept).save(built)
+    workbook_in_memory.build_workbook(table, dept).save(built)
     path = tmp_path / "problems.xlsx"
     listed = problem_workbook.write_workbook(path, table, dept)
-    assert listed == len(problem_workbook.open_problems(table, dept))
+    assert listed == len(workbook_in_memory.open_problems(table, dept))
     new, old = _parts(path.read_bytes()), _parts(built.getvalue())
     assert new.keys() == old.keys()
     assert {n for n in new if new[n] != old[n]} == set()
