@@ -29,13 +29,14 @@ from datacloud.atomic import locked, replace_text
 from datacloud.config import QualitySpec, TableSpec
 from datacloud.masking import mask_text
 from datacloud.paths import StorageRoot
-from datacloud.quality_ge import ExpectationOutcome, run_suite, run_suite_slices
+from datacloud.quality_ge import ExpectationOutcome, run_suite_slices
 from datacloud.quality_profile import curated_profile, raw_profile
 from datacloud.quality_words import check_zh
 
 log = logging.getLogger(__name__)
 CURATED_SCOPE = "curated"
 _RATIO_CHECKS = (".present", ".valid")
+PROFILE_SLICE_ROWS = 1_000_000  # the raw gate's rows per slice: one slice's frame in memory
 
 
 class QualityGateError(RuntimeError):
@@ -198,11 +199,21 @@ def raw_profile_columns(table: TableSpec) -> list[str]:
 
 
 def check_profile(
-    root: StorageRoot, dept: str, table: TableSpec, profile: pa.Table, rows: int, ds: date
+    root: StorageRoot,
+    dept: str,
+    table: TableSpec,
+    profile: pa.Table,
+    rows: int,
+    ds: date,
+    slice_rows: int = PROFILE_SLICE_ROWS,
 ) -> GateResult:
     """Run the raw suite on a night's raw profile of ``rows`` rows: the whole table's, built
     in one go (``check_raw``) or batch by batch and concatenated (``datacloud.staging_batches``);
-    the verdict of each row depends on that row alone, so both are the same table."""
+    the verdict of each row depends on that row alone, so both are the same table.
+
+    GE validates the profile ``slice_rows`` rows at a time (one slice's pandas frame alive at
+    once) and the counts are added up (``quality_ge.run_suite_slices``); the row count and
+    the column set are judged on the whole table: the result is the whole profile's."""
     suite = suites.load_suite(suites.raw_suite_name(table.kind))
     history = [
         n for _, n in runstate.history(root, dept, table.name, ds, table.quality.volume.nights)
@@ -214,7 +225,15 @@ def check_profile(
             f"volume: median of {len(history)} earlier nights {statistics.median(history):g}, "
             f"allowed {bounds[0]}..{bounds[1]} rows"
         )
-    run = run_suite(root, (dept, table.name), tonight, profile, params, ds)
+    run = run_suite_slices(
+        root,
+        (dept, table.name),
+        tonight,
+        _profile_slices(profile, slice_rows),
+        params,
+        ds,
+        table_level=True,
+    )
     result = GateResult(
         suite["name"],
         dept,
@@ -236,6 +255,14 @@ def check_profile(
         run.seconds,
     )
     return result
+
+
+def _profile_slices(profile: pa.Table, slice_rows: int) -> Iterator[pa.Table]:
+    """``profile`` as zero-copy slices of ``slice_rows`` rows (an empty profile: itself)."""
+    if slice_rows < 1:
+        raise ValueError(f"slice_rows must be at least 1, not {slice_rows}")
+    for start in range(0, max(profile.num_rows, 1), slice_rows):
+        yield profile.slice(start, slice_rows)
 
 
 # --- curated gate -------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ page instead of adding new ones. Results are kept as ``SUMMARY`` with no unexpec
 progress bars and analytics are off. GE is imported here only, inside the task.
 
 A profile may come as slices (``run_suite_slices``: the curated gate of a full build's
-publish): each is validated alone and the counts of each expectation are added up into the
-one result of the table, stored and rendered as one page.
+publish, the raw gate of a night's table): each is validated alone and the counts of each
+expectation are added up into the one result of the table, stored and rendered as one page.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def run_suite_slices(
     profiles: Iterable[pa.Table],
     params: dict[str, float],
     ds: date,
+    table_level: bool = False,
 ) -> SuiteRun:
     """Validate a table's profile given as slices (``profiles``, taken one at a time: only
     one slice's pandas frame is alive at once) and build one Data Docs page for the table.
@@ -126,6 +127,11 @@ def run_suite_slices(
     or, for uniqueness, when no value of the column repeats across slices (the caller's
     business: ``quality.check_curated_slices``). One slice is GE's result as it is. The
     combined result is stored as the night's result and its page built from it.
+
+    With ``table_level`` the table-level expectations of the raw suites are judged on the
+    whole table too: the row count on the slices' rows summed (by GE's own check of the
+    expectation), the column set once (every slice has the same columns). Without it, a
+    suite holding one cannot be sliced (``ValueError``).
     """
     started = time.perf_counter()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -175,7 +181,8 @@ def run_suite_slices(
         del frame, result  # the slice's frame goes; its result's counts are kept
         if identifier is not None and this != identifier:
             raise RuntimeError(f"{name}: a slice's result has another identifier than the first")
-        identifier, validation = this, one if validation is None else _added(validation, one)
+        identifier = this
+        validation = one if validation is None else _added(validation, one, table_level)
         slices += 1
     if validation is None:
         raise ValueError(f"{name}: no profile to validate")
@@ -212,17 +219,22 @@ def run_suite_slices(
 # --- adding up the results of a table's slices ----------------------------------------------
 
 _SUMMED = ("element_count", "unexpected_count", "missing_count")
+# the raw suites' table-level expectations (expectations/raw_*.json)
+_ROW_COUNT = "expect_table_row_count_to_be_between"
+_COLUMN_SET = "expect_table_columns_to_match_set"
 
 
 def _raised(r: Any) -> bool:
     return bool((r.exception_info or {}).get("raised_exception"))
 
 
-def _added(total: Any, more: Any) -> Any:
+def _added(total: Any, more: Any, table_level: bool = False) -> Any:
     """``total`` (a suite's result over the slices so far) with a further slice's result
     ``more`` added: each column map expectation's counts summed. An expectation that raised
-    in a slice keeps that slice's result (it fails). Other expectations (no per-row counts,
-    e.g. a row count check) cannot be added up: ``ValueError``."""
+    in a slice keeps that slice's result (it fails). With ``table_level``, the row count's
+    observed rows are summed (judged in ``_judged``) and the column set's result must be
+    the same in every slice. Other expectations (no per-row counts, e.g. a row count check
+    without ``table_level``) cannot be added up: ``ValueError``."""
     if len(total.results) != len(more.results):
         raise RuntimeError("the slices' results have other expectations")
     for i, (a, b) in enumerate(zip(total.results, more.results, strict=True)):
@@ -234,6 +246,14 @@ def _added(total: Any, more: Any) -> Any:
             total.results[i] = b
             continue
         ra, rb = a.result or {}, b.result or {}
+        kind = a.expectation_config.type
+        if table_level and kind == _ROW_COUNT:
+            ra["observed_value"] = int(ra["observed_value"]) + int(rb["observed_value"])
+            continue
+        if table_level and kind == _COLUMN_SET:
+            if ra != rb or a.success != b.success:
+                raise RuntimeError("the slices' results have other columns")
+            continue
         if "element_count" not in ra or "element_count" not in rb:
             raise ValueError(
                 f"{a.expectation_config.type}: no per-row counts, it cannot be added up over slices"
@@ -247,11 +267,21 @@ def _added(total: Any, more: Any) -> Any:
 def _judged(validation: Any) -> None:
     """Percentages and success of the summed counts, as GE computes them for one frame
     (``_format_map_output``, ``_mostly_success``; ``expect_column_values_to_not_be_null``,
-    which has no missing count, over every row), then the suite's statistics and success."""
+    which has no missing count, over every row), then the suite's statistics and success.
+    A row count (summed by ``_added``) is judged by GE's own check of the expectation; a
+    column set keeps its (every slice's) verdict."""
     for r in validation.results:
         if _raised(r):
             continue
         res = r.result
+        kind = r.expectation_config.type
+        if kind == _ROW_COUNT:
+            check = r.expectation_config.to_domain_obj()
+            judged = check._validate(metrics={"table.row_count": int(res["observed_value"])})
+            r.success, r.result = bool(judged["success"]), dict(judged["result"])
+            continue
+        if kind == _COLUMN_SET:
+            continue
         total, bad = int(res["element_count"]), int(res.get("unexpected_count") or 0)
         mostly = r.expectation_config.kwargs.get("mostly")
         mostly = 1.0 if mostly is None else float(mostly)  # a suite parameter: filled by now
