@@ -13,7 +13,7 @@ gate, merge into the 1M-row staged table) → ``nightly.report``.
 * **ge_share**: the department's whole nightly run, ``airflow dags test dept_gongan`` for the
   next business date against the same PostgreSQL table (plan, four chunk extractions, land,
   stage with the gate, report; Airflow on SQLite metadata, migrated untimed): time inside
-  ``datacloud.quality_ge.run_suite`` in the stage task (importing Great Expectations, the
+  ``datacloud.quality_ge.run_suite_slices`` in the stage task (importing Great Expectations, the
   file context, the checkpoint run on the profile, the Data Docs page; recorded in the run
   state as ``quality_gate.ge_seconds``) ÷ the DAG run's wall time. Target ``<= 0.15``.
 * **ge_share_one_process**: the same GE time ÷ extract + stage + report called one after the
@@ -53,7 +53,7 @@ def timed_night(ds: date, run_id: str) -> dict[str, float]:
     from datacloud.paths import StorageRoot
 
     spent = {"ge": 0.0, "ge_import": 0.0, "gate": 0.0}
-    run_suite, check_raw = quality_ge.run_suite, quality.check_raw
+    run_suite, check_raw = quality_ge.run_suite_slices, quality.check_raw
 
     def ge(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
@@ -74,7 +74,7 @@ def timed_night(ds: date, run_id: str) -> dict[str, float]:
         finally:
             spent["gate"] += time.perf_counter() - t0
 
-    quality.run_suite, quality.check_raw = ge, gate
+    quality.run_suite_slices, quality.check_raw = ge, gate
     nightly.extract(StorageRoot.from_env(), nightly.department(DEPT), TABLE, ds, URL)
     t_stage = time.perf_counter()
     out = nightly.stage(StorageRoot.from_env(), nightly.department(DEPT), TABLE, ds, run_id)
