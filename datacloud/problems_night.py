@@ -212,10 +212,7 @@ def _findings_of(dt: DeltaTable, ds: date) -> pa.Table:
     groups of other nights are skipped on their statistics, the rest filtered as decoded)."""
     schema = pa.schema(dt.schema().to_arrow())
     columns = [c for c in FINDING_COLUMNS if c in schema.names]
-    night = pc.field("business_date")
-    if schema.field("business_date").type != pa.date32():  # cast, as the whole read did
-        night = night.cast(pa.date32())
-    where = night == pa.scalar(ds, pa.date32())
+    where = _on_night(schema, ds)
     if has_deletion_vectors(dt):  # deltalake's pyarrow dataset refuses such a table
         return read_loaded(dt, columns).filter(where)
     return plain_types(dt.to_pyarrow_table(columns=columns, filters=where))
@@ -236,14 +233,20 @@ def read_findings(
     covered = {(d.code, problems.FINDING_TABLE) for d in depts}
     if rows is None or not rows.num_rows:
         return problems.OBSERVED_SCHEMA.empty_table(), covered
+    return _observed_findings(rows), covered
+
+
+def _observed_findings(rows: pa.Table) -> pa.Table:
+    """``consistency`` rows as problems (``problems.OBSERVED_SCHEMA``): the person's ID number
+    is the source key."""
     ids = pc.cast(rows["id_number"], pa.string())
     n = rows.num_rows
     zh = rows["finding_zh"] if "finding_zh" in rows.column_names else rows["finding"]
-    observed = pa.table(
+    return pa.table(
         {
-            "kind": ["finding"] * n,
+            "kind": pa.array(["finding"] * n, pa.string()),
             "dept": pc.cast(rows["department"], pa.string()),
-            "table": [problems.FINDING_TABLE] * n,
+            "table": pa.array([problems.FINDING_TABLE] * n, pa.string()),
             "source_key": ids,
             "field": pc.cast(rows["field"], pa.string()),
             "rule": pc.cast(rows["finding"], pa.string()),
@@ -252,7 +255,6 @@ def read_findings(
         },
         schema=problems.OBSERVED_SCHEMA,
     )
-    return observed, covered
 
 
 def read_responses(root: StorageRoot, depts: list[Department]) -> list[problems.Response]:
@@ -405,10 +407,7 @@ def _findings_stream(dt: DeltaTable, ds: date) -> Iterator[pa.Table]:
         return
     schema = pa.schema(dt.schema().to_arrow())
     columns = [c for c in FINDING_COLUMNS if c in schema.names]
-    night = pc.field("business_date")
-    if schema.field("business_date").type != pa.date32():
-        night = night.cast(pa.date32())
-    where = night == pa.scalar(ds, pa.date32())
+    where = _on_night(schema, ds)
     dataset = dt.to_pyarrow_dataset()
     batches = dataset.to_batches(
         columns=columns,
@@ -428,23 +427,7 @@ def _findings_batches(dt: DeltaTable | None, ds: date) -> Iterator[pa.Table]:
         return
     for rows in _findings_stream(dt, ds):
         for batch in rows.to_batches(max_chunksize=KEY_BATCH_ROWS):
-            part = pa.Table.from_batches([batch])
-            ids = pc.cast(part["id_number"], pa.string())
-            n = part.num_rows
-            zh = part["finding_zh"] if "finding_zh" in part.column_names else part["finding"]
-            yield pa.table(
-                {
-                    "kind": pa.array(["finding"] * n, pa.string()),
-                    "dept": pc.cast(part["department"], pa.string()),
-                    "table": pa.array([problems.FINDING_TABLE] * n, pa.string()),
-                    "source_key": ids,
-                    "field": pc.cast(part["field"], pa.string()),
-                    "rule": pc.cast(part["finding"], pa.string()),
-                    "message_zh": pc.cast(zh, pa.string()),
-                    "person_key": ids,
-                },
-                schema=problems.OBSERVED_SCHEMA,
-            )
+            yield _observed_findings(pa.Table.from_batches([batch]))
 
 
 def _tonight_findings(
@@ -468,11 +451,17 @@ def _tonight_findings(
 
 def _count_findings(dt: DeltaTable, ds: date) -> int:
     """Tonight's findings counted on the ``business_date`` column alone."""
-    schema = pa.schema(dt.schema().to_arrow())
+    where = _on_night(pa.schema(dt.schema().to_arrow()), ds)
+    return int(dt.to_pyarrow_dataset().count_rows(filter=where))
+
+
+def _on_night(schema: pa.Schema, ds: date) -> pc.Expression:
+    """The filter on ``consistency``'s ``business_date`` for night ``ds`` (the column cast
+    to a date when stored otherwise, as the whole read did), pushed into the reads."""
     night = pc.field("business_date")
     if schema.field("business_date").type != pa.date32():
         night = night.cast(pa.date32())
-    return int(dt.to_pyarrow_dataset().count_rows(filter=night == pa.scalar(ds, pa.date32())))
+    return night == pa.scalar(ds, pa.date32())
 
 
 def track_night(
